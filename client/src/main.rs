@@ -1,0 +1,82 @@
+//! `reelforge`: the command-line client. Talks to a reelforge-server over gRPC.
+
+mod ingest;
+mod output;
+mod videos;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use reelforge_proto::v1::ingest_client::IngestClient;
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(
+    name = "reelforge",
+    version,
+    about = "Turn videos into highlight reels and a searchable index of moments"
+)]
+struct Cli {
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        env = "REELFORGE_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    addr: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest video files: upload them (default) or name files on the server's disk.
+    Ingest(ingest::IngestArgs),
+    /// Stored videos.
+    Videos {
+        #[command(subcommand)]
+        command: videos::VideosCommand,
+    },
+    /// Ingest jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: videos::JobsCommand,
+    },
+}
+
+pub type Client = IngestClient<Channel>;
+
+/// Largest message the client accepts (a video with many slices and signals is big).
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+async fn connect(addr: &str) -> anyhow::Result<Client> {
+    let url = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    let channel = Channel::from_shared(url.clone())
+        .with_context(|| format!("{addr} is not a valid server address"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach reelforge-server at {url} (is it running? set --addr or REELFORGE_ADDR)"))?;
+    Ok(IngestClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = async {
+        let mut client = connect(&cli.addr).await?;
+        match cli.command {
+            Command::Ingest(args) => ingest::run(&mut client, args).await,
+            Command::Videos { command } => videos::run_videos(&mut client, command).await,
+            Command::Jobs { command } => videos::run_jobs(&mut client, command).await,
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        eprintln!("reelforge: {}", output::one_line(&e));
+        std::process::exit(1);
+    }
+}

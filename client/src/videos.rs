@@ -1,0 +1,209 @@
+//! `reelforge videos ...` and `reelforge jobs ...`.
+
+use clap::Subcommand;
+use reelforge_proto::v1 as pb;
+use tokio_stream::StreamExt;
+
+use crate::output::{self, clock};
+use crate::Client;
+
+#[derive(Subcommand)]
+pub enum VideosCommand {
+    /// List stored videos.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one video with its slices.
+    Show {
+        video_id: String,
+        /// Include the 0.5 s signal windows.
+        #[arg(long)]
+        signals: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a video and everything derived from it.
+    Rm { video_ids: Vec<String> },
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job.
+    Show {
+        job_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a job's events and follow it to its end, as JSON lines.
+    Watch { job_id: String },
+    /// Cancel a queued or running job.
+    Cancel { job_id: String },
+}
+
+pub async fn run_videos(client: &mut Client, command: VideosCommand) -> anyhow::Result<()> {
+    match command {
+        VideosCommand::List { json } => {
+            let videos = client
+                .list_videos(pb::ListVideosRequest {})
+                .await?
+                .into_inner()
+                .videos;
+            if json {
+                return output::json_line(&videos);
+            }
+            println!("{:<16}  {:>9}  {:>6}  FILE", "VIDEO", "DURATION", "SLICES");
+            for v in videos {
+                println!(
+                    "{:<16}  {:>9}  {:>6}  {}",
+                    v.video_id,
+                    clock(v.duration_ms),
+                    v.slice_count,
+                    v.filename
+                );
+            }
+        }
+        VideosCommand::Show {
+            video_id,
+            signals,
+            json,
+        } => {
+            let request = pb::GetVideoRequest {
+                video_id,
+                include_signals: signals,
+            };
+            let video = client.get_video(request).await?.into_inner();
+            if json {
+                return output::json_line(&video);
+            }
+            print_video(&video);
+        }
+        VideosCommand::Rm { video_ids } => {
+            if video_ids.is_empty() {
+                anyhow::bail!("give the id of at least one video (see `reelforge videos list`)");
+            }
+            for video_id in video_ids {
+                let r = client
+                    .delete_video(pb::DeleteVideoRequest { video_id })
+                    .await?
+                    .into_inner();
+                println!("deleted {} ({} records)", r.video_id, r.records_removed);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_video(video: &pb::Video) {
+    if let Some(s) = &video.summary {
+        println!("video    {}", s.video_id);
+        println!("file     {}", s.filename);
+        println!("source   {}", s.source_path);
+        println!("sha256   {}", s.content_sha256);
+        println!("duration {} ({} bytes)", clock(s.duration_ms), s.size_bytes);
+        println!("analyser {}", s.analyzer);
+    }
+    for (kind, count) in &video.embedding_counts {
+        println!("embeddings {kind}: {count}");
+    }
+    println!("thumbnails {}", video.frames.len());
+    println!();
+    for a in &video.slices {
+        println!(
+            "slice {:>3} {}-{} score {:.2}  {}",
+            a.index,
+            clock(a.start_ms),
+            clock(a.end_ms),
+            a.highlight_score,
+            a.description
+        );
+    }
+    if !video.signals.is_empty() {
+        println!();
+        println!("{:>8}  {:>8}  {:>7}  cut", "t", "dBFS", "motion");
+        for w in &video.signals {
+            println!(
+                "{:>8}  {:>8.1}  {:>7.4}  {}",
+                clock(w.start_ms),
+                w.loudness_db,
+                w.motion,
+                if w.scene_cut { "*" } else { "" }
+            );
+        }
+    }
+}
+
+fn state_name(state: i32) -> &'static str {
+    pb::JobState::try_from(state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("JOB_STATE_UNKNOWN")
+}
+
+fn job_json(j: &pb::Job) -> serde_json::Value {
+    let mut value = serde_json::to_value(j).unwrap_or_default();
+    value["state"] = state_name(j.state)
+        .trim_start_matches("JOB_STATE_")
+        .to_lowercase()
+        .into();
+    value
+}
+
+pub async fn run_jobs(client: &mut Client, command: JobsCommand) -> anyhow::Result<()> {
+    match command {
+        JobsCommand::List { json } => {
+            let jobs = client
+                .list_jobs(pb::ListJobsRequest {})
+                .await?
+                .into_inner()
+                .jobs;
+            if json {
+                return output::json_line(&jobs.iter().map(job_json).collect::<Vec<_>>());
+            }
+            println!(
+                "{:<36}  {:<12}  {:<16}  {:>7}  FILE",
+                "JOB", "STATE", "VIDEO", "SLICES"
+            );
+            for j in jobs {
+                let state = state_name(j.state)
+                    .trim_start_matches("JOB_STATE_")
+                    .to_lowercase();
+                println!(
+                    "{:<36}  {:<12}  {:<16}  {:>3}/{:<3}  {}",
+                    j.job_id, state, j.video_id, j.slices_done, j.slices_total, j.filename
+                );
+            }
+        }
+        JobsCommand::Show { job_id, json } => {
+            let j = client
+                .get_job(pb::GetJobRequest { job_id })
+                .await?
+                .into_inner();
+            if json {
+                return output::json_line(&job_json(&j));
+            }
+            println!("{}", serde_json::to_string_pretty(&job_json(&j))?);
+        }
+        JobsCommand::Watch { job_id } => {
+            let mut stream = client
+                .watch_job(pb::WatchJobRequest { job_id })
+                .await?
+                .into_inner();
+            while let Some(event) = stream.next().await {
+                output::json_line(&event?)?;
+            }
+        }
+        JobsCommand::Cancel { job_id } => {
+            let j = client
+                .cancel_job(pb::CancelJobRequest { job_id })
+                .await?
+                .into_inner();
+            println!("{}", serde_json::to_string(&job_json(&j))?);
+        }
+    }
+    Ok(())
+}

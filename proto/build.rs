@@ -1,0 +1,20 @@
+//! Generates the gRPC code from `reelforge/v1/*.proto` with a vendored protoc, so a fresh
+//! machine needs no system protobuf compiler.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    std::env::set_var("PROTOC", protoc);
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let protos = ["reelforge/v1/common.proto", "reelforge/v1/ingest.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("reelforge_descriptor.bin"))
+        .type_attribute(".reelforge.v1", "#[derive(serde::Serialize)]")
+        .type_attribute(".reelforge.v1", "#[serde(rename_all = \"snake_case\")]")
+        .compile_protos(&protos, &["."])?;
+    Ok(())
+}

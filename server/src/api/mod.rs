@@ -1,0 +1,54 @@
+//! The gRPC layer: the only place (with `main.rs`) that knows tonic and the generated
+//! types. Handlers validate, convert, call the engine and convert back.
+
+mod convert;
+mod ingest;
+mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use reelforge_proto::v1::ingest_server::IngestServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use ingest::IngestApi;
+pub use status::to_status;
+
+use crate::ingest::Engine;
+
+/// Largest gRPC message accepted (upload chunks are far smaller).
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Serves every reelforge service, health and reflection (v1 and v1alpha) on `listener`
+/// until `shutdown` completes.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<IngestServer<IngestApi>>()
+        .await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(reelforge_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let ingest =
+        IngestServer::new(IngestApi::new(engine)).max_decoding_message_size(MAX_MESSAGE_BYTES);
+
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ingest)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Server configuration: defaults, then a TOML file, then `REELFORGE_*` environment
+//! variables, then command-line flags (applied by the binary). `Display` prints the
+//! effective configuration at start.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC server listens on; port 0 picks a free port.
+    pub listen: String,
+    /// Where sled, thumbnails and uploaded sources live.
+    pub data_dir: PathBuf,
+    /// Directories a client may ingest server-side files from. Empty disables path ingest.
+    pub allowed_roots: Vec<PathBuf>,
+    pub ffmpeg: String,
+    pub ffprobe: String,
+    pub ingest: IngestConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Default analysis slice length (what a VLM reads at once).
+    pub slice_seconds: f64,
+    /// Default matching clip length (visual descriptors are stored per clip).
+    pub clip_seconds: f64,
+    /// Frames per second sampled (at 64x36) for motion and scene-cut signals.
+    pub analysis_fps: f64,
+    /// Frames per second stored as JPEG thumbnails.
+    pub thumbnail_fps: f64,
+    /// Thumbnail height in pixels.
+    pub thumbnail_height: u32,
+    /// Colour-histogram distance between consecutive analysis frames that counts as a cut.
+    pub scene_cut_threshold: f32,
+    /// Ingest jobs that may run at once; more wait in a queue.
+    pub max_concurrent_jobs: usize,
+    /// Largest accepted upload.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:50051".into(),
+            data_dir: PathBuf::from(".reelforge"),
+            allowed_roots: Vec::new(),
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            slice_seconds: 30.0,
+            clip_seconds: 2.0,
+            analysis_fps: 10.0,
+            thumbnail_fps: 1.0,
+            thumbnail_height: 180,
+            scene_cut_threshold: 0.35,
+            max_concurrent_jobs: 2,
+            max_upload_bytes: 8 << 30,
+        }
+    }
+}
+
+/// Limits on per-request slice and clip lengths.
+pub const SLICE_SECONDS_RANGE: (f64, f64) = (1.0, 600.0);
+pub const CLIP_SECONDS_RANGE: (f64, f64) = (0.5, 30.0);
+
+impl Config {
+    /// Defaults, overlaid by `file` (if given) and then by `REELFORGE_*` variables in `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::invalid(format!("config file {}: {e}", path.display())))?;
+                toml::from_str(&text)
+                    .map_err(|e| Error::invalid(format!("config file {}: {e}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        for (key, value) in env {
+            if let Some(name) = key.strip_prefix("REELFORGE_") {
+                config.apply_env(name, &value)?;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, name: &str, value: &str) -> Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+            value
+                .parse()
+                .map_err(|_| Error::invalid(format!("REELFORGE_{name}={value:?} is not valid")))
+        }
+        match name {
+            "LISTEN" => self.listen = value.into(),
+            "DATA_DIR" => self.data_dir = value.into(),
+            "ALLOWED_ROOTS" => {
+                self.allowed_roots = std::env::split_paths(value).collect();
+            }
+            "FFMPEG" => self.ffmpeg = value.into(),
+            "FFPROBE" => self.ffprobe = value.into(),
+            "SLICE_SECONDS" => self.ingest.slice_seconds = parse(name, value)?,
+            "CLIP_SECONDS" => self.ingest.clip_seconds = parse(name, value)?,
+            "ANALYSIS_FPS" => self.ingest.analysis_fps = parse(name, value)?,
+            "THUMBNAIL_FPS" => self.ingest.thumbnail_fps = parse(name, value)?,
+            "MAX_CONCURRENT_JOBS" => self.ingest.max_concurrent_jobs = parse(name, value)?,
+            "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse(name, value)?,
+            // Variables the client or other tools read (REELFORGE_ADDR, ...) are not ours.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let i = &self.ingest;
+        let in_range = |v: f64, (lo, hi): (f64, f64)| v >= lo && v <= hi;
+        if !in_range(i.slice_seconds, SLICE_SECONDS_RANGE) {
+            return Err(Error::invalid(format!(
+                "ingest.slice_seconds must be within {SLICE_SECONDS_RANGE:?}, got {}",
+                i.slice_seconds
+            )));
+        }
+        if !in_range(i.clip_seconds, CLIP_SECONDS_RANGE) {
+            return Err(Error::invalid(format!(
+                "ingest.clip_seconds must be within {CLIP_SECONDS_RANGE:?}, got {}",
+                i.clip_seconds
+            )));
+        }
+        if !(1.0..=60.0).contains(&i.analysis_fps) || !(0.1..=10.0).contains(&i.thumbnail_fps) {
+            return Err(Error::invalid(
+                "ingest.analysis_fps must be in 1..=60 and ingest.thumbnail_fps in 0.1..=10",
+            ));
+        }
+        if i.max_concurrent_jobs == 0 {
+            return Err(Error::invalid(
+                "ingest.max_concurrent_jobs must be at least 1",
+            ));
+        }
+        if !(16..=2160).contains(&i.thumbnail_height) {
+            return Err(Error::invalid(
+                "ingest.thumbnail_height must be in 16..=2160",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = toml::to_string_pretty(self).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reelforge.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:1\"\n[ingest]\nslice_seconds = 10.0\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("REELFORGE_SLICE_SECONDS".to_string(), "20".to_string()),
+            ("REELFORGE_ADDR".to_string(), "ignored".to_string()),
+        ];
+        let config = Config::load(Some(&file), env).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:1");
+        assert_eq!(config.ingest.slice_seconds, 20.0);
+        assert_eq!(config.ingest.clip_seconds, 2.0);
+        assert!(config.to_string().contains("slice_seconds = 20.0"));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "slice_secs = 3\n").unwrap();
+        let err = Config::load(Some(&file), vec![]).unwrap_err().to_string();
+        assert!(err.contains("slice_secs"), "{err}");
+        let env = vec![("REELFORGE_SLICE_SECONDS".to_string(), "0".to_string())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("slice_seconds"), "{err}");
+    }
+}

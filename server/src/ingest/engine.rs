@@ -1,0 +1,645 @@
+//! The engine facade: validates requests, deduplicates by content, starts jobs under a
+//! concurrency limit, and serves stored videos. It knows nothing of gRPC.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use super::events::{IngestEvent, IngestSink};
+use super::jobs::{JobEvents, JobHandle};
+use super::paths;
+use super::pipeline::{Pipeline, PreparedIngest};
+use super::plan;
+use super::upload::Upload;
+use crate::analysis::{SignalWindow, SliceAnalysis, VideoAnalyzer};
+use crate::config::{Config, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
+use crate::error::{Error, ErrorKind, Result};
+use crate::media;
+use crate::store::{keys, now_unix_ms, FrameRecord, JobRecord, JobState, Store, VideoRecord};
+
+/// Per-request ingest options; zero means "the server's default".
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    pub force: bool,
+    pub slice_seconds: f64,
+    pub clip_seconds: f64,
+}
+
+/// A stored video with its derived records.
+#[derive(Debug, Clone)]
+pub struct VideoDetail {
+    pub video: VideoRecord,
+    pub slices: Vec<SliceAnalysis>,
+    pub signals: Vec<SignalWindow>,
+    pub frames: Vec<FrameRecord>,
+    pub embedding_counts: BTreeMap<String, u32>,
+}
+
+pub struct Engine {
+    config: Config,
+    store: Store,
+    analyzer: Arc<dyn VideoAnalyzer>,
+    /// Jobs not yet final, by job id.
+    running: Mutex<HashMap<String, Arc<JobHandle>>>,
+    /// Running job id by video id: one ingest per video at a time.
+    by_video: Mutex<HashMap<String, String>>,
+    slots: Arc<Semaphore>,
+    shutting_down: AtomicBool,
+    tasks: TaskTracker,
+}
+
+/// A file about to be ingested.
+struct SourceFile {
+    path: PathBuf,
+    filename: String,
+    sha256: Option<String>,
+    size: u64,
+    /// An upload's temporary file: moved under the data dir on success, removed otherwise.
+    uploaded: bool,
+}
+
+impl Engine {
+    /// Opens the store under `config.data_dir`, marks jobs a previous process left
+    /// unfinished as interrupted, and clears its temporary files.
+    pub fn open(config: Config, analyzer: Arc<dyn VideoAnalyzer>) -> Result<Arc<Engine>> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = Store::open(&config.data_dir.join("db"))?;
+        for dir in ["staging", "uploads"] {
+            let _ = std::fs::remove_dir_all(config.data_dir.join(dir));
+        }
+        for mut job in store.jobs()? {
+            if !job.state.is_final() {
+                job.state = JobState::Interrupted;
+                job.error = Some("the server stopped while this job ran; ingest again".into());
+                job.events.push(IngestEvent::Failed {
+                    kind: ErrorKind::Unavailable,
+                    message: job.error.clone().unwrap_or_default(),
+                });
+                job.finished_unix_ms = Some(now_unix_ms());
+                store.put_job(&job)?;
+            }
+        }
+        let slots = Arc::new(Semaphore::new(config.ingest.max_concurrent_jobs));
+        Ok(Arc::new(Engine {
+            config,
+            store,
+            analyzer,
+            running: Mutex::default(),
+            by_video: Mutex::default(),
+            slots,
+            shutting_down: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+        }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Ingests a file on the server's disk, inside the configured roots.
+    pub async fn ingest_path(
+        self: &Arc<Self>,
+        path: &str,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        resolve_lengths(&self.config, &options)?;
+        let roots = self.config.allowed_roots.clone();
+        let requested = path.to_string();
+        let (path, size) = blocking(move || {
+            let path = paths::resolve_server_path(&roots, &requested)?;
+            let size = paths::check_media_file(&path, &requested)?;
+            Ok((path, size))
+        })
+        .await?;
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let source = SourceFile {
+            path,
+            filename,
+            sha256: None,
+            size,
+            uploaded: false,
+        };
+        self.start(source, options).await
+    }
+
+    /// Starts receiving an upload; `Upload::finish` starts its ingest.
+    pub async fn begin_upload(
+        self: &Arc<Self>,
+        filename: &str,
+        expected_size: Option<u64>,
+        options: IngestOptions,
+    ) -> Result<Upload> {
+        self.check_accepting()?;
+        resolve_lengths(&self.config, &options)?;
+        Upload::begin(self.clone(), filename, expected_size, options).await
+    }
+
+    pub(super) async fn ingest_uploaded(
+        self: &Arc<Self>,
+        path: PathBuf,
+        filename: String,
+        sha256: String,
+        size: u64,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        let source = SourceFile {
+            path,
+            filename,
+            sha256: Some(sha256),
+            size,
+            uploaded: true,
+        };
+        self.start(source, options).await
+    }
+
+    fn check_accepting(&self) -> Result<()> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("the server is shutting down".into()));
+        }
+        Ok(())
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        source: SourceFile,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        let uploaded = source.uploaded.then(|| source.path.clone());
+        let result = self.start_inner(source, options).await;
+        // On success the job owns the upload; otherwise nothing may be left behind.
+        let job_owns_upload = matches!(&result, Ok(h) if !h.state().is_final());
+        if let (Some(path), false) = (uploaded, job_owns_upload) {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        result
+    }
+
+    async fn start_inner(
+        self: &Arc<Self>,
+        source: SourceFile,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        self.check_accepting()?;
+        let (slice_ms, clip_ms) = resolve_lengths(&self.config, &options)?;
+        let sha256 = match source.sha256.clone() {
+            Some(sha) => sha,
+            None => {
+                let path = source.path.clone();
+                blocking(move || sha256_file(&path)).await?
+            }
+        };
+        let video_id = keys::video_id_from_sha256(&sha256);
+        if let Some(handle) = self.running_job_for(&video_id) {
+            return Ok(handle);
+        }
+        let store = self.store.clone();
+        let id = video_id.clone();
+        let existing = blocking(move || store.video(&id)).await?;
+        if let (Some(video), false) = (&existing, options.force) {
+            return self.already_ingested(video, &source.filename).await;
+        }
+
+        let probe = media::probe(&self.config.ffprobe, &source.path).await?;
+        let slices = plan::plan_slices(probe.duration_ms, slice_ms, &probe.keyframes_ms)?;
+        let keep_source_at = source.uploaded.then(|| {
+            self.config
+                .data_dir
+                .join("media")
+                .join(&video_id)
+                .join(format!("source.{}", extension_of(&source.filename)))
+        });
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let prepared = PreparedIngest {
+            job_id: job_id.clone(),
+            video_id: video_id.clone(),
+            sha256,
+            filename: source.filename.clone(),
+            size_bytes: source.size,
+            source: source.path,
+            keep_source_at,
+            probe,
+            slice_ms,
+            clip_ms,
+            slices,
+        };
+        let handle = JobHandle::new(JobRecord {
+            job_id: job_id.clone(),
+            video_id: video_id.clone(),
+            filename: source.filename,
+            state: JobState::Queued,
+            error: None,
+            slices_done: 0,
+            slices_total: prepared.slices.len() as u32,
+            created_unix_ms: now_unix_ms(),
+            finished_unix_ms: None,
+            events: Vec::new(),
+        });
+        {
+            let mut by_video = self.by_video.lock().expect("job registry poisoned");
+            if let Some(other) = by_video.get(&video_id) {
+                // Another request for the same bytes won the race: follow its job.
+                if let Some(h) = self
+                    .running
+                    .lock()
+                    .expect("job registry poisoned")
+                    .get(other)
+                {
+                    return Ok(h.clone());
+                }
+            }
+            by_video.insert(video_id, job_id.clone());
+            self.running
+                .lock()
+                .expect("job registry poisoned")
+                .insert(job_id, handle.clone());
+        }
+        handle.emit(IngestEvent::Accepted {
+            video_id: prepared.video_id.clone(),
+            filename: prepared.filename.clone(),
+            slices: prepared
+                .slices
+                .iter()
+                .map(|s| (s.start_ms, s.end_ms))
+                .collect(),
+            already_ingested: false,
+        });
+        self.persist(&handle).await?;
+        let engine = self.clone();
+        let job = handle.clone();
+        self.tasks
+            .spawn(async move { engine.run_job(job, prepared).await });
+        Ok(handle)
+    }
+
+    async fn run_job(self: Arc<Self>, handle: Arc<JobHandle>, prepared: PreparedIngest) {
+        let permit = tokio::select! {
+            permit = self.slots.clone().acquire_owned() => permit.ok(),
+            _ = handle.cancel.cancelled() => None,
+        };
+        let result = match permit {
+            None => Err(Error::Cancelled("cancelled while queued".into())),
+            Some(_permit) => {
+                handle.update(|r| r.state = JobState::Running);
+                let _ = self.persist(&handle).await;
+                let staging = self.config.data_dir.join("staging").join(&prepared.job_id);
+                let pipeline = Pipeline {
+                    config: &self.config,
+                    store: &self.store,
+                    analyzer: self.analyzer.as_ref(),
+                };
+                let result = tokio::select! {
+                    r = pipeline.run(&prepared, &staging, handle.as_ref()) => r,
+                    _ = handle.cancel.cancelled() => Err(Error::Cancelled("cancelled by request".into())),
+                };
+                let _ = tokio::fs::remove_dir_all(&staging).await;
+                result
+            }
+        };
+        match result {
+            Ok(()) => handle.finish(JobState::Succeeded, None),
+            Err(e) => {
+                let interrupted =
+                    matches!(e, Error::Cancelled(_)) && self.shutting_down.load(Ordering::SeqCst);
+                let (state, kind, message) = match e {
+                    _ if interrupted => (
+                        JobState::Interrupted,
+                        ErrorKind::Unavailable,
+                        "the server shut down while this job ran; ingest again".to_string(),
+                    ),
+                    Error::Cancelled(m) => (JobState::Cancelled, ErrorKind::Cancelled, m),
+                    other => (JobState::Failed, other.kind(), other.to_string()),
+                };
+                tracing::warn!(job = %prepared.job_id, video = %prepared.video_id, ?state, "{message}");
+                handle.emit(IngestEvent::Failed {
+                    kind,
+                    message: message.clone(),
+                });
+                handle.finish(state, Some(message));
+                if prepared.keep_source_at.is_some() {
+                    let _ = tokio::fs::remove_file(&prepared.source).await;
+                }
+            }
+        }
+        // Persist before leaving the registry, so a watcher always finds the job somewhere.
+        if let Err(e) = self.persist(&handle).await {
+            tracing::error!(job = %prepared.job_id, "could not record the job's end: {e}");
+        }
+        self.running
+            .lock()
+            .expect("job registry poisoned")
+            .remove(&prepared.job_id);
+        self.by_video
+            .lock()
+            .expect("job registry poisoned")
+            .remove(&prepared.video_id);
+    }
+
+    fn running_job_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {
+        let by_video = self.by_video.lock().expect("job registry poisoned");
+        let job_id = by_video.get(video_id)?;
+        self.running
+            .lock()
+            .expect("job registry poisoned")
+            .get(job_id)
+            .cloned()
+    }
+
+    /// A job that ends at once, pointing at what is already stored.
+    async fn already_ingested(
+        &self,
+        video: &VideoRecord,
+        filename: &str,
+    ) -> Result<Arc<JobHandle>> {
+        let store = self.store.clone();
+        let id = video.video_id.clone();
+        let slices = blocking(move || store.slices(&id)).await?;
+        let events = vec![
+            IngestEvent::Accepted {
+                video_id: video.video_id.clone(),
+                filename: filename.to_string(),
+                slices: slices.iter().map(|s| (s.start_ms, s.end_ms)).collect(),
+                already_ingested: true,
+            },
+            IngestEvent::Probe {
+                probe: video.probe.clone(),
+            },
+            IngestEvent::Done {
+                video_id: video.video_id.clone(),
+                already_ingested: true,
+                slice_count: slices.len() as u32,
+                analysis_seconds: 0.0,
+                realtime_factor: 0.0,
+            },
+        ];
+        let now = now_unix_ms();
+        let handle = JobHandle::new(JobRecord {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            video_id: video.video_id.clone(),
+            filename: filename.to_string(),
+            state: JobState::Succeeded,
+            error: None,
+            slices_done: slices.len() as u32,
+            slices_total: slices.len() as u32,
+            created_unix_ms: now,
+            finished_unix_ms: Some(now),
+            events,
+        });
+        self.persist(&handle).await?;
+        Ok(handle)
+    }
+
+    async fn persist(&self, handle: &JobHandle) -> Result<()> {
+        let store = self.store.clone();
+        let record = handle.snapshot();
+        blocking(move || store.put_job(&record)).await
+    }
+
+    /// A job's events from the start, following it if it still runs.
+    pub async fn watch(&self, job_id: &str) -> Result<JobEvents> {
+        if let Some(h) = self
+            .running
+            .lock()
+            .expect("job registry poisoned")
+            .get(job_id)
+        {
+            return Ok(JobEvents::live(h.clone()));
+        }
+        Ok(JobEvents::stored(self.job(job_id).await?))
+    }
+
+    pub async fn job(&self, job_id: &str) -> Result<JobRecord> {
+        if let Some(h) = self
+            .running
+            .lock()
+            .expect("job registry poisoned")
+            .get(job_id)
+        {
+            return Ok(h.snapshot());
+        }
+        let store = self.store.clone();
+        let id = job_id.to_string();
+        blocking(move || store.job(&id))
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no job with id {job_id}")))
+    }
+
+    /// Jobs, newest first, without their event logs.
+    pub async fn jobs(&self) -> Result<Vec<JobRecord>> {
+        let store = self.store.clone();
+        let mut jobs = blocking(move || store.jobs()).await?;
+        let live: Vec<JobRecord> = self
+            .running
+            .lock()
+            .expect("job registry poisoned")
+            .values()
+            .map(|h| h.snapshot())
+            .collect();
+        for job in live {
+            if let Some(stored) = jobs.iter_mut().find(|j| j.job_id == job.job_id) {
+                *stored = job;
+            }
+        }
+        jobs.iter_mut().for_each(|j| j.events.clear());
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.created_unix_ms));
+        Ok(jobs)
+    }
+
+    /// Cancels a queued or running job and waits for it to stop; a finished job is
+    /// returned as it is.
+    pub async fn cancel(&self, job_id: &str) -> Result<JobRecord> {
+        let handle = self
+            .running
+            .lock()
+            .expect("job registry poisoned")
+            .get(job_id)
+            .cloned();
+        match handle {
+            Some(h) => {
+                h.cancel.cancel();
+                h.wait().await;
+                Ok(h.snapshot())
+            }
+            None => self.job(job_id).await,
+        }
+    }
+
+    pub async fn videos(&self) -> Result<Vec<VideoRecord>> {
+        let store = self.store.clone();
+        blocking(move || store.videos()).await
+    }
+
+    pub async fn video(&self, video_id: &str, include_signals: bool) -> Result<VideoDetail> {
+        keys::validate_video_id(video_id)?;
+        let store = self.store.clone();
+        let id = video_id.to_string();
+        blocking(move || {
+            let video = store
+                .video(&id)?
+                .ok_or_else(|| Error::not_found(format!("no video with id {id}")))?;
+            Ok(VideoDetail {
+                slices: store.slices(&id)?,
+                signals: if include_signals {
+                    store.signals(&id)?
+                } else {
+                    Vec::new()
+                },
+                frames: store.frames(&id)?,
+                embedding_counts: store.embedding_counts(&id)?,
+                video,
+            })
+        })
+        .await
+    }
+
+    /// Deletes a video, its records and the files the server made for it (never a
+    /// server-side source file, which belongs to its owner).
+    pub async fn delete_video(&self, video_id: &str) -> Result<u64> {
+        keys::validate_video_id(video_id)?;
+        if let Some(h) = self.running_job_for(video_id) {
+            return Err(Error::FailedPrecondition(format!(
+                "job {} is ingesting this video; cancel it first (reelforge jobs cancel {})",
+                h.id(),
+                h.id()
+            )));
+        }
+        let store = self.store.clone();
+        let id = video_id.to_string();
+        let removed = blocking(move || store.delete_video(&id)).await?;
+        let media_dir = self.config.data_dir.join("media").join(video_id);
+        match tokio::fs::remove_dir_all(&media_dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("could not remove {}: {e}", media_dir.display()),
+        }
+        Ok(removed)
+    }
+
+    /// Stops accepting work, interrupts running jobs (recording them as interrupted) and
+    /// flushes the store.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let running: Vec<Arc<JobHandle>> = self
+            .running
+            .lock()
+            .expect("job registry poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for h in &running {
+            h.cancel.cancel();
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Err(e) = self.store.flush() {
+            tracing::error!("flushing the store at shutdown failed: {e}");
+        }
+    }
+}
+
+/// Slice and clip lengths in ms for these options, checked against the allowed ranges.
+fn resolve_lengths(config: &Config, options: &IngestOptions) -> Result<(i64, i64)> {
+    let pick = |name: &str, requested: f64, default: f64, (lo, hi): (f64, f64)| -> Result<i64> {
+        if !requested.is_finite()
+            || requested < 0.0
+            || (requested != 0.0 && !(lo..=hi).contains(&requested))
+        {
+            return Err(Error::invalid(format!(
+                "{name} must be between {lo} and {hi} seconds (or 0 for the server default of {default}); got {requested}"
+            )));
+        }
+        let seconds = if requested == 0.0 { default } else { requested };
+        Ok((seconds * 1000.0).round() as i64)
+    };
+    let slice_ms = pick(
+        "slice_seconds",
+        options.slice_seconds,
+        config.ingest.slice_seconds,
+        SLICE_SECONDS_RANGE,
+    )?;
+    let clip_ms = pick(
+        "clip_seconds",
+        options.clip_seconds,
+        config.ingest.clip_seconds,
+        CLIP_SECONDS_RANGE,
+    )?;
+    Ok((slice_ms, clip_ms))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A short, safe extension for a stored copy of an upload.
+fn extension_of(filename: &str) -> String {
+    Path::new(filename)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_else(|| "bin".into())
+}
+
+/// Runs sled and other blocking work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_default_and_validate() {
+        let config = Config::default();
+        assert_eq!(
+            resolve_lengths(&config, &IngestOptions::default()).unwrap(),
+            (30_000, 2_000)
+        );
+        let opts = |s: f64| IngestOptions {
+            slice_seconds: s,
+            ..Default::default()
+        };
+        assert_eq!(resolve_lengths(&config, &opts(4.0)).unwrap().0, 4_000);
+        for bad in [-1.0, 0.2, 601.0, f64::NAN, f64::INFINITY, 1e300] {
+            let err = resolve_lengths(&config, &opts(bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("slice_seconds"), "{err}");
+        }
+    }
+
+    #[test]
+    fn extensions_are_kept_only_when_safe() {
+        assert_eq!(extension_of("a.MP4"), "mp4");
+        assert_eq!(extension_of("a"), "bin");
+        assert_eq!(extension_of("a.m p4"), "bin");
+    }
+}

@@ -1,0 +1,467 @@
+//! One ingest, start to finish: decode once, turn samples into 0.5 s signal windows, hand
+//! each slice to the analyser as soon as both streams have passed its end, describe clips
+//! for matching, then commit everything to the store in one transaction.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::events::{IngestEvent, IngestSink};
+use super::plan::PlannedSlice;
+use crate::analysis::visual::{self, ClipAccumulator};
+use crate::analysis::{Baseline, SignalWindow, SliceInput, VideoAnalyzer};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::media::decode::AUDIO_WINDOW_MS;
+use crate::media::signals::SILENCE_DB;
+use crate::media::{self, DecodeSpec, ProbeRecord, Sample};
+use crate::store::{self, DocRecord, EmbeddingKind, FrameRecord, Store, VideoBundle, VideoRecord};
+
+/// A video that passed every check and is ready to analyse.
+#[derive(Debug, Clone)]
+pub struct PreparedIngest {
+    pub job_id: String,
+    pub video_id: String,
+    pub sha256: String,
+    pub filename: String,
+    pub size_bytes: u64,
+    /// The file to read now.
+    pub source: PathBuf,
+    /// Where the source must live once committed (uploads move under the data dir);
+    /// `None` keeps it where it is.
+    pub keep_source_at: Option<PathBuf>,
+    pub probe: ProbeRecord,
+    pub slice_ms: i64,
+    pub clip_ms: i64,
+    pub slices: Vec<PlannedSlice>,
+}
+
+pub struct Pipeline<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub analyzer: &'a dyn VideoAnalyzer,
+}
+
+/// Suppress cuts closer than this to the previous one (flashes, strobe).
+const MIN_CUT_SPACING_MS: i64 = 300;
+/// How much media time passes between progress events.
+const PROGRESS_EVERY_MS: i64 = 2_000;
+/// The running level tracks roughly the last 20 s of windows.
+const BASELINE_ALPHA: f32 = AUDIO_WINDOW_MS as f32 / 20_000.0;
+
+#[derive(Default, Clone, Copy)]
+struct WindowAcc {
+    motion_sum: f32,
+    frames: u32,
+    loudness_db: Option<f32>,
+    scene_cut: bool,
+}
+
+impl WindowAcc {
+    fn window(&self, index: usize) -> SignalWindow {
+        SignalWindow {
+            start_ms: index as i64 * AUDIO_WINDOW_MS,
+            loudness_db: self.loudness_db.unwrap_or(SILENCE_DB),
+            motion: if self.frames == 0 {
+                0.0
+            } else {
+                self.motion_sum / self.frames as f32
+            },
+            scene_cut: self.scene_cut,
+        }
+    }
+}
+
+/// Live state of the analysis as samples arrive.
+struct Analysis<'p> {
+    prepared: &'p PreparedIngest,
+    /// Spacing of analysis frames.
+    frame_ms: i64,
+    windows: Vec<WindowAcc>,
+    cut_points: Vec<i64>,
+    video_pos_ms: i64,
+    audio_pos_ms: i64,
+    video_done: bool,
+    audio_done: bool,
+    next_to_start: usize,
+    next_to_finish: usize,
+    baseline: Baseline,
+    clip: Option<ClipAccumulator>,
+    clips: Vec<(u32, Vec<f32>)>,
+    finished: Vec<crate::analysis::SliceAnalysis>,
+    last_progress_ms: i64,
+}
+
+impl<'a> Pipeline<'a> {
+    /// Analyses and stores `p`, reporting to `sink` (after the job manager's `Accepted`). Dropping the future stops ffmpeg;
+    /// the caller removes `staging_dir`.
+    pub async fn run(
+        &self,
+        p: &PreparedIngest,
+        staging_dir: &Path,
+        sink: &dyn IngestSink,
+    ) -> Result<()> {
+        let started = Instant::now();
+        sink.emit(IngestEvent::Probe {
+            probe: p.probe.clone(),
+        });
+
+        let thumbs_staging = staging_dir.join("thumbs");
+        tokio::fs::create_dir_all(&thumbs_staging).await?;
+        let ingest = &self.config.ingest;
+        let spec = DecodeSpec {
+            ffmpeg: &self.config.ffmpeg,
+            source: &p.source,
+            analysis_fps: ingest.analysis_fps,
+            thumbnails_dir: &thumbs_staging,
+            thumbnail_fps: ingest.thumbnail_fps,
+            thumbnail_height: ingest.thumbnail_height,
+            with_audio: p.probe.has_audio(),
+        };
+        let (tx, mut rx) = mpsc::channel::<Sample>(256);
+        let mut state = Analysis::new(p, ingest.analysis_fps);
+        let consume = async {
+            while let Some(sample) = rx.recv().await {
+                state.take(sample, ingest.scene_cut_threshold, sink);
+                self.finish_ready_slices(&mut state, sink).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let (decoded, consumed) = tokio::join!(media::decode(spec, tx), consume);
+        decoded?;
+        consumed?;
+        state.video_done = true;
+        state.audio_done = true;
+        self.finish_ready_slices(&mut state, sink).await?;
+        check_decoded_length(p, state.video_pos_ms)?;
+        if let Some(clip) = state.clip.take() {
+            state.push_clip(clip);
+        }
+
+        let analysis_seconds = started.elapsed().as_secs_f64();
+        let bundle = self.bundle(p, state, &thumbs_staging).await?;
+        let clip_count = bundle.embeddings.len() as u32;
+        let slice_count = bundle.slices.len() as u32;
+        let store = self.store.clone();
+        let committed = bundle.clone();
+        tokio::task::spawn_blocking(move || store.commit_video(&committed))
+            .await
+            .map_err(|e| Error::internal(format!("commit task: {e}")))??;
+        remove_other_thumbnail_dirs(&bundle.video).await;
+
+        sink.emit(IngestEvent::EmbeddingsStored {
+            kind: visual::KIND.to_string(),
+            count: clip_count,
+            dimensions: visual::DIMENSIONS as u32,
+        });
+        sink.emit(IngestEvent::Done {
+            video_id: p.video_id.clone(),
+            already_ingested: false,
+            slice_count,
+            analysis_seconds,
+            realtime_factor: p.probe.duration_ms as f64 / 1000.0 / analysis_seconds.max(1e-9),
+        });
+        Ok(())
+    }
+
+    async fn finish_ready_slices(
+        &self,
+        state: &mut Analysis<'_>,
+        sink: &dyn IngestSink,
+    ) -> Result<()> {
+        while let Some(slice) = state.prepared.slices.get(state.next_to_finish).copied() {
+            if !state.passed(slice.end_ms) {
+                break;
+            }
+            state.start_slices_through(slice.end_ms - 1, sink);
+            let windows = state.windows_in(slice.start_ms, slice.end_ms);
+            let cuts: Vec<i64> = state
+                .cut_points
+                .iter()
+                .copied()
+                .filter(|&c| c >= slice.start_ms && c < slice.end_ms)
+                .collect();
+            let input = SliceInput {
+                source: &state.prepared.source,
+                video_duration_ms: state.prepared.probe.duration_ms,
+                index: slice.index,
+                start_ms: slice.start_ms,
+                end_ms: slice.end_ms,
+                windows: &windows,
+                cut_points_ms: &cuts,
+                baseline: state.baseline,
+            };
+            let mut analysis = self.analyzer.analyze_slice(input).await?;
+            analysis.keyframe_aligned = slice.keyframe_aligned;
+            state.update_baseline(&windows);
+            sink.emit(IngestEvent::SliceFinished {
+                analysis: analysis.clone(),
+            });
+            state.finished.push(analysis);
+            state.next_to_finish += 1;
+        }
+        Ok(())
+    }
+
+    async fn bundle(
+        &self,
+        p: &PreparedIngest,
+        state: Analysis<'_>,
+        thumbs_staging: &Path,
+    ) -> Result<VideoBundle> {
+        let media_dir = self.config.data_dir.join("media").join(&p.video_id);
+        tokio::fs::create_dir_all(&media_dir).await?;
+        let thumbs_dir = media_dir.join(format!("thumbs-{}", p.job_id));
+        tokio::fs::rename(thumbs_staging, &thumbs_dir).await?;
+        let frames = list_thumbnails(&thumbs_dir, self.config.ingest.thumbnail_fps).await?;
+        let source_path = match &p.keep_source_at {
+            Some(dest) => {
+                tokio::fs::rename(&p.source, dest).await?;
+                dest.clone()
+            }
+            None => p.source.clone(),
+        };
+        let signals: Vec<SignalWindow> = state
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| w.window(i))
+            .filter(|w| w.start_ms < p.probe.duration_ms)
+            .collect();
+        let docs = state
+            .finished
+            .iter()
+            .map(|s| DocRecord {
+                source: "slice_description".into(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                text: s.description.clone(),
+            })
+            .collect();
+        Ok(VideoBundle {
+            video: VideoRecord {
+                video_id: p.video_id.clone(),
+                filename: p.filename.clone(),
+                source_path: source_path.display().to_string(),
+                size_bytes: p.size_bytes as i64,
+                sha256: p.sha256.clone(),
+                probe: p.probe.clone(),
+                slice_ms: p.slice_ms,
+                clip_ms: p.clip_ms,
+                slice_count: state.finished.len() as u32,
+                analyzer: self.analyzer.name().to_string(),
+                ingested_at_unix_ms: store::now_unix_ms(),
+                thumbnails_dir: thumbs_dir.display().to_string(),
+            },
+            slices: state.finished,
+            signals,
+            frames,
+            docs,
+            embeddings: state
+                .clips
+                .into_iter()
+                .map(|(i, v)| (EmbeddingKind::VisualDescriptor, i, v))
+                .collect(),
+        })
+    }
+}
+
+impl<'p> Analysis<'p> {
+    fn new(prepared: &'p PreparedIngest, analysis_fps: f64) -> Self {
+        Analysis {
+            prepared,
+            frame_ms: (1000.0 / analysis_fps).round() as i64,
+            windows: Vec::new(),
+            cut_points: Vec::new(),
+            video_pos_ms: 0,
+            audio_pos_ms: 0,
+            video_done: false,
+            audio_done: !prepared.probe.has_audio(),
+            next_to_start: 0,
+            next_to_finish: 0,
+            baseline: Baseline {
+                loudness_db: SILENCE_DB,
+                motion: 0.0,
+                windows: 0,
+            },
+            clip: None,
+            clips: Vec::new(),
+            finished: Vec::new(),
+            last_progress_ms: 0,
+        }
+    }
+
+    fn window_mut(&mut self, t_ms: i64) -> &mut WindowAcc {
+        let i = (t_ms.max(0) / AUDIO_WINDOW_MS) as usize;
+        if self.windows.len() <= i {
+            self.windows.resize(i + 1, WindowAcc::default());
+        }
+        &mut self.windows[i]
+    }
+
+    fn take(&mut self, sample: Sample, cut_threshold: f32, sink: &dyn IngestSink) {
+        match sample {
+            Sample::Frame(f) => {
+                self.start_slices_through(f.t_ms, sink);
+                let is_cut = f.hist_distance >= cut_threshold
+                    && self
+                        .cut_points
+                        .last()
+                        .is_none_or(|&c| f.t_ms - c >= MIN_CUT_SPACING_MS);
+                if is_cut {
+                    self.cut_points.push(f.t_ms);
+                }
+                let w = self.window_mut(f.t_ms);
+                w.motion_sum += f.motion;
+                w.frames += 1;
+                w.scene_cut |= is_cut;
+                self.add_to_clip(&f);
+                self.video_pos_ms = self.video_pos_ms.max(f.t_ms + self.frame_ms);
+                if self.video_pos_ms - self.last_progress_ms >= PROGRESS_EVERY_MS {
+                    self.last_progress_ms = self.video_pos_ms;
+                    sink.emit(IngestEvent::Progress {
+                        position_ms: self.video_pos_ms.min(self.prepared.probe.duration_ms),
+                        duration_ms: self.prepared.probe.duration_ms,
+                    });
+                }
+            }
+            Sample::Audio(a) => {
+                self.window_mut(a.start_ms).loudness_db = Some(a.rms_db);
+                self.audio_pos_ms = a.start_ms + AUDIO_WINDOW_MS;
+            }
+            Sample::VideoEnd => self.video_done = true,
+            Sample::AudioEnd => self.audio_done = true,
+        }
+    }
+
+    fn passed(&self, t_ms: i64) -> bool {
+        (self.video_done || self.video_pos_ms >= t_ms)
+            && (self.audio_done || self.audio_pos_ms >= t_ms)
+    }
+
+    fn start_slices_through(&mut self, t_ms: i64, sink: &dyn IngestSink) {
+        while let Some(s) = self.prepared.slices.get(self.next_to_start) {
+            if s.start_ms > t_ms {
+                break;
+            }
+            sink.emit(IngestEvent::SliceStarted {
+                index: s.index,
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+            });
+            self.next_to_start += 1;
+        }
+    }
+
+    fn windows_in(&self, start_ms: i64, end_ms: i64) -> Vec<SignalWindow> {
+        let first = (start_ms / AUDIO_WINDOW_MS) as usize;
+        let last = ((end_ms + AUDIO_WINDOW_MS - 1) / AUDIO_WINDOW_MS) as usize;
+        (first..last)
+            .map(|i| self.windows.get(i).copied().unwrap_or_default().window(i))
+            .filter(|w| w.start_ms >= start_ms && w.start_ms < end_ms)
+            .collect()
+    }
+
+    fn update_baseline(&mut self, windows: &[SignalWindow]) {
+        for w in windows {
+            let b = &mut self.baseline;
+            if b.windows == 0 {
+                b.loudness_db = w.loudness_db;
+                b.motion = w.motion;
+            } else {
+                b.loudness_db += BASELINE_ALPHA * (w.loudness_db - b.loudness_db);
+                b.motion += BASELINE_ALPHA * (w.motion - b.motion);
+            }
+            b.windows += 1;
+        }
+    }
+
+    fn add_to_clip(&mut self, f: &media::FrameSample) {
+        let clip_ms = self.prepared.clip_ms;
+        let index = f.t_ms / clip_ms;
+        if self
+            .clip
+            .as_ref()
+            .is_some_and(|c| c.start_ms / clip_ms != index)
+        {
+            let done = self.clip.take().expect("checked above");
+            self.push_clip(done);
+        }
+        let clip = self.clip.get_or_insert_with(|| {
+            let start = index * clip_ms;
+            ClipAccumulator::new(
+                start,
+                (start + clip_ms).min(self.prepared.probe.duration_ms),
+            )
+        });
+        clip.add(f);
+    }
+
+    fn push_clip(&mut self, clip: ClipAccumulator) {
+        if let Some(v) = clip.finish() {
+            self.clips
+                .push(((clip.start_ms / self.prepared.clip_ms) as u32, v));
+        }
+    }
+}
+
+/// The probe's packet scan already rejects most truncated files; this catches streams
+/// that are present but do not decode.
+fn check_decoded_length(p: &PreparedIngest, decoded_ms: i64) -> Result<()> {
+    let claimed = p.probe.duration_ms;
+    if decoded_ms == 0
+        || (claimed - decoded_ms > 2_000 && (decoded_ms as f64) < 0.9 * claimed as f64)
+    {
+        return Err(Error::invalid(format!(
+            "{}: the header claims {:.1} s but only {:.1} s of video decoded; the file is \
+             truncated or damaged",
+            p.filename,
+            claimed as f64 / 1000.0,
+            decoded_ms as f64 / 1000.0
+        )));
+    }
+    Ok(())
+}
+
+async fn list_thumbnails(dir: &Path, fps: f64) -> Result<Vec<FrameRecord>> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    let mut frames = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        let path = entry.path();
+        let Some(n) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        frames.push(FrameRecord {
+            t_ms: (n as f64 * 1000.0 / fps).round() as i64,
+            path: path.display().to_string(),
+        });
+    }
+    frames.sort_by_key(|f| f.t_ms);
+    Ok(frames)
+}
+
+/// After a re-analysis, earlier thumbnail sets of the same video are garbage.
+async fn remove_other_thumbnail_dirs(video: &VideoRecord) {
+    let current = PathBuf::from(&video.thumbnails_dir);
+    let Some(media_dir) = current.parent() else {
+        return;
+    };
+    let Ok(mut entries) = tokio::fs::read_dir(media_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        let is_thumbs = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("thumbs-"));
+        if is_thumbs && path != current {
+            let _ = tokio::fs::remove_dir_all(&path).await;
+        }
+    }
+}

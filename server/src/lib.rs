@@ -1,0 +1,15 @@
+//! reelforge-server: the engine (media, analysis, store, ingest) and its gRPC layer
+//! (`api`). Engine modules never import tonic or the generated proto types; only `api`
+//! and the binary do.
+
+pub mod analysis;
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod media;
+pub mod store;
+
+pub use config::Config;
+pub use error::{Error, Result};

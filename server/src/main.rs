@@ -1,0 +1,111 @@
+//! reelforge-server: serves the gRPC API, or runs a benchmark.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use reelforge_server::analysis::SignalAnalyzer;
+use reelforge_server::ingest::Engine;
+use reelforge_server::{api, bench, Config};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "reelforge-server",
+    version,
+    about = "reelforge video highlight and search server"
+)]
+struct Args {
+    /// TOML config file; REELFORGE_* variables and these flags override it.
+    #[arg(long, env = "REELFORGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free one; the bound address is printed).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for the store, thumbnails and uploaded sources.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A directory clients may ingest server-side files from (repeatable).
+    #[arg(long = "allow-root")]
+    allow_roots: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmarks that print tables.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Bare ffmpeg decode vs reelforge's analysis pass, with peak memory, per file.
+    Ingest { files: Vec<PathBuf> },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    config.allowed_roots.extend(args.allow_roots);
+    config.validate()?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    match args.command {
+        Some(Command::Bench {
+            which: BenchCommand::Ingest { files },
+        }) => runtime.block_on(bench::ingest(&config, &files)),
+        None => runtime.block_on(serve(config)),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    eprintln!("reelforge-server effective configuration:\n{config}");
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let engine =
+        Engine::open(config, Arc::new(SignalAnalyzer)).context("cannot open the data directory")?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("reelforge-server listening on {addr}");
+    std::io::stdout().flush()?;
+
+    let shutdown_engine = engine.clone();
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: interrupting running jobs and flushing the store");
+        shutdown_engine.shutdown().await;
+    };
+    api::serve(engine.clone(), listener, shutdown).await?;
+    engine.store().flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

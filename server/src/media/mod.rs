@@ -1,0 +1,12 @@
+//! Media through ffmpeg/ffprobe: probing, the one decode pass that feeds every signal,
+//! signal maths, and cutting ranges out of videos.
+
+pub mod cut;
+pub mod decode;
+pub mod probe;
+pub mod process;
+pub mod signals;
+
+pub use cut::{cut, CutMode};
+pub use decode::{decode, AudioWindow, DecodeSpec, FrameSample, Sample};
+pub use probe::{probe, ProbeRecord, StreamRecord};

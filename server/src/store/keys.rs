@@ -1,0 +1,129 @@
+//! Key codecs for every sled tree. Video-owned records are keyed by the 16-character video
+//! id followed by big-endian integers, so a prefix scan returns one video's records in
+//! order.
+
+use crate::error::{Error, Result};
+
+/// Length of a video id: the first 16 hex digits of the content's SHA-256.
+pub const VIDEO_ID_LEN: usize = 16;
+
+/// Checks a client-supplied video id's shape (it is also a path component on disk).
+pub fn validate_video_id(id: &str) -> Result<()> {
+    if id.len() == VIDEO_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "video_id {id:?} is malformed: expected {VIDEO_ID_LEN} lowercase hex digits \
+             (see `reelforge videos list`)"
+        )))
+    }
+}
+
+pub fn video_id_from_sha256(sha256_hex: &str) -> String {
+    sha256_hex[..VIDEO_ID_LEN].to_string()
+}
+
+/// `video_id ++ index_be32`: slices, frames, signals, docs.
+pub fn video_item(video_id: &str, index: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(VIDEO_ID_LEN + 4);
+    key.extend_from_slice(video_id.as_bytes());
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// What an embedding belongs to; the tag is part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmbeddingKind {
+    /// One per matching clip (clip grid of the video record).
+    VisualDescriptor = 1,
+}
+
+impl EmbeddingKind {
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(EmbeddingKind::VisualDescriptor),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddingKind::VisualDescriptor => crate::analysis::visual::KIND,
+        }
+    }
+}
+
+/// `video_id ++ kind_tag ++ owner_index_be32`.
+pub fn embedding(video_id: &str, kind: EmbeddingKind, owner: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(VIDEO_ID_LEN + 5);
+    key.extend_from_slice(video_id.as_bytes());
+    key.push(kind as u8);
+    key.extend_from_slice(&owner.to_be_bytes());
+    key
+}
+
+/// Embedding kind tag of an `embedding` key.
+pub fn embedding_kind(key: &[u8]) -> Option<EmbeddingKind> {
+    key.get(VIDEO_ID_LEN)
+        .copied()
+        .and_then(EmbeddingKind::from_tag)
+}
+
+pub fn encode_vector(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn decode_vector(bytes: &[u8]) -> Result<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(Error::internal(
+            "stored vector length is not a multiple of 4",
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_keys_sort_by_index() {
+        let id = "0123456789abcdef";
+        assert!(video_item(id, 2) < video_item(id, 10));
+        assert!(video_item(id, 255) < video_item(id, 256));
+        assert!(
+            embedding(id, EmbeddingKind::VisualDescriptor, 1)
+                < embedding(id, EmbeddingKind::VisualDescriptor, 300)
+        );
+        assert_eq!(
+            embedding_kind(&embedding(id, EmbeddingKind::VisualDescriptor, 7)),
+            Some(EmbeddingKind::VisualDescriptor)
+        );
+    }
+
+    #[test]
+    fn vectors_round_trip() {
+        let v = vec![1.0, -0.5, f32::MIN_POSITIVE];
+        assert_eq!(decode_vector(&encode_vector(&v)).unwrap(), v);
+        assert!(decode_vector(&[0, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn video_ids_are_checked() {
+        validate_video_id("0123456789abcdef").unwrap();
+        for bad in [
+            "",
+            "0123456789ABCDEF",
+            "../../etc/passwd",
+            "0123456789abcdeg",
+        ] {
+            assert!(validate_video_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Records stored in sled (JSON values): what a video, a frame, a text document and a job
+//! look like on disk.
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::ProbeRecord;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VideoRecord {
+    pub video_id: String,
+    pub filename: String,
+    /// The file the server reads for cuts and renders: an uploaded copy under the data dir,
+    /// or the original server-side path.
+    pub source_path: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub probe: ProbeRecord,
+    pub slice_ms: i64,
+    /// Clip grid for matching: clip `i` covers `[i * clip_ms, min((i + 1) * clip_ms, duration))`.
+    pub clip_ms: i64,
+    pub slice_count: u32,
+    pub analyzer: String,
+    pub ingested_at_unix_ms: i64,
+    /// Thumbnails directory of this ingest, under the data dir.
+    pub thumbnails_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FrameRecord {
+    pub t_ms: i64,
+    /// Absolute path of the JPEG.
+    pub path: String,
+}
+
+/// A searchable text unit (e.g. a slice description) on a video's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DocRecord {
+    /// e.g. "slice_description".
+    pub source: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// The server stopped while the job was queued or running.
+    Interrupted,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub video_id: String,
+    pub filename: String,
+    pub state: JobState,
+    pub error: Option<String>,
+    pub slices_done: u32,
+    pub slices_total: u32,
+    pub created_unix_ms: i64,
+    pub finished_unix_ms: Option<i64>,
+    /// The job's full event log, so it can be replayed after a restart.
+    pub events: Vec<crate::ingest::IngestEvent>,
+}
+
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

