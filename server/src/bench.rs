@@ -1,14 +1,18 @@
-//! `reelforge-server bench ingest FILE...`: for each file, in one run, times a bare ffmpeg
-//! decode of the same streams against reelforge's full analysis pass (decode, signals,
-//! thumbnails, slice analysis, descriptors, sled commit) and reports peak memory of the
-//! reelforge process and of the ffmpeg children.
+//! `reelforge-server bench ingest [--runs N] FILE...`: for each file, in one run, a bare
+//! ffmpeg decode of the same streams against reelforge's analysis pass (decode, signals,
+//! thumbnails, slice analysis, descriptors, sled commit), with CPU time and peak memory.
+//!
+//! Each pass runs in a fresh child process (`bench ingest-pass`), so peak RSS and child
+//! rusage belong to that pass alone; passes are interleaved `runs` times and the median
+//! wall time is reported, because this 2-core machine's timings drift run to run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::SignalAnalyzer;
 use crate::config::Config;
@@ -16,69 +20,206 @@ use crate::ingest::{CollectSink, Pipeline, PreparedIngest};
 use crate::media;
 use crate::store::Store;
 
-struct Measured {
-    wall_s: f64,
-    cpu_s: f64,
-    peak_rss_mib: f64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum Pass {
+    /// `ffmpeg -i FILE -map 0:v:0 -f null -`
+    DecodeVideo,
+    /// `ffmpeg -i FILE -map 0:v:0 -map 0:a:0 -f null -`
+    DecodeAll,
+    /// reelforge's analysis pass (after probing, which is timed apart).
+    Reelforge,
 }
 
-pub async fn ingest(config: &Config, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PassResult {
+    pub wall_s: f64,
+    /// CPU of this process and its children (ffmpeg/ffprobe).
+    pub cpu_s: f64,
+    pub ffmpeg_peak_rss_mib: f64,
+    pub own_peak_rss_mib: f64,
+    pub probe_s: f64,
+}
+
+pub async fn ingest(config: &Config, files: &[PathBuf], runs: usize) -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("give at least one video file: reelforge-server bench ingest FILE...");
     }
+    let runs = runs.max(1);
+    println!("runs per pass: {runs} (interleaved; wall and cpu are medians, memory is the max)");
     println!(
-        "{:<28} {:>8} {:>10} {:>9} {:>9} {:>11} {:>8} {:>11} {:>11}",
+        "{:<22} {:>7} {:<10} {:>7} {:>7} {:>9} {:>6} {:>9} {:>10} {:>8}",
         "file",
         "media s",
         "pass",
         "wall s",
         "cpu s",
-        "x realtime",
+        "realtime",
         "speed",
+        "probe s",
         "ffmpeg MiB",
-        "server MiB"
+        "own MiB"
     );
     for file in files {
-        run_one(config, file)
+        let probe = media::probe(&config.ffprobe, file)
             .await
-            .with_context(|| format!("benchmarking {}", file.display()))?;
+            .with_context(|| format!("probing {}", file.display()))?;
+        let mut passes = vec![Pass::DecodeVideo];
+        if probe.has_audio() {
+            passes.push(Pass::DecodeAll);
+        }
+        passes.push(Pass::Reelforge);
+        let mut results: Vec<Vec<PassResult>> = vec![Vec::new(); passes.len()];
+        for _ in 0..runs {
+            for (i, pass) in passes.iter().enumerate() {
+                results[i].push(run_pass_in_child(file, *pass)?);
+            }
+        }
+        let media_s = probe.duration_ms as f64 / 1000.0;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let summaries: Vec<PassResult> = results.iter().map(|r| summarise(r)).collect();
+        let reference = summaries[passes.len() - 2].wall_s;
+        for (pass, s) in passes.iter().zip(&summaries) {
+            let is_reelforge = *pass == Pass::Reelforge;
+            println!(
+                "{:<22} {:>7.1} {:<10} {:>7.2} {:>7.2} {:>8.1}x {:>6} {:>9} {:>10.1} {:>8}",
+                truncate(&name, 22),
+                media_s,
+                match pass {
+                    Pass::DecodeVideo => "decode v",
+                    Pass::DecodeAll => "decode v+a",
+                    Pass::Reelforge => "reelforge",
+                },
+                s.wall_s,
+                s.cpu_s,
+                media_s / s.wall_s,
+                if is_reelforge {
+                    format!("{:.2}", reference / s.wall_s)
+                } else {
+                    "-".into()
+                },
+                if is_reelforge {
+                    format!("{:.2}", s.probe_s)
+                } else {
+                    "-".into()
+                },
+                s.ffmpeg_peak_rss_mib,
+                if is_reelforge {
+                    format!("{:.1}", s.own_peak_rss_mib)
+                } else {
+                    "-".into()
+                },
+            );
+        }
     }
-    println!("speed = bare decode wall time / pass wall time (1.00 = as fast as a bare decode)");
+    println!("speed = bare decode (all streams) wall / reelforge analysis wall; 1.00 = as fast as a bare decode");
     Ok(())
 }
 
-async fn run_one(config: &Config, file: &Path) -> anyhow::Result<()> {
-    let probe = media::probe(&config.ffprobe, file).await?;
-    let media_s = probe.duration_ms as f64 / 1000.0;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+fn summarise(results: &[PassResult]) -> PassResult {
+    let median = |f: fn(&PassResult) -> f64| {
+        let mut v: Vec<f64> = results.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let max = |f: fn(&PassResult) -> f64| results.iter().map(f).fold(0.0, f64::max);
+    PassResult {
+        wall_s: median(|r| r.wall_s),
+        cpu_s: median(|r| r.cpu_s),
+        ffmpeg_peak_rss_mib: max(|r| r.ffmpeg_peak_rss_mib),
+        own_peak_rss_mib: max(|r| r.own_peak_rss_mib),
+        probe_s: median(|r| r.probe_s),
+    }
+}
 
-    // reelforge first: getrusage(RUSAGE_CHILDREN).ru_maxrss then holds its ffmpeg's peak.
-    reset_peak_rss();
-    let cpu_before = cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN);
+fn run_pass_in_child(file: &Path, pass: Pass) -> anyhow::Result<PassResult> {
+    let exe = std::env::current_exe()?;
+    let pass_name = serde_json::to_value(pass)?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let out = std::process::Command::new(exe)
+        .args(["bench", "ingest-pass", "--pass"])
+        .arg(clap_name(&pass_name))
+        .arg(file)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("{pass:?} pass failed on {}", file.display());
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).with_context(|| format!("unreadable pass result: {line}"))
+}
+
+/// clap's kebab-case name of a serde (PascalCase) variant name.
+fn clap_name(variant: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Runs one pass in this process and prints its `PassResult` as JSON.
+pub async fn ingest_pass(config: &Config, file: &Path, pass: Pass) -> anyhow::Result<()> {
+    let result = match pass {
+        Pass::DecodeVideo => bare_decode(config, file, &["-map", "0:v:0"]).await?,
+        Pass::DecodeAll => bare_decode(config, file, &["-map", "0:v:0", "-map", "0:a:0"]).await?,
+        Pass::Reelforge => analysis_pass(config, file).await?,
+    };
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+async fn bare_decode(config: &Config, file: &Path, maps: &[&str]) -> anyhow::Result<PassResult> {
+    let started = Instant::now();
+    let status = tokio::process::Command::new(&config.ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(maps)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("bare ffmpeg decode failed: {status}");
+    }
+    Ok(PassResult {
+        wall_s: started.elapsed().as_secs_f64(),
+        cpu_s: cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN),
+        ffmpeg_peak_rss_mib: peak_rss_mib(libc::RUSAGE_CHILDREN),
+        own_peak_rss_mib: peak_rss_mib(libc::RUSAGE_SELF),
+        probe_s: 0.0,
+    })
+}
+
+async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResult> {
+    let probe_started = Instant::now();
+    let probe = media::probe(&config.ffprobe, file).await?;
+    let probe_s = probe_started.elapsed().as_secs_f64();
     let work = tempfile::tempdir()?;
     let mut run_config = config.clone();
     run_config.data_dir = work.path().to_path_buf();
-    let store = Store::open(&work.path().join("db"))?;
-    let slices = crate::ingest::plan::plan_slices(
-        probe.duration_ms,
-        (config.ingest.slice_seconds * 1000.0) as i64,
-        &probe.keyframes_ms,
-    )?;
+    let store = Store::open(&work.path().join("db"), config.store_cache_mb << 20)?;
+    let slice_ms = (config.ingest.slice_seconds * 1000.0) as i64;
     let prepared = PreparedIngest {
         job_id: "bench".into(),
         video_id: "0000000000000000".into(),
         sha256: "0".repeat(64),
-        filename: name.clone(),
+        filename: file.display().to_string(),
         size_bytes: std::fs::metadata(file)?.len(),
         source: file.to_path_buf(),
         keep_source_at: None,
-        probe: probe.clone(),
-        slice_ms: (config.ingest.slice_seconds * 1000.0) as i64,
+        slices: crate::ingest::plan::plan_slices(probe.duration_ms, slice_ms, &probe.keyframes_ms)?,
+        probe,
+        slice_ms,
         clip_ms: (config.ingest.clip_seconds * 1000.0) as i64,
-        slices,
     };
     let analyzer = Arc::new(SignalAnalyzer);
     let pipeline = Pipeline {
@@ -87,94 +228,22 @@ async fn run_one(config: &Config, file: &Path) -> anyhow::Result<()> {
         analyzer: analyzer.as_ref(),
     };
     let sink = CollectSink::default();
+    let cpu_before = cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     pipeline
         .run(&prepared, &work.path().join("staging"), &sink)
         .await?;
-    let analysis = Measured {
+    Ok(PassResult {
         wall_s: started.elapsed().as_secs_f64(),
         cpu_s: cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before,
-        peak_rss_mib: children_peak_rss_mib(),
-    };
-    let server_peak = own_peak_rss_mib();
-
-    let video_only = bare_decode(&config.ffmpeg, file, &["-map", "0:v:0"])?;
-    let with_audio = if probe.has_audio() {
-        Some(bare_decode(
-            &config.ffmpeg,
-            file,
-            &["-map", "0:v:0", "-map", "0:a:0"],
-        )?)
-    } else {
-        None
-    };
-
-    let row = |pass: &str, m: &Measured, speed: Option<f64>, server: Option<f64>| {
-        println!(
-            "{:<28} {:>8.1} {:>10} {:>9.2} {:>9.2} {:>11.1} {:>8} {:>11.1} {:>11}",
-            truncate(&name, 28),
-            media_s,
-            pass,
-            m.wall_s,
-            m.cpu_s,
-            media_s / m.wall_s,
-            speed
-                .map(|s| format!("{s:.2}"))
-                .unwrap_or_else(|| "-".into()),
-            m.peak_rss_mib,
-            server
-                .map(|s| format!("{s:.1}"))
-                .unwrap_or_else(|| "-".into()),
-        );
-    };
-    row("decode v", &video_only, None, None);
-    let reference = match &with_audio {
-        Some(m) => {
-            row("decode v+a", m, None, None);
-            m.wall_s
-        }
-        None => video_only.wall_s,
-    };
-    row(
-        "reelforge",
-        &analysis,
-        Some(reference / analysis.wall_s),
-        Some(server_peak),
-    );
-    Ok(())
-}
-
-/// `ffmpeg -i FILE <maps> -f null -`, waited for with wait4 so its own rusage is known.
-fn bare_decode(ffmpeg: &str, file: &Path, maps: &[&str]) -> anyhow::Result<Measured> {
-    let started = Instant::now();
-    let child = std::process::Command::new(ffmpeg)
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(maps)
-        .args(["-f", "null", "-"])
-        .stdin(Stdio::null())
-        .spawn()?;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if rc != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("bare ffmpeg decode failed (status {status})");
-    }
-    Ok(Measured {
-        wall_s: started.elapsed().as_secs_f64(),
-        cpu_s: timeval_s(usage.ru_utime) + timeval_s(usage.ru_stime),
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        ffmpeg_peak_rss_mib: peak_rss_mib(libc::RUSAGE_CHILDREN),
+        own_peak_rss_mib: peak_rss_mib(libc::RUSAGE_SELF),
+        probe_s,
     })
 }
 
-fn timeval_s(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
-}
-
 fn rusage(who: libc::c_int) -> libc::rusage {
-    // SAFETY: getrusage fills the struct it is given.
+    // SAFETY: getrusage only fills the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(who, &mut usage) };
     usage
@@ -182,30 +251,13 @@ fn rusage(who: libc::c_int) -> libc::rusage {
 
 fn cpu_seconds(who: libc::c_int) -> f64 {
     let u = rusage(who);
-    timeval_s(u.ru_utime) + timeval_s(u.ru_stime)
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(u.ru_utime) + s(u.ru_stime)
 }
 
-fn children_peak_rss_mib() -> f64 {
-    rusage(libc::RUSAGE_CHILDREN).ru_maxrss as f64 / 1024.0
-}
-
-/// Peak resident set of this process since the last reset (VmHWM).
-fn own_peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-/// Resets VmHWM so each file's peak is its own (Linux: write 5 to clear_refs).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// Peak RSS of this process (RUSAGE_SELF) or its largest waited-for child.
+fn peak_rss_mib(who: libc::c_int) -> f64 {
+    rusage(who).ru_maxrss as f64 / 1024.0
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -20,6 +20,8 @@ pub struct Config {
     pub allowed_roots: Vec<PathBuf>,
     pub ffmpeg: String,
     pub ffprobe: String,
+    /// Most memory sled may use to cache pages of the store.
+    pub store_cache_mb: u64,
     pub ingest: IngestConfig,
 }
 
@@ -52,6 +54,7 @@ impl Default for Config {
             allowed_roots: Vec::new(),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
+            store_cache_mb: 64,
             ingest: IngestConfig::default(),
         }
     }
@@ -114,6 +117,7 @@ impl Config {
             }
             "FFMPEG" => self.ffmpeg = value.into(),
             "FFPROBE" => self.ffprobe = value.into(),
+            "STORE_CACHE_MB" => self.store_cache_mb = parse(name, value)?,
             "SLICE_SECONDS" => self.ingest.slice_seconds = parse(name, value)?,
             "CLIP_SECONDS" => self.ingest.clip_seconds = parse(name, value)?,
             "ANALYSIS_FPS" => self.ingest.analysis_fps = parse(name, value)?,
@@ -127,6 +131,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if self.store_cache_mb == 0 {
+            return Err(Error::invalid("store_cache_mb must be at least 1"));
+        }
         let i = &self.ingest;
         let in_range = |v: f64, (lo, hi): (f64, f64)| v >= lo && v <= hi;
         if !in_range(i.slice_seconds, SLICE_SECONDS_RANGE) {

@@ -45,8 +45,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Bare ffmpeg decode vs reelforge's analysis pass, with peak memory, per file.
-    Ingest { files: Vec<PathBuf> },
+    /// Bare ffmpeg decode vs reelforge's analysis pass, with CPU and peak memory, per file.
+    Ingest {
+        /// Interleaved repetitions of each pass (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        files: Vec<PathBuf>,
+    },
+    /// One pass in this process, printed as JSON (used by `bench ingest`).
+    #[command(hide = true)]
+    IngestPass {
+        #[arg(long, value_enum)]
+        pass: bench::Pass,
+        file: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,8 +82,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match args.command {
         Some(Command::Bench {
-            which: BenchCommand::Ingest { files },
-        }) => runtime.block_on(bench::ingest(&config, &files)),
+            which: BenchCommand::Ingest { runs, files },
+        }) => runtime.block_on(bench::ingest(&config, &files, runs)),
+        Some(Command::Bench {
+            which: BenchCommand::IngestPass { pass, file },
+        }) => runtime.block_on(bench::ingest_pass(&config, &file, pass)),
         None => runtime.block_on(serve(config)),
     }
 }

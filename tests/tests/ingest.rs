@@ -138,7 +138,7 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
     server.stop().await;
 
     // The same facts hold in the sled store on disk.
-    let store = Store::open(&data.path().join("db")).unwrap();
+    let store = Store::open(&data.path().join("db"), 16 << 20).unwrap();
     assert_eq!(store.videos().unwrap().len(), 1);
     assert_eq!(store.slices(&video_id).unwrap().len(), 2);
     // No upload or staging leftovers.
@@ -468,7 +468,7 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
     // Restart on the same data dir: everything not deleted is still there.
     server.stop().await;
     {
-        let store = Store::open(&data.path().join("db")).unwrap();
+        let store = Store::open(&data.path().join("db"), 16 << 20).unwrap();
         assert_eq!(
             store.owned_record_count(&ids[0]).unwrap(),
             0,

@@ -70,7 +70,7 @@ impl Engine {
     pub fn open(config: Config, analyzer: Arc<dyn VideoAnalyzer>) -> Result<Arc<Engine>> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
-        let store = Store::open(&config.data_dir.join("db"))?;
+        let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
         for dir in ["staging", "uploads"] {
             let _ = std::fs::remove_dir_all(config.data_dir.join(dir));
         }

@@ -144,11 +144,9 @@ impl<'a> Pipeline<'a> {
         let clip_count = bundle.embeddings.len() as u32;
         let slice_count = bundle.slices.len() as u32;
         let store = self.store.clone();
-        let committed = bundle.clone();
-        tokio::task::spawn_blocking(move || store.commit_video(&committed))
-            .await
-            .map_err(|e| Error::internal(format!("commit task: {e}")))??;
-        remove_other_thumbnail_dirs(&bundle.video).await;
+        let video = bundle.video.clone();
+        super::engine::blocking(move || store.commit_video(&bundle)).await?;
+        remove_other_thumbnail_dirs(&video).await;
 
         sink.emit(IngestEvent::EmbeddingsStored {
             kind: visual::KIND.to_string(),

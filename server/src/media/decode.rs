@@ -1,5 +1,5 @@
 //! The single decode pass: one ffmpeg process decodes the video once and feeds every
-//! signal from it: small RGB frames (motion, cuts, colour, layout) on stdout, 16 kHz mono
+//! signal from it: small YUV frames (motion, cuts, colour, layout) on stdout, 16 kHz mono
 //! audio (loudness) on fd 3, and JPEG thumbnails written straight to disk.
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -64,7 +64,7 @@ pub enum Sample {
 pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()> {
     let filter = format!(
         "[0:v:0]split=2[a][b];\
-         [a]fps={afps},scale={w}:{h}:flags=area,format=rgb24[an];\
+         [a]fps={afps},scale={w}:{h}:flags=area,format=yuv420p[an];\
          [b]fps={tfps},scale=-2:{th}[th]",
         afps = spec.analysis_fps,
         w = signals::FRAME_WIDTH,
@@ -159,8 +159,9 @@ async fn read_frames(
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e.into()),
         }
-        let luma = signals::luma(&buf);
-        let histogram = signals::colour_histogram(&buf);
+        let frame = signals::YuvFrame::from_bytes(&buf);
+        let luma = frame.y.to_vec();
+        let histogram = signals::colour_histogram(&frame);
         let (motion, hist_distance) = match &prev {
             Some((prev_luma, prev_hist)) => (
                 signals::motion_energy(prev_luma, &luma),

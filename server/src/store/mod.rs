@@ -44,16 +44,21 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
-        let db = sled::Config::new().path(path).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                Error::FailedPrecondition(format!(
-                    "the store at {} is in use by another reelforge-server",
-                    path.display()
-                ))
-            }
-            other => Error::Storage(other),
-        })?;
+    /// Opens (or creates) the store at `path`, caching at most `cache_bytes` of pages.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    Error::FailedPrecondition(format!(
+                        "the store at {} is in use by another reelforge-server",
+                        path.display()
+                    ))
+                }
+                other => Error::Storage(other),
+            })?;
         Self::from_db(db)
     }
 
@@ -115,12 +120,20 @@ impl Store {
         scan_json(&self.slices, video_id)
     }
 
+    /// All signal windows of a video, in time order (stored as one record per slice).
     pub fn signals(&self, video_id: &str) -> Result<Vec<SignalWindow>> {
-        scan_json(&self.signals, video_id)
+        Ok(scan_json::<Vec<SignalWindow>>(&self.signals, video_id)?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
+    /// All thumbnails of a video, in time order (stored as one record per slice).
     pub fn frames(&self, video_id: &str) -> Result<Vec<FrameRecord>> {
-        scan_json(&self.frames, video_id)
+        Ok(scan_json::<Vec<FrameRecord>>(&self.frames, video_id)?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     pub fn docs(&self, video_id: &str) -> Result<Vec<DocRecord>> {
@@ -173,11 +186,14 @@ impl Store {
         for s in &bundle.slices {
             writes[0].push((keys::video_item(id, s.index), to_json(s)?));
         }
-        for (i, f) in bundle.frames.iter().enumerate() {
-            writes[1].push((keys::video_item(id, i as u32), to_json(f)?));
+        // Windows and thumbnails are many and small: one record per slice keeps sled's
+        // per-key cost (and the commit's memory) proportional to slices, not seconds.
+        let slice_of = |t_ms: i64| slice_index(&bundle.slices, t_ms);
+        for (slice, frames) in group_by_slice(&bundle.frames, |f| slice_of(f.t_ms)) {
+            writes[1].push((keys::video_item(id, slice), to_json(&frames)?));
         }
-        for (i, w) in bundle.signals.iter().enumerate() {
-            writes[2].push((keys::video_item(id, i as u32), to_json(w)?));
+        for (slice, windows) in group_by_slice(&bundle.signals, |w| slice_of(w.start_ms)) {
+            writes[2].push((keys::video_item(id, slice), to_json(&windows)?));
         }
         for (i, d) in bundle.docs.iter().enumerate() {
             writes[3].push((keys::video_item(id, i as u32), to_json(d)?));
@@ -236,7 +252,7 @@ impl Store {
         Ok(stale.iter().map(|k| k.len() as u64).sum::<u64>() + 2)
     }
 
-    /// Records stored for a video across all video-owned trees (for tests and stats).
+    /// Keys stored for a video across all video-owned trees (for tests and stats).
     pub fn owned_record_count(&self, video_id: &str) -> Result<usize> {
         Ok(self.owned_keys(video_id)?.iter().map(Vec::len).sum())
     }
@@ -258,6 +274,25 @@ impl Store {
             .map(|v| Ok(serde_json::from_slice(&v?)?))
             .collect()
     }
+}
+
+/// Index of the slice containing `t_ms` (the last slice for times past the end).
+fn slice_index(slices: &[SliceAnalysis], t_ms: i64) -> u32 {
+    let after = slices.partition_point(|s| s.start_ms <= t_ms);
+    slices.get(after.saturating_sub(1)).map_or(0, |s| s.index)
+}
+
+/// Consecutive items grouped by slice index (items are in time order).
+fn group_by_slice<T: Clone>(items: &[T], slice_of: impl Fn(&T) -> u32) -> Vec<(u32, Vec<T>)> {
+    let mut groups: Vec<(u32, Vec<T>)> = Vec::new();
+    for item in items {
+        let slice = slice_of(item);
+        match groups.last_mut() {
+            Some((s, group)) if *s == slice => group.push(item.clone()),
+            _ => groups.push((slice, vec![item.clone()])),
+        }
+    }
+    groups
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(tree: &Tree, key: &[u8]) -> Result<Option<T>> {
@@ -322,16 +357,20 @@ mod tests {
         VideoBundle {
             video,
             slices: (0..slices).map(slice).collect(),
-            signals: vec![SignalWindow {
-                start_ms: 0,
-                loudness_db: -20.0,
-                motion: 0.1,
-                scene_cut: false,
-            }],
-            frames: vec![FrameRecord {
-                t_ms: 0,
-                path: "/x/0.jpg".into(),
-            }],
+            signals: (0..slices * 4)
+                .map(|i| SignalWindow {
+                    start_ms: i as i64 * 500,
+                    loudness_db: -20.0,
+                    motion: 0.1,
+                    scene_cut: false,
+                })
+                .collect(),
+            frames: (0..slices * 2)
+                .map(|i| FrameRecord {
+                    t_ms: i as i64 * 1000,
+                    path: format!("/x/{i}.jpg"),
+                })
+                .collect(),
             docs: vec![],
             embeddings: (0..slices)
                 .map(|i| (EmbeddingKind::VisualDescriptor, i, vec![1.0, 0.0]))
@@ -343,10 +382,18 @@ mod tests {
     fn commit_replaces_and_delete_removes_everything() {
         let store = Store::temporary().unwrap();
         let a = "aaaaaaaaaaaaaaaa";
+        assert_eq!(slice_index(&bundle(a, "x", 3).slices, 4_100), 2);
+        assert_eq!(slice_index(&bundle(a, "x", 3).slices, 99_000), 2);
         let b = "bbbbbbbbbbbbbbbb";
         store.commit_video(&bundle(a, "sha-a", 3)).unwrap();
         store.commit_video(&bundle(b, "sha-b", 2)).unwrap();
         assert_eq!(store.slices(a).unwrap().len(), 3);
+        // Windows and frames come back flat and in order, stored one record per slice.
+        let windows = store.signals(a).unwrap();
+        assert_eq!(windows.len(), 12);
+        assert!(windows.windows(2).all(|w| w[0].start_ms < w[1].start_ms));
+        assert_eq!(store.frames(a).unwrap().len(), 6);
+        assert_eq!(store.owned_record_count(a).unwrap(), 3 + 3 + 3 + 3);
         // Re-analysis with fewer slices leaves no stale slice behind.
         store.commit_video(&bundle(a, "sha-a", 1)).unwrap();
         assert_eq!(store.slices(a).unwrap().len(), 1);
