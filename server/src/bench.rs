@@ -224,14 +224,14 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
     let analyzer = Arc::new(SignalAnalyzer);
     let pipeline = Pipeline {
         config: &run_config,
-        store: &store,
         analyzer: analyzer.as_ref(),
     };
+    let writer = store.begin_video(&prepared.video_id)?;
     let sink = CollectSink::default();
     let cpu_before = cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     pipeline
-        .run(&prepared, &work.path().join("staging"), &sink)
+        .run(&prepared, &work.path().join("staging"), &writer, &sink)
         .await?;
     Ok(PassResult {
         wall_s: started.elapsed().as_secs_f64(),

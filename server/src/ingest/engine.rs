@@ -86,6 +86,10 @@ impl Engine {
                 store.put_job(&job)?;
             }
         }
+        let collected = store.collect_garbage()?;
+        if collected > 0 {
+            tracing::info!("removed {collected} records that interrupted ingests left behind");
+        }
         let slots = Arc::new(Semaphore::new(config.ingest.max_concurrent_jobs));
         Ok(Arc::new(Engine {
             config,
@@ -296,15 +300,7 @@ impl Engine {
                 handle.update(|r| r.state = JobState::Running);
                 let _ = self.persist(&handle).await;
                 let staging = self.config.data_dir.join("staging").join(&prepared.job_id);
-                let pipeline = Pipeline {
-                    config: &self.config,
-                    store: &self.store,
-                    analyzer: self.analyzer.as_ref(),
-                };
-                let result = tokio::select! {
-                    r = pipeline.run(&prepared, &staging, handle.as_ref()) => r,
-                    _ = handle.cancel.cancelled() => Err(Error::Cancelled("cancelled by request".into())),
-                };
+                let result = self.analyse(&handle, &prepared, &staging).await;
                 let _ = tokio::fs::remove_dir_all(&staging).await;
                 result
             }
@@ -346,6 +342,34 @@ impl Engine {
             .lock()
             .expect("job registry poisoned")
             .remove(&prepared.video_id);
+    }
+
+    /// Runs the pipeline into a new store generation, discarding it unless it commits.
+    async fn analyse(
+        &self,
+        handle: &Arc<JobHandle>,
+        prepared: &PreparedIngest,
+        staging: &Path,
+    ) -> Result<()> {
+        let (store, video_id) = (self.store.clone(), prepared.video_id.clone());
+        let writer = blocking(move || store.begin_video(&video_id)).await?;
+        let pipeline = Pipeline {
+            config: &self.config,
+            analyzer: self.analyzer.as_ref(),
+        };
+        let result = tokio::select! {
+            r = pipeline.run(prepared, staging, &writer, handle.as_ref()) => r,
+            _ = handle.cancel.cancelled() => Err(Error::Cancelled("cancelled by request".into())),
+        };
+        if result.is_err() {
+            let w = writer.clone();
+            if let Err(e) = blocking(move || w.abort()).await {
+                tracing::warn!(
+                    "could not discard a failed ingest's records (removed at next start): {e}"
+                );
+            }
+        }
+        result
     }
 
     fn running_job_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {

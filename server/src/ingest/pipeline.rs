@@ -1,12 +1,15 @@
 //! One ingest, start to finish: decode once, turn samples into 0.5 s signal windows, hand
 //! each slice to the analyser as soon as both streams have passed its end, describe clips
-//! for matching, then commit everything to the store in one transaction.
+//! for matching, write each slice's records to a new store generation as soon as it is
+//! done, and publish the generation at the end. Memory does not grow with video length
+//! beyond 16 bytes per 0.5 s window.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::engine::blocking;
 use super::events::{IngestEvent, IngestSink};
 use super::plan::PlannedSlice;
 use crate::analysis::visual::{self, ClipAccumulator};
@@ -16,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::media::decode::AUDIO_WINDOW_MS;
 use crate::media::signals::SILENCE_DB;
 use crate::media::{self, DecodeSpec, ProbeRecord, Sample};
-use crate::store::{self, DocRecord, EmbeddingKind, FrameRecord, Store, VideoBundle, VideoRecord};
+use crate::store::{self, DocRecord, EmbeddingKind, FrameRecord, VideoRecord, VideoWriter};
 
 /// A video that passed every check and is ready to analyse.
 #[derive(Debug, Clone)]
@@ -39,7 +42,6 @@ pub struct PreparedIngest {
 
 pub struct Pipeline<'a> {
     pub config: &'a Config,
-    pub store: &'a Store,
     pub analyzer: &'a dyn VideoAnalyzer,
 }
 
@@ -88,18 +90,21 @@ struct Analysis<'p> {
     next_to_finish: usize,
     baseline: Baseline,
     clip: Option<ClipAccumulator>,
+    /// Finished clip descriptors not yet written.
     clips: Vec<(u32, Vec<f32>)>,
-    finished: Vec<crate::analysis::SliceAnalysis>,
+    clips_written: u32,
     last_progress_ms: i64,
 }
 
 impl<'a> Pipeline<'a> {
-    /// Analyses and stores `p`, reporting to `sink` (after the job manager's `Accepted`). Dropping the future stops ffmpeg;
-    /// the caller removes `staging_dir`.
+    /// Analyses `p` into `writer`'s generation and commits it, reporting to `sink` (after
+    /// the job manager's `Accepted`). Dropping the future stops ffmpeg; on failure the
+    /// caller aborts `writer` and removes `staging_dir`.
     pub async fn run(
         &self,
         p: &PreparedIngest,
         staging_dir: &Path,
+        writer: &VideoWriter,
         sink: &dyn IngestSink,
     ) -> Result<()> {
         let started = Instant::now();
@@ -124,7 +129,7 @@ impl<'a> Pipeline<'a> {
         let consume = async {
             while let Some(sample) = rx.recv().await {
                 state.take(sample, ingest.scene_cut_threshold, sink);
-                self.finish_ready_slices(&mut state, sink).await?;
+                self.finish_ready_slices(&mut state, writer, sink).await?;
             }
             Ok::<_, Error>(())
         };
@@ -133,19 +138,17 @@ impl<'a> Pipeline<'a> {
         consumed?;
         state.video_done = true;
         state.audio_done = true;
-        self.finish_ready_slices(&mut state, sink).await?;
+        self.finish_ready_slices(&mut state, writer, sink).await?;
         check_decoded_length(p, state.video_pos_ms)?;
         if let Some(clip) = state.clip.take() {
             state.push_clip(clip);
         }
+        write_clips(writer, &mut state).await?;
 
         let analysis_seconds = started.elapsed().as_secs_f64();
-        let bundle = self.bundle(p, state, &thumbs_staging).await?;
-        let clip_count = bundle.embeddings.len() as u32;
-        let slice_count = bundle.slices.len() as u32;
-        let store = self.store.clone();
-        let video = bundle.video.clone();
-        super::engine::blocking(move || store.commit_video(&bundle)).await?;
+        let slice_count = state.next_to_finish as u32;
+        let clip_count = state.clips_written;
+        let video = self.finish(p, writer, &thumbs_staging, slice_count).await?;
         remove_other_thumbnail_dirs(&video).await;
 
         sink.emit(IngestEvent::EmbeddingsStored {
@@ -166,6 +169,7 @@ impl<'a> Pipeline<'a> {
     async fn finish_ready_slices(
         &self,
         state: &mut Analysis<'_>,
+        writer: &VideoWriter,
         sink: &dyn IngestSink,
     ) -> Result<()> {
         while let Some(slice) = state.prepared.slices.get(state.next_to_finish).copied() {
@@ -193,21 +197,29 @@ impl<'a> Pipeline<'a> {
             let mut analysis = self.analyzer.analyze_slice(input).await?;
             analysis.keyframe_aligned = slice.keyframe_aligned;
             state.update_baseline(&windows);
-            sink.emit(IngestEvent::SliceFinished {
-                analysis: analysis.clone(),
-            });
-            state.finished.push(analysis);
+            let doc = DocRecord {
+                source: "slice_description".into(),
+                start_ms: analysis.start_ms,
+                end_ms: analysis.end_ms,
+                text: analysis.description.clone(),
+            };
+            let (w, record) = (writer.clone(), analysis.clone());
+            blocking(move || w.put_slice(&record, &windows, &doc)).await?;
+            write_clips(writer, state).await?;
+            sink.emit(IngestEvent::SliceFinished { analysis });
             state.next_to_finish += 1;
         }
         Ok(())
     }
 
-    async fn bundle(
+    /// Moves thumbnails (and an upload) into place, records the thumbnails, and commits.
+    async fn finish(
         &self,
         p: &PreparedIngest,
-        state: Analysis<'_>,
+        writer: &VideoWriter,
         thumbs_staging: &Path,
-    ) -> Result<VideoBundle> {
+        slice_count: u32,
+    ) -> Result<VideoRecord> {
         let media_dir = self.config.data_dir.join("media").join(&p.video_id);
         tokio::fs::create_dir_all(&media_dir).await?;
         let thumbs_dir = media_dir.join(format!("thumbs-{}", p.job_id));
@@ -220,49 +232,56 @@ impl<'a> Pipeline<'a> {
             }
             None => p.source.clone(),
         };
-        let signals: Vec<SignalWindow> = state
-            .windows
-            .iter()
-            .enumerate()
-            .map(|(i, w)| w.window(i))
-            .filter(|w| w.start_ms < p.probe.duration_ms)
-            .collect();
-        let docs = state
-            .finished
-            .iter()
-            .map(|s| DocRecord {
-                source: "slice_description".into(),
-                start_ms: s.start_ms,
-                end_ms: s.end_ms,
-                text: s.description.clone(),
-            })
-            .collect();
-        Ok(VideoBundle {
-            video: VideoRecord {
-                video_id: p.video_id.clone(),
-                filename: p.filename.clone(),
-                source_path: source_path.display().to_string(),
-                size_bytes: p.size_bytes as i64,
-                sha256: p.sha256.clone(),
-                probe: p.probe.clone(),
-                slice_ms: p.slice_ms,
-                clip_ms: p.clip_ms,
-                slice_count: state.finished.len() as u32,
-                analyzer: self.analyzer.name().to_string(),
-                ingested_at_unix_ms: store::now_unix_ms(),
-                thumbnails_dir: thumbs_dir.display().to_string(),
-            },
-            slices: state.finished,
-            signals,
-            frames,
-            docs,
-            embeddings: state
-                .clips
-                .into_iter()
-                .map(|(i, v)| (EmbeddingKind::VisualDescriptor, i, v))
-                .collect(),
+        let video = VideoRecord {
+            video_id: p.video_id.clone(),
+            filename: p.filename.clone(),
+            source_path: source_path.display().to_string(),
+            size_bytes: p.size_bytes as i64,
+            sha256: p.sha256.clone(),
+            probe: p.probe.clone(),
+            slice_ms: p.slice_ms,
+            clip_ms: p.clip_ms,
+            slice_count,
+            analyzer: self.analyzer.name().to_string(),
+            ingested_at_unix_ms: store::now_unix_ms(),
+            thumbnails_dir: thumbs_dir.display().to_string(),
+            generation: writer.generation(),
+        };
+        let (w, slices, record) = (writer.clone(), p.slices.clone(), video.clone());
+        blocking(move || {
+            for slice in &slices {
+                let in_slice: Vec<FrameRecord> = frames
+                    .iter()
+                    .filter(|f| {
+                        f.t_ms >= slice.start_ms
+                            && (f.t_ms < slice.end_ms || slice.index + 1 == slices.len() as u32)
+                    })
+                    .cloned()
+                    .collect();
+                w.put_frames(slice.index, &in_slice)?;
+            }
+            w.commit(record)
         })
+        .await?;
+        Ok(video)
     }
+}
+
+/// Writes the clip descriptors finished so far.
+async fn write_clips(writer: &VideoWriter, state: &mut Analysis<'_>) -> Result<()> {
+    if state.clips.is_empty() {
+        return Ok(());
+    }
+    let clips = std::mem::take(&mut state.clips);
+    state.clips_written += clips.len() as u32;
+    let w = writer.clone();
+    blocking(move || {
+        for (owner, vector) in &clips {
+            w.put_embedding(EmbeddingKind::VisualDescriptor, *owner, vector)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 impl<'p> Analysis<'p> {
@@ -285,7 +304,7 @@ impl<'p> Analysis<'p> {
             },
             clip: None,
             clips: Vec::new(),
-            finished: Vec::new(),
+            clips_written: 0,
             last_progress_ms: 0,
         }
     }

@@ -149,11 +149,16 @@ fn parse_ffprobe(json: &[u8]) -> Result<(ProbeRecord, Option<i64>)> {
     Ok((record, video_duration))
 }
 
-/// Parses `-show_entries packet=pts_time,duration_time,flags -of csv=p=0` lines.
-fn parse_packets(csv: &[u8]) -> (Vec<i64>, i64) {
-    let mut keyframes = Vec::new();
-    let mut end_ms = 0i64;
-    for line in String::from_utf8_lossy(csv).lines() {
+/// Accumulates `-show_entries packet=pts_time,duration_time,flags -of csv=p=0` lines one
+/// at a time, so a long video's packet list is never held in memory.
+#[derive(Default)]
+struct PacketScan {
+    keyframes: Vec<i64>,
+    end_ms: i64,
+}
+
+impl PacketScan {
+    fn line(&mut self, line: &str) {
         let mut fields = line.split(',');
         let pts = fields.next().and_then(|v| v.parse::<f64>().ok());
         let duration = fields
@@ -162,17 +167,19 @@ fn parse_packets(csv: &[u8]) -> (Vec<i64>, i64) {
             .unwrap_or(0.0);
         let flags = fields.next().unwrap_or("");
         let Some(pts) = pts.filter(|p| p.is_finite()) else {
-            continue;
+            return;
         };
-        let pts_ms = (pts * 1000.0).round() as i64;
-        end_ms = end_ms.max(((pts + duration) * 1000.0).round() as i64);
+        self.end_ms = self.end_ms.max(((pts + duration) * 1000.0).round() as i64);
         if flags.starts_with('K') {
-            keyframes.push(pts_ms.max(0));
+            self.keyframes.push(((pts * 1000.0).round() as i64).max(0));
         }
     }
-    keyframes.sort_unstable();
-    keyframes.dedup();
-    (keyframes, end_ms)
+
+    fn finish(mut self) -> (Vec<i64>, i64) {
+        self.keyframes.sort_unstable();
+        self.keyframes.dedup();
+        (self.keyframes, self.end_ms)
+    }
 }
 
 /// Probes `path`. Files ffprobe cannot read, files without video, and files whose video
@@ -224,14 +231,27 @@ pub async fn probe(ffprobe: &str, path: &Path) -> Result<ProbeRecord> {
         "csv=p=0",
     ])
     .arg(path);
-    let packets = process::output(cmd, ffprobe, "scan video packets")
+    let (keyframes, data_end) = scan_packets(cmd, ffprobe)
         .await
         .map_err(|e| not_a_video(path, e))?;
-    let (keyframes, data_end) = parse_packets(&packets);
     record.keyframes_ms = keyframes;
     record.video_data_end_ms = data_end;
     check_data_covers_duration(path, &record)?;
     Ok(record)
+}
+
+async fn scan_packets(mut cmd: Command, ffprobe: &str) -> Result<(Vec<i64>, i64)> {
+    use tokio::io::AsyncBufReadExt;
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = process::spawn(cmd, ffprobe)?;
+    let stdout = child.child.stdout.take().expect("stdout was piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut scan = PacketScan::default();
+    while let Some(line) = lines.next_line().await? {
+        scan.line(&line);
+    }
+    child.finish("scan video packets").await?;
+    Ok(scan.finish())
 }
 
 /// A header may promise more than the file holds (a truncated or doctored file).
@@ -306,9 +326,16 @@ mod tests {
 
     #[test]
     fn packets_give_keyframes_and_data_end() {
-        let csv =
-            b"0.000000,0.040000,K__\n0.040000,0.040000,___\n2.000000,0.040000,K__\nN/A,N/A,___\n";
-        let (keys, end) = parse_packets(csv);
+        let mut scan = PacketScan::default();
+        for line in [
+            "0.000000,0.040000,K__",
+            "0.040000,0.040000,___",
+            "2.000000,0.040000,K__",
+            "N/A,N/A,___",
+        ] {
+            scan.line(line);
+        }
+        let (keys, end) = scan.finish();
         assert_eq!(keys, vec![0, 2000]);
         assert_eq!(end, 2040);
     }

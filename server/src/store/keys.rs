@@ -1,6 +1,6 @@
 //! Key codecs for every sled tree. Video-owned records are keyed by the 16-character video
-//! id followed by big-endian integers, so a prefix scan returns one video's records in
-//! order.
+//! id, the generation they belong to, then big-endian integers, so a prefix scan returns
+//! one generation of one video's records in order.
 
 use crate::error::{Error, Result};
 
@@ -27,12 +27,26 @@ pub fn video_id_from_sha256(sha256_hex: &str) -> String {
     sha256_hex[..VIDEO_ID_LEN].to_string()
 }
 
-/// `video_id ++ index_be32`: slices, frames, signals, docs.
-pub fn video_item(video_id: &str, index: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(VIDEO_ID_LEN + 4);
+/// `video_id ++ generation_be32`: the prefix of one generation of a video's records.
+pub fn generation_prefix(video_id: &str, generation: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(VIDEO_ID_LEN + 9);
     key.extend_from_slice(video_id.as_bytes());
+    key.extend_from_slice(&generation.to_be_bytes());
+    key
+}
+
+/// `video_id ++ generation ++ index_be32`: slices, frames, signals, docs.
+pub fn video_item(video_id: &str, generation: u32, index: u32) -> Vec<u8> {
+    let mut key = generation_prefix(video_id, generation);
     key.extend_from_slice(&index.to_be_bytes());
     key
+}
+
+/// The (video id, generation) a video-owned key belongs to.
+pub fn owner_of(key: &[u8]) -> Option<(&str, u32)> {
+    let id = std::str::from_utf8(key.get(..VIDEO_ID_LEN)?).ok()?;
+    let generation = u32::from_be_bytes(key.get(VIDEO_ID_LEN..VIDEO_ID_LEN + 4)?.try_into().ok()?);
+    Some((id, generation))
 }
 
 /// What an embedding belongs to; the tag is part of the key.
@@ -56,10 +70,9 @@ impl EmbeddingKind {
     }
 }
 
-/// `video_id ++ kind_tag ++ owner_index_be32`.
-pub fn embedding(video_id: &str, kind: EmbeddingKind, owner: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(VIDEO_ID_LEN + 5);
-    key.extend_from_slice(video_id.as_bytes());
+/// `video_id ++ generation ++ kind_tag ++ owner_index_be32`.
+pub fn embedding(video_id: &str, generation: u32, kind: EmbeddingKind, owner: u32) -> Vec<u8> {
+    let mut key = generation_prefix(video_id, generation);
     key.push(kind as u8);
     key.extend_from_slice(&owner.to_be_bytes());
     key
@@ -67,7 +80,7 @@ pub fn embedding(video_id: &str, kind: EmbeddingKind, owner: u32) -> Vec<u8> {
 
 /// Embedding kind tag of an `embedding` key.
 pub fn embedding_kind(key: &[u8]) -> Option<EmbeddingKind> {
-    key.get(VIDEO_ID_LEN)
+    key.get(VIDEO_ID_LEN + 4)
         .copied()
         .and_then(EmbeddingKind::from_tag)
 }
@@ -95,16 +108,13 @@ mod tests {
     #[test]
     fn item_keys_sort_by_index() {
         let id = "0123456789abcdef";
-        assert!(video_item(id, 2) < video_item(id, 10));
-        assert!(video_item(id, 255) < video_item(id, 256));
-        assert!(
-            embedding(id, EmbeddingKind::VisualDescriptor, 1)
-                < embedding(id, EmbeddingKind::VisualDescriptor, 300)
-        );
-        assert_eq!(
-            embedding_kind(&embedding(id, EmbeddingKind::VisualDescriptor, 7)),
-            Some(EmbeddingKind::VisualDescriptor)
-        );
+        assert!(video_item(id, 1, 2) < video_item(id, 1, 10));
+        assert!(video_item(id, 1, 255) < video_item(id, 1, 256));
+        assert!(video_item(id, 1, u32::MAX) < video_item(id, 2, 0));
+        let kind = EmbeddingKind::VisualDescriptor;
+        assert!(embedding(id, 3, kind, 1) < embedding(id, 3, kind, 300));
+        assert_eq!(embedding_kind(&embedding(id, 3, kind, 7)), Some(kind));
+        assert_eq!(owner_of(&embedding(id, 3, kind, 7)), Some((id, 3)));
     }
 
     #[test]

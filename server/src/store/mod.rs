@@ -1,12 +1,17 @@
 //! The sled store: one tree per keyspace, key codecs in `keys`, records in `records`.
-//! Every method is blocking; async callers go through `spawn_blocking`. A video and all
-//! its derived records are written and deleted in one multi-tree transaction, so a failed
-//! ingest or delete leaves the store as it was.
+//! Every method is blocking; async callers go through `spawn_blocking`.
+//!
+//! Video-owned records (slices, frames, signals, docs, embeddings) carry a generation in
+//! their keys. An ingest writes a new generation slice by slice through a `VideoWriter`
+//! (so memory stays flat however long the video is), then `commit` flips the video record
+//! to it in one small transaction and removes the previous generation. Until that flip no
+//! reader sees the new records; a failed ingest `abort`s its generation, and
+//! `collect_garbage` at start-up removes what a crash left.
 
 pub mod keys;
 pub mod records;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, Transactional};
@@ -17,18 +22,6 @@ pub use records::{now_unix_ms, DocRecord, FrameRecord, JobRecord, JobState, Vide
 
 use crate::analysis::{SignalWindow, SliceAnalysis};
 use crate::error::{Error, Result};
-
-/// Everything one ingest produces for a video, committed at once.
-#[derive(Debug, Clone)]
-pub struct VideoBundle {
-    pub video: VideoRecord,
-    pub slices: Vec<SliceAnalysis>,
-    pub signals: Vec<SignalWindow>,
-    pub frames: Vec<FrameRecord>,
-    pub docs: Vec<DocRecord>,
-    /// (kind, owner index, vector)
-    pub embeddings: Vec<(EmbeddingKind, u32, Vec<f32>)>,
-}
 
 #[derive(Clone)]
 pub struct Store {
@@ -81,7 +74,7 @@ impl Store {
         })
     }
 
-    /// Trees whose keys start with a video id, in a fixed order.
+    /// Trees whose keys start with a video id and generation.
     fn video_owned(&self) -> [&Tree; 5] {
         [
             &self.slices,
@@ -116,13 +109,36 @@ impl Store {
             .collect()
     }
 
+    /// The key prefix of the video's committed generation, if the video exists.
+    fn live_prefix(&self, video_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .video(video_id)?
+            .map(|v| keys::generation_prefix(video_id, v.generation)))
+    }
+
+    fn scan_live<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        video_id: &str,
+    ) -> Result<Vec<T>> {
+        match self.live_prefix(video_id)? {
+            Some(prefix) => tree
+                .scan_prefix(prefix)
+                .values()
+                .map(|v| Ok(serde_json::from_slice(&v?)?))
+                .collect(),
+            None => Ok(Vec::new()),
+        }
+    }
+
     pub fn slices(&self, video_id: &str) -> Result<Vec<SliceAnalysis>> {
-        scan_json(&self.slices, video_id)
+        self.scan_live(&self.slices, video_id)
     }
 
     /// All signal windows of a video, in time order (stored as one record per slice).
     pub fn signals(&self, video_id: &str) -> Result<Vec<SignalWindow>> {
-        Ok(scan_json::<Vec<SignalWindow>>(&self.signals, video_id)?
+        Ok(self
+            .scan_live::<Vec<SignalWindow>>(&self.signals, video_id)?
             .into_iter()
             .flatten()
             .collect())
@@ -130,20 +146,23 @@ impl Store {
 
     /// All thumbnails of a video, in time order (stored as one record per slice).
     pub fn frames(&self, video_id: &str) -> Result<Vec<FrameRecord>> {
-        Ok(scan_json::<Vec<FrameRecord>>(&self.frames, video_id)?
+        Ok(self
+            .scan_live::<Vec<FrameRecord>>(&self.frames, video_id)?
             .into_iter()
             .flatten()
             .collect())
     }
 
     pub fn docs(&self, video_id: &str) -> Result<Vec<DocRecord>> {
-        scan_json(&self.docs, video_id)
+        self.scan_live(&self.docs, video_id)
     }
 
     /// Vectors of one kind for a video, by owner index.
     pub fn embeddings(&self, video_id: &str, kind: EmbeddingKind) -> Result<Vec<(u32, Vec<f32>)>> {
-        let prefix = keys::embedding(video_id, kind, 0);
-        let prefix = &prefix[..keys::VIDEO_ID_LEN + 1];
+        let Some(mut prefix) = self.live_prefix(video_id)? else {
+            return Ok(Vec::new());
+        };
+        prefix.push(kind as u8);
         self.embeddings
             .scan_prefix(prefix)
             .map(|kv| {
@@ -157,7 +176,10 @@ impl Store {
     /// Stored embedding counts by kind name.
     pub fn embedding_counts(&self, video_id: &str) -> Result<BTreeMap<String, u32>> {
         let mut counts = BTreeMap::new();
-        for key in self.embeddings.scan_prefix(video_id.as_bytes()).keys() {
+        let Some(prefix) = self.live_prefix(video_id)? else {
+            return Ok(counts);
+        };
+        for key in self.embeddings.scan_prefix(prefix).keys() {
             if let Some(kind) = keys::embedding_kind(&key?) {
                 *counts.entry(kind.name().to_string()).or_insert(0) += 1;
             }
@@ -165,65 +187,30 @@ impl Store {
         Ok(counts)
     }
 
-    fn owned_keys(&self, video_id: &str) -> Result<Vec<Vec<sled::IVec>>> {
-        self.video_owned()
-            .iter()
-            .map(|tree| {
-                tree.scan_prefix(video_id.as_bytes())
-                    .keys()
-                    .collect::<sled::Result<Vec<_>>>()
-                    .map_err(Error::from)
-            })
-            .collect()
+    /// Starts writing a new generation of `video_id`'s records. One writer per video at a
+    /// time (the ingest engine runs one job per video).
+    pub fn begin_video(&self, video_id: &str) -> Result<VideoWriter> {
+        keys::validate_video_id(video_id)?;
+        let current = self.video(video_id)?.map_or(0, |v| v.generation);
+        let writer = VideoWriter {
+            store: self.clone(),
+            video_id: video_id.to_string(),
+            generation: current.wrapping_add(1),
+        };
+        // A crashed earlier attempt may have left records in this generation.
+        writer.abort()?;
+        Ok(writer)
     }
 
-    /// Replaces everything stored for the bundle's video in one transaction.
-    pub fn commit_video(&self, bundle: &VideoBundle) -> Result<()> {
-        let id = bundle.video.video_id.as_str();
-        keys::validate_video_id(id)?;
-        let stale = self.owned_keys(id)?;
-        let mut writes: [Vec<(Vec<u8>, Vec<u8>)>; 5] = Default::default();
-        for s in &bundle.slices {
-            writes[0].push((keys::video_item(id, s.index), to_json(s)?));
-        }
-        // Windows and thumbnails are many and small: one record per slice keeps sled's
-        // per-key cost (and the commit's memory) proportional to slices, not seconds.
-        let slice_of = |t_ms: i64| slice_index(&bundle.slices, t_ms);
-        for (slice, frames) in group_by_slice(&bundle.frames, |f| slice_of(f.t_ms)) {
-            writes[1].push((keys::video_item(id, slice), to_json(&frames)?));
-        }
-        for (slice, windows) in group_by_slice(&bundle.signals, |w| slice_of(w.start_ms)) {
-            writes[2].push((keys::video_item(id, slice), to_json(&windows)?));
-        }
-        for (i, d) in bundle.docs.iter().enumerate() {
-            writes[3].push((keys::video_item(id, i as u32), to_json(d)?));
-        }
-        for (kind, owner, v) in &bundle.embeddings {
-            writes[4].push((keys::embedding(id, *kind, *owner), keys::encode_vector(v)));
-        }
-        let video = serde_json::to_vec(&bundle.video)?;
-        let owned = self.video_owned();
-        let trees: Vec<&Tree> = owned
-            .iter()
-            .copied()
-            .chain([&self.videos, &self.content_hashes])
-            .collect();
-        trees.as_slice().transaction(|t| {
-            for (i, tree_keys) in stale.iter().enumerate() {
-                for k in tree_keys {
-                    t[i].remove(k)?;
-                }
+    fn remove_prefix(&self, prefix: &[u8]) -> Result<u64> {
+        let mut removed = 0;
+        for tree in self.video_owned() {
+            for key in tree.scan_prefix(prefix).keys() {
+                tree.remove(key?)?;
+                removed += 1;
             }
-            for (i, tree_writes) in writes.iter().enumerate() {
-                for (k, v) in tree_writes {
-                    t[i].insert(k.as_slice(), v.as_slice())?;
-                }
-            }
-            t[5].insert(id.as_bytes(), video.as_slice())?;
-            t[6].insert(bundle.video.sha256.as_bytes(), id.as_bytes())?;
-            Ok::<_, ConflictableTransactionError<Error>>(())
-        })?;
-        self.flush()
+        }
+        Ok(removed)
     }
 
     /// Removes a video and every record derived from it; returns how many were removed.
@@ -231,30 +218,54 @@ impl Store {
         let Some(video) = self.video(video_id)? else {
             return Err(Error::not_found(format!("no video with id {video_id}")));
         };
-        let stale = self.owned_keys(video_id)?;
-        let owned = self.video_owned();
-        let trees: Vec<&Tree> = owned
-            .iter()
-            .copied()
-            .chain([&self.videos, &self.content_hashes])
-            .collect();
-        trees.as_slice().transaction(|t| {
-            for (i, tree_keys) in stale.iter().enumerate() {
-                for k in tree_keys {
-                    t[i].remove(k)?;
-                }
-            }
-            t[5].remove(video_id.as_bytes())?;
-            t[6].remove(video.sha256.as_bytes())?;
+        // Unpublish atomically first; the derived records are then unreachable.
+        (&self.videos, &self.content_hashes).transaction(|(videos, hashes)| {
+            videos.remove(video_id.as_bytes())?;
+            hashes.remove(video.sha256.as_bytes())?;
             Ok::<_, ConflictableTransactionError<Error>>(())
         })?;
+        let removed = self.remove_prefix(video_id.as_bytes())? + 2;
         self.flush()?;
-        Ok(stale.iter().map(|k| k.len() as u64).sum::<u64>() + 2)
+        Ok(removed)
     }
 
-    /// Keys stored for a video across all video-owned trees (for tests and stats).
+    /// Removes video-owned records that belong to no committed generation (left by a crash
+    /// mid-ingest or mid-delete). Call before any ingest starts.
+    pub fn collect_garbage(&self) -> Result<u64> {
+        let mut live: HashMap<String, Option<u32>> = HashMap::new();
+        let mut removed = 0;
+        for tree in self.video_owned() {
+            for key in tree.iter().keys() {
+                let key = key?;
+                let Some((id, generation)) = keys::owner_of(&key) else {
+                    tree.remove(&key)?;
+                    removed += 1;
+                    continue;
+                };
+                let committed = match live.get(id) {
+                    Some(g) => *g,
+                    None => {
+                        let g = self.video(id)?.map(|v| v.generation);
+                        live.insert(id.to_string(), g);
+                        g
+                    }
+                };
+                if committed != Some(generation) {
+                    tree.remove(&key)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Keys stored for a video across all video-owned trees and generations.
     pub fn owned_record_count(&self, video_id: &str) -> Result<usize> {
-        Ok(self.owned_keys(video_id)?.iter().map(Vec::len).sum())
+        let mut n = 0;
+        for tree in self.video_owned() {
+            n += tree.scan_prefix(video_id.as_bytes()).count();
+        }
+        Ok(n)
     }
 
     pub fn put_job(&self, job: &JobRecord) -> Result<()> {
@@ -276,23 +287,84 @@ impl Store {
     }
 }
 
-/// Index of the slice containing `t_ms` (the last slice for times past the end).
-fn slice_index(slices: &[SliceAnalysis], t_ms: i64) -> u32 {
-    let after = slices.partition_point(|s| s.start_ms <= t_ms);
-    slices.get(after.saturating_sub(1)).map_or(0, |s| s.index)
+/// Writes one new generation of a video's records; nothing is visible until `commit`.
+#[derive(Clone)]
+pub struct VideoWriter {
+    store: Store,
+    video_id: String,
+    generation: u32,
 }
 
-/// Consecutive items grouped by slice index (items are in time order).
-fn group_by_slice<T: Clone>(items: &[T], slice_of: impl Fn(&T) -> u32) -> Vec<(u32, Vec<T>)> {
-    let mut groups: Vec<(u32, Vec<T>)> = Vec::new();
-    for item in items {
-        let slice = slice_of(item);
-        match groups.last_mut() {
-            Some((s, group)) if *s == slice => group.push(item.clone()),
-            _ => groups.push((slice, vec![item.clone()])),
-        }
+impl VideoWriter {
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
-    groups
+
+    fn put(&self, tree: &Tree, key: Vec<u8>, value: &impl serde::Serialize) -> Result<()> {
+        tree.insert(key, serde_json::to_vec(value)?)?;
+        Ok(())
+    }
+
+    /// A slice's analysis, signal windows and description document.
+    pub fn put_slice(
+        &self,
+        slice: &SliceAnalysis,
+        windows: &[SignalWindow],
+        doc: &DocRecord,
+    ) -> Result<()> {
+        let (id, g, i) = (self.video_id.as_str(), self.generation, slice.index);
+        self.put(&self.store.slices, keys::video_item(id, g, i), slice)?;
+        self.put(&self.store.signals, keys::video_item(id, g, i), &windows)?;
+        self.put(&self.store.docs, keys::video_item(id, g, i), doc)
+    }
+
+    /// Thumbnails of one slice.
+    pub fn put_frames(&self, slice_index: u32, frames: &[FrameRecord]) -> Result<()> {
+        let key = keys::video_item(&self.video_id, self.generation, slice_index);
+        self.put(&self.store.frames, key, &frames)
+    }
+
+    pub fn put_embedding(&self, kind: EmbeddingKind, owner: u32, vector: &[f32]) -> Result<()> {
+        let key = keys::embedding(&self.video_id, self.generation, kind, owner);
+        self.store
+            .embeddings
+            .insert(key, keys::encode_vector(vector))?;
+        Ok(())
+    }
+
+    /// Publishes this generation with `video` (whose generation is set here) in one
+    /// transaction, then removes the previous generation.
+    pub fn commit(&self, mut video: VideoRecord) -> Result<()> {
+        if video.video_id != self.video_id {
+            return Err(Error::internal("committing a writer for another video"));
+        }
+        video.generation = self.generation;
+        let record = serde_json::to_vec(&video)?;
+        let id = self.video_id.as_bytes();
+        let previous =
+            (&self.store.videos, &self.store.content_hashes).transaction(|(videos, hashes)| {
+                let previous = videos.insert(id, record.as_slice())?;
+                hashes.insert(video.sha256.as_bytes(), id)?;
+                Ok::<_, ConflictableTransactionError<Error>>(previous)
+            })?;
+        if let Some(previous) = previous {
+            let previous: VideoRecord = serde_json::from_slice(&previous)?;
+            if previous.generation != self.generation {
+                self.store.remove_prefix(&keys::generation_prefix(
+                    &self.video_id,
+                    previous.generation,
+                ))?;
+            }
+        }
+        self.store.flush()
+    }
+
+    /// Removes whatever this writer wrote.
+    pub fn abort(&self) -> Result<()> {
+        self.store
+            .remove_prefix(&keys::generation_prefix(&self.video_id, self.generation))?;
+        Ok(())
+    }
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(tree: &Tree, key: &[u8]) -> Result<Option<T>> {
@@ -302,31 +374,20 @@ fn get_json<T: serde::de::DeserializeOwned>(tree: &Tree, key: &[u8]) -> Result<O
     }
 }
 
-fn scan_json<T: serde::de::DeserializeOwned>(tree: &Tree, video_id: &str) -> Result<Vec<T>> {
-    tree.scan_prefix(video_id.as_bytes())
-        .values()
-        .map(|v| Ok(serde_json::from_slice(&v?)?))
-        .collect()
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec(value)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::media::ProbeRecord;
 
-    pub(crate) fn bundle(id: &str, sha: &str, slices: u32) -> VideoBundle {
-        let video = VideoRecord {
+    fn video(id: &str, sha: &str, slices: u32) -> VideoRecord {
+        VideoRecord {
             video_id: id.into(),
             filename: "a.mp4".into(),
             source_path: "/x/a.mp4".into(),
             size_bytes: 10,
             sha256: sha.into(),
             probe: ProbeRecord {
-                duration_ms: 4_000,
+                duration_ms: slices as i64 * 2_000,
                 format_name: "mov".into(),
                 size_bytes: 10,
                 bit_rate: 1,
@@ -340,62 +401,90 @@ mod tests {
             analyzer: "test".into(),
             ingested_at_unix_ms: 1,
             thumbnails_dir: "/x".into(),
-        };
-        let slice = |i: u32| SliceAnalysis {
-            index: i,
-            start_ms: i as i64 * 2000,
-            end_ms: (i as i64 + 1) * 2000,
-            highlight_score: 0.5,
-            motion_mean: 0.0,
-            loudness_mean_db: -30.0,
-            cut_points_ms: vec![],
-            segments: vec![],
-            description: format!("slice {i}"),
-            analyzer: "test".into(),
-            keyframe_aligned: true,
-        };
-        VideoBundle {
-            video,
-            slices: (0..slices).map(slice).collect(),
-            signals: (0..slices * 4)
-                .map(|i| SignalWindow {
-                    start_ms: i as i64 * 500,
+            generation: 0,
+        }
+    }
+
+    /// Writes `slices` slices (4 windows, 2 frames, 1 embedding each) without committing.
+    fn write(store: &Store, id: &str, slices: u32) -> VideoWriter {
+        let w = store.begin_video(id).unwrap();
+        for i in 0..slices {
+            let start = i as i64 * 2000;
+            let slice = SliceAnalysis {
+                index: i,
+                start_ms: start,
+                end_ms: start + 2000,
+                highlight_score: 0.5,
+                motion_mean: 0.0,
+                loudness_mean_db: -30.0,
+                cut_points_ms: vec![],
+                segments: vec![],
+                description: format!("slice {i}"),
+                analyzer: "test".into(),
+                keyframe_aligned: true,
+            };
+            let windows: Vec<SignalWindow> = (0..4)
+                .map(|k| SignalWindow {
+                    start_ms: start + k * 500,
                     loudness_db: -20.0,
                     motion: 0.1,
                     scene_cut: false,
                 })
-                .collect(),
-            frames: (0..slices * 2)
-                .map(|i| FrameRecord {
-                    t_ms: i as i64 * 1000,
-                    path: format!("/x/{i}.jpg"),
+                .collect();
+            let doc = DocRecord {
+                source: "slice_description".into(),
+                start_ms: start,
+                end_ms: start + 2000,
+                text: slice.description.clone(),
+            };
+            w.put_slice(&slice, &windows, &doc).unwrap();
+            let frames: Vec<FrameRecord> = (0..2)
+                .map(|k| FrameRecord {
+                    t_ms: start + k * 1000,
+                    path: format!("/x/{i}-{k}.jpg"),
                 })
-                .collect(),
-            docs: vec![],
-            embeddings: (0..slices)
-                .map(|i| (EmbeddingKind::VisualDescriptor, i, vec![1.0, 0.0]))
-                .collect(),
+                .collect();
+            w.put_frames(i, &frames).unwrap();
+            w.put_embedding(EmbeddingKind::VisualDescriptor, i, &[1.0, 0.0])
+                .unwrap();
         }
+        w
     }
 
     #[test]
-    fn commit_replaces_and_delete_removes_everything() {
+    fn nothing_is_visible_before_commit_and_an_abort_leaves_nothing() {
         let store = Store::temporary().unwrap();
         let a = "aaaaaaaaaaaaaaaa";
-        assert_eq!(slice_index(&bundle(a, "x", 3).slices, 4_100), 2);
-        assert_eq!(slice_index(&bundle(a, "x", 3).slices, 99_000), 2);
-        let b = "bbbbbbbbbbbbbbbb";
-        store.commit_video(&bundle(a, "sha-a", 3)).unwrap();
-        store.commit_video(&bundle(b, "sha-b", 2)).unwrap();
+        let w = write(&store, a, 3);
+        assert!(store.video(a).unwrap().is_none());
+        assert!(store.slices(a).unwrap().is_empty());
+        w.abort().unwrap();
+        assert_eq!(store.owned_record_count(a).unwrap(), 0);
+    }
+
+    #[test]
+    fn commit_replaces_the_previous_generation_and_delete_removes_everything() {
+        let store = Store::temporary().unwrap();
+        let (a, b) = ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb");
+        write(&store, a, 3).commit(video(a, "sha-a", 3)).unwrap();
+        write(&store, b, 2).commit(video(b, "sha-b", 2)).unwrap();
         assert_eq!(store.slices(a).unwrap().len(), 3);
-        // Windows and frames come back flat and in order, stored one record per slice.
         let windows = store.signals(a).unwrap();
         assert_eq!(windows.len(), 12);
         assert!(windows.windows(2).all(|w| w[0].start_ms < w[1].start_ms));
         assert_eq!(store.frames(a).unwrap().len(), 6);
-        assert_eq!(store.owned_record_count(a).unwrap(), 3 + 3 + 3 + 3);
-        // Re-analysis with fewer slices leaves no stale slice behind.
-        store.commit_video(&bundle(a, "sha-a", 1)).unwrap();
+        assert_eq!(store.docs(a).unwrap()[2].text, "slice 2");
+        // One record per slice in slices, signals, docs and frames, one per clip embedding.
+        assert_eq!(store.owned_record_count(a).unwrap(), 3 * 5);
+
+        // Re-analysis with fewer slices: the old generation is gone, nothing stale is left.
+        let w = write(&store, a, 1);
+        assert_eq!(
+            store.slices(a).unwrap().len(),
+            3,
+            "readers still see the old generation"
+        );
+        w.commit(video(a, "sha-a", 1)).unwrap();
         assert_eq!(store.slices(a).unwrap().len(), 1);
         assert_eq!(
             store
@@ -404,6 +493,8 @@ mod tests {
                 .len(),
             1
         );
+        assert_eq!(store.owned_record_count(a).unwrap(), 5);
+        assert_eq!(store.video(a).unwrap().unwrap().generation, 2);
         assert_eq!(
             store.video_id_by_sha256("sha-a").unwrap().as_deref(),
             Some(a)
@@ -417,5 +508,18 @@ mod tests {
         assert_eq!(store.slices(b).unwrap().len(), 2);
         assert_eq!(store.embedding_counts(b).unwrap()["visual_descriptor"], 2);
         assert!(matches!(store.delete_video(a), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn garbage_from_a_crashed_ingest_is_collected() {
+        let store = Store::temporary().unwrap();
+        let (a, b) = ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb");
+        write(&store, a, 2).commit(video(a, "sha-a", 2)).unwrap();
+        drop(write(&store, a, 3)); // a re-ingest that never committed
+        drop(write(&store, b, 1)); // a first ingest that never committed
+        assert_eq!(store.collect_garbage().unwrap(), 3 * 5 + 5);
+        assert_eq!(store.owned_record_count(a).unwrap(), 2 * 5);
+        assert_eq!(store.owned_record_count(b).unwrap(), 0);
+        assert_eq!(store.slices(a).unwrap().len(), 2);
     }
 }

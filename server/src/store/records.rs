@@ -23,6 +23,8 @@ pub struct VideoRecord {
     pub ingested_at_unix_ms: i64,
     /// Thumbnails directory of this ingest, under the data dir.
     pub thumbnails_dir: String,
+    /// Which generation of video-owned records is this video's (see `store::VideoWriter`).
+    pub generation: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
