@@ -133,7 +133,7 @@ pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()
 
 fn decoder_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    cores.max(4).min(16)
+    cores.clamp(4, 16)
 }
 
 /// Makes `fd` the child's file descriptor 3 (ffmpeg's `pipe:3`).
