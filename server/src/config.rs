@@ -23,6 +23,28 @@ pub struct Config {
     /// Most memory sled may use to cache pages of the store.
     pub store_cache_mb: u64,
     pub ingest: IngestConfig,
+    pub models: ModelsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Where `scripts/setup.sh` installs the offline models.
+    pub dir: PathBuf,
+    /// Text embedder, as `provider:model`.
+    pub text_embedder: String,
+    /// Threads for local model inference (one was fastest on 2 cores).
+    pub threads: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            dir: PathBuf::from("models"),
+            text_embedder: crate::models::MiniLmEmbedder::NAME.into(),
+            threads: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +78,7 @@ impl Default for Config {
             ffprobe: "ffprobe".into(),
             store_cache_mb: 64,
             ingest: IngestConfig::default(),
+            models: ModelsConfig::default(),
         }
     }
 }
@@ -118,6 +141,9 @@ impl Config {
             "FFMPEG" => self.ffmpeg = value.into(),
             "FFPROBE" => self.ffprobe = value.into(),
             "STORE_CACHE_MB" => self.store_cache_mb = parse(name, value)?,
+            "MODELS_DIR" => self.models.dir = value.into(),
+            "TEXT_EMBEDDER" => self.models.text_embedder = value.into(),
+            "MODEL_THREADS" => self.models.threads = parse(name, value)?,
             "SLICE_SECONDS" => self.ingest.slice_seconds = parse(name, value)?,
             "CLIP_SECONDS" => self.ingest.clip_seconds = parse(name, value)?,
             "ANALYSIS_FPS" => self.ingest.analysis_fps = parse(name, value)?,
@@ -133,6 +159,16 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         if self.store_cache_mb == 0 {
             return Err(Error::invalid("store_cache_mb must be at least 1"));
+        }
+        if self.models.text_embedder != crate::models::MiniLmEmbedder::NAME {
+            return Err(Error::invalid(format!(
+                "models.text_embedder {:?} is not available (available: {})",
+                self.models.text_embedder,
+                crate::models::MiniLmEmbedder::NAME
+            )));
+        }
+        if !(1..=64).contains(&self.models.threads) {
+            return Err(Error::invalid("models.threads must be in 1..=64"));
         }
         let i = &self.ingest;
         let in_range = |v: f64, (lo, hi): (f64, f64)| v >= lo && v <= hi;

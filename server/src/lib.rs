@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod media;
+pub mod models;
 pub mod store;
 
 pub use config::Config;

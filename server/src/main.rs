@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reelforge_server::analysis::SignalAnalyzer;
 use reelforge_server::ingest::Engine;
+use reelforge_server::models::{self, TextEmbedder};
 use reelforge_server::{api, bench, Config};
 use tokio::net::TcpListener;
 
@@ -52,6 +53,12 @@ enum BenchCommand {
         runs: usize,
         files: Vec<PathBuf>,
     },
+    /// Text embedding: model load time, ms per text one by one and batched, peak memory.
+    Embed {
+        /// How many texts to embed each way.
+        #[arg(long, default_value_t = 64)]
+        texts: usize,
+    },
     /// One pass in this process, printed as JSON (used by `bench ingest`).
     #[command(hide = true)]
     IngestPass {
@@ -85,6 +92,9 @@ fn main() -> anyhow::Result<()> {
             which: BenchCommand::Ingest { runs, files },
         }) => runtime.block_on(bench::ingest(&config, &files, runs)),
         Some(Command::Bench {
+            which: BenchCommand::Embed { texts },
+        }) => bench::embed(&config, texts),
+        Some(Command::Bench {
             which: BenchCommand::IngestPass { pass, file },
         }) => runtime.block_on(bench::ingest_pass(&config, &file, pass)),
         None => runtime.block_on(serve(config)),
@@ -96,8 +106,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let engine =
-        Engine::open(config, Arc::new(SignalAnalyzer)).context("cannot open the data directory")?;
+    let started = std::time::Instant::now();
+    let text_embedder =
+        models::load_default_text_embedder(&config.models.dir, config.models.threads)
+            .context("cannot load the offline text embedding model")?;
+    tracing::info!(
+        "loaded {} ({} dims) in {} ms",
+        text_embedder.name(),
+        text_embedder.dimensions(),
+        started.elapsed().as_millis()
+    );
+    let engine = Engine::open(config, Arc::new(SignalAnalyzer), Arc::new(text_embedder))
+        .context("cannot open the data directory")?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("reelforge-server listening on {addr}");

@@ -194,7 +194,9 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env("RUST_LOG", "warn")
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        cmd.env("REELFORGE_MODELS_DIR", models)
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

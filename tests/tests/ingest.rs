@@ -58,7 +58,20 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
             "slice {i} finished before it started: {order:?}"
         );
     }
-    assert!(matches!(events.iter().rev().nth(1), Some(Event::EmbeddingsStored(e)) if e.count == 6));
+    let stored: Vec<(String, u32, u32)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::EmbeddingsStored(s) => Some((s.kind.clone(), s.count, s.dimensions)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            ("visual_descriptor".to_string(), 6, 82),
+            ("text (local:all-minilm-l6-v2)".to_string(), 3, 384)
+        ]
+    );
     let video_id = done_video_id(&events);
 
     let video = client
@@ -86,6 +99,10 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
         "the tone is audible"
     );
     assert_eq!(video.embedding_counts["visual_descriptor"], 6);
+    assert_eq!(
+        video.embedding_counts["text"], 3,
+        "one per slice description"
+    );
 
     // Same bytes again: same id, nothing re-analysed, no duplicate records.
     let again = client
@@ -430,8 +447,9 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
         .await
         .unwrap()
         .into_inner();
-    // 3 slices x (slice, signals, doc, frames) + 6 clip embeddings + the video + its hash.
-    assert_eq!(reply.records_removed, 3 * 4 + 6 + 2, "{reply:?}");
+    // 3 slices x (slice, signals, doc, frames, text embedding) + 6 clip embeddings + the
+    // video + its hash.
+    assert_eq!(reply.records_removed, 3 * 5 + 6 + 2, "{reply:?}");
     assert_eq!(
         client
             .get_video(pb::GetVideoRequest {

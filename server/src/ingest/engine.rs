@@ -21,6 +21,7 @@ use crate::analysis::{SignalWindow, SliceAnalysis, VideoAnalyzer};
 use crate::config::{Config, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::media;
+use crate::models::TextEmbedder;
 use crate::store::{keys, now_unix_ms, FrameRecord, JobRecord, JobState, Store, VideoRecord};
 
 /// Per-request ingest options; zero means "the server's default".
@@ -45,6 +46,7 @@ pub struct Engine {
     config: Config,
     store: Store,
     analyzer: Arc<dyn VideoAnalyzer>,
+    text_embedder: Arc<dyn TextEmbedder>,
     /// Jobs not yet final, by job id.
     running: Mutex<HashMap<String, Arc<JobHandle>>>,
     /// Running job id by video id: one ingest per video at a time.
@@ -67,7 +69,11 @@ struct SourceFile {
 impl Engine {
     /// Opens the store under `config.data_dir`, marks jobs a previous process left
     /// unfinished as interrupted, and clears its temporary files.
-    pub fn open(config: Config, analyzer: Arc<dyn VideoAnalyzer>) -> Result<Arc<Engine>> {
+    pub fn open(
+        config: Config,
+        analyzer: Arc<dyn VideoAnalyzer>,
+        text_embedder: Arc<dyn TextEmbedder>,
+    ) -> Result<Arc<Engine>> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
@@ -95,6 +101,7 @@ impl Engine {
             config,
             store,
             analyzer,
+            text_embedder,
             running: Mutex::default(),
             by_video: Mutex::default(),
             slots,
@@ -356,6 +363,7 @@ impl Engine {
         let pipeline = Pipeline {
             config: &self.config,
             analyzer: self.analyzer.as_ref(),
+            text_embedder: self.text_embedder.as_ref(),
         };
         let result = tokio::select! {
             r = pipeline.run(prepared, staging, &writer, handle.as_ref()) => r,

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::media::decode::AUDIO_WINDOW_MS;
 use crate::media::signals::SILENCE_DB;
 use crate::media::{self, DecodeSpec, ProbeRecord, Sample};
+use crate::models::{EmbedPurpose, TextEmbedder};
 use crate::store::{self, DocRecord, EmbeddingKind, FrameRecord, VideoRecord, VideoWriter};
 
 /// A video that passed every check and is ready to analyse.
@@ -43,6 +44,7 @@ pub struct PreparedIngest {
 pub struct Pipeline<'a> {
     pub config: &'a Config,
     pub analyzer: &'a dyn VideoAnalyzer,
+    pub text_embedder: &'a dyn TextEmbedder,
 }
 
 /// Suppress cuts closer than this to the previous one (flashes, strobe).
@@ -156,6 +158,11 @@ impl<'a> Pipeline<'a> {
             count: clip_count,
             dimensions: visual::DIMENSIONS as u32,
         });
+        sink.emit(IngestEvent::EmbeddingsStored {
+            kind: format!("text ({})", self.text_embedder.name()),
+            count: slice_count,
+            dimensions: self.text_embedder.dimensions() as u32,
+        });
         sink.emit(IngestEvent::Done {
             video_id: p.video_id.clone(),
             already_ingested: false,
@@ -203,8 +210,19 @@ impl<'a> Pipeline<'a> {
                 end_ms: analysis.end_ms,
                 text: analysis.description.clone(),
             };
+            let text = [doc.text.clone()];
+            let embedded = self.text_embedder.embed(&text, EmbedPurpose::Index).await?;
+            let vector = embedded
+                .into_iter()
+                .next()
+                .map(|e| e.vector)
+                .unwrap_or_default();
             let (w, record) = (writer.clone(), analysis.clone());
-            blocking(move || w.put_slice(&record, &windows, &doc)).await?;
+            blocking(move || {
+                w.put_slice(&record, &windows, &doc)?;
+                w.put_embedding(EmbeddingKind::Text, record.index, &vector)
+            })
+            .await?;
             write_clips(writer, state).await?;
             sink.emit(IngestEvent::SliceFinished { analysis });
             state.next_to_finish += 1;
@@ -246,6 +264,8 @@ impl<'a> Pipeline<'a> {
             ingested_at_unix_ms: store::now_unix_ms(),
             thumbnails_dir: thumbs_dir.display().to_string(),
             generation: writer.generation(),
+            text_embedder: self.text_embedder.name().to_string(),
+            text_dimensions: self.text_embedder.dimensions() as u32,
         };
         let (w, slices, record) = (writer.clone(), p.slices.clone(), video.clone());
         blocking(move || {

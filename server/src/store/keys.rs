@@ -54,18 +54,22 @@ pub fn owner_of(key: &[u8]) -> Option<(&str, u32)> {
 pub enum EmbeddingKind {
     /// One per matching clip (clip grid of the video record).
     VisualDescriptor = 1,
+    /// One per text document (owner = the doc's index), by the video's text embedder.
+    Text = 2,
 }
 
 impl EmbeddingKind {
     pub fn from_tag(tag: u8) -> Option<Self> {
         match tag {
             1 => Some(EmbeddingKind::VisualDescriptor),
+            2 => Some(EmbeddingKind::Text),
             _ => None,
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             EmbeddingKind::VisualDescriptor => crate::analysis::visual::KIND,
+            EmbeddingKind::Text => "text",
         }
     }
 }

@@ -402,6 +402,8 @@ mod tests {
             ingested_at_unix_ms: 1,
             thumbnails_dir: "/x".into(),
             generation: 0,
+            text_embedder: String::new(),
+            text_dimensions: 0,
         }
     }
 

@@ -25,6 +25,11 @@ pub struct VideoRecord {
     pub thumbnails_dir: String,
     /// Which generation of video-owned records is this video's (see `store::VideoWriter`).
     pub generation: u32,
+    /// The text embedder that made this video's `text` embeddings, and their size.
+    #[serde(default)]
+    pub text_embedder: String,
+    #[serde(default)]
+    pub text_dimensions: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
