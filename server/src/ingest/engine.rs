@@ -263,13 +263,8 @@ impl Engine {
             let mut by_video = self.by_video.lock().expect("job registry poisoned");
             if let Some(other) = by_video.get(&video_id) {
                 // Another request for the same bytes won the race: follow its job.
-                if let Some(h) = self
-                    .running
-                    .lock()
-                    .expect("job registry poisoned")
-                    .get(other)
-                {
-                    return Ok(h.clone());
+                if let Some(h) = self.running_job(other) {
+                    return Ok(h);
                 }
             }
             by_video.insert(video_id, job_id.clone());
@@ -380,14 +375,19 @@ impl Engine {
         result
     }
 
-    fn running_job_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {
-        let by_video = self.by_video.lock().expect("job registry poisoned");
-        let job_id = by_video.get(video_id)?;
+    /// The job with this id if it is not final yet.
+    fn running_job(&self, job_id: &str) -> Option<Arc<JobHandle>> {
         self.running
             .lock()
             .expect("job registry poisoned")
             .get(job_id)
             .cloned()
+    }
+
+    fn running_job_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {
+        let by_video = self.by_video.lock().expect("job registry poisoned");
+        let job_id = by_video.get(video_id)?;
+        self.running_job(job_id)
     }
 
     /// A job that ends at once, pointing at what is already stored.
@@ -442,24 +442,14 @@ impl Engine {
 
     /// A job's events from the start, following it if it still runs.
     pub async fn watch(&self, job_id: &str) -> Result<JobEvents> {
-        if let Some(h) = self
-            .running
-            .lock()
-            .expect("job registry poisoned")
-            .get(job_id)
-        {
-            return Ok(JobEvents::live(h.clone()));
+        if let Some(h) = self.running_job(job_id) {
+            return Ok(JobEvents::live(h));
         }
         Ok(JobEvents::stored(self.job(job_id).await?))
     }
 
     pub async fn job(&self, job_id: &str) -> Result<JobRecord> {
-        if let Some(h) = self
-            .running
-            .lock()
-            .expect("job registry poisoned")
-            .get(job_id)
-        {
+        if let Some(h) = self.running_job(job_id) {
             return Ok(h.snapshot());
         }
         let store = self.store.clone();
@@ -493,13 +483,7 @@ impl Engine {
     /// Cancels a queued or running job and waits for it to stop; a finished job is
     /// returned as it is.
     pub async fn cancel(&self, job_id: &str) -> Result<JobRecord> {
-        let handle = self
-            .running
-            .lock()
-            .expect("job registry poisoned")
-            .get(job_id)
-            .cloned();
-        match handle {
+        match self.running_job(job_id) {
             Some(h) => {
                 h.cancel.cancel();
                 h.wait().await;
