@@ -120,12 +120,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot open the data directory")?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
+    // Handlers are registered before the address is announced: a client that stops the
+    // server right away must get a graceful shutdown, not the default SIGTERM death.
+    let signals = ShutdownSignals::register()?;
     println!("reelforge-server listening on {addr}");
     std::io::stdout().flush()?;
 
     let shutdown_engine = engine.clone();
     let shutdown = async move {
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down: interrupting running jobs and flushing the store");
         shutdown_engine.shutdown().await;
     };
@@ -135,12 +138,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -126,9 +126,12 @@ impl<'a> Pipeline<'a> {
             thumbnail_height: ingest.thumbnail_height,
             with_audio: p.probe.has_audio(),
         };
-        let (tx, mut rx) = mpsc::channel::<Sample>(256);
+        let (tx, rx) = mpsc::channel::<Sample>(256);
         let mut state = Analysis::new(p, ingest.analysis_fps);
         let consume = async {
+            // Owned here, so a consumer failure drops the receiver and the decoder stops
+            // instead of blocking forever on a full channel.
+            let mut rx = rx;
             while let Some(sample) = rx.recv().await {
                 state.take(sample, ingest.scene_cut_threshold, sink);
                 self.finish_ready_slices(&mut state, writer, sink).await?;
@@ -136,8 +139,9 @@ impl<'a> Pipeline<'a> {
             Ok::<_, Error>(())
         };
         let (decoded, consumed) = tokio::join!(media::decode(spec, tx), consume);
-        decoded?;
+        // A consumer failure makes the decoder fail too (broken pipe): report the cause.
         consumed?;
+        decoded?;
         state.video_done = true;
         state.audio_done = true;
         self.finish_ready_slices(&mut state, writer, sink).await?;
@@ -500,5 +504,88 @@ async fn remove_other_thumbnail_dirs(video: &VideoRecord) {
         if is_thumbs && path != current {
             let _ = tokio::fs::remove_dir_all(&path).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::analysis::{BoxFuture, SliceAnalysis, SliceInput};
+    use crate::error::ErrorKind;
+    use crate::ingest::CollectSink;
+    use crate::store::Store;
+
+    struct FailingAnalyzer;
+
+    impl VideoAnalyzer for FailingAnalyzer {
+        fn name(&self) -> &str {
+            "failing"
+        }
+        fn analyze_slice<'a>(&'a self, _: SliceInput<'a>) -> BoxFuture<'a, Result<SliceAnalysis>> {
+            Box::pin(async {
+                Err(Error::Provider {
+                    provider: "failing".into(),
+                    message: "model unavailable".into(),
+                    retryable: true,
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn regression_an_analyser_failure_neither_hangs_the_decoder_nor_reports_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        // Long enough that the decoder cannot buffer everything before the failure.
+        let video = dir.path().join("v.mp4");
+        let status = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=160x90:rate=25:duration=60",
+            ])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+            .arg(&video)
+            .status()
+            .expect("ffmpeg is installed");
+        assert!(status.success());
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let probe = media::probe(&config.ffprobe, &video).await.unwrap();
+        let prepared = PreparedIngest {
+            job_id: "job".into(),
+            video_id: "0123456789abcdef".into(),
+            sha256: "0".repeat(64),
+            filename: "v.mp4".into(),
+            size_bytes: 1,
+            source: video.clone(),
+            keep_source_at: None,
+            slices: crate::ingest::plan::plan_slices(probe.duration_ms, 2_000, &probe.keyframes_ms)
+                .unwrap(),
+            probe,
+            slice_ms: 2_000,
+            clip_ms: 2_000,
+        };
+        let store = Store::temporary().unwrap();
+        let writer = store.begin_video(&prepared.video_id).unwrap();
+        let pipeline = Pipeline {
+            config: &config,
+            analyzer: &FailingAnalyzer,
+            text_embedder: crate::models::minilm_tests_shared(),
+        };
+        let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
+        let run = pipeline.run(&prepared, &staging, &writer, &sink);
+        let err = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("the pipeline ended instead of waiting on a blocked decoder")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Provider, "{err}");
+        assert!(err.to_string().contains("model unavailable"), "{err}");
     }
 }

@@ -50,6 +50,12 @@ pub(crate) fn check_texts(texts: &[String]) -> Result<()> {
     }
 }
 
+/// The one MiniLM instance shared by every unit test in this crate.
+#[cfg(test)]
+pub(crate) fn minilm_tests_shared() -> &'static MiniLmEmbedder {
+    minilm::tests::shared()
+}
+
 /// The offline default text embedder from the models directory `scripts/setup.sh` fills.
 pub fn load_default_text_embedder(models_dir: &Path, threads: usize) -> Result<MiniLmEmbedder> {
     MiniLmEmbedder::load(&models_dir.join(MiniLmEmbedder::DIR_NAME), threads)
