@@ -141,13 +141,10 @@ fn summarise(results: &[PassResult]) -> PassResult {
 
 fn run_pass_in_child(file: &Path, pass: Pass) -> anyhow::Result<PassResult> {
     let exe = std::env::current_exe()?;
-    let pass_name = serde_json::to_value(pass)?
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let pass_name = clap::ValueEnum::to_possible_value(&pass).expect("every pass has a name");
     let out = std::process::Command::new(exe)
         .args(["bench", "ingest-pass", "--pass"])
-        .arg(clap_name(&pass_name))
+        .arg(pass_name.get_name())
         .arg(file)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -157,18 +154,6 @@ fn run_pass_in_child(file: &Path, pass: Pass) -> anyhow::Result<PassResult> {
     }
     let line = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(line.trim()).with_context(|| format!("unreadable pass result: {line}"))
-}
-
-/// clap's kebab-case name of a serde (PascalCase) variant name.
-fn clap_name(variant: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in variant.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('-');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
 }
 
 /// Runs one pass in this process and prints its `PassResult` as JSON.

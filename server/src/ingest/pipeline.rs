@@ -273,16 +273,16 @@ impl<'a> Pipeline<'a> {
         };
         let (w, slices, record) = (writer.clone(), p.slices.clone(), video.clone());
         blocking(move || {
-            for slice in &slices {
-                let in_slice: Vec<FrameRecord> = frames
-                    .iter()
-                    .filter(|f| {
-                        f.t_ms >= slice.start_ms
-                            && (f.t_ms < slice.end_ms || slice.index + 1 == slices.len() as u32)
-                    })
-                    .cloned()
-                    .collect();
-                w.put_frames(slice.index, &in_slice)?;
+            // Each thumbnail goes to the slice it starts in (past the end: the last slice).
+            let mut per_slice: Vec<Vec<FrameRecord>> = vec![Vec::new(); slices.len()];
+            for frame in frames {
+                let i = slices
+                    .partition_point(|s| s.start_ms <= frame.t_ms)
+                    .saturating_sub(1);
+                per_slice[i].push(frame);
+            }
+            for (slice, in_slice) in slices.iter().zip(&per_slice) {
+                w.put_frames(slice.index, in_slice)?;
             }
             w.commit(record)
         })
