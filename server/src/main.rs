@@ -37,10 +37,29 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Model files: one-time conversions the setup step runs.
+    Models {
+        #[command(subcommand)]
+        which: ModelsCommand,
+    },
     /// Benchmarks that print tables.
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Converts a CTranslate2 Whisper model directory (model.bin, config.json,
+    /// tokenizer.json) into the safetensors layout the transcriber loads.
+    ConvertWhisper {
+        /// The CTranslate2 model directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// Output directory (default: <models dir>/whisper-tiny-en).
+        #[arg(long)]
+        to: Option<PathBuf>,
     },
 }
 
@@ -91,6 +110,31 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Bench {
             which: BenchCommand::Ingest { runs, files },
         }) => runtime.block_on(bench::ingest(&config, &files, runs)),
+        Some(Command::Models {
+            which: ModelsCommand::ConvertWhisper { from, to },
+        }) => {
+            let to = to.unwrap_or_else(|| {
+                config
+                    .models
+                    .dir
+                    .join(models::WhisperTranscriber::DIR_NAME)
+            });
+            let started = std::time::Instant::now();
+            let shape = models::whisper::convert_ct2_whisper(&from, &to)
+                .with_context(|| format!("cannot convert {}", from.display()))?;
+            eprintln!(
+                "converted {} -> {} in {} ms ({} encoder + {} decoder layers, d_model {}, \
+                 {} tokens)",
+                from.display(),
+                to.display(),
+                started.elapsed().as_millis(),
+                shape.encoder_layers,
+                shape.decoder_layers,
+                shape.d_model,
+                shape.vocab_size
+            );
+            Ok(())
+        }
         Some(Command::Bench {
             which: BenchCommand::Embed { texts },
         }) => bench::embed(&config, texts),

@@ -20,6 +20,7 @@ const MAX_TOKENS: usize = 256;
 /// Texts per forward pass; sorted by length first so padding stays small.
 const BATCH: usize = 32;
 
+#[derive(Clone)]
 pub struct MiniLmEmbedder {
     inner: Arc<Inner>,
 }

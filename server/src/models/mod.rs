@@ -4,10 +4,17 @@
 
 pub mod conformance;
 mod minilm;
+mod rerank;
+pub mod whisper;
 
 use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 pub use minilm::MiniLmEmbedder;
+pub use rerank::{lexical_overlap, EmbeddingReranker};
+pub use whisper::WhisperTranscriber;
 
 use crate::analysis::BoxFuture;
 use crate::error::{Error, Result};
@@ -40,6 +47,75 @@ pub trait TextEmbedder: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>>;
 }
 
+/// 16 kHz mono audio to transcribe, on a video's timeline.
+#[derive(Debug, Clone)]
+pub struct SpeechAudio {
+    /// Where `samples[0]` is in the video.
+    pub start_ms: i64,
+    /// 16 kHz mono, -1..1.
+    pub samples: Vec<f32>,
+    /// No audio follows. When false, speech running into the end may be left unsettled
+    /// (see `Transcription::settled_ms`) for the caller to send again with what follows.
+    pub is_final: bool,
+}
+
+/// Speech in a video: what was said and when, on the video's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TranscriptSegment {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+    /// The model's mean token log-probability for the window (confidence).
+    pub avg_logprob: f32,
+    /// The model's probability that the window held no speech.
+    pub no_speech_prob: f32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcription {
+    pub segments: Vec<TranscriptSegment>,
+    /// Audio before this time is fully transcribed; the caller passes the rest again,
+    /// followed by the next audio. Equals the audio's end when `is_final`.
+    pub settled_ms: i64,
+    /// Audio skipped by the loudness gate, and audio the model read.
+    pub skipped_silent_ms: i64,
+    pub decoded_ms: i64,
+}
+
+/// Turns speech into timed text.
+pub trait Transcriber: Send + Sync {
+    /// Stable name recorded with transcripts, e.g. "local:whisper-tiny-en".
+    fn name(&self) -> &str;
+    fn transcribe<'a>(&'a self, audio: SpeechAudio) -> BoxFuture<'a, Result<Transcription>>;
+}
+
+/// A candidate for reranking: its text and the score first-stage retrieval gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankCandidate {
+    pub text: String,
+    /// Any scale (BM25, fused rank score); the reranker normalises over the candidates.
+    pub first_stage_score: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RerankScore {
+    /// Index into the candidates.
+    pub index: usize,
+    /// Higher is more relevant; comparable within one call only.
+    pub score: f32,
+}
+
+/// Orders candidates by relevance to a query.
+pub trait Reranker: Send + Sync {
+    fn name(&self) -> &str;
+    /// Scores for every candidate, most relevant first. An empty query is `InvalidInput`.
+    fn rerank<'a>(
+        &'a self,
+        query: &'a str,
+        candidates: &'a [RerankCandidate],
+    ) -> BoxFuture<'a, Result<Vec<RerankScore>>>;
+}
+
 /// Rejects empty texts with the index of the first one.
 pub(crate) fn check_texts(texts: &[String]) -> Result<()> {
     match texts.iter().position(|t| t.trim().is_empty()) {
@@ -54,6 +130,33 @@ pub(crate) fn check_texts(texts: &[String]) -> Result<()> {
 #[cfg(test)]
 pub(crate) fn minilm_tests_shared() -> &'static MiniLmEmbedder {
     minilm::tests::shared()
+}
+
+/// The one Whisper instance shared by every unit test in this crate.
+#[cfg(test)]
+pub(crate) fn whisper_tests_shared() -> &'static WhisperTranscriber {
+    static MODEL: std::sync::OnceLock<WhisperTranscriber> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../models")
+            .join(WhisperTranscriber::DIR_NAME);
+        WhisperTranscriber::load(&dir, 1, whisper::DEFAULT_GATE_DB)
+            .expect("the offline speech model is installed (scripts/setup.sh)")
+    })
+}
+
+/// The offline default speech model from the models directory.
+pub fn load_default_transcriber(
+    models_dir: &Path,
+    threads: usize,
+    gate_db: f32,
+) -> Result<WhisperTranscriber> {
+    WhisperTranscriber::load(&models_dir.join(WhisperTranscriber::DIR_NAME), threads, gate_db)
+}
+
+/// The offline default reranker: the text embedder's cosine blended with lexical overlap.
+pub fn default_reranker(embedder: Arc<dyn TextEmbedder>) -> EmbeddingReranker {
+    EmbeddingReranker::new(embedder)
 }
 
 /// The offline default text embedder from the models directory `scripts/setup.sh` fills.
