@@ -275,6 +275,17 @@ impl<'a> JobView<'a> {
                     a.description
                 ));
             }
+            Event::SliceTranscript(t) => {
+                for s in &t.segments {
+                    self.line(format!(
+                        "  slice {:>3} transcript {}-{}: {}",
+                        t.index,
+                        clock(s.start_ms),
+                        clock(s.end_ms),
+                        s.text
+                    ));
+                }
+            }
             Event::EmbeddingsStored(e) => {
                 self.line(format!(
                     "  stored {} {} embeddings ({} dims)",

@@ -107,6 +107,12 @@ fn print_video(video: &pb::Video) {
         println!("sha256   {}", s.content_sha256);
         println!("duration {} ({} bytes)", clock(s.duration_ms), s.size_bytes);
         println!("analyser {}", s.analyzer);
+        if !s.transcriber.is_empty() {
+            println!("speech   {}", s.transcriber);
+        }
+        if !s.summary.is_empty() {
+            println!("summary  {}", s.summary);
+        }
     }
     for (kind, count) in &video.embedding_counts {
         println!("embeddings {kind}: {count}");
@@ -122,6 +128,12 @@ fn print_video(video: &pb::Video) {
             a.highlight_score,
             a.description
         );
+    }
+    if !video.transcript.is_empty() {
+        println!();
+        for t in &video.transcript {
+            println!("{}-{}  {}", clock(t.start_ms), clock(t.end_ms), t.text);
+        }
     }
     if !video.signals.is_empty() {
         println!();

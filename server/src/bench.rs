@@ -215,10 +215,14 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
     let analyzer = Arc::new(SignalAnalyzer);
     let text_embedder =
         crate::models::load_default_text_embedder(&config.models.dir, config.models.threads)?;
+    let transcriber = crate::models::load_transcriber(&config.models)?;
     let pipeline = Pipeline {
         config: &run_config,
         analyzer: analyzer.as_ref(),
         text_embedder: &text_embedder,
+        transcriber: transcriber
+            .as_ref()
+            .map(|t| t as &dyn crate::models::Transcriber),
     };
     let writer = store.begin_video(&prepared.video_id)?;
     let sink = CollectSink::default();

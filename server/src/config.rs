@@ -35,6 +35,10 @@ pub struct ModelsConfig {
     pub text_embedder: String,
     /// Threads for local model inference (one was fastest on 2 cores).
     pub threads: usize,
+    /// Speech-to-text, as `provider:model`, or "none" to skip speech.
+    pub transcriber: String,
+    /// Audio whose loudest half second is quieter than this (dBFS) is not transcribed.
+    pub speech_gate_db: f32,
 }
 
 impl Default for ModelsConfig {
@@ -43,6 +47,8 @@ impl Default for ModelsConfig {
             dir: PathBuf::from("models"),
             text_embedder: crate::models::MiniLmEmbedder::NAME.into(),
             threads: 1,
+            transcriber: crate::models::WhisperTranscriber::NAME.into(),
+            speech_gate_db: crate::models::whisper::DEFAULT_GATE_DB,
         }
     }
 }
@@ -144,6 +150,8 @@ impl Config {
             "MODELS_DIR" => self.models.dir = value.into(),
             "TEXT_EMBEDDER" => self.models.text_embedder = value.into(),
             "MODEL_THREADS" => self.models.threads = parse(name, value)?,
+            "TRANSCRIBER" => self.models.transcriber = value.into(),
+            "SPEECH_GATE_DB" => self.models.speech_gate_db = parse(name, value)?,
             "SLICE_SECONDS" => self.ingest.slice_seconds = parse(name, value)?,
             "CLIP_SECONDS" => self.ingest.clip_seconds = parse(name, value)?,
             "ANALYSIS_FPS" => self.ingest.analysis_fps = parse(name, value)?,
@@ -166,6 +174,19 @@ impl Config {
                 self.models.text_embedder,
                 crate::models::MiniLmEmbedder::NAME
             )));
+        }
+        let transcribers = [crate::models::WhisperTranscriber::NAME, "none"];
+        if !transcribers.contains(&self.models.transcriber.as_str()) {
+            return Err(Error::invalid(format!(
+                "models.transcriber {:?} is not available (available: {})",
+                self.models.transcriber,
+                transcribers.join(", ")
+            )));
+        }
+        if !(-120.0..=0.0).contains(&self.models.speech_gate_db) {
+            return Err(Error::invalid(
+                "models.speech_gate_db is a level in dBFS: between -120 and 0",
+            ));
         }
         if !(1..=64).contains(&self.models.threads) {
             return Err(Error::invalid("models.threads must be in 1..=64"));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reelforge_server::analysis::SignalAnalyzer;
-use reelforge_server::ingest::Engine;
+use reelforge_server::ingest::{Engine, Providers};
 use reelforge_server::models::{self, TextEmbedder};
 use reelforge_server::{api, bench, Config};
 use tokio::net::TcpListener;
@@ -113,12 +113,8 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Models {
             which: ModelsCommand::ConvertWhisper { from, to },
         }) => {
-            let to = to.unwrap_or_else(|| {
-                config
-                    .models
-                    .dir
-                    .join(models::WhisperTranscriber::DIR_NAME)
-            });
+            let to =
+                to.unwrap_or_else(|| config.models.dir.join(models::WhisperTranscriber::DIR_NAME));
             let started = std::time::Instant::now();
             let shape = models::whisper::convert_ct2_whisper(&from, &to)
                 .with_context(|| format!("cannot convert {}", from.display()))?;
@@ -160,8 +156,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         text_embedder.dimensions(),
         started.elapsed().as_millis()
     );
-    let engine = Engine::open(config, Arc::new(SignalAnalyzer), Arc::new(text_embedder))
-        .context("cannot open the data directory")?;
+    let text_embedder: Arc<dyn TextEmbedder> = Arc::new(text_embedder);
+    let started = std::time::Instant::now();
+    let transcriber = models::load_transcriber(&config.models)
+        .context("cannot load the offline speech model")?
+        .map(|t| Arc::new(t) as Arc<dyn models::Transcriber>);
+    match &transcriber {
+        Some(t) => tracing::info!(
+            "loaded {} in {} ms",
+            t.name(),
+            started.elapsed().as_millis()
+        ),
+        None => tracing::info!("speech is not transcribed (models.transcriber = \"none\")"),
+    }
+    let providers = Providers {
+        analyzer: Arc::new(SignalAnalyzer),
+        reranker: Arc::new(models::default_reranker(text_embedder.clone())),
+        text_embedder,
+        transcriber,
+    };
+    let engine = Engine::open(config, providers).context("cannot open the data directory")?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     // Handlers are registered before the address is announced: a client that stops the

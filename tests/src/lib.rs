@@ -316,3 +316,85 @@ pub fn done_video_id(events: &[pb::ingest_event::Event]) -> String {
         })
         .unwrap_or_else(|| panic!("no done event in {events:?}"))
 }
+
+/// A spoken line in `speech_video`: where it is and what is said.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+}
+
+/// 60 s of test pattern with the five LibriVox utterances of Debian's
+/// pocketsphinx-testdata (unpacked by scripts/setup.sh) spoken at known times; the third
+/// runs across the 30 s slice border. Made once per test binary.
+pub fn speech_video() -> &'static (PathBuf, Vec<Utterance>) {
+    static VIDEO: OnceLock<(PathBuf, Vec<Utterance>)> = OnceLock::new();
+    VIDEO.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/speech/librivox");
+        let transcription = std::fs::read_to_string(dir.join("transcription"))
+            .expect("assets/speech/librivox is missing: run scripts/setup.sh first");
+        let starts_ms = [3_000i64, 14_000, 27_000, 38_000, 49_000];
+        let mut args: Vec<String> = Vec::new();
+        let mut utterances = Vec::new();
+        let mut filters = String::new();
+        for (i, line) in transcription.lines().enumerate() {
+            let (text, id) = line.rsplit_once(" (").expect("a transcription line");
+            let wav = dir.join(format!("{}.wav", id.trim_end_matches(')')));
+            let samples = (std::fs::metadata(&wav).unwrap().len() - 44) / 2;
+            let start_ms = starts_ms[i];
+            utterances.push(Utterance {
+                start_ms,
+                end_ms: start_ms + (samples * 1000 / 16_000) as i64,
+                text: text
+                    .replace("<s>", "")
+                    .replace("</s>", "")
+                    .trim()
+                    .to_string(),
+            });
+            args.extend(["-i".into(), wav.to_str().unwrap().to_string()]);
+            filters.push_str(&format!("[{}:a]adelay={start_ms}:all=1[a{i}];", i + 1));
+        }
+        let inputs: String = (0..utterances.len()).map(|i| format!("[a{i}]")).collect();
+        filters.push_str(&format!(
+            "{inputs}amix=inputs={}:normalize=0,apad,atrim=0:60[a]",
+            utterances.len()
+        ));
+        let out = std::env::temp_dir().join(format!("reelforge-speech-{}.mp4", std::process::id()));
+        let mut all: Vec<String> = [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=25:duration=60",
+        ]
+        .map(String::from)
+        .to_vec();
+        all.extend(args);
+        all.extend(
+            [
+                "-filter_complex",
+                &filters,
+                "-map",
+                "0:v",
+                "-map",
+                "[a]",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "25",
+                "-c:a",
+                "aac",
+                "-t",
+                "60",
+                out.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        ffmpeg(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        (out, utterances)
+    })
+}
+
+pub use reelforge_server::models::conformance::word_error_rate;

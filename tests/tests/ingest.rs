@@ -69,7 +69,10 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
         stored,
         vec![
             ("visual_descriptor".to_string(), 6, 82),
-            ("text (local:all-minilm-l6-v2)".to_string(), 3, 384)
+            ("text (local:all-minilm-l6-v2)".to_string(), 3, 384),
+            // A steady tone is not speech.
+            ("transcript (local:all-minilm-l6-v2)".to_string(), 0, 384),
+            ("summary (local:all-minilm-l6-v2)".to_string(), 1, 384),
         ]
     );
     let video_id = done_video_id(&events);
@@ -448,8 +451,8 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
         .unwrap()
         .into_inner();
     // 3 slices x (slice, signals, doc, frames, text embedding) + 6 clip embeddings + the
-    // video + its hash.
-    assert_eq!(reply.records_removed, 3 * 5 + 6 + 2, "{reply:?}");
+    // summary embedding + the video + its hash (a tone has no transcript).
+    assert_eq!(reply.records_removed, 3 * 5 + 6 + 1 + 2, "{reply:?}");
     assert_eq!(
         client
             .get_video(pb::GetVideoRequest {

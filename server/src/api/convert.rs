@@ -6,6 +6,7 @@ use super::status::{code_for, code_name};
 use crate::analysis::{SegmentCandidate, SignalWindow, SliceAnalysis};
 use crate::ingest::{IngestEvent, IngestOptions, VideoDetail};
 use crate::media::{ProbeRecord, StreamRecord};
+use crate::models::TranscriptSegment;
 use crate::store::{FrameRecord, JobRecord, JobState, VideoRecord};
 
 pub fn options(o: Option<pb::IngestOptions>) -> IngestOptions {
@@ -98,6 +99,19 @@ pub fn video_summary(v: &VideoRecord) -> pb::VideoSummary {
         ingested_at_unix_ms: v.ingested_at_unix_ms,
         source_path: v.source_path.clone(),
         analyzer: v.analyzer.clone(),
+        summary: v.summary.clone(),
+        transcriber: v.transcriber.clone(),
+        text_embedder: v.text_embedder.clone(),
+    }
+}
+
+pub fn transcript_segment(s: &TranscriptSegment) -> pb::TranscriptSegment {
+    pb::TranscriptSegment {
+        start_ms: s.start_ms,
+        end_ms: s.end_ms,
+        text: s.text.clone(),
+        avg_logprob: s.avg_logprob,
+        no_speech_prob: s.no_speech_prob,
     }
 }
 
@@ -113,6 +127,7 @@ pub fn video(d: &VideoDetail) -> pb::Video {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
+        transcript: d.transcript.iter().map(transcript_segment).collect(),
     }
 }
 
@@ -175,6 +190,17 @@ pub fn event(job_id: &str, seq: u64, e: &IngestEvent) -> pb::IngestEvent {
         }),
         IngestEvent::SliceFinished { analysis } => Event::SliceFinished(pb::SliceFinished {
             analysis: Some(slice(analysis)),
+        }),
+        IngestEvent::SliceTranscript {
+            index,
+            segments,
+            skipped_silent_ms,
+            decoded_ms,
+        } => Event::SliceTranscript(pb::SliceTranscript {
+            index: *index,
+            segments: segments.iter().map(transcript_segment).collect(),
+            skipped_silent_ms: *skipped_silent_ms,
+            decoded_ms: *decoded_ms,
         }),
         IngestEvent::EmbeddingsStored {
             kind,

@@ -21,7 +21,7 @@ use crate::analysis::{SignalWindow, SliceAnalysis, VideoAnalyzer};
 use crate::config::{Config, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::media;
-use crate::models::TextEmbedder;
+use crate::models::{Reranker, TextEmbedder, Transcriber, TranscriptSegment};
 use crate::store::{keys, now_unix_ms, FrameRecord, JobRecord, JobState, Store, VideoRecord};
 
 /// Per-request ingest options; zero means "the server's default".
@@ -39,14 +39,24 @@ pub struct VideoDetail {
     pub slices: Vec<SliceAnalysis>,
     pub signals: Vec<SignalWindow>,
     pub frames: Vec<FrameRecord>,
+    pub transcript: Vec<TranscriptSegment>,
     pub embedding_counts: BTreeMap<String, u32>,
+}
+
+/// The model providers an engine works with, chosen by config.
+#[derive(Clone)]
+pub struct Providers {
+    pub analyzer: Arc<dyn VideoAnalyzer>,
+    pub text_embedder: Arc<dyn TextEmbedder>,
+    /// `None`: speech is not transcribed.
+    pub transcriber: Option<Arc<dyn Transcriber>>,
+    pub reranker: Arc<dyn Reranker>,
 }
 
 pub struct Engine {
     config: Config,
     store: Store,
-    analyzer: Arc<dyn VideoAnalyzer>,
-    text_embedder: Arc<dyn TextEmbedder>,
+    providers: Providers,
     /// Jobs not yet final, by job id.
     running: Mutex<HashMap<String, Arc<JobHandle>>>,
     /// Running job id by video id: one ingest per video at a time.
@@ -69,11 +79,7 @@ struct SourceFile {
 impl Engine {
     /// Opens the store under `config.data_dir`, marks jobs a previous process left
     /// unfinished as interrupted, and clears its temporary files.
-    pub fn open(
-        config: Config,
-        analyzer: Arc<dyn VideoAnalyzer>,
-        text_embedder: Arc<dyn TextEmbedder>,
-    ) -> Result<Arc<Engine>> {
+    pub fn open(config: Config, providers: Providers) -> Result<Arc<Engine>> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
@@ -100,14 +106,17 @@ impl Engine {
         Ok(Arc::new(Engine {
             config,
             store,
-            analyzer,
-            text_embedder,
+            providers,
             running: Mutex::default(),
             by_video: Mutex::default(),
             slots,
             shutting_down: AtomicBool::new(false),
             tasks: TaskTracker::new(),
         }))
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
     }
 
     pub fn config(&self) -> &Config {
@@ -357,8 +366,9 @@ impl Engine {
         let writer = blocking(move || store.begin_video(&video_id)).await?;
         let pipeline = Pipeline {
             config: &self.config,
-            analyzer: self.analyzer.as_ref(),
-            text_embedder: self.text_embedder.as_ref(),
+            analyzer: self.providers.analyzer.as_ref(),
+            text_embedder: self.providers.text_embedder.as_ref(),
+            transcriber: self.providers.transcriber.as_deref(),
         };
         let result = tokio::select! {
             r = pipeline.run(prepared, staging, &writer, handle.as_ref()) => r,
@@ -514,6 +524,7 @@ impl Engine {
                     Vec::new()
                 },
                 frames: store.frames(&id)?,
+                transcript: store.transcript(&id)?,
                 embedding_counts: store.embedding_counts(&id)?,
                 video,
             })

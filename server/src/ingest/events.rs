@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::SliceAnalysis;
 use crate::error::ErrorKind;
 use crate::media::ProbeRecord;
+use crate::models::TranscriptSegment;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -33,6 +34,14 @@ pub enum IngestEvent {
     },
     SliceFinished {
         analysis: SliceAnalysis,
+    },
+    /// Speech transcribed with a slice (segments may start a little before the slice
+    /// when a sentence ran across its start). Empty when the slice had no speech.
+    SliceTranscript {
+        index: u32,
+        segments: Vec<TranscriptSegment>,
+        skipped_silent_ms: i64,
+        decoded_ms: i64,
     },
     EmbeddingsStored {
         kind: String,

@@ -9,7 +9,7 @@ mod pipeline;
 pub mod plan;
 mod upload;
 
-pub use engine::{Engine, IngestOptions, VideoDetail};
+pub use engine::{Engine, IngestOptions, Providers, VideoDetail};
 pub use events::{CollectSink, IngestEvent, IngestSink};
 pub use jobs::{JobEvents, JobHandle};
 pub use pipeline::{Pipeline, PreparedIngest};

@@ -1,8 +1,11 @@
 //! One ingest, start to finish: decode once, turn samples into 0.5 s signal windows, hand
 //! each slice to the analyser as soon as both streams have passed its end, describe clips
 //! for matching, write each slice's records to a new store generation as soon as it is
-//! done, and publish the generation at the end. Memory does not grow with video length
-//! beyond 16 bytes per 0.5 s window.
+//! done, and publish the generation at the end. Speech is transcribed slice by slice in a
+//! worker that runs beside the decoder (a bounded queue holds the decoder back if speech
+//! falls behind, so memory stays bounded); a sentence cut by a slice border is carried
+//! into the next slice's call. Memory does not grow with video length beyond 16 bytes per
+//! 0.5 s window.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::media::decode::AUDIO_WINDOW_MS;
 use crate::media::signals::SILENCE_DB;
 use crate::media::{self, DecodeSpec, ProbeRecord, Sample};
-use crate::models::{EmbedPurpose, TextEmbedder};
+use crate::models::{EmbedPurpose, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment};
 use crate::store::{self, DocRecord, EmbeddingKind, FrameRecord, VideoRecord, VideoWriter};
 
 /// A video that passed every check and is ready to analyse.
@@ -45,7 +48,35 @@ pub struct Pipeline<'a> {
     pub config: &'a Config,
     pub analyzer: &'a dyn VideoAnalyzer,
     pub text_embedder: &'a dyn TextEmbedder,
+    /// `None`: speech is not transcribed.
+    pub transcriber: Option<&'a dyn Transcriber>,
 }
+
+/// One slice's audio on its way to the speech worker.
+struct SpeechJob {
+    index: u32,
+    start_ms: i64,
+    samples: Vec<f32>,
+    is_final: bool,
+}
+
+/// What the speech worker did over the whole video.
+#[derive(Default)]
+struct SpeechStats {
+    chunks: u32,
+    segments: u32,
+    skipped_silent_ms: i64,
+    decoded_ms: i64,
+    /// The transcript's opening words, for the summary.
+    opening: Vec<String>,
+}
+
+/// Samples per millisecond of the decoder's 16 kHz audio.
+const SAMPLES_PER_MS: i64 = crate::media::decode::AUDIO_RATE as i64 / 1000;
+/// Slices queued for the speech worker before the decoder waits for it.
+const SPEECH_QUEUE: usize = 2;
+/// Words of the transcript that go into the summary.
+const SUMMARY_SPEECH_WORDS: usize = 40;
 
 /// Suppress cuts closer than this to the previous one (flashes, strobe).
 const MIN_CUT_SPACING_MS: i64 = 300;
@@ -96,6 +127,13 @@ struct Analysis<'p> {
     clips: Vec<(u32, Vec<f32>)>,
     clips_written: u32,
     last_progress_ms: i64,
+    /// Audio not yet handed to the speech worker, and where it starts.
+    speech_samples: Vec<f32>,
+    speech_start_ms: i64,
+    /// `None` when speech is not transcribed, and once the last slice is sent.
+    speech_tx: Option<mpsc::Sender<SpeechJob>>,
+    /// The strongest slices so far, for the summary: (score, start_ms, description).
+    strongest: Vec<(f32, i64, String)>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -117,6 +155,7 @@ impl<'a> Pipeline<'a> {
         let thumbs_staging = staging_dir.join("thumbs");
         tokio::fs::create_dir_all(&thumbs_staging).await?;
         let ingest = &self.config.ingest;
+        let transcriber = self.transcriber.filter(|_| p.probe.has_audio());
         let spec = DecodeSpec {
             ffmpeg: &self.config.ffmpeg,
             source: &p.source,
@@ -125,36 +164,71 @@ impl<'a> Pipeline<'a> {
             thumbnail_fps: ingest.thumbnail_fps,
             thumbnail_height: ingest.thumbnail_height,
             with_audio: p.probe.has_audio(),
+            keep_samples: transcriber.is_some(),
         };
+        let (speech_tx, speech_rx) = mpsc::channel::<SpeechJob>(SPEECH_QUEUE);
         let (tx, rx) = mpsc::channel::<Sample>(256);
         let mut state = Analysis::new(p, ingest.analysis_fps);
-        let consume = async {
-            // Owned here, so a consumer failure drops the receiver and the decoder stops
-            // instead of blocking forever on a full channel.
-            let mut rx = rx;
-            while let Some(sample) = rx.recv().await {
-                state.take(sample, ingest.scene_cut_threshold, sink);
-                self.finish_ready_slices(&mut state, writer, sink).await?;
+        state.speech_tx = transcriber.map(|_| speech_tx);
+        let analyse = async {
+            let consume = async {
+                // Owned here, so a consumer failure drops the receiver and the decoder
+                // stops instead of blocking forever on a full channel.
+                let mut rx = rx;
+                while let Some(sample) = rx.recv().await {
+                    state.take(sample, ingest.scene_cut_threshold, sink);
+                    self.finish_ready_slices(&mut state, writer, sink).await?;
+                }
+                Ok::<_, Error>(())
+            };
+            let (decoded, consumed) = tokio::join!(media::decode(spec, tx), consume);
+            // A consumer failure makes the decoder fail too (broken pipe): report the
+            // cause.
+            consumed?;
+            decoded?;
+            state.video_done = true;
+            state.audio_done = true;
+            self.finish_ready_slices(&mut state, writer, sink).await?;
+            // Closes the speech queue (the last slice was sent as final).
+            state.speech_tx = None;
+            check_decoded_length(p, state.video_pos_ms)?;
+            if let Some(clip) = state.clip.take() {
+                state.push_clip(clip);
             }
-            Ok::<_, Error>(())
+            write_clips(writer, &mut state).await
         };
-        let (decoded, consumed) = tokio::join!(media::decode(spec, tx), consume);
-        // A consumer failure makes the decoder fail too (broken pipe): report the cause.
-        consumed?;
-        decoded?;
-        state.video_done = true;
-        state.audio_done = true;
-        self.finish_ready_slices(&mut state, writer, sink).await?;
-        check_decoded_length(p, state.video_pos_ms)?;
-        if let Some(clip) = state.clip.take() {
-            state.push_clip(clip);
-        }
-        write_clips(writer, &mut state).await?;
+        let speech = async {
+            match transcriber {
+                Some(t) => self.transcribe_slices(t, speech_rx, writer, sink).await,
+                None => Ok(SpeechStats::default()),
+            }
+        };
+        // The first failure stops both (dropping the decoder kills ffmpeg).
+        let ((), speech) = tokio::try_join!(analyse, speech)?;
 
         let analysis_seconds = started.elapsed().as_secs_f64();
         let slice_count = state.next_to_finish as u32;
         let clip_count = state.clips_written;
-        let video = self.finish(p, writer, &thumbs_staging, slice_count).await?;
+        let summary = summarise(p, &state.strongest, &speech);
+        let embedded = self
+            .text_embedder
+            .embed(std::slice::from_ref(&summary), EmbedPurpose::Index)
+            .await?;
+        let (w, vector) = (writer.clone(), embedded[0].vector.clone());
+        blocking(move || w.put_embedding(EmbeddingKind::Summary, 0, &vector)).await?;
+        let transcriber_name = transcriber
+            .map(|t| t.name().to_string())
+            .unwrap_or_default();
+        let video = self
+            .finish(
+                p,
+                writer,
+                &thumbs_staging,
+                slice_count,
+                summary,
+                transcriber_name,
+            )
+            .await?;
         remove_other_thumbnail_dirs(&video).await;
 
         sink.emit(IngestEvent::EmbeddingsStored {
@@ -162,11 +236,28 @@ impl<'a> Pipeline<'a> {
             count: clip_count,
             dimensions: visual::DIMENSIONS as u32,
         });
-        sink.emit(IngestEvent::EmbeddingsStored {
-            kind: format!("text ({})", self.text_embedder.name()),
-            count: slice_count,
-            dimensions: self.text_embedder.dimensions() as u32,
-        });
+        let text_dims = self.text_embedder.dimensions() as u32;
+        let mut stored = vec![("text", slice_count)];
+        if transcriber.is_some() {
+            stored.push(("transcript", speech.chunks));
+        }
+        stored.push(("summary", 1));
+        for (kind, count) in stored {
+            sink.emit(IngestEvent::EmbeddingsStored {
+                kind: format!("{kind} ({})", self.text_embedder.name()),
+                count,
+                dimensions: text_dims,
+            });
+        }
+        if transcriber.is_some() {
+            tracing::info!(
+                "{}: {} transcript segments; speech model read {:.1} s, skipped {:.1} s as quiet",
+                p.filename,
+                speech.segments,
+                speech.decoded_ms as f64 / 1000.0,
+                speech.skipped_silent_ms as f64 / 1000.0
+            );
+        }
         sink.emit(IngestEvent::Done {
             video_id: p.video_id.clone(),
             already_ingested: false,
@@ -208,6 +299,8 @@ impl<'a> Pipeline<'a> {
             let mut analysis = self.analyzer.analyze_slice(input).await?;
             analysis.keyframe_aligned = slice.keyframe_aligned;
             state.update_baseline(&windows);
+            state.remember_strongest(&analysis);
+            state.send_speech(slice.index, slice.end_ms).await?;
             let doc = DocRecord {
                 source: "slice_description".into(),
                 start_ms: analysis.start_ms,
@@ -234,6 +327,73 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
+    /// The speech worker: transcribes each slice's audio as it arrives (with the unsettled
+    /// end of the previous slice in front), stores the segments and an embedding of the
+    /// slice's transcript, and reports them.
+    async fn transcribe_slices(
+        &self,
+        transcriber: &dyn Transcriber,
+        mut jobs: mpsc::Receiver<SpeechJob>,
+        writer: &VideoWriter,
+        sink: &dyn IngestSink,
+    ) -> Result<SpeechStats> {
+        let mut stats = SpeechStats::default();
+        let mut carry: Option<(i64, Vec<f32>)> = None;
+        while let Some(job) = jobs.recv().await {
+            let (start_ms, samples) = match carry.take() {
+                Some((start, mut earlier)) => {
+                    earlier.extend_from_slice(&job.samples);
+                    (start, earlier)
+                }
+                None => (job.start_ms, job.samples),
+            };
+            let end_ms = start_ms + samples.len() as i64 / SAMPLES_PER_MS;
+            let out = transcriber
+                .transcribe(SpeechAudio {
+                    start_ms,
+                    samples: samples.clone(),
+                    is_final: job.is_final,
+                })
+                .await?;
+            if !job.is_final && out.settled_ms < end_ms {
+                let from = ((out.settled_ms - start_ms).max(0) * SAMPLES_PER_MS) as usize;
+                carry = Some((out.settled_ms, samples[from.min(samples.len())..].to_vec()));
+            }
+            stats.skipped_silent_ms += out.skipped_silent_ms;
+            stats.decoded_ms += out.decoded_ms;
+            let segments = out.segments;
+            if !segments.is_empty() {
+                let text = transcript_text(&segments);
+                if stats.opening.len() < SUMMARY_SPEECH_WORDS {
+                    let room = SUMMARY_SPEECH_WORDS - stats.opening.len();
+                    stats
+                        .opening
+                        .extend(text.split_whitespace().take(room).map(String::from));
+                }
+                let embedded = self
+                    .text_embedder
+                    .embed(&[text], EmbedPurpose::Index)
+                    .await?;
+                let vector = embedded[0].vector.clone();
+                let (w, stored) = (writer.clone(), segments.clone());
+                blocking(move || {
+                    w.put_transcript(job.index, &stored)?;
+                    w.put_embedding(EmbeddingKind::Transcript, job.index, &vector)
+                })
+                .await?;
+                stats.chunks += 1;
+                stats.segments += segments.len() as u32;
+            }
+            sink.emit(IngestEvent::SliceTranscript {
+                index: job.index,
+                segments,
+                skipped_silent_ms: out.skipped_silent_ms,
+                decoded_ms: out.decoded_ms,
+            });
+        }
+        Ok(stats)
+    }
+
     /// Moves thumbnails (and an upload) into place, records the thumbnails, and commits.
     async fn finish(
         &self,
@@ -241,6 +401,8 @@ impl<'a> Pipeline<'a> {
         writer: &VideoWriter,
         thumbs_staging: &Path,
         slice_count: u32,
+        summary: String,
+        transcriber: String,
     ) -> Result<VideoRecord> {
         let media_dir = self.config.data_dir.join("media").join(&p.video_id);
         tokio::fs::create_dir_all(&media_dir).await?;
@@ -270,6 +432,8 @@ impl<'a> Pipeline<'a> {
             generation: writer.generation(),
             text_embedder: self.text_embedder.name().to_string(),
             text_dimensions: self.text_embedder.dimensions() as u32,
+            transcriber,
+            summary,
         };
         let (w, slices, record) = (writer.clone(), p.slices.clone(), video.clone());
         blocking(move || {
@@ -330,7 +494,49 @@ impl<'p> Analysis<'p> {
             clips: Vec::new(),
             clips_written: 0,
             last_progress_ms: 0,
+            speech_samples: Vec::new(),
+            speech_start_ms: 0,
+            speech_tx: None,
+            strongest: Vec::new(),
         }
+    }
+
+    /// Hands the audio up to `end_ms` to the speech worker (waiting while it is behind).
+    async fn send_speech(&mut self, index: u32, end_ms: i64) -> Result<()> {
+        let Some(tx) = &self.speech_tx else {
+            return Ok(());
+        };
+        let is_final = index as usize + 1 == self.prepared.slices.len();
+        let take = if is_final {
+            self.speech_samples.len()
+        } else {
+            (((end_ms - self.speech_start_ms) * SAMPLES_PER_MS).max(0) as usize)
+                .min(self.speech_samples.len())
+        };
+        let rest = self.speech_samples.split_off(take);
+        let samples = std::mem::replace(&mut self.speech_samples, rest);
+        let job = SpeechJob {
+            index,
+            start_ms: self.speech_start_ms,
+            samples,
+            is_final,
+        };
+        self.speech_start_ms += take as i64 / SAMPLES_PER_MS;
+        tx.send(job)
+            .await
+            .map_err(|_| Error::Cancelled("the speech worker stopped".into()))
+    }
+
+    /// Keeps the three highest-scoring slices' descriptions for the summary.
+    fn remember_strongest(&mut self, analysis: &crate::analysis::SliceAnalysis) {
+        self.strongest.push((
+            analysis.highlight_score,
+            analysis.start_ms,
+            analysis.description.clone(),
+        ));
+        self.strongest
+            .sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.strongest.truncate(3);
     }
 
     fn window_mut(&mut self, t_ms: i64) -> &mut WindowAcc {
@@ -370,6 +576,9 @@ impl<'p> Analysis<'p> {
             Sample::Audio(a) => {
                 self.window_mut(a.start_ms).loudness_db = Some(a.rms_db);
                 self.audio_pos_ms = a.start_ms + AUDIO_WINDOW_MS;
+                if self.speech_tx.is_some() {
+                    self.speech_samples.extend_from_slice(&a.samples);
+                }
             }
             Sample::VideoEnd => self.video_done = true,
             Sample::AudioEnd => self.audio_done = true,
@@ -445,6 +654,37 @@ impl<'p> Analysis<'p> {
                 .push(((clip.start_ms / self.prepared.clip_ms) as u32, v));
         }
     }
+}
+
+/// A slice's transcript as one text.
+fn transcript_text(segments: &[TranscriptSegment]) -> String {
+    let parts: Vec<&str> = segments.iter().map(|s| s.text.trim()).collect();
+    parts.join(" ")
+}
+
+/// A few sentences on the whole video, from its strongest slices and opening speech.
+fn summarise(p: &PreparedIngest, strongest: &[(f32, i64, String)], speech: &SpeechStats) -> String {
+    let clock = |ms: i64| format!("{}:{:02}", ms / 60_000, (ms / 1000) % 60);
+    let mut summary = format!(
+        "{}: {} of video{}.",
+        p.filename,
+        clock(p.probe.duration_ms),
+        if p.probe.has_audio() {
+            " with sound"
+        } else {
+            " without sound"
+        }
+    );
+    for (_, start_ms, description) in strongest {
+        summary.push_str(&format!(" At {}: {}", clock(*start_ms), description.trim()));
+        if !summary.ends_with('.') {
+            summary.push('.');
+        }
+    }
+    if !speech.opening.is_empty() {
+        summary.push_str(&format!(" Speech: \"{}\"", speech.opening.join(" ")));
+    }
+    summary
 }
 
 /// The probe's packet scan already rejects most truncated files; this catches streams
@@ -578,6 +818,7 @@ mod tests {
             config: &config,
             analyzer: &FailingAnalyzer,
             text_embedder: crate::models::minilm_tests_shared(),
+            transcriber: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
         let run = pipeline.run(&prepared, &staging, &writer, &sink);

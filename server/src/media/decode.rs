@@ -28,6 +28,8 @@ pub struct DecodeSpec<'a> {
     pub thumbnail_fps: f64,
     pub thumbnail_height: u32,
     pub with_audio: bool,
+    /// Also hand over the audio samples themselves (for speech-to-text).
+    pub keep_samples: bool,
 }
 
 /// Signals of one analysis frame.
@@ -42,11 +44,13 @@ pub struct FrameSample {
     pub layout: [f32; LAYOUT_CELLS],
 }
 
-/// Loudness of one audio window.
-#[derive(Debug, Clone, Copy)]
+/// Loudness of one audio window, and its samples when asked for.
+#[derive(Debug, Clone)]
 pub struct AudioWindow {
     pub start_ms: i64,
     pub rms_db: f32,
+    /// 16 kHz mono, -1..1; empty unless `DecodeSpec::keep_samples`.
+    pub samples: Vec<f32>,
 }
 
 #[derive(Debug)]
@@ -116,7 +120,7 @@ pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()
     let video = read_frames(stdout, frame_interval_ms, tx.clone());
     let audio = async {
         match audio_rx {
-            Some(rx) => read_audio(rx, tx.clone()).await,
+            Some(rx) => read_audio(rx, tx.clone(), spec.keep_samples).await,
             None => Ok(()),
         }
     };
@@ -195,7 +199,11 @@ async fn read_frames(
     send(&tx, Sample::VideoEnd).await
 }
 
-async fn read_audio(mut rx: impl AsyncRead + Unpin, tx: mpsc::Sender<Sample>) -> Result<()> {
+async fn read_audio(
+    mut rx: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<Sample>,
+    keep_samples: bool,
+) -> Result<()> {
     let mut bytes = vec![0u8; AUDIO_WINDOW_SAMPLES * 2];
     let mut index: i64 = 0;
     loop {
@@ -217,6 +225,11 @@ async fn read_audio(mut rx: impl AsyncRead + Unpin, tx: mpsc::Sender<Sample>) ->
         let window = AudioWindow {
             start_ms: index * AUDIO_WINDOW_MS,
             rms_db: signals::rms_dbfs(&samples),
+            samples: if keep_samples {
+                samples.iter().map(|&s| s as f32 / 32768.0).collect()
+            } else {
+                Vec::new()
+            },
         };
         send(&tx, Sample::Audio(window)).await?;
         index += 1;

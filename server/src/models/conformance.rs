@@ -5,9 +5,7 @@
 //! empty query refused. Transcribers: silence gives nothing, speech gives its words at
 //! the right times, unsettled tails are reported, empty audio is fine.
 
-use super::{
-    EmbedPurpose, RerankCandidate, Reranker, SpeechAudio, TextEmbedder, Transcriber,
-};
+use super::{EmbedPurpose, RerankCandidate, Reranker, SpeechAudio, TextEmbedder, Transcriber};
 use crate::analysis::visual::cosine;
 use crate::error::Error;
 
@@ -83,7 +81,10 @@ pub async fn text_embedder(embedder: &dyn TextEmbedder) {
 pub async fn reranker(reranker: &dyn Reranker) {
     let candidates: Vec<RerankCandidate> = [
         ("Quarterly tax filing deadlines for small businesses.", 0.0),
-        ("The striker shoots from distance and scores; the fans cheer.", 0.0),
+        (
+            "The striker shoots from distance and scores; the fans cheer.",
+            0.0,
+        ),
         ("A slow pan over a quiet lake at dawn.", 0.0),
         ("Goal! A late winner in the final minute of the match.", 0.0),
     ]
@@ -192,7 +193,10 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
     }
     let text: Vec<&str> = out.segments.iter().map(|s| s.text.as_str()).collect();
     let wer = word_error_rate(reference, &text.join(" "));
-    assert_eq!(out.settled_ms, 60_000 + (samples.len() * 1000 / rate) as i64);
+    assert_eq!(
+        out.settled_ms,
+        60_000 + (samples.len() * 1000 / rate) as i64
+    );
 
     let silence = transcriber
         .transcribe(SpeechAudio {
@@ -230,7 +234,10 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
     let cut_ms = (cut * 1000 / rate) as i64;
     assert!(partial.settled_ms < cut_ms, "{partial:?}");
     assert!(
-        partial.segments.iter().all(|s| s.end_ms <= partial.settled_ms + 20),
+        partial
+            .segments
+            .iter()
+            .all(|s| s.end_ms <= partial.settled_ms + 20),
         "{partial:?}"
     );
     wer

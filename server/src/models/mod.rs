@@ -145,13 +145,27 @@ pub(crate) fn whisper_tests_shared() -> &'static WhisperTranscriber {
     })
 }
 
+/// The configured speech model, or `None` when `models.transcriber` is "none".
+pub fn load_transcriber(
+    models: &crate::config::ModelsConfig,
+) -> Result<Option<WhisperTranscriber>> {
+    if models.transcriber == "none" {
+        return Ok(None);
+    }
+    load_default_transcriber(&models.dir, models.threads, models.speech_gate_db).map(Some)
+}
+
 /// The offline default speech model from the models directory.
 pub fn load_default_transcriber(
     models_dir: &Path,
     threads: usize,
     gate_db: f32,
 ) -> Result<WhisperTranscriber> {
-    WhisperTranscriber::load(&models_dir.join(WhisperTranscriber::DIR_NAME), threads, gate_db)
+    WhisperTranscriber::load(
+        &models_dir.join(WhisperTranscriber::DIR_NAME),
+        threads,
+        gate_db,
+    )
 }
 
 /// The offline default reranker: the text embedder's cosine blended with lexical overlap.

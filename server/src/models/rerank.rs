@@ -74,7 +74,9 @@ impl Reranker for EmbeddingReranker {
     ) -> BoxFuture<'a, Result<Vec<RerankScore>>> {
         Box::pin(async move {
             if query.trim().is_empty() {
-                return Err(Error::invalid("the query is empty: there is nothing to rank by"));
+                return Err(Error::invalid(
+                    "the query is empty: there is nothing to rank by",
+                ));
             }
             if candidates.is_empty() {
                 return Ok(Vec::new());
@@ -125,7 +127,10 @@ mod tests {
 
     #[test]
     fn lexical_overlap_counts_query_words() {
-        assert_eq!(lexical_overlap("Goal scored", "a late goal is scored!"), 1.0);
+        assert_eq!(
+            lexical_overlap("Goal scored", "a late goal is scored!"),
+            1.0
+        );
         assert_eq!(lexical_overlap("goal kick", "the goal"), 0.5);
         assert_eq!(lexical_overlap("", "anything"), 0.0);
     }

@@ -54,8 +54,12 @@ pub fn owner_of(key: &[u8]) -> Option<(&str, u32)> {
 pub enum EmbeddingKind {
     /// One per matching clip (clip grid of the video record).
     VisualDescriptor = 1,
-    /// One per text document (owner = the doc's index), by the video's text embedder.
+    /// One per slice description (owner = the slice index), by the video's text embedder.
     Text = 2,
+    /// One per slice with speech: the slice's transcript text (owner = the slice index).
+    Transcript = 3,
+    /// The video's summary (owner 0).
+    Summary = 4,
 }
 
 impl EmbeddingKind {
@@ -63,6 +67,8 @@ impl EmbeddingKind {
         match tag {
             1 => Some(EmbeddingKind::VisualDescriptor),
             2 => Some(EmbeddingKind::Text),
+            3 => Some(EmbeddingKind::Transcript),
+            4 => Some(EmbeddingKind::Summary),
             _ => None,
         }
     }
@@ -70,6 +76,8 @@ impl EmbeddingKind {
         match self {
             EmbeddingKind::VisualDescriptor => crate::analysis::visual::KIND,
             EmbeddingKind::Text => "text",
+            EmbeddingKind::Transcript => "transcript",
+            EmbeddingKind::Summary => "summary",
         }
     }
 }

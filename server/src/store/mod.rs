@@ -1,7 +1,7 @@
 //! The sled store: one tree per keyspace, key codecs in `keys`, records in `records`.
 //! Every method is blocking; async callers go through `spawn_blocking`.
 //!
-//! Video-owned records (slices, frames, signals, docs, embeddings) carry a generation in
+//! Video-owned records (slices, frames, signals, docs, transcripts, embeddings) carry a generation in
 //! their keys. An ingest writes a new generation slice by slice through a `VideoWriter`
 //! (so memory stays flat however long the video is), then `commit` flips the video record
 //! to it in one small transaction and removes the previous generation. Until that flip no
@@ -22,6 +22,7 @@ pub use records::{now_unix_ms, DocRecord, FrameRecord, JobRecord, JobState, Vide
 
 use crate::analysis::{SignalWindow, SliceAnalysis};
 use crate::error::{Error, Result};
+use crate::models::TranscriptSegment;
 
 #[derive(Clone)]
 pub struct Store {
@@ -33,6 +34,7 @@ pub struct Store {
     signals: Tree,
     docs: Tree,
     embeddings: Tree,
+    transcripts: Tree,
     jobs: Tree,
 }
 
@@ -69,18 +71,20 @@ impl Store {
             signals: db.open_tree("signals")?,
             docs: db.open_tree("docs")?,
             embeddings: db.open_tree("embeddings")?,
+            transcripts: db.open_tree("transcripts")?,
             jobs: db.open_tree("jobs")?,
             db,
         })
     }
 
     /// Trees whose keys start with a video id and generation.
-    fn video_owned(&self) -> [&Tree; 5] {
+    fn video_owned(&self) -> [&Tree; 6] {
         [
             &self.slices,
             &self.frames,
             &self.signals,
             &self.docs,
+            &self.transcripts,
             &self.embeddings,
         ]
     }
@@ -155,6 +159,15 @@ impl Store {
 
     pub fn docs(&self, video_id: &str) -> Result<Vec<DocRecord>> {
         self.scan_live(&self.docs, video_id)
+    }
+
+    /// The video's transcript, in time order.
+    pub fn transcript(&self, video_id: &str) -> Result<Vec<TranscriptSegment>> {
+        Ok(self
+            .scan_live::<Vec<TranscriptSegment>>(&self.transcripts, video_id)?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// Vectors of one kind for a video, by owner index.
@@ -318,6 +331,13 @@ impl VideoWriter {
         self.put(&self.store.docs, keys::video_item(id, g, i), doc)
     }
 
+    /// Speech transcribed with one slice (it may start a little before the slice when
+    /// a sentence ran across the previous border).
+    pub fn put_transcript(&self, slice_index: u32, segments: &[TranscriptSegment]) -> Result<()> {
+        let key = keys::video_item(&self.video_id, self.generation, slice_index);
+        self.put(&self.store.transcripts, key, &segments)
+    }
+
     /// Thumbnails of one slice.
     pub fn put_frames(&self, slice_index: u32, frames: &[FrameRecord]) -> Result<()> {
         let key = keys::video_item(&self.video_id, self.generation, slice_index);
@@ -404,6 +424,8 @@ mod tests {
             generation: 0,
             text_embedder: String::new(),
             text_dimensions: 0,
+            transcriber: String::new(),
+            summary: String::new(),
         }
     }
 

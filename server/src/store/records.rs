@@ -30,6 +30,12 @@ pub struct VideoRecord {
     pub text_embedder: String,
     #[serde(default)]
     pub text_dimensions: u32,
+    /// The speech model that transcribed this video ("" when speech was not transcribed).
+    #[serde(default)]
+    pub transcriber: String,
+    /// A few sentences on the whole video: its strongest moments and what is said.
+    #[serde(default)]
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -55,10 +55,14 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     /// A u16 length, then that many bytes ending in NUL.
     fn string(&mut self) -> Result<String> {
@@ -219,38 +223,35 @@ pub fn convert_ct2_whisper(ct2_dir: &Path, out_dir: &Path) -> Result<ConvertedSh
     };
     // Splits a fused projection into `names` (each d rows); `None` marks the key, whose
     // bias must be zero.
-    let split = |put: &mut dyn FnMut(String, Tensor),
-                 from: &str,
-                 to: &str,
-                 names: &[&str]|
-     -> Result<()> {
-        let w = t(&format!("{from}/weight"))?;
-        let b = t(&format!("{from}/bias"))?;
-        for (i, name) in names.iter().enumerate() {
-            put(
-                format!("{to}.{name}.weight"),
-                w.narrow(0, i * d, d).map_err(candle_err)?,
-            );
-            let bias = b.narrow(0, i * d, d).map_err(candle_err)?;
-            if *name == "k_proj" {
-                let max = bias
-                    .to_dtype(DType::F32)
-                    .and_then(|b| b.abs())
-                    .and_then(|b| b.max(0))
-                    .and_then(|b| b.to_scalar::<f32>())
-                    .map_err(candle_err)?;
-                if max != 0.0 {
-                    return Err(bad(
-                        &model_path,
-                        format!("{from}: the key bias is not zero ({max}); candle has none"),
-                    ));
+    let split =
+        |put: &mut dyn FnMut(String, Tensor), from: &str, to: &str, names: &[&str]| -> Result<()> {
+            let w = t(&format!("{from}/weight"))?;
+            let b = t(&format!("{from}/bias"))?;
+            for (i, name) in names.iter().enumerate() {
+                put(
+                    format!("{to}.{name}.weight"),
+                    w.narrow(0, i * d, d).map_err(candle_err)?,
+                );
+                let bias = b.narrow(0, i * d, d).map_err(candle_err)?;
+                if *name == "k_proj" {
+                    let max = bias
+                        .to_dtype(DType::F32)
+                        .and_then(|b| b.abs())
+                        .and_then(|b| b.max(0))
+                        .and_then(|b| b.to_scalar::<f32>())
+                        .map_err(candle_err)?;
+                    if max != 0.0 {
+                        return Err(bad(
+                            &model_path,
+                            format!("{from}: the key bias is not zero ({max}); candle has none"),
+                        ));
+                    }
+                } else {
+                    put(format!("{to}.{name}.bias"), bias);
                 }
-            } else {
-                put(format!("{to}.{name}.bias"), bias);
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
 
     put(
         "model.encoder.conv1.weight".into(),
@@ -370,10 +371,7 @@ pub fn convert_ct2_whisper(ct2_dir: &Path, out_dir: &Path) -> Result<ConvertedSh
     });
     std::fs::write(part("config.json"), serde_json::to_vec_pretty(&config)?)?;
     std::fs::copy(ct2_dir.join("tokenizer.json"), part("tokenizer.json")).map_err(|e| {
-        Error::FailedPrecondition(format!(
-            "{}: {e}",
-            ct2_dir.join("tokenizer.json").display()
-        ))
+        Error::FailedPrecondition(format!("{}: {e}", ct2_dir.join("tokenizer.json").display()))
     })?;
     // The weights go last: their presence marks a finished conversion.
     for name in ["config.json", "tokenizer.json", "model.safetensors"] {

@@ -80,6 +80,8 @@ fn provider_error(name: &str, e: impl std::fmt::Display) -> Error {
 impl WhisperTranscriber {
     /// Directory name of the default model under the models dir.
     pub const DIR_NAME: &'static str = "whisper-tiny-en";
+    /// Name of the default model (`local:` and its directory name).
+    pub const NAME: &'static str = "local:whisper-tiny-en";
 
     /// Loads a converted model (`config.json`, `tokenizer.json`, `model.safetensors`, as
     /// `convert_ct2_whisper` writes them). Windows quieter than `gate_db` dBFS at their
@@ -107,13 +109,14 @@ impl WhisperTranscriber {
                 .map_err(|_| missing("config.json"))?,
         )
         .map_err(|e| provider_error(&name, format!("config.json: {e}")))?;
-        let tokenizer =
-            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|_| missing("tokenizer.json"))?;
+        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|_| missing("tokenizer.json"))?;
         let special = special_tokens(&tokenizer, &config).map_err(|e| provider_error(&name, e))?;
         // SAFETY: the weights are memory-mapped read-only and belong to the models
         // directory the setup step owns; nothing rewrites them while the server runs.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu) }
-            .map_err(|e| provider_error(&name, e))?;
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu) }
+                .map_err(|e| provider_error(&name, e))?;
         let model = Whisper::load(&vb, config.clone()).map_err(|e| provider_error(&name, e))?;
         let mut suppress = config.suppress_tokens.clone();
         suppress.push(special.no_timestamps);
@@ -143,7 +146,10 @@ impl WhisperTranscriber {
     }
 }
 
-fn special_tokens(tokenizer: &Tokenizer, config: &w::Config) -> std::result::Result<SpecialTokens, String> {
+fn special_tokens(
+    tokenizer: &Tokenizer,
+    config: &w::Config,
+) -> std::result::Result<SpecialTokens, String> {
     let id = |t: &str| {
         tokenizer
             .token_to_id(t)
@@ -198,7 +204,9 @@ struct Decoded {
 
 impl Decoded {
     fn unreliable(&self, text_tokens: usize) -> bool {
-        self.avg_logprob < w::LOGPROB_THRESHOLD || !self.finished || repetitive(text_tokens, &self.tokens)
+        self.avg_logprob < w::LOGPROB_THRESHOLD
+            || !self.finished
+            || repetitive(text_tokens, &self.tokens)
     }
 }
 
@@ -246,17 +254,27 @@ impl Inner {
             let pcm = &samples[seek * w::HOP_LENGTH..(seek + window_frames) * w::HOP_LENGTH];
             out.decoded_ms += (window_frames * 1000 / FRAMES_PER_SECOND) as i64;
             let features = mel::window_features(pcm, &self.filters, &self.model.config);
-            let mel = Tensor::from_vec(features, (1, self.model.config.num_mel_bins, w::N_FRAMES), &Device::Cpu)
-                .map_err(|e| self.err(e))?;
+            let mel = Tensor::from_vec(
+                features,
+                (1, self.model.config.num_mel_bins, w::N_FRAMES),
+                &Device::Cpu,
+            )
+            .map_err(|e| self.err(e))?;
             let mut model = self.model.clone();
             let audio_features = model.encoder.forward(&mel, true).map_err(|e| self.err(e))?;
             let mut best: Option<Decoded> = None;
             for &temperature in &TEMPERATURES {
                 attempt += 1;
                 let decoded = self.decode(&mut model, &audio_features, temperature, attempt)?;
-                let text_tokens = decoded.tokens.iter().filter(|&&t| t < self.special.eot).count();
+                let text_tokens = decoded
+                    .tokens
+                    .iter()
+                    .filter(|&&t| t < self.special.eot)
+                    .count();
                 let unreliable = decoded.unreliable(text_tokens);
-                let better = best.as_ref().is_none_or(|b| decoded.avg_logprob > b.avg_logprob);
+                let better = best
+                    .as_ref()
+                    .is_none_or(|b| decoded.avg_logprob > b.avg_logprob);
                 // A window the model calls silent is not retried.
                 let silent = decoded.no_speech_prob > w::NO_SPEECH_THRESHOLD;
                 if better {
@@ -267,7 +285,9 @@ impl Inner {
                 }
             }
             let decoded = best.expect("at least one attempt");
-            if decoded.no_speech_prob > w::NO_SPEECH_THRESHOLD && decoded.avg_logprob < w::LOGPROB_THRESHOLD {
+            if decoded.no_speech_prob > w::NO_SPEECH_THRESHOLD
+                && decoded.avg_logprob < w::LOGPROB_THRESHOLD
+            {
                 seek += window_frames;
                 out.settled_ms = to_ms(seek);
                 continue;
@@ -291,11 +311,15 @@ impl Inner {
                 if text.is_empty() {
                     continue;
                 }
-                let seg_start = seek as f64 / FRAMES_PER_SECOND as f64 + start as f64 * TIMESTAMP_STEP_S;
-                let seg_end = seek as f64 / FRAMES_PER_SECOND as f64 + end as f64 * TIMESTAMP_STEP_S;
+                let at = |steps: u32| {
+                    let seconds =
+                        seek as f64 / FRAMES_PER_SECOND as f64 + steps as f64 * TIMESTAMP_STEP_S;
+                    ((seconds * w::SAMPLE_RATE as f64) as usize).min(samples.len())
+                };
+                let (first, last) = self.trim_quiet(samples, at(start), at(end));
                 out.segments.push(TranscriptSegment {
-                    start_ms: audio.start_ms + (seg_start * 1000.0).round() as i64,
-                    end_ms: audio.start_ms + (seg_end * 1000.0).round() as i64,
+                    start_ms: audio.start_ms + (first * 1000 / w::SAMPLE_RATE) as i64,
+                    end_ms: audio.start_ms + (last * 1000 / w::SAMPLE_RATE) as i64,
                     text,
                     avg_logprob: decoded.avg_logprob as f32,
                     no_speech_prob: decoded.no_speech_prob as f32,
@@ -316,6 +340,20 @@ impl Inner {
         Ok(out)
     }
 
+    /// Whisper's segment borders are only roughly right (tiny models often run a segment
+    /// on into the following pause); moves them inwards, 0.1 s at a time, past audio the
+    /// loudness gate calls quiet. Returns sample offsets.
+    fn trim_quiet(&self, samples: &[f32], mut first: usize, mut last: usize) -> (usize, usize) {
+        const STEP: usize = w::SAMPLE_RATE / 10;
+        while last >= first + 2 * STEP && rms_db(&samples[last - STEP..last]) < self.gate_db {
+            last -= STEP;
+        }
+        while first + 2 * STEP <= last && rms_db(&samples[first..first + STEP]) < self.gate_db {
+            first += STEP;
+        }
+        (first, last)
+    }
+
     /// Mel frames of quiet audio from `seek` on, in steps of 0.5 s.
     fn leading_quiet_frames(&self, samples: &[f32], seek: usize, total_frames: usize) -> usize {
         let step = GATE_WINDOW_SAMPLES / w::HOP_LENGTH;
@@ -333,7 +371,11 @@ impl Inner {
 
     /// Splits a decoded window into `(text, start_step, end_step)` segments and says how
     /// many mel frames of the window they account for (OpenAI's `transcribe` rules).
-    fn segments(&self, decoded: &Decoded, window_frames: usize) -> (Vec<(String, u32, u32)>, usize) {
+    fn segments(
+        &self,
+        decoded: &Decoded,
+        window_frames: usize,
+    ) -> (Vec<(String, u32, u32)>, usize) {
         let tb = self.special.timestamp_begin;
         let tokens = &decoded.tokens;
         let is_ts = |i: usize| tokens[i] >= tb;
@@ -375,7 +417,11 @@ impl Inner {
     }
 
     fn text(&self, tokens: &[u32]) -> String {
-        let text: Vec<u32> = tokens.iter().copied().filter(|&t| t < self.special.eot).collect();
+        let text: Vec<u32> = tokens
+            .iter()
+            .copied()
+            .filter(|&t| t < self.special.eot)
+            .collect();
         self.tokenizer.decode(&text, true).unwrap_or_default()
     }
 
@@ -540,8 +586,14 @@ impl XorShift {
 }
 
 fn sample(logits: &[f32], temperature: f64, rng: &mut XorShift) -> u32 {
-    let scaled: Vec<f32> = logits.iter().map(|&l| (l as f64 / temperature) as f32).collect();
-    let probs: Vec<f64> = log_softmax(&scaled).iter().map(|&l| (l as f64).exp()).collect();
+    let scaled: Vec<f32> = logits
+        .iter()
+        .map(|&l| (l as f64 / temperature) as f32)
+        .collect();
+    let probs: Vec<f64> = log_softmax(&scaled)
+        .iter()
+        .map(|&l| (l as f64).exp())
+        .collect();
     let mut r = rng.next_f64();
     for (i, p) in probs.iter().enumerate() {
         r -= p;
@@ -606,7 +658,10 @@ pub(crate) mod tests {
             reference.push(' ');
         }
         let wer = crate::models::conformance::transcriber(model, &speech, &reference).await;
-        eprintln!("whisper WER on LibriVox ({} s): {wer:.3}", speech.len() / 16_000);
+        eprintln!(
+            "whisper WER on LibriVox ({} s): {wer:.3}",
+            speech.len() / 16_000
+        );
         assert!(wer <= 0.25, "word error rate {wer}");
     }
 

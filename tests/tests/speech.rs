@@ -1,0 +1,134 @@
+//! Speech end to end: a real recording muxed into a video, ingested by the real server
+//! with the offline Whisper model, transcribed accurately and at the right times.
+
+use pb::ingest_event::Event;
+use reelforge_proto::v1 as pb;
+use reelforge_tests::{drain, path_request, speech_video, word_error_rate, Server};
+
+#[tokio::test]
+async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored() {
+    let data = tempfile::tempdir().unwrap();
+    let (video, utterances) = speech_video();
+    let server = Server::start(data.path(), &[video.parent().unwrap()]).await;
+    let mut client = server.client().await;
+    let (events, status) = drain(
+        client
+            .ingest_path(path_request(video, 30.0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    status.unwrap();
+
+    // One transcript event per slice, after that slice's analysis has started.
+    let transcripts: Vec<&pb::SliceTranscript> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SliceTranscript(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        transcripts.iter().map(|t| t.index).collect::<Vec<_>>(),
+        vec![0, 1],
+        "{transcripts:?}"
+    );
+    let streamed: Vec<pb::TranscriptSegment> = transcripts
+        .iter()
+        .flat_map(|t| t.segments.clone())
+        .collect();
+
+    let video_id = reelforge_tests::done_video_id(&events);
+    let stored = client
+        .get_video(pb::GetVideoRequest {
+            video_id: video_id.clone(),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stored.transcript, streamed,
+        "what was streamed is what is stored"
+    );
+
+    // Accuracy over the whole recording.
+    let reference: Vec<&str> = utterances.iter().map(|u| u.text.as_str()).collect();
+    let heard: Vec<&str> = stored.transcript.iter().map(|s| s.text.as_str()).collect();
+    let wer = word_error_rate(&reference.join(" "), &heard.join(" "));
+    eprintln!("WER {wer:.3}: {heard:?}");
+    assert!(wer <= 0.25, "word error rate {wer:.3}: {heard:?}");
+
+    // Every segment lies inside the utterance it transcribes (±1 s), and every utterance
+    // is heard, including the one across the slice border at 30 s.
+    for s in &stored.transcript {
+        let owner = utterances
+            .iter()
+            .find(|u| s.start_ms >= u.start_ms - 1_000 && s.end_ms <= u.end_ms + 1_000);
+        let owner = owner.unwrap_or_else(|| panic!("{s:?} is not inside any utterance"));
+        let own_words = word_error_rate(&owner.text, &s.text);
+        assert!(own_words < 0.5, "{s:?} does not transcribe {owner:?}");
+    }
+    for u in utterances {
+        assert!(
+            stored
+                .transcript
+                .iter()
+                .any(|s| s.start_ms < u.end_ms && s.end_ms > u.start_ms),
+            "{u:?} was not heard"
+        );
+    }
+
+    let summary = stored.summary.unwrap();
+    assert_eq!(summary.transcriber, "local:whisper-tiny-en");
+    assert!(
+        summary.summary.contains("Speech: \""),
+        "{}",
+        summary.summary
+    );
+    let counts = &stored.embedding_counts;
+    assert!(
+        counts.get("transcript").copied().unwrap_or(0) >= 2,
+        "{counts:?}"
+    );
+    assert_eq!(counts.get("summary"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("text"), Some(&2), "{counts:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn speech_can_be_turned_off() {
+    let data = tempfile::tempdir().unwrap();
+    let (video, _) = speech_video();
+    let server = Server::start_with(
+        data.path(),
+        &[video.parent().unwrap()],
+        &[("REELFORGE_TRANSCRIBER", "none")],
+    )
+    .await;
+    let mut client = server.client().await;
+    let (events, status) = drain(
+        client
+            .ingest_path(path_request(video, 30.0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    status.unwrap();
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::SliceTranscript(_))));
+    let stored = client
+        .get_video(pb::GetVideoRequest {
+            video_id: reelforge_tests::done_video_id(&events),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stored.transcript.is_empty());
+    assert_eq!(stored.summary.unwrap().transcriber, "");
+    server.stop().await;
+}
