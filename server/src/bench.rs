@@ -223,6 +223,7 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
         transcriber: transcriber
             .as_ref()
             .map(|t| t as &dyn crate::models::Transcriber),
+        image_embedder: None,
     };
     let writer = store.begin_video(&prepared.video_id)?;
     let sink = CollectSink::default();

@@ -39,6 +39,9 @@ pub struct ModelsConfig {
     pub transcriber: String,
     /// Audio whose loudest half second is quieter than this (dBFS) is not transcribed.
     pub speech_gate_db: f32,
+    /// Image-text embedder for thumbnails: "" (none) or `clip:<model directory>` for
+    /// CLIP weights you bring (Hugging Face layout). No registry package ships one.
+    pub image_embedder: String,
 }
 
 impl Default for ModelsConfig {
@@ -49,6 +52,7 @@ impl Default for ModelsConfig {
             threads: 1,
             transcriber: crate::models::WhisperTranscriber::NAME.into(),
             speech_gate_db: crate::models::whisper::DEFAULT_GATE_DB,
+            image_embedder: String::new(),
         }
     }
 }
@@ -152,6 +156,7 @@ impl Config {
             "MODEL_THREADS" => self.models.threads = parse(name, value)?,
             "TRANSCRIBER" => self.models.transcriber = value.into(),
             "SPEECH_GATE_DB" => self.models.speech_gate_db = parse(name, value)?,
+            "IMAGE_EMBEDDER" => self.models.image_embedder = value.into(),
             "SLICE_SECONDS" => self.ingest.slice_seconds = parse(name, value)?,
             "CLIP_SECONDS" => self.ingest.clip_seconds = parse(name, value)?,
             "ANALYSIS_FPS" => self.ingest.analysis_fps = parse(name, value)?,
@@ -181,6 +186,13 @@ impl Config {
                 "models.transcriber {:?} is not available (available: {})",
                 self.models.transcriber,
                 transcribers.join(", ")
+            )));
+        }
+        let image = self.models.image_embedder.as_str();
+        if !(image.is_empty() || image == "none" || image.starts_with("clip:")) {
+            return Err(Error::invalid(format!(
+                "models.image_embedder {image:?} is not available: use \"\" for none, or \
+                 \"clip:<directory>\" for CLIP weights in Hugging Face layout"
             )));
         }
         if !(-120.0..=0.0).contains(&self.models.speech_gate_db) {

@@ -169,7 +169,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         None => tracing::info!("speech is not transcribed (models.transcriber = \"none\")"),
     }
+    let image_embedder = models::load_image_embedder(&config.models)
+        .context("cannot load the image embedder (models.image_embedder)")?
+        .map(|e| Arc::new(e) as Arc<dyn models::ImageTextEmbedder>);
+    if let Some(e) = &image_embedder {
+        tracing::info!(
+            "thumbnails are embedded by {} ({} dims)",
+            e.name(),
+            e.dimensions()
+        );
+    }
     let providers = Providers {
+        image_embedder,
         analyzer: Arc::new(SignalAnalyzer),
         reranker: Arc::new(models::default_reranker(text_embedder.clone())),
         text_embedder,

@@ -21,7 +21,7 @@ use crate::analysis::{SignalWindow, SliceAnalysis, VideoAnalyzer};
 use crate::config::{Config, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::media;
-use crate::models::{Reranker, TextEmbedder, Transcriber, TranscriptSegment};
+use crate::models::{ImageTextEmbedder, Reranker, TextEmbedder, Transcriber, TranscriptSegment};
 use crate::store::{keys, now_unix_ms, FrameRecord, JobRecord, JobState, Store, VideoRecord};
 
 /// Per-request ingest options; zero means "the server's default".
@@ -51,6 +51,8 @@ pub struct Providers {
     /// `None`: speech is not transcribed.
     pub transcriber: Option<Arc<dyn Transcriber>>,
     pub reranker: Arc<dyn Reranker>,
+    /// `None`: thumbnails are not embedded (no CLIP weights configured).
+    pub image_embedder: Option<Arc<dyn ImageTextEmbedder>>,
 }
 
 pub struct Engine {
@@ -369,6 +371,7 @@ impl Engine {
             analyzer: self.providers.analyzer.as_ref(),
             text_embedder: self.providers.text_embedder.as_ref(),
             transcriber: self.providers.transcriber.as_deref(),
+            image_embedder: self.providers.image_embedder.as_deref(),
         };
         let result = tokio::select! {
             r = pipeline.run(prepared, staging, &writer, handle.as_ref()) => r,

@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::media::decode::AUDIO_WINDOW_MS;
 use crate::media::signals::SILENCE_DB;
 use crate::media::{self, DecodeSpec, ProbeRecord, Sample};
-use crate::models::{EmbedPurpose, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment};
+use crate::models::{
+    EmbedPurpose, ImageTextEmbedder, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment,
+};
 use crate::store::{self, DocRecord, EmbeddingKind, FrameRecord, VideoRecord, VideoWriter};
 
 /// A video that passed every check and is ready to analyse.
@@ -50,7 +52,12 @@ pub struct Pipeline<'a> {
     pub text_embedder: &'a dyn TextEmbedder,
     /// `None`: speech is not transcribed.
     pub transcriber: Option<&'a dyn Transcriber>,
+    /// `None`: thumbnails are not embedded.
+    pub image_embedder: Option<&'a dyn ImageTextEmbedder>,
 }
+
+/// Thumbnails per image-embedding call.
+const IMAGE_BATCH: usize = 16;
 
 /// One slice's audio on its way to the speech worker.
 struct SpeechJob {
@@ -219,7 +226,7 @@ impl<'a> Pipeline<'a> {
         let transcriber_name = transcriber
             .map(|t| t.name().to_string())
             .unwrap_or_default();
-        let video = self
+        let (video, frame_images) = self
             .finish(
                 p,
                 writer,
@@ -247,6 +254,13 @@ impl<'a> Pipeline<'a> {
                 kind: format!("{kind} ({})", self.text_embedder.name()),
                 count,
                 dimensions: text_dims,
+            });
+        }
+        if let Some(e) = self.image_embedder {
+            sink.emit(IngestEvent::EmbeddingsStored {
+                kind: format!("frame_image ({})", e.name()),
+                count: frame_images,
+                dimensions: e.dimensions() as u32,
             });
         }
         if transcriber.is_some() {
@@ -394,7 +408,8 @@ impl<'a> Pipeline<'a> {
         Ok(stats)
     }
 
-    /// Moves thumbnails (and an upload) into place, records the thumbnails, and commits.
+    /// Moves thumbnails (and an upload) into place, records (and, with an image embedder,
+    /// embeds) the thumbnails, and commits. Returns the video and the thumbnails embedded.
     async fn finish(
         &self,
         p: &PreparedIngest,
@@ -403,12 +418,19 @@ impl<'a> Pipeline<'a> {
         slice_count: u32,
         summary: String,
         transcriber: String,
-    ) -> Result<VideoRecord> {
+    ) -> Result<(VideoRecord, u32)> {
         let media_dir = self.config.data_dir.join("media").join(&p.video_id);
         tokio::fs::create_dir_all(&media_dir).await?;
         let thumbs_dir = media_dir.join(format!("thumbs-{}", p.job_id));
         tokio::fs::rename(thumbs_staging, &thumbs_dir).await?;
         let frames = list_thumbnails(&thumbs_dir, self.config.ingest.thumbnail_fps).await?;
+        let frame_images = match self.image_embedder {
+            Some(e) => {
+                self.embed_thumbnails(e, &thumbs_dir, writer, frames.len())
+                    .await?
+            }
+            None => 0,
+        };
         let source_path = match &p.keep_source_at {
             Some(dest) => {
                 tokio::fs::rename(&p.source, dest).await?;
@@ -451,7 +473,43 @@ impl<'a> Pipeline<'a> {
             w.commit(record)
         })
         .await?;
-        Ok(video)
+        Ok((video, frame_images))
+    }
+
+    /// Embeds every thumbnail, in time order, a batch at a time.
+    async fn embed_thumbnails(
+        &self,
+        embedder: &dyn ImageTextEmbedder,
+        dir: &Path,
+        writer: &VideoWriter,
+        expected: usize,
+    ) -> Result<u32> {
+        let mut reader =
+            media::images::ThumbnailReader::open(&self.config.ffmpeg, dir, embedder.image_size())?;
+        let mut read = 0u32;
+        loop {
+            let images = reader.next_batch(IMAGE_BATCH).await?;
+            if images.is_empty() {
+                break;
+            }
+            let vectors = embedder.embed_images(&images).await?;
+            let (w, first) = (writer.clone(), read);
+            read += vectors.len() as u32;
+            blocking(move || {
+                for (i, v) in vectors.iter().enumerate() {
+                    w.put_embedding(EmbeddingKind::FrameImage, first + i as u32, v)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        reader.finish().await?;
+        if read as usize != expected {
+            return Err(Error::internal(format!(
+                "{expected} thumbnails were written but {read} read back"
+            )));
+        }
+        Ok(read)
     }
 }
 
@@ -819,6 +877,7 @@ mod tests {
             analyzer: &FailingAnalyzer,
             text_embedder: crate::models::minilm_tests_shared(),
             transcriber: None,
+            image_embedder: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
         let run = pipeline.run(&prepared, &staging, &writer, &sink);

@@ -3,6 +3,7 @@
 
 pub mod cut;
 pub mod decode;
+pub mod images;
 pub mod probe;
 pub mod process;
 pub mod signals;

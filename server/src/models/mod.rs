@@ -2,6 +2,7 @@
 //! AWS Bedrock later, each implementing the same trait and passing the same
 //! `conformance` suite.
 
+pub mod clip;
 pub mod conformance;
 mod minilm;
 mod rerank;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use clip::{ClipEmbedder, ImageTextEmbedder, RgbImage};
 pub use minilm::MiniLmEmbedder;
 pub use rerank::{lexical_overlap, EmbeddingReranker};
 pub use whisper::WhisperTranscriber;
@@ -153,6 +155,14 @@ pub fn load_transcriber(
         return Ok(None);
     }
     load_default_transcriber(&models.dir, models.threads, models.speech_gate_db).map(Some)
+}
+
+/// The configured image-text embedder, or `None` when `models.image_embedder` is empty.
+pub fn load_image_embedder(models: &crate::config::ModelsConfig) -> Result<Option<ClipEmbedder>> {
+    match models.image_embedder.strip_prefix("clip:") {
+        Some(dir) => ClipEmbedder::load(Path::new(dir), models.threads).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The offline default speech model from the models directory.

@@ -60,6 +60,9 @@ pub enum EmbeddingKind {
     Transcript = 3,
     /// The video's summary (owner 0).
     Summary = 4,
+    /// One per thumbnail, by an image-text embedder such as CLIP (owner = the
+    /// thumbnail's position in time order).
+    FrameImage = 5,
 }
 
 impl EmbeddingKind {
@@ -69,6 +72,7 @@ impl EmbeddingKind {
             2 => Some(EmbeddingKind::Text),
             3 => Some(EmbeddingKind::Transcript),
             4 => Some(EmbeddingKind::Summary),
+            5 => Some(EmbeddingKind::FrameImage),
             _ => None,
         }
     }
@@ -78,6 +82,7 @@ impl EmbeddingKind {
             EmbeddingKind::Text => "text",
             EmbeddingKind::Transcript => "transcript",
             EmbeddingKind::Summary => "summary",
+            EmbeddingKind::FrameImage => "frame_image",
         }
     }
 }
