@@ -85,7 +85,7 @@ fn default_act() -> String {
 
 /// OpenAI CLIP's pixel normalisation.
 const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 /// Images per forward pass.
 const IMAGE_BATCH: usize = 16;
 
