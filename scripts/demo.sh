@@ -22,10 +22,11 @@ addr=$(sed -n 's/^reelforge-server listening on //p' "$data/server.out")
 export REELFORGE_ADDR="http://$addr"
 echo "demo: server on $REELFORGE_ADDR, data in $data/data"
 
-echo "demo: uploading assets/samples/demo.mp4 (10 s slices)"
-./target/debug/reelforge ingest --slice-seconds 10 assets/samples/demo.mp4
+echo "demo: uploading assets/samples/demo.mp4 and speech.mp4 (10 s slices)"
+./target/debug/reelforge ingest --slice-seconds 10 assets/samples/demo.mp4 assets/samples/speech.mp4
 echo
 ./target/debug/reelforge videos list
-video=$(./target/debug/reelforge videos list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["video_id"])')
-echo
-./target/debug/reelforge videos show "$video"
+for video in $(./target/debug/reelforge videos list --json | python3 -c 'import json,sys; print(" ".join(v["video_id"] for v in json.load(sys.stdin)))'); do
+  echo
+  ./target/debug/reelforge videos show "$video"
+done

@@ -122,4 +122,20 @@ if [ ! -f "$SAMPLES/demo.mp4" ]; then
     -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -g 50 -c:a aac -b:a 96k \
     -movflags +faststart "$SAMPLES/demo.mp4"
 fi
+if [ ! -f "$SAMPLES/speech.mp4" ]; then
+  echo "setup: building $SAMPLES/speech.mp4"
+  # A still of bikes.mp4 with the five LibriVox utterances read one after another.
+  inputs=(); chain=""; i=1
+  for f in "$SPEECH"/librivox/*.wav; do
+    inputs+=(-i "$f"); chain+="[$i:a]apad=pad_dur=1.5[s$i];"; i=$((i + 1))
+  done
+  labels=""; for j in $(seq 1 $((i - 1))); do labels+="[s$j]"; done
+  # 1 s lead-in, each utterance, 1.5 s after each.
+  dur=$(python3 -c "import os,sys; print(1 + sum((os.path.getsize(f) - 44) / 32000 + 1.5 for f in sys.argv[1:]))" "$SPEECH"/librivox/*.wav)
+  ffmpeg -hide_banner -v error -y -i "$SAMPLES/bikes.mp4" "${inputs[@]}" -filter_complex "
+    [0:v]scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,trim=end_frame=1,loop=loop=-1:size=1:start=0,fps=25,trim=duration=$dur,format=yuv420p[v];
+    $chain${labels}concat=n=$((i - 1)):v=0:a=1,adelay=1000:all=1[a]" \
+    -map "[v]" -map "[a]" -t "$dur" -c:v libx264 -preset veryfast -crf 23 -g 50 \
+    -c:a aac -b:a 96k -movflags +faststart "$SAMPLES/speech.mp4"
+fi
 echo "setup: ready (samples: $(ls "$SAMPLES" | tr '\n' ' ')models: $(ls "$MODELS" | tr '\n' ' ')speech: $(ls "$SPEECH" | tr '\n' ' '))"

@@ -72,11 +72,15 @@ enum BenchCommand {
         runs: usize,
         files: Vec<PathBuf>,
     },
-    /// Text embedding: model load time, ms per text one by one and batched, peak memory.
-    Embed {
+    /// Offline models: load times, ms per text embedding (one by one and batched),
+    /// speech-to-text real-time factor and word error rate, rerank latency, memory.
+    Models {
         /// How many texts to embed each way.
         #[arg(long, default_value_t = 64)]
         texts: usize,
+        /// Audio or video files to transcribe (default: the LibriVox read speech that
+        /// scripts/setup.sh installs, scored against its transcript).
+        speech: Vec<PathBuf>,
     },
     /// One pass in this process, printed as JSON (used by `bench ingest`).
     #[command(hide = true)]
@@ -132,8 +136,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Bench {
-            which: BenchCommand::Embed { texts },
-        }) => bench::embed(&config, texts),
+            which: BenchCommand::Models { texts, speech },
+        }) => bench::models(&config, texts, &speech),
         Some(Command::Bench {
             which: BenchCommand::IngestPass { pass, file },
         }) => runtime.block_on(bench::ingest_pass(&config, &file, pass)),

@@ -734,6 +734,11 @@ fn summarise(p: &PreparedIngest, strongest: &[(f32, i64, String)], speech: &Spee
         }
     );
     for (_, start_ms, description) in strongest {
+        // Descriptions open with their time range, which the summary already gives.
+        let description = match description.split_once(": ") {
+            Some((range, rest)) if range.starts_with(|c: char| c.is_ascii_digit()) => rest,
+            _ => description.as_str(),
+        };
         summary.push_str(&format!(" At {}: {}", clock(*start_ms), description.trim()));
         if !summary.ends_with('.') {
             summary.push('.');

@@ -1,6 +1,7 @@
 //! Media through ffmpeg/ffprobe: probing, the one decode pass that feeds every signal,
 //! signal maths, and cutting ranges out of videos.
 
+pub mod audio;
 pub mod cut;
 pub mod decode;
 pub mod images;

@@ -40,6 +40,8 @@ const MAX_INITIAL_TIMESTAMP_STEPS: u32 = 50;
 const GATE_WINDOW_SAMPLES: usize = w::SAMPLE_RATE / 2;
 /// Temperatures tried in turn while a window's text looks unreliable.
 const TEMPERATURES: [f64; 3] = [0.0, 0.4, 0.8];
+/// A window this likely to hold no speech is dropped when the text is also unsure.
+const HALLUCINATION_NO_SPEECH: f64 = 0.3;
 /// Default loudness gate: windows whose loudest half second is quieter are skipped.
 pub const DEFAULT_GATE_DB: f32 = -50.0;
 
@@ -285,8 +287,12 @@ impl Inner {
                 }
             }
             let decoded = best.expect("at least one attempt");
-            if decoded.no_speech_prob > w::NO_SPEECH_THRESHOLD
-                && decoded.avg_logprob < w::LOGPROB_THRESHOLD
+            // Whisper's own rule drops a window the model calls silent and is unsure of.
+            // Music and effects make tiny models mumble ("Mmm.", "Thank you.") with
+            // middling no-speech scores, so an unsure window with a fair chance of no
+            // speech is dropped too.
+            if decoded.avg_logprob < w::LOGPROB_THRESHOLD
+                && decoded.no_speech_prob > HALLUCINATION_NO_SPEECH
             {
                 seek += window_frames;
                 out.settled_ms = to_ms(seek);
@@ -305,6 +311,13 @@ impl Inner {
                     advance = advance.min(start as usize * FRAMES_PER_TIMESTAMP);
                     segments.pop();
                 }
+                // Speech cut off at the very end is often left out of the text entirely
+                // (the window then "ends" after the last segment): settle only up to the
+                // last segment kept, so the rest is heard again with what follows.
+                let kept_until = segments
+                    .last()
+                    .map_or(0, |&(_, _, end)| end as usize * FRAMES_PER_TIMESTAMP);
+                advance = advance.min(kept_until);
             }
             for (text, start, end) in segments {
                 let text = text.trim().to_string();
@@ -341,14 +354,20 @@ impl Inner {
     }
 
     /// Whisper's segment borders are only roughly right (tiny models often run a segment
-    /// on into the following pause); moves them inwards, 0.1 s at a time, past audio the
-    /// loudness gate calls quiet. Returns sample offsets.
+    /// on into the following pause); moves them inwards, 0.1 s at a time, past audio that
+    /// is quiet: below the gate, or 25 dB below the segment's loudest tenth of a second
+    /// (room noise between sentences). Returns sample offsets.
     fn trim_quiet(&self, samples: &[f32], mut first: usize, mut last: usize) -> (usize, usize) {
         const STEP: usize = w::SAMPLE_RATE / 10;
-        while last >= first + 2 * STEP && rms_db(&samples[last - STEP..last]) < self.gate_db {
+        let peak = samples[first..last]
+            .chunks(STEP)
+            .map(rms_db)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let quiet = self.gate_db.max(peak - 25.0);
+        while last >= first + 2 * STEP && rms_db(&samples[last - STEP..last]) < quiet {
             last -= STEP;
         }
-        while first + 2 * STEP <= last && rms_db(&samples[first..first + STEP]) < self.gate_db {
+        while first + 2 * STEP <= last && rms_db(&samples[first..first + STEP]) < quiet {
             first += STEP;
         }
         (first, last)
