@@ -426,3 +426,44 @@ fn read_suppress_tokens(path: &Path) -> Result<Vec<u32>> {
         .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
     Ok(config.suppress_ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(version: u32, spec: &str) -> Vec<u8> {
+        let mut b = version.to_le_bytes().to_vec();
+        let name = format!("{spec}\0");
+        b.extend((name.len() as u16).to_le_bytes());
+        b.extend(name.as_bytes());
+        b.extend(1u32.to_le_bytes()); // revision
+        b
+    }
+
+    fn convert_bytes(bytes: &[u8]) -> Error {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.bin"), bytes).unwrap();
+        convert_ct2_whisper(dir.path(), &dir.path().join("out")).unwrap_err()
+    }
+
+    #[test]
+    fn damaged_or_foreign_model_files_are_refused_with_the_reason() {
+        let err = convert_bytes(&header(6, "TransformerSpec"));
+        assert!(err.to_string().contains("TransformerSpec"), "{err}");
+        let err = convert_bytes(&header(2, "WhisperSpec"));
+        assert!(err.to_string().contains("version 2"), "{err}");
+        let mut cut = header(6, "WhisperSpec");
+        cut.extend(3u32.to_le_bytes()); // three variables, none present
+        let err = convert_bytes(&cut);
+        assert!(err.to_string().contains("ends early"), "{err}");
+        let mut empty = header(6, "WhisperSpec");
+        empty.extend(0u32.to_le_bytes());
+        empty.extend(0u32.to_le_bytes());
+        let err = convert_bytes(&empty);
+        assert!(err.to_string().contains("is missing"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = convert_ct2_whisper(dir.path(), &dir.path().join("out")).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::FailedPrecondition, "{err}");
+        assert!(!dir.path().join("out/model.safetensors").exists());
+    }
+}
