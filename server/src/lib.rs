@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod media;
 pub mod models;
+pub mod search;
 pub mod store;
 
 pub use config::Config;
