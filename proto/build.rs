@@ -7,7 +7,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     std::env::set_var("PROTOC", protoc);
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos = ["reelforge/v1/common.proto", "reelforge/v1/ingest.proto"];
+    let protos = [
+        "reelforge/v1/common.proto",
+        "reelforge/v1/ingest.proto",
+        "reelforge/v1/search.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod output;
+mod search;
 mod videos;
 
 use anyhow::Context;
@@ -42,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: videos::JobsCommand,
     },
+    /// Find moments by a description, a line of dialogue or a scene.
+    Search(search::SearchArgs),
 }
 
 pub type Client = IngestClient<Channel>;
@@ -49,7 +52,7 @@ pub type Client = IngestClient<Channel>;
 /// Largest message the client accepts (a video with many slices and signals is big).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-async fn connect(addr: &str) -> anyhow::Result<Client> {
+async fn connect(addr: &str) -> anyhow::Result<Channel> {
     let url = if addr.contains("://") {
         addr.to_string()
     } else {
@@ -60,15 +63,18 @@ async fn connect(addr: &str) -> anyhow::Result<Client> {
         .connect()
         .await
         .with_context(|| format!("cannot reach reelforge-server at {url} (is it running? set --addr or REELFORGE_ADDR)"))?;
-    Ok(IngestClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
+    Ok(channel)
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let result = async {
-        let mut client = connect(&cli.addr).await?;
+        let channel = connect(&cli.addr).await?;
+        let mut client =
+            IngestClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         match cli.command {
+            Command::Search(args) => search::run(channel, args).await,
             Command::Ingest(args) => ingest::run(&mut client, args).await,
             Command::Videos { command } => videos::run_videos(&mut client, command).await,
             Command::Jobs { command } => videos::run_jobs(&mut client, command).await,

@@ -224,6 +224,7 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
             .as_ref()
             .map(|t| t as &dyn crate::models::Transcriber),
         image_embedder: None,
+        search: None,
     };
     let writer = store.begin_video(&prepared.video_id)?;
     let sink = CollectSink::default();
@@ -360,6 +361,7 @@ pub fn models(config: &Config, count: usize, speech: &[PathBuf]) -> anyhow::Resu
         .map(|(i, t)| RerankCandidate {
             text: t.clone(),
             first_stage_score: (20 - i) as f32,
+            vector: None,
         })
         .collect();
     let runs = 10;

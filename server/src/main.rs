@@ -191,6 +191,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         transcriber,
     };
     let engine = Engine::open(config, providers).context("cannot open the data directory")?;
+    let (indexed, dropped) = engine
+        .reconcile_search()
+        .await
+        .context("cannot bring the search index up to date")?;
+    if indexed + dropped > 0 {
+        tracing::info!("search index: indexed {indexed} videos, dropped {dropped}");
+    }
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     // Handlers are registered before the address is announced: a client that stops the

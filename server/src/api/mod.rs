@@ -3,16 +3,19 @@
 
 mod convert;
 mod ingest;
+mod search;
 mod status;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use reelforge_proto::v1::ingest_server::IngestServer;
+use reelforge_proto::v1::search_server::SearchServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use ingest::IngestApi;
+pub use search::SearchApi;
 pub use status::to_status;
 
 use crate::ingest::Engine;
@@ -31,6 +34,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<IngestServer<IngestApi>>()
         .await;
+    health_reporter
+        .set_serving::<SearchServer<SearchApi>>()
+        .await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -40,14 +46,19 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let ingest =
-        IngestServer::new(IngestApi::new(engine)).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let ingest = IngestServer::new(IngestApi::new(engine.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    // Large enough that an oversized query reaches the handler and gets a clear
+    // INVALID_ARGUMENT instead of a transport error.
+    let search =
+        SearchServer::new(SearchApi::new(engine)).max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ingest)
+        .add_service(search)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

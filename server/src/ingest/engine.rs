@@ -22,6 +22,7 @@ use crate::config::{Config, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::media;
 use crate::models::{ImageTextEmbedder, Reranker, TextEmbedder, Transcriber, TranscriptSegment};
+use crate::search::{self, index::SearchIndex};
 use crate::store::{keys, now_unix_ms, FrameRecord, JobRecord, JobState, Store, VideoRecord};
 
 /// Per-request ingest options; zero means "the server's default".
@@ -58,6 +59,7 @@ pub struct Providers {
 pub struct Engine {
     config: Config,
     store: Store,
+    search: Arc<SearchIndex>,
     providers: Providers,
     /// Jobs not yet final, by job id.
     running: Mutex<HashMap<String, Arc<JobHandle>>>,
@@ -105,8 +107,10 @@ impl Engine {
             tracing::info!("removed {collected} records that interrupted ingests left behind");
         }
         let slots = Arc::new(Semaphore::new(config.ingest.max_concurrent_jobs));
+        let search = Arc::new(SearchIndex::open(store.db())?);
         Ok(Arc::new(Engine {
             config,
+            search,
             store,
             providers,
             running: Mutex::default(),
@@ -372,6 +376,7 @@ impl Engine {
             text_embedder: self.providers.text_embedder.as_ref(),
             transcriber: self.providers.transcriber.as_deref(),
             image_embedder: self.providers.image_embedder.as_deref(),
+            search: Some((&self.store, &self.search)),
         };
         let result = tokio::select! {
             r = pipeline.run(prepared, staging, &writer, handle.as_ref()) => r,
@@ -549,6 +554,8 @@ impl Engine {
         let store = self.store.clone();
         let id = video_id.to_string();
         let removed = blocking(move || store.delete_video(&id)).await?;
+        let (search, id) = (self.search.clone(), video_id.to_string());
+        blocking(move || search.remove_video(&id)).await?;
         let media_dir = self.config.data_dir.join("media").join(video_id);
         match tokio::fs::remove_dir_all(&media_dir).await {
             Ok(()) => {}
@@ -556,6 +563,80 @@ impl Engine {
             Err(e) => tracing::warn!("could not remove {}: {e}", media_dir.display()),
         }
         Ok(removed)
+    }
+
+    /// Brings the search index in line with the store: indexes videos whose live
+    /// generation is not indexed (an interrupted index, an older version) and drops
+    /// documents of videos that are gone. Returns (videos indexed, videos dropped).
+    pub async fn reconcile_search(&self) -> Result<(usize, usize)> {
+        let (store, search) = (self.store.clone(), self.search.clone());
+        let (stale, gone) = blocking(move || {
+            let videos = store.videos()?;
+            let mut stale = Vec::new();
+            for v in &videos {
+                if search.indexed_generation(&v.video_id)? != Some(v.generation) {
+                    stale.push(v.video_id.clone());
+                }
+            }
+            let live: std::collections::HashSet<&str> =
+                videos.iter().map(|v| v.video_id.as_str()).collect();
+            let gone: Vec<String> = search
+                .indexed_videos()?
+                .into_iter()
+                .filter(|id| !live.contains(id.as_str()))
+                .collect();
+            Ok((stale, gone))
+        })
+        .await?;
+        for id in &stale {
+            search::indexer::index_video(
+                &self.store,
+                &self.search,
+                self.providers.text_embedder.as_ref(),
+                id,
+            )
+            .await?;
+        }
+        let (search, dropped) = (self.search.clone(), gone.clone());
+        blocking(move || {
+            for id in &dropped {
+                search.remove_video(id)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok((stale.len(), gone.len()))
+    }
+
+    /// Runs a search (see `search::query`); video ids in the filter must exist.
+    pub async fn search(
+        &self,
+        req: &search::query::SearchRequest,
+    ) -> Result<(Vec<search::query::SearchHit>, search::query::SearchTimings)> {
+        search::query::validate(req)?;
+        for id in &req.video_ids {
+            keys::validate_video_id(id)
+                .map_err(|_| Error::invalid(format!("video_ids: {id:?} is not a video id")))?;
+        }
+        let (store, ids) = (self.store.clone(), req.video_ids.clone());
+        blocking(move || {
+            for id in &ids {
+                if store.video(id)?.is_none() {
+                    return Err(Error::invalid(format!(
+                        "video_ids: no video with id {id} (see `reelforge videos list`)"
+                    )));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        search::query::search(
+            &self.search,
+            self.providers.text_embedder.as_ref(),
+            self.providers.reranker.as_ref(),
+            req,
+        )
+        .await
     }
 
     /// Stops accepting work, interrupts running jobs (recording them as interrupted) and

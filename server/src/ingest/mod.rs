@@ -9,6 +9,7 @@ mod pipeline;
 pub mod plan;
 mod upload;
 
+pub(crate) use engine::blocking;
 pub use engine::{Engine, IngestOptions, Providers, VideoDetail};
 pub use events::{CollectSink, IngestEvent, IngestSink};
 pub use jobs::{JobEvents, JobHandle};

@@ -54,6 +54,11 @@ pub struct Pipeline<'a> {
     pub transcriber: Option<&'a dyn Transcriber>,
     /// `None`: thumbnails are not embedded.
     pub image_embedder: Option<&'a dyn ImageTextEmbedder>,
+    /// Where the committed video is indexed for search before `Done` (`None`: not here).
+    pub search: Option<(
+        &'a crate::store::Store,
+        &'a std::sync::Arc<crate::search::index::SearchIndex>,
+    )>,
 }
 
 /// Thumbnails per image-embedding call.
@@ -237,6 +242,20 @@ impl<'a> Pipeline<'a> {
             )
             .await?;
         remove_other_thumbnail_dirs(&video).await;
+        if let Some((store, index)) = self.search {
+            // The video is committed: a failure here must not undo that. The index notices
+            // the missing generation at the next start and catches up.
+            let indexed =
+                crate::search::indexer::index_video(store, index, self.text_embedder, &p.video_id)
+                    .await;
+            match indexed {
+                Ok(n) => tracing::debug!("{}: {n} search documents", p.filename),
+                Err(e) => tracing::warn!(
+                    "{}: stored but not yet searchable ({e}); indexed at the next start",
+                    p.filename
+                ),
+            }
+        }
 
         sink.emit(IngestEvent::EmbeddingsStored {
             kind: visual::KIND.to_string(),
@@ -883,6 +902,7 @@ mod tests {
             text_embedder: crate::models::minilm_tests_shared(),
             transcriber: None,
             image_embedder: None,
+            search: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
         let run = pipeline.run(&prepared, &staging, &writer, &sink);

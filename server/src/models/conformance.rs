@@ -91,6 +91,7 @@ pub async fn reranker(reranker: &dyn Reranker) {
     .map(|(t, s)| RerankCandidate {
         text: t.into(),
         first_stage_score: s,
+        vector: None,
     })
     .to_vec();
     let query = "a goal scored at the end of a football match";
@@ -115,10 +116,12 @@ pub async fn reranker(reranker: &dyn Reranker) {
         RerankCandidate {
             text: "Invoices are due at month end.".into(),
             first_stage_score: 1.0,
+            vector: None,
         },
         RerankCandidate {
             text: "Invoices are due at month end.".into(),
             first_stage_score: 9.0,
+            vector: None,
         },
     ];
     let tie = reranker.rerank(query, &tie).await.expect("reranks");

@@ -97,6 +97,9 @@ pub struct RerankCandidate {
     pub text: String,
     /// Any scale (BM25, fused rank score); the reranker normalises over the candidates.
     pub first_stage_score: f32,
+    /// The candidate's stored vector by the configured text embedder, when there is one:
+    /// an embedding reranker uses it instead of embedding the text again.
+    pub vector: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -85,16 +85,29 @@ impl Reranker for EmbeddingReranker {
                 .embedder
                 .embed(&[query.to_string()], EmbedPurpose::Query)
                 .await?;
-            // Empty candidate texts cannot be embedded; they score on the lexical part only.
+            // Candidates with a vector of the right size are not embedded again; empty
+            // texts cannot be embedded and score on the lexical part only.
+            let dims = self.embedder.dimensions();
+            let mut semantic = vec![0f32; candidates.len()];
+            for (i, c) in candidates.iter().enumerate() {
+                if let Some(v) = c.vector.as_ref().filter(|v| v.len() == dims) {
+                    semantic[i] = cosine(&query_vec[0].vector, v);
+                }
+            }
             let with_text: Vec<usize> = (0..candidates.len())
-                .filter(|&i| !candidates[i].text.trim().is_empty())
+                .filter(|&i| {
+                    !candidates[i].text.trim().is_empty()
+                        && candidates[i]
+                            .vector
+                            .as_ref()
+                            .is_none_or(|v| v.len() != dims)
+                })
                 .collect();
             let texts: Vec<String> = with_text
                 .iter()
                 .map(|&i| candidates[i].text.clone())
                 .collect();
             let vectors = self.embedder.embed(&texts, EmbedPurpose::Index).await?;
-            let mut semantic = vec![0f32; candidates.len()];
             for (&i, v) in with_text.iter().zip(&vectors) {
                 semantic[i] = cosine(&query_vec[0].vector, &v.vector);
             }
@@ -140,6 +153,7 @@ mod tests {
         let c = |t: &str, s: f32| RerankCandidate {
             text: t.into(),
             first_stage_score: s,
+            vector: None,
         };
         let flat = lexical_scores("red car", &[c("a red car", 1.0), c("a blue boat", 1.0)]);
         assert_eq!(flat, vec![1.0, 0.0]);

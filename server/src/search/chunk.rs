@@ -42,7 +42,13 @@ fn sentences(segment: &Timed) -> Vec<Timed> {
     out
 }
 
-fn push_sentence(chars: &[char], a: usize, b: usize, at: &dyn Fn(usize) -> i64, out: &mut Vec<Timed>) {
+fn push_sentence(
+    chars: &[char],
+    a: usize,
+    b: usize,
+    at: &dyn Fn(usize) -> i64,
+    out: &mut Vec<Timed>,
+) {
     let text: String = chars[a..b].iter().collect::<String>().trim().to_string();
     if !text.is_empty() {
         out.push(Timed {
@@ -84,7 +90,9 @@ pub fn chunk_transcript(segments: &[Timed]) -> Vec<Timed> {
     let mut current: Option<Timed> = None;
     for sentence in segments.iter().flat_map(sentences).flat_map(split_long) {
         current = Some(match current.take() {
-            Some(mut c) if c.text.chars().count() + 1 + sentence.text.chars().count() <= MAX_CHARS => {
+            Some(mut c)
+                if c.text.chars().count() + 1 + sentence.text.chars().count() <= MAX_CHARS =>
+            {
                 c.text.push(' ');
                 c.text.push_str(&sentence.text);
                 c.end_ms = c.end_ms.max(sentence.end_ms);
@@ -134,7 +142,10 @@ mod tests {
     #[test]
     fn a_short_final_chunk_is_kept() {
         let long = "a".repeat(497);
-        let chunks = chunk_transcript(&[seg(0, 5_000, &format!("{long}.")), seg(5_000, 6_000, "Yes.")]);
+        let chunks = chunk_transcript(&[
+            seg(0, 5_000, &format!("{long}.")),
+            seg(5_000, 6_000, "Yes."),
+        ]);
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[1].text, "Yes.");
         assert_eq!((chunks[1].start_ms, chunks[1].end_ms), (5_000, 6_000));
@@ -145,14 +156,20 @@ mod tests {
         let chunks = sentences(&seg(0, 1_000, "Hi. Bye."));
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[0].text, "Hi.");
-        assert!(chunks[0].end_ms < 500 && chunks[1].start_ms < 500, "{chunks:?}");
+        assert!(
+            chunks[0].end_ms < 500 && chunks[1].start_ms < 500,
+            "{chunks:?}"
+        );
         assert_eq!(chunks[1].end_ms, 1_000);
     }
 
     #[test]
     fn cjk_punctuation_ends_sentences_and_overlong_text_is_split() {
         let s = sentences(&seg(0, 900, "你好。今天比赛很精彩！真的吗？"));
-        assert_eq!(s.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), vec!["你好。", "今天比赛很精彩！", "真的吗？"]);
+        assert_eq!(
+            s.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+            vec!["你好。", "今天比赛很精彩！", "真的吗？"]
+        );
         let unbroken = "字".repeat(1_200);
         let chunks = chunk_transcript(&[seg(0, 12_000, &unbroken)]);
         assert_eq!(chunks.len(), 3);

@@ -31,11 +31,17 @@ pub fn fuse(fusion: Fusion, lists: &[&[(u64, f32)]]) -> Vec<(u64, f32)> {
             }
             Fusion::Weighted { lexical, vector } => {
                 let weight = if li == 0 { lexical } else { vector };
-                let (lo, hi) = list.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| {
-                    (lo.min(s), hi.max(s))
-                });
+                let (lo, hi) = list
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| {
+                        (lo.min(s), hi.max(s))
+                    });
                 for &(id, s) in list.iter() {
-                    let norm = if hi - lo > 1e-9 { (s - lo) / (hi - lo) } else { 1.0 };
+                    let norm = if hi - lo > 1e-9 {
+                        (s - lo) / (hi - lo)
+                    } else {
+                        1.0
+                    };
                     *fused.entry(id).or_insert(0.0) += weight * norm;
                 }
             }
@@ -66,14 +72,26 @@ mod tests {
     fn weighted_normalises_each_list() {
         let lexical = [(1, 10.0), (2, 0.0)];
         let vector = [(2, 0.9), (1, 0.5), (3, 0.1)];
-        let fused = fuse(Fusion::Weighted { lexical: 0.3, vector: 0.7 }, &[&lexical, &vector]);
+        let fused = fuse(
+            Fusion::Weighted {
+                lexical: 0.3,
+                vector: 0.7,
+            },
+            &[&lexical, &vector],
+        );
         let score = |id| fused.iter().find(|f| f.0 == id).unwrap().1;
         assert!((score(1) - (0.3 + 0.7 * 0.5)).abs() < 1e-6);
         assert!((score(2) - 0.7).abs() < 1e-6);
         assert!((score(3) - 0.0).abs() < 1e-6);
         assert_eq!(fused[0].0, 2);
         // One-item and empty lists.
-        let one = fuse(Fusion::Weighted { lexical: 1.0, vector: 1.0 }, &[&[(7, 3.0)], &[]]);
+        let one = fuse(
+            Fusion::Weighted {
+                lexical: 1.0,
+                vector: 1.0,
+            },
+            &[&[(7, 3.0)], &[]],
+        );
         assert_eq!(one, vec![(7, 1.0)]);
         assert!(fuse(Fusion::default(), &[&[], &[]]).is_empty());
     }

@@ -361,6 +361,13 @@ impl SearchIndex {
         })
     }
 
+    /// A document's vector, from memory.
+    pub fn vector(&self, id: u64) -> Option<Vec<f32>> {
+        let memory = self.memory.read().expect("search memory poisoned");
+        let row = *memory.rows.get(&id)?;
+        Some(memory.matrix[row * memory.dims..(row + 1) * memory.dims].to_vec())
+    }
+
     pub fn meta(&self, id: u64) -> Option<DocMeta> {
         self.memory
             .read()
@@ -394,7 +401,8 @@ impl SearchIndex {
                 .scan_prefix(term_prefix(term))
                 .map(|kv| {
                     let (k, v) = kv?;
-                    let id = u64::from_be_bytes(k[k.len() - 8..].try_into().map_err(|_| bad_key())?);
+                    let id =
+                        u64::from_be_bytes(k[k.len() - 8..].try_into().map_err(|_| bad_key())?);
                     let tf = u32::from_le_bytes(v.as_ref().try_into().map_err(|_| bad_key())?);
                     Ok((id, tf))
                 })
@@ -549,15 +557,22 @@ mod tests {
         let ix = index();
         // Stop words removed, stemmed: d1 = [goal, goal, crowd] (3), d2 = [crowd, cheer] (2),
         // d3 = [rain] (1). avgdl = 2, N = 3.
-        let d1 = ix.add(&doc("a", "goal goal crowd"), &unit(&[1.0, 0.0])).unwrap();
-        let d2 = ix.add(&doc("a", "the crowd cheers"), &unit(&[0.0, 1.0])).unwrap();
+        let d1 = ix
+            .add(&doc("a", "goal goal crowd"), &unit(&[1.0, 0.0]))
+            .unwrap();
+        let d2 = ix
+            .add(&doc("a", "the crowd cheers"), &unit(&[0.0, 1.0]))
+            .unwrap();
         ix.add(&doc("b", "rain"), &unit(&[1.0, 1.0])).unwrap();
         let hits = ix.bm25("goal", &|_| true, 10).unwrap();
         assert_eq!(hits.len(), 1);
         // idf = ln(1 + (3 - 1 + 0.5) / (1 + 0.5)); tf = 2, dl = 3.
         let idf = (1.0f32 + 2.5 / 1.5).ln();
         let expected = idf * 2.0 * 2.2 / (2.0 + 1.2 * (1.0 - 0.75 + 0.75 * 3.0 / 2.0));
-        assert!((hits[0].score - expected).abs() < 1e-5, "{hits:?} vs {expected}");
+        assert!(
+            (hits[0].score - expected).abs() < 1e-5,
+            "{hits:?} vs {expected}"
+        );
         assert_eq!(hits[0].doc_id, d1);
 
         let hits = ix.bm25("crowd goals", &|_| true, 10).unwrap();
@@ -565,12 +580,18 @@ mod tests {
         let crowd_d2 = idf_crowd * 2.2 / (1.0 + 1.2 * (1.0 - 0.75 + 0.75 * 2.0 / 2.0));
         let crowd_d1 = idf_crowd * 2.2 / (1.0 + 1.2 * (1.0 - 0.75 + 0.75 * 3.0 / 2.0));
         assert_eq!(hits[0].doc_id, d1);
-        assert!((hits[0].score - (expected + crowd_d1)).abs() < 1e-5, "{hits:?}");
+        assert!(
+            (hits[0].score - (expected + crowd_d1)).abs() < 1e-5,
+            "{hits:?}"
+        );
         assert_eq!(hits[0].terms.len(), 2, "explain lists both terms");
         let h2 = hits.iter().find(|h| h.doc_id == d2).unwrap();
         assert!((h2.score - crowd_d2).abs() < 1e-5);
         // Filters apply.
-        assert!(ix.bm25("goal", &|m| m.video_id == "b", 10).unwrap().is_empty());
+        assert!(ix
+            .bm25("goal", &|m| m.video_id == "b", 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -578,12 +599,21 @@ mod tests {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let ix = SearchIndex::open(&db).unwrap();
         let v = unit(&[1.0, 2.0, 3.0]);
-        ix.replace_video("a", 1, &[(doc("a", "one two three"), v.clone()), (doc("a", "four"), v.clone())])
+        ix.replace_video(
+            "a",
+            1,
+            &[
+                (doc("a", "one two three"), v.clone()),
+                (doc("a", "four"), v.clone()),
+            ],
+        )
+        .unwrap();
+        ix.replace_video("b", 1, &[(doc("b", "five six"), v.clone())])
             .unwrap();
-        ix.replace_video("b", 1, &[(doc("b", "five six"), v.clone())]).unwrap();
         assert_eq!(ix.stats().unwrap(), (3, 6));
         // Re-indexing a video replaces its documents.
-        ix.replace_video("a", 2, &[(doc("a", "seven"), v.clone())]).unwrap();
+        ix.replace_video("a", 2, &[(doc("a", "seven"), v.clone())])
+            .unwrap();
         assert_eq!(ix.stats().unwrap(), (2, 3));
         assert_eq!(ix.indexed_generation("a").unwrap(), Some(2));
         assert!(ix.bm25("four", &|_| true, 10).unwrap().is_empty());

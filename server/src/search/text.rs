@@ -12,9 +12,9 @@ use unicode_segmentation::UnicodeSegmentation;
 
 /// Common English function words, skipped when `stop_words` is on.
 const STOP_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
-    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-    "these", "they", "this", "to", "was", "will", "with",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with",
 ];
 
 /// A term and where it was found (the byte range in the analysed text).
@@ -42,6 +42,8 @@ fn is_han(c: char) -> bool {
 
 impl Analyzer {
     pub fn new(stop_words: bool) -> Self {
+        // Load jieba's dictionary now rather than on the first Chinese query.
+        jieba();
         Analyzer {
             stemmer: Stemmer::create(Algorithm::English),
             stop_words: stop_words.then(|| STOP_WORDS.iter().copied().collect()),
@@ -127,7 +129,10 @@ mod tests {
         let keep = Analyzer::new(false);
         assert_eq!(keep.terms("the goal"), vec!["the", "goal"]);
         // Numbers and apostrophes inside words survive segmentation.
-        assert_eq!(a.terms("ill-disposed 2024 don't"), vec!["ill", "dispos", "2024", "don't"]);
+        assert_eq!(
+            a.terms("ill-disposed 2024 don't"),
+            vec!["ill", "dispos", "2024", "don't"]
+        );
     }
 
     #[test]
@@ -135,7 +140,10 @@ mod tests {
         let a = Analyzer::new(true);
         let text = "Goals, goals and GOALS";
         for t in a.tokens(text) {
-            assert_eq!(text[t.start..t.end].to_lowercase().trim_end_matches('s'), "goal");
+            assert_eq!(
+                text[t.start..t.end].to_lowercase().trim_end_matches('s'),
+                "goal"
+            );
         }
     }
 

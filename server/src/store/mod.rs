@@ -58,6 +58,11 @@ impl Store {
     }
 
     /// An in-memory store that vanishes when dropped, for tests.
+    /// The sled database, for indexes that keep their own trees beside the store's.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub fn temporary() -> Result<Store> {
         Self::from_db(sled::Config::new().temporary(true).open()?)
     }

@@ -463,7 +463,11 @@ mod tests {
         assert!(err.to_string().contains("is missing"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let err = convert_ct2_whisper(dir.path(), &dir.path().join("out")).unwrap_err();
-        assert_eq!(err.kind(), crate::error::ErrorKind::FailedPrecondition, "{err}");
+        assert_eq!(
+            err.kind(),
+            crate::error::ErrorKind::FailedPrecondition,
+            "{err}"
+        );
         assert!(!dir.path().join("out/model.safetensors").exists());
     }
 }

@@ -1,0 +1,170 @@
+//! `reelforge search`.
+
+use clap::{Args, ValueEnum};
+use reelforge_proto::v1 as pb;
+use reelforge_proto::v1::search_client::SearchClient;
+use tonic::transport::Channel;
+
+use crate::output::{self, clock};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    All,
+    Scene,
+    Transcript,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FusionArg {
+    Rrf,
+    Weighted,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// What to look for: a description, a line of dialogue, a scene.
+    pub query: String,
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: ModeArg,
+    #[arg(long, default_value_t = 10)]
+    pub top_k: u32,
+    /// Only this video (repeatable).
+    #[arg(long = "video")]
+    pub videos: Vec<String>,
+    /// Only documents of this kind (repeatable): video_summary, slice_description,
+    /// chapter_summary, transcript_chunk, shot.
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// Only moments overlapping this range, in seconds: START-END.
+    #[arg(long)]
+    pub time: Option<String>,
+    #[arg(long, value_enum, default_value = "rrf")]
+    pub fusion: FusionArg,
+    /// Keep the fused order (no rerank).
+    #[arg(long)]
+    pub no_rerank: bool,
+    /// Drop reranked results scoring below this.
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Merge touching transcript chunks of a video into one moment.
+    #[arg(long)]
+    pub merge: bool,
+    /// Show each stage's score and each matched term's BM25 contribution.
+    #[arg(long)]
+    pub explain: bool,
+    /// One JSON object per result, then the statistics.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn time_range(s: &str) -> anyhow::Result<pb::TimeRange> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| anyhow::anyhow!("--time wants START-END in seconds, e.g. 20-45"))?;
+    let secs = |v: &str| -> anyhow::Result<i64> {
+        let v: f64 = v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--time: {v:?} is not a number of seconds"))?;
+        Ok((v * 1000.0).round() as i64)
+    };
+    Ok(pb::TimeRange {
+        start_ms: secs(a)?,
+        end_ms: secs(b)?,
+    })
+}
+
+pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
+    let mut client = SearchClient::new(channel);
+    let request = pb::SearchRequest {
+        query: args.query,
+        mode: match args.mode {
+            ModeArg::All => pb::SearchMode::All,
+            ModeArg::Scene => pb::SearchMode::Scene,
+            ModeArg::Transcript => pb::SearchMode::Transcript,
+        } as i32,
+        top_k: args.top_k,
+        video_ids: args.videos,
+        time_range: args.time.as_deref().map(time_range).transpose()?,
+        kinds: args.kinds,
+        fusion: Some(pb::FusionOptions {
+            method: match args.fusion {
+                FusionArg::Rrf => pb::FusionMethod::Rrf,
+                FusionArg::Weighted => pb::FusionMethod::Weighted,
+            } as i32,
+            ..Default::default()
+        }),
+        rerank: Some(!args.no_rerank),
+        rerank_threshold: args.min_score,
+        merge_adjacent: args.merge,
+    };
+    let mut stream = client.search(request).await?.into_inner();
+    if !args.json {
+        println!(
+            "{:>3}  {:<16}  {:<15}  {:>7}  {:<17}  SNIPPET",
+            "#", "VIDEO", "TIME", "SCORE", "SOURCE"
+        );
+    }
+    while let Some(message) = stream.message().await? {
+        if args.json {
+            output::json_line(&message)?;
+            continue;
+        }
+        match message.item {
+            Some(pb::search_response::Item::Result(r)) => {
+                let s = r.scores.unwrap_or_default();
+                println!(
+                    "{:>3}  {:<16}  {}-{}  {:>7.4}  {:<17}  {}",
+                    r.rank,
+                    r.video_id,
+                    clock(r.start_ms),
+                    clock(r.end_ms),
+                    s.final_score,
+                    r.source,
+                    r.snippet.replace('\n', " ")
+                );
+                if args.explain {
+                    let rank = |r: u32| {
+                        if r == 0 {
+                            "-".to_string()
+                        } else {
+                            r.to_string()
+                        }
+                    };
+                    println!(
+                        "     bm25 #{} {:.3} · vector #{} cos {:.3} · fused {:.4}{}",
+                        rank(s.bm25_rank),
+                        s.bm25_score,
+                        rank(s.vector_rank),
+                        s.vector_cosine,
+                        s.fused,
+                        if s.reranked {
+                            format!(" · rerank {:.3}", s.rerank)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    for t in &r.matched_terms {
+                        println!("     term {:<16} {:.3}", t.term, t.bm25);
+                    }
+                }
+            }
+            Some(pb::search_response::Item::Stats(st)) => {
+                println!(
+                    "{} results in {:.1} ms (bm25 {:.1} ms over {} candidates, embed {:.1} ms, \
+                     vectors {:.1} ms over {}, rerank {:.1} ms)",
+                    st.results,
+                    st.total_ms,
+                    st.bm25_ms,
+                    st.bm25_candidates,
+                    st.embed_ms,
+                    st.vector_ms,
+                    st.vector_candidates,
+                    st.rerank_ms
+                );
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}

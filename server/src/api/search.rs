@@ -1,0 +1,168 @@
+//! `reelforge.v1.Search`.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use reelforge_proto::v1 as pb;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::status::to_status;
+use crate::error::Error;
+use crate::ingest::Engine;
+use crate::search::fusion::Fusion;
+use crate::search::index::DocKind;
+use crate::search::query::{Mode, SearchHit, SearchRequest, SearchTimings};
+
+type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::SearchResponse, Status>> + Send>>;
+
+pub struct SearchApi {
+    engine: Arc<Engine>,
+}
+
+impl SearchApi {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        SearchApi { engine }
+    }
+}
+
+fn request(r: pb::SearchRequest) -> Result<SearchRequest, Error> {
+    let mode = match pb::SearchMode::try_from(r.mode) {
+        Ok(pb::SearchMode::All) => Mode::All,
+        Ok(pb::SearchMode::Scene) => Mode::Scene,
+        Ok(pb::SearchMode::Transcript) => Mode::Transcript,
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "mode {} is not a search mode",
+                r.mode
+            )))
+        }
+    };
+    let kinds = r
+        .kinds
+        .iter()
+        .map(|k| {
+            DocKind::parse(k).ok_or_else(|| {
+                let known: Vec<&str> = DocKind::ALL.iter().map(|k| k.name()).collect();
+                Error::invalid(format!("kinds: {k:?} is not one of {}", known.join(", ")))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let f = r.fusion.unwrap_or_default();
+    let fusion = match pb::FusionMethod::try_from(f.method) {
+        Ok(pb::FusionMethod::Rrf) => Fusion::Rrf {
+            k: if f.rrf_k == 0.0 { 60.0 } else { f.rrf_k },
+        },
+        Ok(pb::FusionMethod::Weighted) if f.lexical_weight == 0.0 && f.vector_weight == 0.0 => {
+            Fusion::Weighted {
+                lexical: 0.3,
+                vector: 0.7,
+            }
+        }
+        Ok(pb::FusionMethod::Weighted) => Fusion::Weighted {
+            lexical: f.lexical_weight,
+            vector: f.vector_weight,
+        },
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "fusion.method {} is not a fusion method",
+                f.method
+            )))
+        }
+    };
+    Ok(SearchRequest {
+        query: r.query,
+        mode,
+        top_k: r.top_k as usize,
+        video_ids: r.video_ids,
+        time_range: r.time_range.map(|t| (t.start_ms, t.end_ms)),
+        kinds,
+        fusion,
+        rerank: r.rerank.unwrap_or(true),
+        rerank_threshold: r.rerank_threshold,
+        merge_adjacent: r.merge_adjacent,
+    })
+}
+
+fn result(rank: usize, h: &SearchHit, filename: String) -> pb::SearchResponse {
+    let s = &h.scores;
+    pb::SearchResponse {
+        item: Some(pb::search_response::Item::Result(pb::SearchResult {
+            rank: rank as u32,
+            video_id: h.video_id.clone(),
+            source: h.kind.name().to_string(),
+            text: h.text.clone(),
+            snippet: h.snippet.clone(),
+            start_ms: h.start_ms,
+            end_ms: h.end_ms,
+            scores: Some(pb::StageScores {
+                bm25_rank: s.bm25.map_or(0, |b| b.0),
+                bm25_score: s.bm25.map_or(0.0, |b| b.1),
+                vector_rank: s.vector.map_or(0, |v| v.0),
+                vector_cosine: s.vector.map_or(0.0, |v| v.1),
+                fused: s.fused,
+                reranked: s.rerank.is_some(),
+                rerank: s.rerank.unwrap_or(0.0),
+                final_score: s.final_score,
+            }),
+            matched_terms: h
+                .matched_terms
+                .iter()
+                .map(|(term, bm25)| pb::TermScore {
+                    term: term.clone(),
+                    bm25: *bm25,
+                })
+                .collect(),
+            merged: h.merged,
+            filename,
+        })),
+    }
+}
+
+fn stats(results: usize, t: &SearchTimings) -> pb::SearchResponse {
+    pb::SearchResponse {
+        item: Some(pb::search_response::Item::Stats(pb::SearchStats {
+            results: results as u32,
+            bm25_candidates: t.bm25_candidates,
+            vector_candidates: t.vector_candidates,
+            bm25_ms: t.bm25_ms,
+            embed_ms: t.embed_ms,
+            vector_ms: t.vector_ms,
+            fuse_ms: t.fuse_ms,
+            rerank_ms: t.rerank_ms,
+            total_ms: t.total_ms,
+        })),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::search_server::Search for SearchApi {
+    type SearchStream = ResultStream;
+
+    async fn search(
+        &self,
+        req: Request<pb::SearchRequest>,
+    ) -> Result<Response<Self::SearchStream>, Status> {
+        let req = request(req.into_inner()).map_err(to_status)?;
+        let (hits, timings) = self.engine.search(&req).await.map_err(to_status)?;
+        let filenames: HashMap<String, String> = self
+            .engine
+            .videos()
+            .await
+            .map_err(to_status)?
+            .into_iter()
+            .map(|v| (v.video_id, v.filename))
+            .collect();
+        let mut out: Vec<Result<pb::SearchResponse, Status>> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let name = filenames.get(&h.video_id).cloned().unwrap_or_default();
+                Ok(result(i + 1, h, name))
+            })
+            .collect();
+        out.push(Ok(stats(hits.len(), &timings)));
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+    }
+}

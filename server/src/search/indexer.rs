@@ -1,0 +1,95 @@
+//! Turning a stored video into search documents: its summary, slice descriptions and
+//! transcript chunks, each with a text vector (stored ones reused, chunks embedded here).
+
+use super::chunk::{chunk_transcript, Timed};
+use super::index::{DocKind, SearchDoc, SearchIndex};
+use crate::error::Result;
+use crate::ingest::blocking;
+use crate::models::{EmbedPurpose, TextEmbedder};
+use crate::store::{EmbeddingKind, Store};
+
+/// (Re)indexes the live generation of `video_id`; returns the number of documents. A
+/// video that is gone has its documents removed.
+pub async fn index_video(
+    store: &Store,
+    index: &std::sync::Arc<SearchIndex>,
+    embedder: &dyn TextEmbedder,
+    video_id: &str,
+) -> Result<usize> {
+    let (s, id) = (store.clone(), video_id.to_string());
+    let loaded = blocking(move || {
+        let Some(video) = s.video(&id)? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            s.docs(&id)?,
+            s.embeddings(&id, EmbeddingKind::Text)?,
+            s.embeddings(&id, EmbeddingKind::Summary)?,
+            s.transcript(&id)?,
+            video,
+        )))
+    })
+    .await?;
+    let Some((descriptions, description_vectors, summary_vectors, transcript, video)) = loaded
+    else {
+        let (ix, id) = (index.clone(), video_id.to_string());
+        blocking(move || ix.remove_video(&id)).await?;
+        return Ok(0);
+    };
+    let mut docs: Vec<(SearchDoc, Vec<f32>)> = Vec::new();
+    let doc = |kind, text: &str, start_ms, end_ms| SearchDoc {
+        video_id: video.video_id.clone(),
+        kind,
+        text: text.to_string(),
+        start_ms,
+        end_ms,
+    };
+    if let Some((_, v)) = summary_vectors.into_iter().next() {
+        if !video.summary.is_empty() {
+            docs.push((
+                doc(
+                    DocKind::VideoSummary,
+                    &video.summary,
+                    0,
+                    video.probe.duration_ms,
+                ),
+                v,
+            ));
+        }
+    }
+    for (i, d) in descriptions.iter().enumerate() {
+        let vector = description_vectors
+            .iter()
+            .find(|(owner, _)| *owner as usize == i)
+            .map(|(_, v)| v.clone());
+        if let Some(v) = vector {
+            docs.push((
+                doc(DocKind::SliceDescription, &d.text, d.start_ms, d.end_ms),
+                v,
+            ));
+        }
+    }
+    let segments: Vec<Timed> = transcript
+        .iter()
+        .map(|s| Timed {
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            text: s.text.clone(),
+        })
+        .collect();
+    let chunks = chunk_transcript(&segments);
+    if !chunks.is_empty() {
+        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+        let vectors = embedder.embed(&texts, EmbedPurpose::Index).await?;
+        for (c, v) in chunks.iter().zip(vectors) {
+            docs.push((
+                doc(DocKind::TranscriptChunk, &c.text, c.start_ms, c.end_ms),
+                v.vector,
+            ));
+        }
+    }
+    let count = docs.len();
+    let (ix, id, generation) = (index.clone(), video.video_id.clone(), video.generation);
+    blocking(move || ix.replace_video(&id, generation, &docs)).await?;
+    Ok(count)
+}

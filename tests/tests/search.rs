@@ -1,0 +1,243 @@
+//! Search end to end: real videos (speech and action) ingested by the real server, found
+//! by a spoken phrase and by a scene description, filtered, explained, refused when the
+//! request is bad, and gone after a delete — also across a restart.
+
+use pb::search_client::SearchClient;
+use pb::search_response::Item;
+use reelforge_proto::v1 as pb;
+use reelforge_tests::{demo_video, done_video_id, drain, path_request, speech_video, Server};
+use tonic::Code;
+
+fn request(query: &str, mode: pb::SearchMode, top_k: u32) -> pb::SearchRequest {
+    pb::SearchRequest {
+        query: query.into(),
+        mode: mode as i32,
+        top_k,
+        ..Default::default()
+    }
+}
+
+async fn search(
+    client: &mut SearchClient<tonic::transport::Channel>,
+    req: pb::SearchRequest,
+) -> Result<(Vec<pb::SearchResult>, pb::SearchStats), tonic::Status> {
+    let mut stream = client.search(req).await?.into_inner();
+    let (mut results, mut stats) = (Vec::new(), None);
+    while let Some(m) = stream.message().await? {
+        match m.item {
+            Some(Item::Result(r)) => results.push(r),
+            Some(Item::Stats(s)) => stats = Some(s),
+            None => {}
+        }
+    }
+    Ok((results, stats.expect("statistics come last")))
+}
+
+#[tokio::test]
+async fn spoken_phrases_and_scenes_are_found_filtered_explained_and_deleted() {
+    let data = tempfile::tempdir().unwrap();
+    let (speech, utterances) = speech_video();
+    let demo = demo_video();
+    let roots = [speech.parent().unwrap(), demo.parent().unwrap()];
+    let server = Server::start(data.path(), &roots).await;
+    let mut ingest = server.client().await;
+    let mut ids = Vec::new();
+    for (video, slice) in [(speech.as_path(), 30.0), (demo.as_path(), 10.0)] {
+        let (events, status) = drain(
+            ingest
+                .ingest_path(path_request(video, slice))
+                .await
+                .unwrap()
+                .into_inner(),
+        )
+        .await;
+        status.unwrap();
+        ids.push(done_video_id(&events));
+    }
+    let (speech_id, demo_id) = (ids[0].clone(), ids[1].clone());
+    let mut client = SearchClient::new(server.channel().await);
+
+    // A line of dialogue, searched in the transcripts, found right after ingest.
+    let line = "had he married a more amiable woman";
+    let (results, stats) = search(&mut client, request(line, pb::SearchMode::Transcript, 5))
+        .await
+        .unwrap();
+    let top = &results[0];
+    assert_eq!(top.video_id, speech_id);
+    assert_eq!(top.source, "transcript_chunk");
+    assert_eq!(top.rank, 1);
+    let married = &utterances[3];
+    assert!(
+        top.start_ms <= married.start_ms + 1_000 && top.end_ms >= married.end_ms - 1_000,
+        "{top:?} covers {married:?}"
+    );
+    let scores = top.scores.unwrap();
+    assert_eq!(scores.bm25_rank, 1, "{scores:?}");
+    assert!(scores.bm25_score > 0.0 && scores.vector_cosine > 0.0 && scores.reranked);
+    assert!(top.snippet.contains("**amiable**"), "{}", top.snippet);
+    let terms: Vec<&str> = top.matched_terms.iter().map(|t| t.term.as_str()).collect();
+    assert!(
+        terms.contains(&"amiabl") && terms.contains(&"woman"),
+        "{terms:?}"
+    );
+    assert!(results.iter().all(|r| r.source == "transcript_chunk"));
+    assert_eq!(stats.results as usize, results.len());
+    assert!(stats.total_ms > 0.0);
+
+    // A scene, by what is seen: the bikes clip at 20-30 s of the demo.
+    let (results, _) = search(
+        &mut client,
+        request(
+            "a burst of fast motion with a scene cut",
+            pb::SearchMode::Scene,
+            3,
+        ),
+    )
+    .await
+    .unwrap();
+    let top = &results[0];
+    assert_eq!(top.video_id, demo_id, "{results:?}");
+    assert_ne!(top.source, "transcript_chunk");
+    assert!(results.iter().all(|r| r.source != "transcript_chunk"));
+    assert!(
+        results
+            .iter()
+            .any(|r| r.source == "slice_description" && r.start_ms == 20_000),
+        "{results:?}"
+    );
+
+    // Filters: one video, a time range, kinds; fused order without rerank.
+    let mut only_demo = request(line, pb::SearchMode::All, 10);
+    only_demo.video_ids = vec![demo_id.clone()];
+    let (results, _) = search(&mut client, only_demo).await.unwrap();
+    assert!(results.iter().all(|r| r.video_id == demo_id));
+    let mut late = request("fast motion", pb::SearchMode::Scene, 10);
+    late.time_range = Some(pb::TimeRange {
+        start_ms: 40_000,
+        end_ms: 60_000,
+    });
+    late.kinds = vec!["slice_description".into()];
+    late.rerank = Some(false);
+    let (results, _) = search(&mut client, late).await.unwrap();
+    assert!(!results.is_empty());
+    for r in &results {
+        assert!(
+            r.end_ms > 40_000 && r.source == "slice_description",
+            "{r:?}"
+        );
+        assert!(!r.scores.unwrap().reranked);
+    }
+
+    // Bad requests: a clear INVALID_ARGUMENT naming the field, and the server serves on.
+    let bad = |f: fn(&mut pb::SearchRequest)| {
+        let mut r = request("goal", pb::SearchMode::All, 5);
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(pb::SearchRequest, &str)> = vec![
+        (bad(|r| r.query = "   ".into()), "query"),
+        (bad(|r| r.query = "x".repeat(10 << 20)), "query"),
+        (bad(|r| r.top_k = 0), "top_k"),
+        (bad(|r| r.top_k = 1_000_000), "top_k"),
+        (
+            bad(|r| r.video_ids = vec!["ffffffffffffffff".into()]),
+            "video_ids",
+        ),
+        (bad(|r| r.video_ids = vec!["../etc".into()]), "video_ids"),
+        (bad(|r| r.kinds = vec!["chapters".into()]), "kinds"),
+        (
+            bad(|r| {
+                r.time_range = Some(pb::TimeRange {
+                    start_ms: 9,
+                    end_ms: 3,
+                })
+            }),
+            "time_range",
+        ),
+    ];
+    for (req, field) in cases {
+        let err = search(&mut client, req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains(field),
+            "{} should name {field}",
+            err.message()
+        );
+    }
+
+    // Deleting the speech video removes its documents from search, also after a restart.
+    ingest
+        .delete_video(pb::DeleteVideoRequest {
+            video_id: speech_id.clone(),
+        })
+        .await
+        .unwrap();
+    let (results, _) = search(&mut client, request(line, pb::SearchMode::All, 20))
+        .await
+        .unwrap();
+    assert!(
+        results.iter().all(|r| r.video_id != speech_id),
+        "{results:?}"
+    );
+    server.stop().await;
+    let server = Server::start(data.path(), &roots).await;
+    let mut client = SearchClient::new(server.channel().await);
+    let (results, _) = search(&mut client, request(line, pb::SearchMode::All, 20))
+        .await
+        .unwrap();
+    assert!(!results.is_empty());
+    assert!(results.iter().all(|r| r.video_id == demo_id), "{results:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_cli_prints_a_table_and_json_lines() {
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = Server::start(data.path(), &[demo.parent().unwrap()]).await;
+    let mut ingest = server.client().await;
+    let (_, status) = drain(
+        ingest
+            .ingest_path(path_request(&demo, 10.0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    status.unwrap();
+    let out = server.cli(&[
+        "search",
+        "sudden loud audio",
+        "--mode",
+        "scene",
+        "--top-k",
+        "2",
+        "--explain",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("SNIPPET") && stdout.contains("**loud**"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("term loud"), "{stdout}");
+    assert!(stdout.contains("results in"), "{stdout}");
+    let out = server.cli(&["search", "sudden loud audio", "--json", "--top-k", "1"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0]["item"]["result"]["video_id"].is_string(),
+        "{lines:?}"
+    );
+    let out = server.cli(&["search", " "]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT: query is empty"));
+    server.stop().await;
+}
