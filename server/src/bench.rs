@@ -211,6 +211,7 @@ async fn analysis_pass(config: &Config, file: &Path) -> anyhow::Result<PassResul
         probe,
         slice_ms,
         clip_ms: (config.ingest.clip_seconds * 1000.0) as i64,
+        subtitles: Vec::new(),
     };
     let analyzer = Arc::new(SignalAnalyzer);
     let text_embedder =

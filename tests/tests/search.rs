@@ -241,3 +241,113 @@ async fn the_cli_prints_a_table_and_json_lines() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT: query is empty"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let small = &reelforge_tests::fixtures().small;
+    // A sidecar next to the video.
+    let sidecar_video = media.path().join("talk.mp4");
+    std::fs::copy(small, &sidecar_video).unwrap();
+    std::fs::write(
+        media.path().join("talk.srt"),
+        "1\n00:00:02,000 --> 00:00:04,500\nThe <b>lighthouse</b> keeper waves.\n\n2\n00:00:08,000 --> 00:00:10,000\nStorm warning tonight.\n",
+    )
+    .unwrap();
+    // A subtitle stream inside the container.
+    let subs = media.path().join("inner.srt");
+    std::fs::write(&subs, "1\n00:00:05,000 --> 00:00:07,000\nA giraffe crosses the savanna.\n").unwrap();
+    let stream_video = media.path().join("documentary.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(small)
+        .arg("-i")
+        .arg(&subs)
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text", "-metadata", "title=doc"])
+        .arg(&stream_video)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // A broken sidecar.
+    let broken_video = media.path().join("broken.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(small)
+        .args(["-c", "copy", "-metadata", "title=another"])
+        .arg(&broken_video)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(
+        media.path().join("broken.en.srt"),
+        "1\n00:00:01,000 --> 00:00:0x,000\nOops\n",
+    )
+    .unwrap();
+
+    let server = Server::start(data.path(), &[media.path()]).await;
+    let mut ingest = server.client().await;
+    let mut ids = Vec::new();
+    for video in [&sidecar_video, &stream_video] {
+        let (events, status) = drain(
+            ingest
+                .ingest_path(path_request(video, 4.0))
+                .await
+                .unwrap()
+                .into_inner(),
+        )
+        .await;
+        status.unwrap();
+        ids.push(done_video_id(&events));
+    }
+    let detail = ingest
+        .get_video(pb::GetVideoRequest {
+            video_id: ids[0].clone(),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.subtitles.len(), 2);
+    assert_eq!(detail.subtitles[0].text, "The lighthouse keeper waves.");
+    assert_eq!((detail.subtitles[1].start_ms, detail.subtitles[1].end_ms), (8_000, 10_000));
+
+    let mut client = SearchClient::new(server.channel().await);
+    let (results, _) = search(&mut client, request("lighthouse keeper", pb::SearchMode::Transcript, 3))
+        .await
+        .unwrap();
+    assert_eq!(results[0].video_id, ids[0]);
+    assert_eq!((results[0].start_ms, results[0].end_ms), (2_000, 10_000));
+    let (results, _) = search(&mut client, request("giraffe", pb::SearchMode::Transcript, 3))
+        .await
+        .unwrap();
+    assert_eq!(results[0].video_id, ids[1]);
+    assert_eq!((results[0].start_ms, results[0].end_ms), (5_000, 7_000));
+
+    let before = ingest
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos
+        .len();
+    let err = ingest
+        .ingest_path(path_request(&broken_video, 4.0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("broken.en.srt") && err.message().contains("cue 1: end time"),
+        "{}",
+        err.message()
+    );
+    let after = ingest
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos
+        .len();
+    assert_eq!(before, after, "nothing was stored");
+    server.stop().await;
+}

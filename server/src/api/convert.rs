@@ -128,6 +128,16 @@ pub fn video(d: &VideoDetail) -> pb::Video {
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
         transcript: d.transcript.iter().map(transcript_segment).collect(),
+        subtitles: d
+            .subtitles
+            .iter()
+            .map(|s| pb::TranscriptSegment {
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                text: s.text.clone(),
+                ..Default::default()
+            })
+            .collect(),
     }
 }
 

@@ -23,7 +23,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::media;
 use crate::models::{ImageTextEmbedder, Reranker, TextEmbedder, Transcriber, TranscriptSegment};
 use crate::search::{self, index::SearchIndex};
-use crate::store::{keys, now_unix_ms, FrameRecord, JobRecord, JobState, Store, VideoRecord};
+use crate::store::{
+    keys, now_unix_ms, FrameRecord, JobRecord, JobState, Store, SubtitleRecord, VideoRecord,
+};
 
 /// Per-request ingest options; zero means "the server's default".
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,7 @@ pub struct VideoDetail {
     pub signals: Vec<SignalWindow>,
     pub frames: Vec<FrameRecord>,
     pub transcript: Vec<TranscriptSegment>,
+    pub subtitles: Vec<SubtitleRecord>,
     pub embedding_counts: BTreeMap<String, u32>,
 }
 
@@ -241,6 +244,22 @@ impl Engine {
 
         let probe = media::probe(&self.config.ffprobe, &source.path).await?;
         let slices = plan::plan_slices(probe.duration_ms, slice_ms, &probe.keyframes_ms)?;
+        // Subtitles: sidecar files next to a server-side file, and text subtitle streams.
+        // A broken file fails the request here, before a job exists.
+        let mut cues = if source.uploaded {
+            Vec::new()
+        } else {
+            media::subtitles::read_sidecars(&media::subtitles::sidecars(&source.path)).await?
+        };
+        cues.extend(media::subtitles::read_stream(&self.config.ffmpeg, &source.path, &probe).await?);
+        let subtitles: Vec<SubtitleRecord> = cues
+            .into_iter()
+            .map(|c| SubtitleRecord {
+                start_ms: c.start_ms,
+                end_ms: c.end_ms,
+                text: c.text,
+            })
+            .collect();
         let keep_source_at = source.uploaded.then(|| {
             self.config
                 .data_dir
@@ -261,6 +280,7 @@ impl Engine {
             slice_ms,
             clip_ms,
             slices,
+            subtitles,
         };
         let handle = JobHandle::new(JobRecord {
             job_id: job_id.clone(),
@@ -533,6 +553,7 @@ impl Engine {
                 },
                 frames: store.frames(&id)?,
                 transcript: store.transcript(&id)?,
+                subtitles: store.subtitles(&id)?,
                 embedding_counts: store.embedding_counts(&id)?,
                 video,
             })

@@ -44,6 +44,8 @@ pub struct PreparedIngest {
     pub slice_ms: i64,
     pub clip_ms: i64,
     pub slices: Vec<PlannedSlice>,
+    /// Subtitles from sidecar files and subtitle streams, read before the job started.
+    pub subtitles: Vec<crate::store::SubtitleRecord>,
 }
 
 pub struct Pipeline<'a> {
@@ -477,7 +479,11 @@ impl<'a> Pipeline<'a> {
             summary,
         };
         let (w, slices, record) = (writer.clone(), p.slices.clone(), video.clone());
+        let subtitles = p.subtitles.clone();
         blocking(move || {
+            if !subtitles.is_empty() {
+                w.put_subtitles(&subtitles)?;
+            }
             // Each thumbnail goes to the slice it starts in (past the end: the last slice).
             let mut per_slice: Vec<Vec<FrameRecord>> = vec![Vec::new(); slices.len()];
             for frame in frames {
@@ -893,6 +899,7 @@ mod tests {
             probe,
             slice_ms: 2_000,
             clip_ms: 2_000,
+            subtitles: Vec::new(),
         };
         let store = Store::temporary().unwrap();
         let writer = store.begin_video(&prepared.video_id).unwrap();

@@ -8,6 +8,7 @@ pub mod images;
 pub mod probe;
 pub mod process;
 pub mod signals;
+pub mod subtitles;
 
 pub use cut::{cut, CutMode};
 pub use decode::{decode, AudioWindow, DecodeSpec, FrameSample, Sample};

@@ -26,11 +26,13 @@ pub async fn index_video(
             s.embeddings(&id, EmbeddingKind::Text)?,
             s.embeddings(&id, EmbeddingKind::Summary)?,
             s.transcript(&id)?,
+            s.subtitles(&id)?,
             video,
         )))
     })
     .await?;
-    let Some((descriptions, description_vectors, summary_vectors, transcript, video)) = loaded
+    let Some((descriptions, description_vectors, summary_vectors, transcript, subtitles, video)) =
+        loaded
     else {
         let (ix, id) = (index.clone(), video_id.to_string());
         blocking(move || ix.remove_video(&id)).await?;
@@ -77,7 +79,18 @@ pub async fn index_video(
             text: s.text.clone(),
         })
         .collect();
-    let chunks = chunk_transcript(&segments);
+    let cues: Vec<Timed> = subtitles
+        .iter()
+        .map(|s| Timed {
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            text: s.text.clone(),
+        })
+        .collect();
+    // Speech heard by the model and subtitles are chunked apart: they cover the same
+    // moments in different words, and each should be findable.
+    let mut chunks = chunk_transcript(&segments);
+    chunks.extend(chunk_transcript(&cues));
     if !chunks.is_empty() {
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
         let vectors = embedder.embed(&texts, EmbedPurpose::Index).await?;

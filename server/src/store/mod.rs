@@ -18,7 +18,9 @@ use sled::transaction::{ConflictableTransactionError, Transactional};
 use sled::{Db, Tree};
 
 pub use keys::EmbeddingKind;
-pub use records::{now_unix_ms, DocRecord, FrameRecord, JobRecord, JobState, VideoRecord};
+pub use records::{
+    now_unix_ms, DocRecord, FrameRecord, JobRecord, JobState, SubtitleRecord, VideoRecord,
+};
 
 use crate::analysis::{SignalWindow, SliceAnalysis};
 use crate::error::{Error, Result};
@@ -35,6 +37,7 @@ pub struct Store {
     docs: Tree,
     embeddings: Tree,
     transcripts: Tree,
+    subtitles: Tree,
     jobs: Tree,
 }
 
@@ -77,14 +80,16 @@ impl Store {
             docs: db.open_tree("docs")?,
             embeddings: db.open_tree("embeddings")?,
             transcripts: db.open_tree("transcripts")?,
+            subtitles: db.open_tree("subtitles")?,
             jobs: db.open_tree("jobs")?,
             db,
         })
     }
 
     /// Trees whose keys start with a video id and generation.
-    fn video_owned(&self) -> [&Tree; 6] {
+    fn video_owned(&self) -> [&Tree; 7] {
         [
+            &self.subtitles,
             &self.slices,
             &self.frames,
             &self.signals,
@@ -164,6 +169,15 @@ impl Store {
 
     pub fn docs(&self, video_id: &str) -> Result<Vec<DocRecord>> {
         self.scan_live(&self.docs, video_id)
+    }
+
+    /// The video's subtitles (sidecar files and subtitle streams), in time order.
+    pub fn subtitles(&self, video_id: &str) -> Result<Vec<SubtitleRecord>> {
+        Ok(self
+            .scan_live::<Vec<SubtitleRecord>>(&self.subtitles, video_id)?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// The video's transcript, in time order.
@@ -341,6 +355,12 @@ impl VideoWriter {
     pub fn put_transcript(&self, slice_index: u32, segments: &[TranscriptSegment]) -> Result<()> {
         let key = keys::video_item(&self.video_id, self.generation, slice_index);
         self.put(&self.store.transcripts, key, &segments)
+    }
+
+    /// The video's subtitles.
+    pub fn put_subtitles(&self, cues: &[SubtitleRecord]) -> Result<()> {
+        let key = keys::video_item(&self.video_id, self.generation, 0);
+        self.put(&self.store.subtitles, key, &cues)
     }
 
     /// Thumbnails of one slice.

@@ -55,6 +55,14 @@ pub struct DocRecord {
     pub text: String,
 }
 
+/// A subtitle cue (from a sidecar file or a subtitle stream) on a video's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SubtitleRecord {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {

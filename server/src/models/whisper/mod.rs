@@ -40,6 +40,9 @@ const MAX_INITIAL_TIMESTAMP_STEPS: u32 = 50;
 const GATE_WINDOW_SAMPLES: usize = w::SAMPLE_RATE / 2;
 /// Temperatures tried in turn while a window's text looks unreliable.
 const TEMPERATURES: [f64; 3] = [0.0, 0.4, 0.8];
+/// Seconds at the end of a window without segments that are heard again with the next
+/// audio (speech may have just begun there).
+const UNSETTLED_TAIL_S: usize = 5;
 /// A window this likely to hold no speech is dropped when the text is also unsure.
 const HALLUCINATION_NO_SPEECH: f64 = 0.3;
 /// Default loudness gate: windows whose loudest half second is quieter are skipped.
@@ -314,9 +317,11 @@ impl Inner {
                 // Speech cut off at the very end is often left out of the text entirely
                 // (the window then "ends" after the last segment): settle only up to the
                 // last segment kept, so the rest is heard again with what follows.
-                let kept_until = segments
-                    .last()
-                    .map_or(0, |&(_, _, end)| end as usize * FRAMES_PER_TIMESTAMP);
+                // With nothing kept, only the last few seconds can hold a cut-off start.
+                let kept_until = segments.last().map_or(
+                    window_frames.saturating_sub(UNSETTLED_TAIL_S * FRAMES_PER_SECOND),
+                    |&(_, _, end)| end as usize * FRAMES_PER_TIMESTAMP,
+                );
                 advance = advance.min(kept_until);
             }
             for (text, start, end) in segments {
