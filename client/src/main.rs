@@ -45,6 +45,14 @@ enum Command {
     },
     /// Find moments by a description, a line of dialogue or a scene.
     Search(search::SearchArgs),
+    /// Import a Bedrock Data Automation result.json (summaries, chapters, transcripts).
+    ImportBda {
+        /// The result.json file.
+        file: std::path::PathBuf,
+        /// The stored video it describes (default: a video record of its own).
+        #[arg(long)]
+        video: Option<String>,
+    },
 }
 
 pub type Client = IngestClient<Channel>;
@@ -75,6 +83,24 @@ async fn main() {
             IngestClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         match cli.command {
             Command::Search(args) => search::run(channel, args).await,
+            Command::ImportBda { file, video } => {
+                let json = std::fs::read(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let reply = client
+                    .import_bda(reelforge_proto::v1::ImportBdaRequest {
+                        result_json: json,
+                        video_id: video.unwrap_or_default(),
+                    })
+                    .await?
+                    .into_inner();
+                println!(
+                    "imported {} documents into video {}{}",
+                    reply.documents,
+                    reply.video_id,
+                    if reply.created { " (new record)" } else { "" }
+                );
+                Ok(())
+            }
             Command::Ingest(args) => ingest::run(&mut client, args).await,
             Command::Videos { command } => videos::run_videos(&mut client, command).await,
             Command::Jobs { command } => videos::run_jobs(&mut client, command).await,

@@ -257,14 +257,29 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
     .unwrap();
     // A subtitle stream inside the container.
     let subs = media.path().join("inner.srt");
-    std::fs::write(&subs, "1\n00:00:05,000 --> 00:00:07,000\nA giraffe crosses the savanna.\n").unwrap();
+    std::fs::write(
+        &subs,
+        "1\n00:00:05,000 --> 00:00:07,000\nA giraffe crosses the savanna.\n",
+    )
+    .unwrap();
     let stream_video = media.path().join("documentary.mp4");
     let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(small)
         .arg("-i")
         .arg(&subs)
-        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text", "-metadata", "title=doc"])
+        .args([
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-c",
+            "copy",
+            "-c:s",
+            "mov_text",
+            "-metadata",
+            "title=doc",
+        ])
         .arg(&stream_video)
         .status()
         .unwrap();
@@ -310,17 +325,26 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
         .into_inner();
     assert_eq!(detail.subtitles.len(), 2);
     assert_eq!(detail.subtitles[0].text, "The lighthouse keeper waves.");
-    assert_eq!((detail.subtitles[1].start_ms, detail.subtitles[1].end_ms), (8_000, 10_000));
+    assert_eq!(
+        (detail.subtitles[1].start_ms, detail.subtitles[1].end_ms),
+        (8_000, 10_000)
+    );
 
     let mut client = SearchClient::new(server.channel().await);
-    let (results, _) = search(&mut client, request("lighthouse keeper", pb::SearchMode::Transcript, 3))
-        .await
-        .unwrap();
+    let (results, _) = search(
+        &mut client,
+        request("lighthouse keeper", pb::SearchMode::Transcript, 3),
+    )
+    .await
+    .unwrap();
     assert_eq!(results[0].video_id, ids[0]);
     assert_eq!((results[0].start_ms, results[0].end_ms), (2_000, 10_000));
-    let (results, _) = search(&mut client, request("giraffe", pb::SearchMode::Transcript, 3))
-        .await
-        .unwrap();
+    let (results, _) = search(
+        &mut client,
+        request("giraffe", pb::SearchMode::Transcript, 3),
+    )
+    .await
+    .unwrap();
     assert_eq!(results[0].video_id, ids[1]);
     assert_eq!((results[0].start_ms, results[0].end_ms), (5_000, 7_000));
 
@@ -349,5 +373,148 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
         .videos
         .len();
     assert_eq!(before, after, "nothing was stored");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bda_results_import_as_searchable_timed_documents() {
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = Server::start(data.path(), &[demo.parent().unwrap()]).await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bda/result.json");
+    let json = std::fs::read(&fixture).unwrap();
+
+    // As a video of its own, through the CLI.
+    let out = server.cli(&["import-bda", fixture.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(new record)"), "{stdout}");
+    let mut ingest = server.client().await;
+    let videos = ingest
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert_eq!(videos.len(), 1);
+    let bda_id = videos[0].video_id.clone();
+    assert_eq!(videos[0].filename, "cup-final.mp4");
+    assert_eq!(videos[0].duration_ms, 120_000);
+
+    let mut client = SearchClient::new(server.channel().await);
+    let (results, _) = search(
+        &mut client,
+        request("goalkeeper saves the penalty", pb::SearchMode::Scene, 3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(results[0].source, "video_summary", "{results:?}");
+    let mut chapters = request("goalkeeper saves the penalty", pb::SearchMode::Scene, 3);
+    chapters.kinds = vec!["chapter_summary".into()];
+    let (results, _) = search(&mut client, chapters).await.unwrap();
+    assert_eq!(results[0].source, "chapter_summary", "{results:?}");
+    assert_eq!((results[0].start_ms, results[0].end_ms), (40_000, 80_000));
+    // A transcript chunk has its audio segment's times, not its chapter's.
+    let (results, _) = search(
+        &mut client,
+        request("header in the last minute", pb::SearchMode::Transcript, 3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (results[0].start_ms, results[0].end_ms),
+        (101_000, 104_500),
+        "{results:?}"
+    );
+
+    // For a video already ingested.
+    let (events, status) = drain(
+        ingest
+            .ingest_path(path_request(&demo, 10.0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    status.unwrap();
+    let demo_id = done_video_id(&events);
+    let reply = ingest
+        .import_bda(pb::ImportBdaRequest {
+            result_json: json.clone(),
+            video_id: demo_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (reply.video_id.as_str(), reply.created),
+        (demo_id.as_str(), false)
+    );
+    // The summary, three chapter summaries, three timed transcript chunks.
+    assert_eq!(reply.documents, 7);
+    let mut only_demo = request("captain lifts the trophy", pb::SearchMode::All, 3);
+    only_demo.video_ids = vec![demo_id.clone()];
+    let (results, _) = search(&mut client, only_demo).await.unwrap();
+    assert_eq!(results[0].video_id, demo_id);
+    assert_eq!(results[0].source, "chapter_summary");
+
+    // Malformed results are refused naming the field; nothing is written.
+    let mut broken: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    broken["chapters"][2]["end_timestamp_millis"] = 5.into();
+    let err = ingest
+        .import_bda(pb::ImportBdaRequest {
+            result_json: broken.to_string().into_bytes(),
+            video_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("chapters[2].end_timestamp_millis"),
+        "{}",
+        err.message()
+    );
+    let err = ingest
+        .import_bda(pb::ImportBdaRequest {
+            result_json: b"[1, 2]".to_vec(),
+            video_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let err = ingest
+        .import_bda(pb::ImportBdaRequest {
+            result_json: json.clone(),
+            video_id: "0123456789abcdef".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let videos = ingest
+        .list_videos(pb::ListVideosRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert_eq!(videos.len(), 2);
+
+    // Deleting the imported video removes its documents.
+    ingest
+        .delete_video(pb::DeleteVideoRequest {
+            video_id: bda_id.clone(),
+        })
+        .await
+        .unwrap();
+    let (results, _) = search(
+        &mut client,
+        request("goalkeeper penalty", pb::SearchMode::All, 10),
+    )
+    .await
+    .unwrap();
+    assert!(results.iter().all(|r| r.video_id != bda_id), "{results:?}");
     server.stop().await;
 }

@@ -219,4 +219,25 @@ impl pb::ingest_server::Ingest for IngestApi {
             records_removed: removed,
         }))
     }
+
+    async fn import_bda(
+        &self,
+        request: Request<pb::ImportBdaRequest>,
+    ) -> Result<Response<pb::ImportBdaResponse>, Status> {
+        let pb::ImportBdaRequest {
+            result_json,
+            video_id,
+        } = request.into_inner();
+        let video_id = (!video_id.is_empty()).then_some(video_id);
+        let (video_id, documents, created) = self
+            .engine
+            .import_bda(result_json, video_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ImportBdaResponse {
+            video_id,
+            documents: documents as u32,
+            created,
+        }))
+    }
 }

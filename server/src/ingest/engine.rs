@@ -73,6 +73,47 @@ pub struct Engine {
     tasks: TaskTracker,
 }
 
+/// The record of a video known only from a BDA result: no media on this server.
+fn bda_video_record(video_id: &str, sha256: &str, asset: &search::bda::BdaAsset) -> VideoRecord {
+    VideoRecord {
+        video_id: video_id.to_string(),
+        filename: asset.filename.clone(),
+        source_path: asset.source.clone(),
+        size_bytes: 0,
+        sha256: sha256.to_string(),
+        probe: media::ProbeRecord {
+            duration_ms: asset.duration_ms,
+            format_name: "bedrock-data-automation".into(),
+            size_bytes: 0,
+            bit_rate: 0,
+            streams: Vec::new(),
+            keyframes_ms: Vec::new(),
+            video_data_end_ms: asset.duration_ms,
+        },
+        slice_ms: 0,
+        clip_ms: 0,
+        slice_count: 0,
+        analyzer: "bedrock-data-automation".into(),
+        ingested_at_unix_ms: now_unix_ms(),
+        thumbnails_dir: String::new(),
+        generation: 0,
+        text_embedder: String::new(),
+        text_dimensions: 0,
+        transcriber: String::new(),
+        summary: asset
+            .docs
+            .iter()
+            .find(|d| d.kind == search::index::DocKind::VideoSummary)
+            .map(|d| d.text.clone())
+            .unwrap_or_default(),
+    }
+}
+
+async fn asset_docs_len(store: &Store, video_id: &str) -> Result<usize> {
+    let (s, id) = (store.clone(), video_id.to_string());
+    blocking(move || Ok(s.imported(&id)?.len())).await
+}
+
 /// A file about to be ingested.
 struct SourceFile {
     path: PathBuf,
@@ -251,7 +292,9 @@ impl Engine {
         } else {
             media::subtitles::read_sidecars(&media::subtitles::sidecars(&source.path)).await?
         };
-        cues.extend(media::subtitles::read_stream(&self.config.ffmpeg, &source.path, &probe).await?);
+        cues.extend(
+            media::subtitles::read_stream(&self.config.ffmpeg, &source.path, &probe).await?,
+        );
         let subtitles: Vec<SubtitleRecord> = cues
             .into_iter()
             .map(|c| SubtitleRecord {
@@ -627,6 +670,67 @@ impl Engine {
         })
         .await?;
         Ok((stale.len(), gone.len()))
+    }
+
+    /// Imports a Bedrock Data Automation result (`result.json`) for `video_id`, or as a
+    /// video record of its own (id from the JSON's sha256). Validates everything first;
+    /// re-importing replaces the documents imported before. Returns the video id, the
+    /// number of imported documents and whether a new record was made.
+    pub async fn import_bda(
+        &self,
+        json: Vec<u8>,
+        video_id: Option<String>,
+    ) -> Result<(String, usize, bool)> {
+        self.check_accepting()?;
+        let sha256 = hex::encode(Sha256::digest(&json));
+        let asset = blocking(move || search::bda::parse(&json)).await?;
+        if let Some(id) = &video_id {
+            keys::validate_video_id(id)?;
+            if let Some(h) = self.running_job_for(id) {
+                return Err(Error::FailedPrecondition(format!(
+                    "job {} is ingesting this video; import when it is done",
+                    h.id()
+                )));
+            }
+        }
+        let store = self.store.clone();
+        let docs = asset.docs.clone();
+        let (id, created) = blocking(move || {
+            let (id, created) = match video_id {
+                Some(id) => {
+                    if store.video(&id)?.is_none() {
+                        return Err(Error::not_found(format!(
+                            "no video with id {id} (see `reelforge videos list`); leave \
+                             video_id empty to import the result as a video of its own"
+                        )));
+                    }
+                    (id, false)
+                }
+                None => {
+                    let id = keys::video_id_from_sha256(&sha256);
+                    if store.video(&id)?.is_some() {
+                        (id, false)
+                    } else {
+                        let writer = store.begin_video(&id)?;
+                        writer.commit(bda_video_record(&id, &sha256, &asset))?;
+                        (id, true)
+                    }
+                }
+            };
+            store.put_imported(&id, &docs)?;
+            store.flush()?;
+            Ok((id, created))
+        })
+        .await?;
+        search::indexer::index_video(
+            &self.store,
+            &self.search,
+            self.providers.text_embedder.as_ref(),
+            &id,
+        )
+        .await?;
+        let documents = asset_docs_len(&self.store, &id).await?;
+        Ok((id, documents, created))
     }
 
     /// Runs a search (see `search::query`); video ids in the filter must exist.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-use super::process;
 use super::probe::ProbeRecord;
+use super::process;
 use crate::error::{Error, Result};
 
 /// One subtitle cue on the video's timeline.
@@ -197,13 +197,28 @@ mod tests {
         assert_eq!(
             cues,
             vec![
-                Cue { start_ms: 1_500, end_ms: 3_000, text: "Hello there, friend.".into() },
-                Cue { start_ms: 62_000, end_ms: 64_250, text: "Goal!".into() },
+                Cue {
+                    start_ms: 1_500,
+                    end_ms: 3_000,
+                    text: "Hello there, friend.".into()
+                },
+                Cue {
+                    start_ms: 62_000,
+                    end_ms: 64_250,
+                    text: "Goal!".into()
+                },
             ]
         );
         let vtt = "WEBVTT\n\nNOTE made by hand\n\n00:05.000 --> 00:06.500 align:start\nShort form\n\nintro\n01:00:00.000 --> 01:00:01.000\nHour form";
         let cues = parse(vtt, "a.vtt").unwrap();
-        assert_eq!(cues[0], Cue { start_ms: 5_000, end_ms: 6_500, text: "Short form".into() });
+        assert_eq!(
+            cues[0],
+            Cue {
+                start_ms: 5_000,
+                end_ms: 6_500,
+                text: "Short form".into()
+            }
+        );
         assert_eq!(cues[1].start_ms, 3_600_000);
     }
 
@@ -211,14 +226,23 @@ mod tests {
     fn broken_timestamps_are_refused_naming_the_cue_and_field() {
         for (text, expect) in [
             ("1\n00:00:01,000 --> 00:00:0x,000\nHi", "cue 1: end time"),
-            ("1\n00:00:01,000 --> 00:00:02,000\nA\n\n2\n00:61:00,000 --> 00:62:00,000\nB", "cue 2: start time"),
-            ("1\n00:00:05,000 --> 00:00:02,000\nBackwards", "ends (00:00:02,000) before"),
+            (
+                "1\n00:00:01,000 --> 00:00:02,000\nA\n\n2\n00:61:00,000 --> 00:62:00,000\nB",
+                "cue 2: start time",
+            ),
+            (
+                "1\n00:00:05,000 --> 00:00:02,000\nBackwards",
+                "ends (00:00:02,000) before",
+            ),
             ("1\njust text\n", "no \"start --> end\""),
         ] {
             let err = parse(text, "subtitles x.srt").unwrap_err();
             assert!(matches!(err, Error::InvalidInput(_)), "{err}");
             assert!(err.to_string().contains("subtitles x.srt"), "{err}");
-            assert!(err.to_string().contains(expect), "{err} should say {expect}");
+            assert!(
+                err.to_string().contains(expect),
+                "{err} should say {expect}"
+            );
         }
     }
 
@@ -226,7 +250,13 @@ mod tests {
     fn sidecars_are_found_by_stem_and_language() {
         let dir = tempfile::tempdir().unwrap();
         let video = dir.path().join("match.mp4");
-        for name in ["match.mp4", "match.srt", "match.en.vtt", "match.final.cut.srt", "other.srt"] {
+        for name in [
+            "match.mp4",
+            "match.srt",
+            "match.en.vtt",
+            "match.final.cut.srt",
+            "other.srt",
+        ] {
             std::fs::write(dir.path().join(name), "").unwrap();
         }
         let found: Vec<String> = sidecars(&video)

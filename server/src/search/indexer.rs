@@ -27,12 +27,20 @@ pub async fn index_video(
             s.embeddings(&id, EmbeddingKind::Summary)?,
             s.transcript(&id)?,
             s.subtitles(&id)?,
+            s.imported(&id)?,
             video,
         )))
     })
     .await?;
-    let Some((descriptions, description_vectors, summary_vectors, transcript, subtitles, video)) =
-        loaded
+    let Some((
+        descriptions,
+        description_vectors,
+        summary_vectors,
+        transcript,
+        subtitles,
+        imported,
+        video,
+    )) = loaded
     else {
         let (ix, id) = (index.clone(), video_id.to_string());
         blocking(move || ix.remove_video(&id)).await?;
@@ -89,17 +97,25 @@ pub async fn index_video(
         .collect();
     // Speech heard by the model and subtitles are chunked apart: they cover the same
     // moments in different words, and each should be findable.
-    let mut chunks = chunk_transcript(&segments);
-    chunks.extend(chunk_transcript(&cues));
-    if !chunks.is_empty() {
-        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+    let mut pending: Vec<SearchDoc> = chunk_transcript(&segments)
+        .into_iter()
+        .chain(chunk_transcript(&cues))
+        .map(|c| doc(DocKind::TranscriptChunk, &c.text, c.start_ms, c.end_ms))
+        .collect();
+    // Imported documents (BDA) are kept as written and embedded here.
+    pending.extend(
+        imported
+            .iter()
+            .map(|d| doc(d.kind, &d.text, d.start_ms, d.end_ms)),
+    );
+    if !pending.is_empty() {
+        let texts: Vec<String> = pending.iter().map(|d| d.text.clone()).collect();
         let vectors = embedder.embed(&texts, EmbedPurpose::Index).await?;
-        for (c, v) in chunks.iter().zip(vectors) {
-            docs.push((
-                doc(DocKind::TranscriptChunk, &c.text, c.start_ms, c.end_ms),
-                v.vector,
-            ));
-        }
+        docs.extend(
+            pending
+                .into_iter()
+                .zip(vectors.into_iter().map(|v| v.vector)),
+        );
     }
     let count = docs.len();
     let (ix, id, generation) = (index.clone(), video.video_id.clone(), video.generation);

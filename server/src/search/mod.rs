@@ -1,6 +1,7 @@
 //! Search: text analysis, a BM25 inverted index and document vectors in sled, fusion and
 //! reranking.
 
+pub mod bda;
 pub mod chunk;
 pub mod fusion;
 pub mod index;

@@ -25,6 +25,7 @@ pub use records::{
 use crate::analysis::{SignalWindow, SliceAnalysis};
 use crate::error::{Error, Result};
 use crate::models::TranscriptSegment;
+use crate::search::bda::ImportedDoc;
 
 #[derive(Clone)]
 pub struct Store {
@@ -38,6 +39,9 @@ pub struct Store {
     embeddings: Tree,
     transcripts: Tree,
     subtitles: Tree,
+    /// Documents imported from outside (BDA results), by video id; they outlive
+    /// re-ingests and go with the video.
+    imported: Tree,
     jobs: Tree,
 }
 
@@ -81,6 +85,7 @@ impl Store {
             embeddings: db.open_tree("embeddings")?,
             transcripts: db.open_tree("transcripts")?,
             subtitles: db.open_tree("subtitles")?,
+            imported: db.open_tree("imported_docs")?,
             jobs: db.open_tree("jobs")?,
             db,
         })
@@ -180,6 +185,18 @@ impl Store {
             .collect())
     }
 
+    /// Documents imported for a video (e.g. from a BDA result).
+    pub fn imported(&self, video_id: &str) -> Result<Vec<ImportedDoc>> {
+        Ok(get_json(&self.imported, video_id.as_bytes())?.unwrap_or_default())
+    }
+
+    /// Replaces the documents imported for a video.
+    pub fn put_imported(&self, video_id: &str, docs: &[ImportedDoc]) -> Result<()> {
+        self.imported
+            .insert(video_id.as_bytes(), serde_json::to_vec(docs)?)?;
+        Ok(())
+    }
+
     /// The video's transcript, in time order.
     pub fn transcript(&self, video_id: &str) -> Result<Vec<TranscriptSegment>> {
         Ok(self
@@ -256,7 +273,8 @@ impl Store {
             hashes.remove(video.sha256.as_bytes())?;
             Ok::<_, ConflictableTransactionError<Error>>(())
         })?;
-        let removed = self.remove_prefix(video_id.as_bytes())? + 2;
+        let imported = u64::from(self.imported.remove(video_id.as_bytes())?.is_some());
+        let removed = self.remove_prefix(video_id.as_bytes())? + 2 + imported;
         self.flush()?;
         Ok(removed)
     }
