@@ -339,7 +339,8 @@ mod tests {
 
     #[test]
     fn malformed_results_name_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|v| v["chapters"][1]["end_timestamp_millis"] = 1000.into()),
                 "chapters[1].end_timestamp_millis: 1000 is before",
