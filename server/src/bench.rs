@@ -463,3 +463,104 @@ fn sample_texts(count: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// `bench search`: builds a search index of `docs` synthetic documents (Zipf-distributed
+/// words, random unit vectors of `dims`) in a temporary sled store and times BM25, exact
+/// vector top-k and the hybrid path (both plus RRF fusion) over `queries` queries,
+/// printing build time, p50/p99 latencies and memory. Synthetic: it measures speed and
+/// scaling, not relevance.
+pub fn search_scale(docs: usize, dims: usize, queries: usize) -> anyhow::Result<()> {
+    use crate::search::fusion::{fuse, Fusion};
+    use crate::search::index::{DocKind, SearchDoc, SearchIndex};
+
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    const VOCABULARY: usize = 20_000;
+    // Words like "w123"; Zipf-like draw: rank ~ 1 / u.
+    let word = |next: &mut dyn FnMut() -> u64| {
+        let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        let rank = ((1.0 / (u + 1e-4)) as usize).min(VOCABULARY);
+        format!("w{rank}x")
+    };
+    let vector = |next: &mut dyn FnMut() -> u64| {
+        let v: Vec<f32> = (0..dims)
+            .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32) - 0.5)
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let dir = tempfile::tempdir()?;
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(256 << 20)
+        .open()?;
+    let index = SearchIndex::open(&db)?;
+    let started = Instant::now();
+    for i in 0..docs {
+        let text: Vec<String> = (0..40).map(|_| word(&mut next)).collect();
+        let doc = SearchDoc {
+            video_id: format!("{:016x}", i / 100),
+            kind: DocKind::TranscriptChunk,
+            text: text.join(" "),
+            start_ms: (i % 100) as i64 * 30_000,
+            end_ms: (i % 100) as i64 * 30_000 + 30_000,
+        };
+        index.add(&doc, &vector(&mut next))?;
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let qs: Vec<(String, Vec<f32>)> = (0..queries)
+        .map(|_| {
+            let words: Vec<String> = (0..3).map(|_| word(&mut next)).collect();
+            (words.join(" "), vector(&mut next))
+        })
+        .collect();
+    let mut bm25 = Vec::new();
+    let mut vec_ms = Vec::new();
+    let mut hybrid = Vec::new();
+    for (text, v) in &qs {
+        let t = Instant::now();
+        let lexical = index.bm25(text, &|_| true, 50)?;
+        bm25.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let nearest = index.nearest(v, &|_| true, 50);
+        vec_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let lexical2 = index.bm25(text, &|_| true, 50)?;
+        let nearest2 = index.nearest(v, &|_| true, 50);
+        let list: Vec<(u64, f32)> = lexical2.iter().map(|h| (h.doc_id, h.score)).collect();
+        let fused = fuse(Fusion::default(), &[&list, &nearest2]);
+        hybrid.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box((lexical, nearest, fused));
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    println!("documents                  {docs} ({dims}-d vectors, 40 words each)");
+    println!(
+        "index build                {build_s:.1} s ({:.0} docs/s, one transaction per doc)",
+        docs as f64 / build_s
+    );
+    println!(
+        "BM25 top-50                p50 {:.2} ms  p99 {:.2} ms  ({queries} queries of 3 words)",
+        pct(&mut bm25, 0.5),
+        pct(&mut bm25, 0.99)
+    );
+    println!(
+        "vector exact top-50        p50 {:.2} ms  p99 {:.2} ms",
+        pct(&mut vec_ms, 0.5),
+        pct(&mut vec_ms, 0.99)
+    );
+    println!(
+        "hybrid (both + RRF)        p50 {:.2} ms  p99 {:.2} ms  (query embedding not included)",
+        pct(&mut hybrid, 0.5),
+        pct(&mut hybrid, 0.99)
+    );
+    println!("RSS                        {:.0} MiB", current_rss_mib());
+    Ok(())
+}

@@ -82,6 +82,16 @@ enum BenchCommand {
         /// scripts/setup.sh installs, scored against its transcript).
         speech: Vec<PathBuf>,
     },
+    /// Search at scale on synthetic documents: index build, BM25, exact vector and hybrid
+    /// latency (p50/p99), memory.
+    Search {
+        #[arg(long, default_value_t = 10_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 384)]
+        dims: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
     /// One pass in this process, printed as JSON (used by `bench ingest`).
     #[command(hide = true)]
     IngestPass {
@@ -138,6 +148,14 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Bench {
             which: BenchCommand::Models { texts, speech },
         }) => bench::models(&config, texts, &speech),
+        Some(Command::Bench {
+            which:
+                BenchCommand::Search {
+                    docs,
+                    dims,
+                    queries,
+                },
+        }) => bench::search_scale(docs, dims, queries),
         Some(Command::Bench {
             which: BenchCommand::IngestPass { pass, file },
         }) => runtime.block_on(bench::ingest_pass(&config, &file, pass)),
