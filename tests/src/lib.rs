@@ -307,6 +307,24 @@ pub fn upload_chunks(path: &Path, slice_seconds: f64, force: bool) -> Vec<pb::Up
     chunks
 }
 
+/// Ingests a server-side file, waits for the job to end, and returns its events and the
+/// video id (panicking on failure).
+pub async fn ingest_path_done(
+    client: &mut IngestClient<Channel>,
+    path: &Path,
+    slice_seconds: f64,
+) -> (Vec<pb::ingest_event::Event>, String) {
+    let stream = client
+        .ingest_path(path_request(path, slice_seconds))
+        .await
+        .unwrap_or_else(|e| panic!("ingest of {} refused: {e:?}", path.display()))
+        .into_inner();
+    let (events, status) = drain(stream).await;
+    status.unwrap_or_else(|e| panic!("ingest of {} failed: {e:?}", path.display()));
+    let id = done_video_id(&events);
+    (events, id)
+}
+
 pub fn done_video_id(events: &[pb::ingest_event::Event]) -> String {
     events
         .iter()

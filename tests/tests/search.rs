@@ -5,7 +5,7 @@
 use pb::search_client::SearchClient;
 use pb::search_response::Item;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{demo_video, done_video_id, drain, path_request, speech_video, Server};
+use reelforge_tests::{demo_video, ingest_path_done, speech_video, Server};
 use tonic::Code;
 
 fn request(query: &str, mode: pb::SearchMode, top_k: u32) -> pb::SearchRequest {
@@ -43,16 +43,7 @@ async fn spoken_phrases_and_scenes_are_found_filtered_explained_and_deleted() {
     let mut ingest = server.client().await;
     let mut ids = Vec::new();
     for (video, slice) in [(speech.as_path(), 30.0), (demo.as_path(), 10.0)] {
-        let (events, status) = drain(
-            ingest
-                .ingest_path(path_request(video, slice))
-                .await
-                .unwrap()
-                .into_inner(),
-        )
-        .await;
-        status.unwrap();
-        ids.push(done_video_id(&events));
+        ids.push(ingest_path_done(&mut ingest, video, slice).await.1);
     }
     let (speech_id, demo_id) = (ids[0].clone(), ids[1].clone());
     let mut client = SearchClient::new(server.channel().await);
@@ -196,15 +187,7 @@ async fn the_cli_prints_a_table_and_json_lines() {
     let demo = demo_video();
     let server = Server::start(data.path(), &[demo.parent().unwrap()]).await;
     let mut ingest = server.client().await;
-    let (_, status) = drain(
-        ingest
-            .ingest_path(path_request(&demo, 10.0))
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await;
-    status.unwrap();
+    let (_, _) = ingest_path_done(&mut ingest, &demo, 10.0).await;
     let out = server.cli(&[
         "search",
         "sudden loud audio",
@@ -304,16 +287,7 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
     let mut ingest = server.client().await;
     let mut ids = Vec::new();
     for video in [&sidecar_video, &stream_video] {
-        let (events, status) = drain(
-            ingest
-                .ingest_path(path_request(video, 4.0))
-                .await
-                .unwrap()
-                .into_inner(),
-        )
-        .await;
-        status.unwrap();
-        ids.push(done_video_id(&events));
+        ids.push(ingest_path_done(&mut ingest, video, 4.0).await.1);
     }
     let detail = ingest
         .get_video(pb::GetVideoRequest {
@@ -356,7 +330,7 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
         .videos
         .len();
     let err = ingest
-        .ingest_path(path_request(&broken_video, 4.0))
+        .ingest_path(reelforge_tests::path_request(&broken_video, 4.0))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -432,16 +406,7 @@ async fn bda_results_import_as_searchable_timed_documents() {
     );
 
     // For a video already ingested.
-    let (events, status) = drain(
-        ingest
-            .ingest_path(path_request(&demo, 10.0))
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await;
-    status.unwrap();
-    let demo_id = done_video_id(&events);
+    let (_, demo_id) = ingest_path_done(&mut ingest, &demo, 10.0).await;
     let reply = ingest
         .import_bda(pb::ImportBdaRequest {
             result_json: json.clone(),

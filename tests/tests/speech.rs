@@ -3,7 +3,7 @@
 
 use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{drain, path_request, speech_video, word_error_rate, Server};
+use reelforge_tests::{ingest_path_done, speech_video, word_error_rate, Server};
 
 #[tokio::test]
 async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored() {
@@ -11,15 +11,7 @@ async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored(
     let (video, utterances) = speech_video();
     let server = Server::start(data.path(), &[video.parent().unwrap()]).await;
     let mut client = server.client().await;
-    let (events, status) = drain(
-        client
-            .ingest_path(path_request(video, 30.0))
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await;
-    status.unwrap();
+    let (events, video_id) = ingest_path_done(&mut client, video, 30.0).await;
 
     // One transcript event per slice, after that slice's analysis has started.
     let transcripts: Vec<&pb::SliceTranscript> = events
@@ -39,7 +31,6 @@ async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored(
         .flat_map(|t| t.segments.clone())
         .collect();
 
-    let video_id = reelforge_tests::done_video_id(&events);
     let stored = client
         .get_video(pb::GetVideoRequest {
             video_id: video_id.clone(),
@@ -108,21 +99,13 @@ async fn speech_can_be_turned_off() {
     )
     .await;
     let mut client = server.client().await;
-    let (events, status) = drain(
-        client
-            .ingest_path(path_request(video, 30.0))
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await;
-    status.unwrap();
+    let (events, video_id) = ingest_path_done(&mut client, video, 30.0).await;
     assert!(!events
         .iter()
         .any(|e| matches!(e, Event::SliceTranscript(_))));
     let stored = client
         .get_video(pb::GetVideoRequest {
-            video_id: reelforge_tests::done_video_id(&events),
+            video_id,
             include_signals: false,
         })
         .await

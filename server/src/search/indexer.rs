@@ -79,21 +79,18 @@ pub async fn index_video(
             ));
         }
     }
+    let timed = |start_ms, end_ms, text: &str| Timed {
+        start_ms,
+        end_ms,
+        text: text.to_string(),
+    };
     let segments: Vec<Timed> = transcript
         .iter()
-        .map(|s| Timed {
-            start_ms: s.start_ms,
-            end_ms: s.end_ms,
-            text: s.text.clone(),
-        })
+        .map(|s| timed(s.start_ms, s.end_ms, &s.text))
         .collect();
     let cues: Vec<Timed> = subtitles
         .iter()
-        .map(|s| Timed {
-            start_ms: s.start_ms,
-            end_ms: s.end_ms,
-            text: s.text.clone(),
-        })
+        .map(|s| timed(s.start_ms, s.end_ms, &s.text))
         .collect();
     // Speech heard by the model and subtitles are chunked apart: they cover the same
     // moments in different words, and each should be findable.

@@ -386,30 +386,16 @@ fn ffn(
     from: &str,
     to: &str,
 ) -> Result<()> {
-    put(
-        format!("{to}.fc1.weight"),
-        t(&format!("{from}/ffn/linear_0/weight"))?,
-    );
-    put(
-        format!("{to}.fc1.bias"),
-        t(&format!("{from}/ffn/linear_0/bias"))?,
-    );
-    put(
-        format!("{to}.fc2.weight"),
-        t(&format!("{from}/ffn/linear_1/weight"))?,
-    );
-    put(
-        format!("{to}.fc2.bias"),
-        t(&format!("{from}/ffn/linear_1/bias"))?,
-    );
-    put(
-        format!("{to}.final_layer_norm.weight"),
-        t(&format!("{from}/ffn/layer_norm/gamma"))?,
-    );
-    put(
-        format!("{to}.final_layer_norm.bias"),
-        t(&format!("{from}/ffn/layer_norm/beta"))?,
-    );
+    for (ct2, candle) in [
+        ("linear_0/weight", "fc1.weight"),
+        ("linear_0/bias", "fc1.bias"),
+        ("linear_1/weight", "fc2.weight"),
+        ("linear_1/bias", "fc2.bias"),
+        ("layer_norm/gamma", "final_layer_norm.weight"),
+        ("layer_norm/beta", "final_layer_norm.bias"),
+    ] {
+        put(format!("{to}.{candle}"), t(&format!("{from}/ffn/{ct2}"))?);
+    }
     Ok(())
 }
 
