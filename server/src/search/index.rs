@@ -7,9 +7,9 @@
 //! count and total length). One sled transaction adds or removes a document with its
 //! postings, vector and statistics, so the statistics stay exact under insert and delete.
 //!
-//! Document metadata (video, kind, times, length) and vectors are also held in memory:
-//! filters and BM25 length normalisation need no sled reads, and vector search is an exact
-//! scan over one contiguous matrix.
+//! Document metadata (video, kind, times, length), postings and vectors are also held in
+//! memory: filters and BM25 read no disk, and vector search is an exact scan over one
+//! contiguous matrix. sled stays the durable copy; memory is rebuilt from it at open.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -99,6 +99,9 @@ pub struct Bm25Hit {
 #[derive(Default)]
 struct Memory {
     metas: HashMap<u64, DocMeta>,
+    /// Term → (doc id, term frequency), sorted by doc id (ids only grow). A copy of the
+    /// sled postings, so a query reads no disk and decodes no keys.
+    postings: HashMap<String, Vec<Posting>>,
     /// Row i of `matrix` is the vector of `ids[i]`.
     ids: Vec<u64>,
     rows: HashMap<u64, usize>,
@@ -120,6 +123,9 @@ pub struct SearchIndex {
     memory: RwLock<Memory>,
 }
 
+/// (doc id, term frequency).
+type Posting = (u64, u32);
+
 const STAT_DOCS: &[u8] = b"docs";
 const STAT_LENGTH: &[u8] = b"total_length";
 
@@ -128,12 +134,6 @@ fn posting_key(term: &str, doc_id: u64) -> Vec<u8> {
     key.extend_from_slice(term.as_bytes());
     key.push(0);
     key.extend_from_slice(&doc_id.to_be_bytes());
-    key
-}
-
-fn term_prefix(term: &str) -> Vec<u8> {
-    let mut key = term.as_bytes().to_vec();
-    key.push(0);
     key
 }
 
@@ -181,6 +181,15 @@ impl SearchIndex {
             let stored: StoredDoc = serde_json::from_slice(&v)?;
             memory.metas.insert(id, meta(&stored));
         }
+        for kv in index.postings.iter() {
+            let (k, v) = kv?;
+            let split = k.len().checked_sub(9).ok_or_else(bad_key)?;
+            let term = String::from_utf8_lossy(&k[..split]).into_owned();
+            let id = u64::from_be_bytes(k[split + 1..].try_into().map_err(|_| bad_key())?);
+            let tf = u32::from_le_bytes(v.as_ref().try_into().map_err(|_| bad_key())?);
+            memory.postings.entry(term).or_default().push((id, tf));
+        }
+        // sled iterates keys in order, so each list is sorted by id already.
         for kv in index.vectors.iter() {
             let (k, v) = kv?;
             let id = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| bad_key())?);
@@ -306,6 +315,13 @@ impl SearchIndex {
             .map_err(tx_error)?;
         let mut memory = self.memory.write().expect("search memory poisoned");
         memory.metas.insert(id, meta(&stored));
+        for (term, tf) in &stored.terms {
+            memory
+                .postings
+                .entry(term.clone())
+                .or_default()
+                .push((id, *tf));
+        }
         memory.push_vector(id, vector)?;
         memory.docs += 1;
         memory.total_length += stored.length as u64;
@@ -340,6 +356,16 @@ impl SearchIndex {
             .map_err(tx_error)?;
         let mut memory = self.memory.write().expect("search memory poisoned");
         memory.metas.remove(&id);
+        for (term, _) in &stored.terms {
+            if let Some(list) = memory.postings.get_mut(term) {
+                if let Ok(at) = list.binary_search_by_key(&id, |p| p.0) {
+                    list.remove(at);
+                }
+                if list.is_empty() {
+                    memory.postings.remove(term);
+                }
+            }
+        }
         memory.remove_vector(id);
         memory.docs = memory.docs.saturating_sub(1);
         memory.total_length = memory.total_length.saturating_sub(stored.length as u64);
@@ -394,44 +420,55 @@ impl SearchIndex {
             return Ok(Vec::new());
         }
         let avg_len = (memory.total_length as f32 / n).max(1e-6);
-        let mut hits: HashMap<u64, Bm25Hit> = HashMap::new();
+        let weight = |idf: f32, tf: u32, length: u32| {
+            let tf = tf as f32;
+            idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length as f32 / avg_len))
+        };
+        // Scores first; the explain view is worked out for the winners only.
+        let mut per_term: Vec<(&String, f32, &[Posting])> = Vec::new();
+        let mut scores: HashMap<u64, f32> = HashMap::new();
         for term in &terms {
-            let postings: Vec<(u64, u32)> = self
-                .postings
-                .scan_prefix(term_prefix(term))
-                .map(|kv| {
-                    let (k, v) = kv?;
-                    let id =
-                        u64::from_be_bytes(k[k.len() - 8..].try_into().map_err(|_| bad_key())?);
-                    let tf = u32::from_le_bytes(v.as_ref().try_into().map_err(|_| bad_key())?);
-                    Ok((id, tf))
-                })
-                .collect::<Result<_>>()?;
+            let Some(postings) = memory.postings.get(term) else {
+                continue;
+            };
             let df = postings.len() as f32;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for (id, tf) in postings {
+            per_term.push((term, idf, postings));
+            for &(id, tf) in postings {
                 let Some(meta) = memory.metas.get(&id) else {
                     continue;
                 };
-                if !keep(meta) {
-                    continue;
+                if keep(meta) {
+                    *scores.entry(id).or_insert(0.0) += weight(idf, tf, meta.length);
                 }
-                let tf = tf as f32;
-                let norm = K1 * (1.0 - B + B * meta.length as f32 / avg_len);
-                let contribution = idf * tf * (K1 + 1.0) / (tf + norm);
-                let hit = hits.entry(id).or_insert_with(|| Bm25Hit {
-                    doc_id: id,
-                    score: 0.0,
-                    terms: Vec::new(),
-                });
-                hit.score += contribution;
-                hit.terms.push((term.clone(), contribution));
             }
         }
-        let mut hits: Vec<Bm25Hit> = hits.into_values().collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.doc_id.cmp(&b.doc_id)));
-        hits.truncate(limit);
-        Ok(hits)
+        let mut ranked: Vec<(u64, f32)> = scores.into_iter().collect();
+        let by_score = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if ranked.len() > limit && limit > 0 {
+            ranked.select_nth_unstable_by(limit - 1, by_score);
+            ranked.truncate(limit);
+        }
+        ranked.sort_by(by_score);
+        ranked.truncate(limit);
+        Ok(ranked
+            .into_iter()
+            .map(|(id, score)| {
+                let length = memory.metas.get(&id).map_or(0, |m| m.length);
+                let terms = per_term
+                    .iter()
+                    .filter_map(|(term, idf, list)| {
+                        let at = list.binary_search_by_key(&id, |p| p.0).ok()?;
+                        Some(((*term).clone(), weight(*idf, list[at].1, length)))
+                    })
+                    .collect();
+                Bm25Hit {
+                    doc_id: id,
+                    score,
+                    terms,
+                }
+            })
+            .collect())
     }
 
     /// Exact nearest documents to `query` by cosine (vectors are unit length, so a dot
