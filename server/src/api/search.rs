@@ -1,6 +1,5 @@
 //! `reelforge.v1.Search`.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -146,14 +145,10 @@ impl pb::search_server::Search for SearchApi {
     ) -> Result<Response<Self::SearchStream>, Status> {
         let req = request(req.into_inner()).map_err(to_status)?;
         let (hits, timings) = self.engine.search(&req).await.map_err(to_status)?;
-        let filenames: HashMap<String, String> = self
-            .engine
-            .videos()
-            .await
-            .map_err(to_status)?
-            .into_iter()
-            .map(|v| (v.video_id, v.filename))
-            .collect();
+        let mut ids: Vec<String> = hits.iter().map(|h| h.video_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let filenames = self.engine.filenames(ids).await.map_err(to_status)?;
         let mut out: Vec<Result<pb::SearchResponse, Status>> = hits
             .iter()
             .enumerate()

@@ -109,11 +109,6 @@ fn bda_video_record(video_id: &str, sha256: &str, asset: &search::bda::BdaAsset)
     }
 }
 
-async fn asset_docs_len(store: &Store, video_id: &str) -> Result<usize> {
-    let (s, id) = (store.clone(), video_id.to_string());
-    blocking(move || Ok(s.imported(&id)?.len())).await
-}
-
 /// A file about to be ingested.
 struct SourceFile {
     path: PathBuf,
@@ -695,6 +690,7 @@ impl Engine {
         }
         let store = self.store.clone();
         let docs = asset.docs.clone();
+        let documents = docs.len();
         let (id, created) = blocking(move || {
             let (id, created) = match video_id {
                 Some(id) => {
@@ -729,8 +725,22 @@ impl Engine {
             &id,
         )
         .await?;
-        let documents = asset_docs_len(&self.store, &id).await?;
         Ok((id, documents, created))
+    }
+
+    /// File names of the given videos (those that exist).
+    pub async fn filenames(&self, ids: Vec<String>) -> Result<HashMap<String, String>> {
+        let store = self.store.clone();
+        blocking(move || {
+            let mut names = HashMap::new();
+            for id in ids {
+                if let Some(v) = store.video(&id)? {
+                    names.insert(id, v.filename);
+                }
+            }
+            Ok(names)
+        })
+        .await
     }
 
     /// Runs a search (see `search::query`); video ids in the filter must exist.
