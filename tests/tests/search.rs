@@ -187,7 +187,7 @@ async fn the_cli_prints_a_table_and_json_lines() {
     let demo = demo_video();
     let server = Server::start(data.path(), &[demo.parent().unwrap()]).await;
     let mut ingest = server.client().await;
-    let (_, _) = ingest_path_done(&mut ingest, &demo, 10.0).await;
+    ingest_path_done(&mut ingest, &demo, 10.0).await;
     let out = server.cli(&[
         "search",
         "sudden loud audio",

@@ -253,6 +253,27 @@ pub fn convert_ct2_whisper(ct2_dir: &Path, out_dir: &Path) -> Result<ConvertedSh
             Ok(())
         };
 
+    // Encoder and decoder layers share this self-attention layout.
+    let self_attention =
+        |put: &mut dyn FnMut(String, Tensor), from: &str, to: &str| -> Result<()> {
+            split(
+                put,
+                &format!("{from}/self_attention/linear_0"),
+                &format!("{to}.self_attn"),
+                &["q_proj", "k_proj", "v_proj"],
+            )?;
+            linear(
+                put,
+                &format!("{from}/self_attention/linear_1"),
+                &format!("{to}.self_attn.out_proj"),
+            )?;
+            norm(
+                put,
+                &format!("{from}/self_attention/layer_norm"),
+                &format!("{to}.self_attn_layer_norm"),
+            )
+        };
+
     put(
         "model.encoder.conv1.weight".into(),
         t("encoder/conv1/weight")?,
@@ -273,23 +294,7 @@ pub fn convert_ct2_whisper(ct2_dir: &Path, out_dir: &Path) -> Result<ConvertedSh
             format!("encoder/layer_{i}"),
             format!("model.encoder.layers.{i}"),
         );
-        let qkv = ["q_proj", "k_proj", "v_proj"];
-        split(
-            &mut put,
-            &format!("{from}/self_attention/linear_0"),
-            &format!("{to}.self_attn"),
-            &qkv,
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.self_attn.out_proj"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.self_attn_layer_norm"),
-        )?;
+        self_attention(&mut put, &from, &to)?;
         ffn(&mut put, &t, &from, &to)?;
     }
 
@@ -307,22 +312,7 @@ pub fn convert_ct2_whisper(ct2_dir: &Path, out_dir: &Path) -> Result<ConvertedSh
             format!("decoder/layer_{i}"),
             format!("model.decoder.layers.{i}"),
         );
-        split(
-            &mut put,
-            &format!("{from}/self_attention/linear_0"),
-            &format!("{to}.self_attn"),
-            &["q_proj", "k_proj", "v_proj"],
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.self_attn.out_proj"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.self_attn_layer_norm"),
-        )?;
+        self_attention(&mut put, &from, &to)?;
         linear(
             &mut put,
             &format!("{from}/attention/linear_0"),
