@@ -1,5 +1,6 @@
 //! `reelforge`: the command-line client. Talks to a reelforge-server over gRPC.
 
+mod highlight;
 mod ingest;
 mod output;
 mod search;
@@ -45,6 +46,11 @@ enum Command {
     },
     /// Find moments by a description, a line of dialogue or a scene.
     Search(search::SearchArgs),
+    /// Make a highlight reel of a stored video (live progress; --out fetches the reel).
+    Highlight(highlight::HighlightArgs),
+    /// Score predicted highlight segments against ground truth (recall, precision, F1,
+    /// IoU); needs no server.
+    Eval(highlight::EvalArgs),
     /// Import a Bedrock Data Automation result.json (summaries, chapters, transcripts).
     ImportBda {
         /// The result.json file.
@@ -78,11 +84,17 @@ async fn connect(addr: &str) -> anyhow::Result<Channel> {
 async fn main() {
     let cli = Cli::parse();
     let result = async {
+        let command = match cli.command {
+            Command::Eval(args) => return highlight::eval(args),
+            other => other,
+        };
         let channel = connect(&cli.addr).await?;
         let mut client =
             IngestClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
-        match cli.command {
+        match command {
             Command::Search(args) => search::run(channel, args).await,
+            Command::Highlight(args) => highlight::run(channel, args).await,
+            Command::Eval(_) => unreachable!("handled before connecting"),
             Command::ImportBda { file, video } => {
                 let json = std::fs::read(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;

@@ -12,6 +12,8 @@ pub enum ModeArg {
     All,
     Scene,
     Transcript,
+    /// Thumbnails by what they show (needs the server's image-text model).
+    Visual,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -32,7 +34,7 @@ pub struct SearchArgs {
     #[arg(long = "video")]
     pub videos: Vec<String>,
     /// Only documents of this kind (repeatable): video_summary, slice_description,
-    /// chapter_summary, transcript_chunk, shot.
+    /// chapter_summary, transcript_chunk, shot, frame.
     #[arg(long = "kind")]
     pub kinds: Vec<String>,
     /// Only moments overlapping this range, in seconds: START-END.
@@ -82,6 +84,7 @@ pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
             ModeArg::All => pb::SearchMode::All,
             ModeArg::Scene => pb::SearchMode::Scene,
             ModeArg::Transcript => pb::SearchMode::Transcript,
+            ModeArg::Visual => pb::SearchMode::Visual,
         } as i32,
         top_k: args.top_k,
         video_ids: args.videos,

@@ -7,6 +7,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod highlight;
 pub mod ingest;
 pub mod media;
 pub mod models;

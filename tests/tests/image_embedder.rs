@@ -1,5 +1,7 @@
 //! The CLIP loading path end to end: a user's model directory (here a tiny one with
-//! random weights) configured on the real server embeds every thumbnail at ingest.
+//! random weights) configured on the real server embeds every thumbnail at ingest, and
+//! visual search finds those thumbnails through the model's text tower. Random weights
+//! say nothing about relevance; this checks the path, the filters and the scores.
 
 use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
@@ -40,9 +42,10 @@ async fn a_configured_clip_model_embeds_every_thumbnail() {
         .expect("frame_image embeddings are reported");
     assert_eq!(stored.kind, "frame_image (clip:my-clip)");
     assert_eq!(stored.dimensions, 16);
+    let video_id = done_video_id(&events);
     let video = client
         .get_video(pb::GetVideoRequest {
-            video_id: done_video_id(&events),
+            video_id: video_id.clone(),
             include_signals: false,
         })
         .await
@@ -54,5 +57,61 @@ async fn a_configured_clip_model_embeds_every_thumbnail() {
         video.embedding_counts.get("frame_image"),
         Some(&(video.frames.len() as u32))
     );
+
+    // Visual search: every frame is a document; results are frames of this video, in
+    // its timeline, best cosine first, with no BM25 stage.
+    let mut search = pb::search_client::SearchClient::new(server.channel().await);
+    let visual = |top_k: u32, time: Option<(i64, i64)>, kinds: Vec<String>| pb::SearchRequest {
+        query: "a bright test pattern".into(),
+        mode: pb::SearchMode::Visual as i32,
+        top_k,
+        time_range: time.map(|(start_ms, end_ms)| pb::TimeRange { start_ms, end_ms }),
+        kinds,
+        ..Default::default()
+    };
+    let results = search_results(&mut search, visual(200, None, vec![]))
+        .await
+        .unwrap();
+    assert_eq!(results.len(), video.frames.len(), "every frame is findable");
+    let duration = video.probe.as_ref().unwrap().duration_ms;
+    for pair in results.windows(2) {
+        let (a, b) = (pair[0].scores.unwrap(), pair[1].scores.unwrap());
+        assert!(a.vector_cosine >= b.vector_cosine);
+    }
+    for r in &results {
+        assert_eq!(r.source, "frame");
+        assert_eq!(r.video_id, video_id);
+        assert!(0 <= r.start_ms && r.start_ms < r.end_ms && r.end_ms <= duration + 1);
+        let s = r.scores.unwrap();
+        assert_eq!((s.bm25_rank, s.reranked), (0, false));
+        assert!(s.vector_rank >= 1 && (-1.0..=1.0).contains(&s.vector_cosine));
+    }
+    let late = search_results(&mut search, visual(200, Some((6_000, 12_000)), vec![]))
+        .await
+        .unwrap();
+    assert!(!late.is_empty() && late.len() < results.len());
+    assert!(late.iter().all(|r| r.end_ms > 6_000));
+    let err = search_results(
+        &mut search,
+        visual(5, None, vec!["transcript_chunk".into()]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("kinds"), "{}", err.message());
     server.stop().await;
+}
+
+async fn search_results(
+    client: &mut pb::search_client::SearchClient<tonic::transport::Channel>,
+    req: pb::SearchRequest,
+) -> Result<Vec<pb::SearchResult>, tonic::Status> {
+    let mut stream = client.search(req).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(m) = stream.message().await? {
+        if let Some(pb::search_response::Item::Result(r)) = m.item {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }

@@ -146,6 +146,16 @@ async fn spoken_phrases_and_scenes_are_found_filtered_explained_and_deleted() {
             "time_range",
         ),
     ];
+    // Visual search needs an image-text model, and this server has none.
+    let err = search(&mut client, request("a red car", pb::SearchMode::Visual, 5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("image_embedder"),
+        "{}",
+        err.message()
+    );
     for (req, field) in cases {
         let err = search(&mut client, req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");

@@ -34,6 +34,33 @@ pub struct Baseline {
     pub windows: u32,
 }
 
+impl Baseline {
+    /// No level seen yet.
+    pub fn start() -> Self {
+        Baseline {
+            loudness_db: crate::media::signals::SILENCE_DB,
+            motion: 0.0,
+            windows: 0,
+        }
+    }
+
+    /// Moves the running levels towards `windows` (an exponential average with a time
+    /// constant of about 20 s of 0.5 s windows), after a slice has been analysed.
+    pub fn absorb(&mut self, windows: &[SignalWindow]) {
+        const ALPHA: f32 = crate::media::decode::AUDIO_WINDOW_MS as f32 / 20_000.0;
+        for w in windows {
+            if self.windows == 0 {
+                self.loudness_db = w.loudness_db;
+                self.motion = w.motion;
+            } else {
+                self.loudness_db += ALPHA * (w.loudness_db - self.loudness_db);
+                self.motion += ALPHA * (w.motion - self.motion);
+            }
+            self.windows += 1;
+        }
+    }
+}
+
 /// What an analyser gets for one slice.
 pub struct SliceInput<'a> {
     pub source: &'a Path,

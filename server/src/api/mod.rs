@@ -2,6 +2,7 @@
 //! types. Handlers validate, convert, call the engine and convert back.
 
 mod convert;
+mod highlight;
 mod ingest;
 mod search;
 mod status;
@@ -9,11 +10,13 @@ mod status;
 use std::future::Future;
 use std::sync::Arc;
 
+use reelforge_proto::v1::highlight_server::HighlightServer;
 use reelforge_proto::v1::ingest_server::IngestServer;
 use reelforge_proto::v1::search_server::SearchServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use highlight::HighlightApi;
 pub use ingest::IngestApi;
 pub use search::SearchApi;
 pub use status::to_status;
@@ -37,6 +40,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<SearchServer<SearchApi>>()
         .await;
+    health_reporter
+        .set_serving::<HighlightServer<HighlightApi>>()
+        .await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -50,8 +56,9 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     // Large enough that an oversized query reaches the handler and gets a clear
     // INVALID_ARGUMENT instead of a transport error.
-    let search =
-        SearchServer::new(SearchApi::new(engine)).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let search = SearchServer::new(SearchApi::new(engine.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let highlight = HighlightServer::new(HighlightApi::new(engine));
 
     tonic::transport::Server::builder()
         .add_service(health_service)
@@ -59,6 +66,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(ingest)
         .add_service(search)
+        .add_service(highlight)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -31,6 +31,7 @@ fn request(r: pb::SearchRequest) -> Result<SearchRequest, Error> {
         Ok(pb::SearchMode::All) => Mode::All,
         Ok(pb::SearchMode::Scene) => Mode::Scene,
         Ok(pb::SearchMode::Transcript) => Mode::Transcript,
+        Ok(pb::SearchMode::Visual) => Mode::Visual,
         Err(_) => {
             return Err(Error::invalid(format!(
                 "mode {} is not a search mode",

@@ -765,13 +765,12 @@ impl Engine {
             Ok(())
         })
         .await?;
-        search::query::search(
-            &self.search,
-            self.providers.text_embedder.as_ref(),
-            self.providers.reranker.as_ref(),
-            req,
-        )
-        .await
+        let models = search::query::SearchModels {
+            text_embedder: self.providers.text_embedder.as_ref(),
+            reranker: self.providers.reranker.as_ref(),
+            image_embedder: self.providers.image_embedder.as_deref(),
+        };
+        search::query::search(&self.search, &models, req).await
     }
 
     /// Stops accepting work, interrupts running jobs (recording them as interrupted) and

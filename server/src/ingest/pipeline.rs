@@ -96,8 +96,6 @@ const SUMMARY_SPEECH_WORDS: usize = 40;
 const MIN_CUT_SPACING_MS: i64 = 300;
 /// How much media time passes between progress events.
 const PROGRESS_EVERY_MS: i64 = 2_000;
-/// The running level tracks roughly the last 20 s of windows.
-const BASELINE_ALPHA: f32 = AUDIO_WINDOW_MS as f32 / 20_000.0;
 
 #[derive(Default, Clone, Copy)]
 struct WindowAcc {
@@ -568,11 +566,7 @@ impl<'p> Analysis<'p> {
             audio_done: !prepared.probe.has_audio(),
             next_to_start: 0,
             next_to_finish: 0,
-            baseline: Baseline {
-                loudness_db: SILENCE_DB,
-                motion: 0.0,
-                windows: 0,
-            },
+            baseline: Baseline::start(),
             clip: None,
             clips: Vec::new(),
             clips_written: 0,
@@ -697,17 +691,7 @@ impl<'p> Analysis<'p> {
     }
 
     fn update_baseline(&mut self, windows: &[SignalWindow]) {
-        for w in windows {
-            let b = &mut self.baseline;
-            if b.windows == 0 {
-                b.loudness_db = w.loudness_db;
-                b.motion = w.motion;
-            } else {
-                b.loudness_db += BASELINE_ALPHA * (w.loudness_db - b.loudness_db);
-                b.motion += BASELINE_ALPHA * (w.motion - b.motion);
-            }
-            b.windows += 1;
-        }
+        self.baseline.absorb(windows);
     }
 
     fn add_to_clip(&mut self, f: &media::FrameSample) {

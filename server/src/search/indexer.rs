@@ -28,6 +28,8 @@ pub async fn index_video(
             s.transcript(&id)?,
             s.subtitles(&id)?,
             s.imported(&id)?,
+            s.frames(&id)?,
+            s.embeddings(&id, EmbeddingKind::FrameImage)?,
             video,
         )))
     })
@@ -39,6 +41,8 @@ pub async fn index_video(
         transcript,
         subtitles,
         imported,
+        frames,
+        frame_vectors,
         video,
     )) = loaded
     else {
@@ -113,6 +117,23 @@ pub async fn index_video(
                 .into_iter()
                 .zip(vectors.into_iter().map(|v| v.vector)),
         );
+    }
+    // Thumbnails embedded by the image-text model: frame i (in time order) is owner i. A
+    // frame lasts until the next one; its text is the description of the slice it is in.
+    let mut frames = frames;
+    frames.sort_by_key(|f| f.t_ms);
+    for (owner, vector) in frame_vectors {
+        let i = owner as usize;
+        let Some(frame) = frames.get(i) else { continue };
+        let end_ms = frames
+            .get(i + 1)
+            .map_or(video.probe.duration_ms, |n| n.t_ms)
+            .max(frame.t_ms + 1);
+        let context = descriptions
+            .iter()
+            .find(|d| d.start_ms <= frame.t_ms && frame.t_ms < d.end_ms)
+            .map_or(String::new(), |d| d.text.clone());
+        docs.push((doc(DocKind::Frame, &context, frame.t_ms, end_ms), vector));
     }
     let count = docs.len();
     let (ix, id, generation) = (index.clone(), video.video_id.clone(), video.generation);

@@ -8,3 +8,4 @@ pub mod index;
 pub mod indexer;
 pub mod query;
 pub mod text;
+pub mod vectors;

@@ -4,9 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::fusion::{fuse, Fusion};
-use super::index::{DocKind, DocMeta, SearchIndex};
+use super::index::{DocKind, DocMeta, SearchIndex, Space};
 use crate::error::{Error, Result};
-use crate::models::{EmbedPurpose, RerankCandidate, Reranker, TextEmbedder};
+use crate::models::{EmbedPurpose, ImageTextEmbedder, RerankCandidate, Reranker, TextEmbedder};
 
 /// Longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 2_000;
@@ -26,12 +26,20 @@ pub enum Mode {
     /// Summaries and descriptions of what is seen.
     Scene,
     Transcript,
+    /// Thumbnails, by what they show (the image-text model's vectors; no BM25).
+    Visual,
 }
 
 impl Mode {
     fn kinds(self) -> &'static [DocKind] {
         match self {
-            Mode::All => &DocKind::ALL,
+            Mode::All => &[
+                DocKind::VideoSummary,
+                DocKind::SliceDescription,
+                DocKind::ChapterSummary,
+                DocKind::TranscriptChunk,
+                DocKind::Shot,
+            ],
             Mode::Scene => &[
                 DocKind::VideoSummary,
                 DocKind::SliceDescription,
@@ -39,8 +47,17 @@ impl Mode {
                 DocKind::Shot,
             ],
             Mode::Transcript => &[DocKind::TranscriptChunk],
+            Mode::Visual => &[DocKind::Frame],
         }
     }
+}
+
+/// The models a search may use.
+pub struct SearchModels<'a> {
+    pub text_embedder: &'a dyn TextEmbedder,
+    pub reranker: &'a dyn Reranker,
+    /// For `Mode::Visual`; `None` when no image-text model is configured.
+    pub image_embedder: Option<&'a dyn ImageTextEmbedder>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,11 +167,14 @@ pub fn validate(req: &SearchRequest) -> Result<()> {
 /// Runs a validated request.
 pub async fn search(
     index: &SearchIndex,
-    embedder: &dyn TextEmbedder,
-    reranker: &dyn Reranker,
+    models: &SearchModels<'_>,
     req: &SearchRequest,
 ) -> Result<(Vec<SearchHit>, SearchTimings)> {
     let started = Instant::now();
+    if req.mode == Mode::Visual {
+        return visual(index, models.image_embedder, req, started).await;
+    }
+    let (embedder, reranker) = (models.text_embedder, models.reranker);
     let mut t = SearchTimings::default();
     let kinds: HashSet<DocKind> = if req.kinds.is_empty() {
         req.mode.kinds().iter().copied().collect()
@@ -261,6 +281,73 @@ pub async fn search(
         hits = merge_adjacent(hits);
     }
     hits.truncate(req.top_k);
+    t.total_ms = ms(started);
+    Ok((hits, t))
+}
+
+/// `Mode::Visual`: the query through the image-text model's text tower, the nearest
+/// thumbnails by cosine. One recall path, so no fusion; the text reranker does not read
+/// pictures, so no rerank either (the cosine is the final score).
+async fn visual(
+    index: &SearchIndex,
+    embedder: Option<&dyn ImageTextEmbedder>,
+    req: &SearchRequest,
+    started: Instant,
+) -> Result<(Vec<SearchHit>, SearchTimings)> {
+    let embedder = embedder.ok_or_else(|| {
+        Error::FailedPrecondition(
+            "visual search needs an image-text model: set models.image_embedder = \"clip:<dir>\" \
+             (or REELFORGE_IMAGE_EMBEDDER) and ingest the videos again to embed their thumbnails"
+                .into(),
+        )
+    })?;
+    if req.kinds.iter().any(|k| *k != DocKind::Frame) {
+        return Err(Error::invalid(
+            "kinds: visual search finds frames only; leave kinds empty or use \"frame\"",
+        ));
+    }
+    let mut t = SearchTimings::default();
+    let videos: HashSet<&str> = req.video_ids.iter().map(String::as_str).collect();
+    let keep = |m: &DocMeta| {
+        m.kind == DocKind::Frame
+            && (videos.is_empty() || videos.contains(m.video_id.as_str()))
+            && req
+                .time_range
+                .is_none_or(|(s, e)| m.end_ms > s && m.start_ms < e)
+    };
+    let stage = Instant::now();
+    let query = embedder
+        .embed_texts(std::slice::from_ref(&req.query))
+        .await?
+        .remove(0)
+        .vector;
+    t.embed_ms = ms(stage);
+    let stage = Instant::now();
+    let nearest = index.nearest_in(Space::Visual, &query, &keep, req.top_k);
+    t.vector_ms = ms(stage);
+    t.vector_candidates = nearest.len() as u32;
+    let mut hits = Vec::with_capacity(nearest.len());
+    for (rank, (id, cosine)) in nearest.into_iter().enumerate() {
+        let Some(doc) = index.doc(id)? else { continue };
+        hits.push(SearchHit {
+            doc_id: id,
+            video_id: doc.video_id,
+            kind: doc.kind,
+            snippet: doc.text.clone(),
+            text: doc.text,
+            start_ms: doc.start_ms,
+            end_ms: doc.end_ms,
+            scores: StageScores {
+                bm25: None,
+                vector: Some((rank as u32 + 1, cosine)),
+                fused: cosine,
+                rerank: None,
+                final_score: cosine,
+            },
+            matched_terms: Vec::new(),
+            merged: 1,
+        });
+    }
     t.total_ms = ms(started);
     Ok((hits, t))
 }

@@ -1,0 +1,335 @@
+//! `reelforge highlight` (make a reel, with live progress, and fetch its files) and
+//! `reelforge eval` (score predicted segments against ground truth; no server needed).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reelforge_proto::v1 as pb;
+use reelforge_proto::v1::highlight_client::HighlightClient;
+use reelforge_server::highlight::segments::{evaluate, parse_time};
+use tonic::transport::Channel;
+
+use crate::output::{self, clock};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    /// The analyser reads the whole video at once.
+    Direct,
+    /// Slices analysed in parallel, merged afterwards.
+    Sliced,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SubtitlesArg {
+    None,
+    Soft,
+    Burn,
+}
+
+#[derive(Args)]
+pub struct HighlightArgs {
+    /// The stored video (see `reelforge videos list`).
+    pub video: String,
+    #[arg(long, value_enum, default_value = "sliced")]
+    pub strategy: StrategyArg,
+    /// Sliced: slice length.
+    #[arg(long, default_value_t = 30.0)]
+    pub slice_seconds: f64,
+    /// Sliced: slices analysed at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u32,
+    /// Reel length to aim for (default: every chosen segment).
+    #[arg(long)]
+    pub target_seconds: Option<f64>,
+    #[arg(long, default_value_t = 1.0)]
+    pub min_seconds: f64,
+    #[arg(long, default_value_t = 20.0)]
+    pub max_seconds: f64,
+    /// Added before and after each segment.
+    #[arg(long, default_value_t = 0.0)]
+    pub padding: f64,
+    /// Best segments first instead of time order.
+    #[arg(long)]
+    pub by_score: bool,
+    /// Crossfade between segments, in seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub crossfade: f64,
+    #[arg(long, value_enum, default_value = "none")]
+    pub subtitles: SubtitlesArg,
+    /// Choose segments and write timelines only.
+    #[arg(long)]
+    pub no_render: bool,
+    /// Write the reel here (fetched from the server).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write timeline.json, timeline.edl and timeline.otio into this directory.
+    #[arg(long)]
+    pub timeline_out: Option<PathBuf>,
+    /// One JSON object per event.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Ground truth: a JSON list of {start, end} (seconds or mm:ss) or {start_ms, end_ms}.
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Predictions: the same, or a highlight's timeline.json / `highlight --json` output.
+    #[arg(long)]
+    pub pred: PathBuf,
+    /// IoU above which a prediction matches.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn segment_line(s: &pb::HighlightSegment) -> String {
+    format!(
+        "{}-{}  p{} {:.2}  {}  [{}]",
+        clock(s.start_ms),
+        clock(s.end_ms),
+        s.priority,
+        s.score,
+        s.description,
+        s.model
+    )
+}
+
+pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
+    let mut client = HighlightClient::new(channel);
+    let req = pb::HighlightRequest {
+        video_id: args.video.clone(),
+        strategy: match args.strategy {
+            StrategyArg::Direct => pb::HighlightStrategy::Direct,
+            StrategyArg::Sliced => pb::HighlightStrategy::Sliced,
+        } as i32,
+        slice_seconds: args.slice_seconds,
+        concurrency: args.concurrency,
+        target_seconds: args.target_seconds.unwrap_or(0.0),
+        min_segment_seconds: args.min_seconds,
+        max_segment_seconds: args.max_seconds,
+        padding_seconds: args.padding,
+        order_by_score: args.by_score,
+        render: Some(!args.no_render),
+        crossfade_seconds: args.crossfade,
+        subtitles: match args.subtitles {
+            SubtitlesArg::None => pb::SubtitleMode::None,
+            SubtitlesArg::Soft => pb::SubtitleMode::Soft,
+            SubtitlesArg::Burn => pb::SubtitleMode::Burn,
+        } as i32,
+    };
+    let mut stream = client.highlight(req).await?.into_inner();
+    let bar = ProgressBar::new_spinner();
+    if args.json || !output::stderr_is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    // Lines above the spinner, or plain lines when it is not drawn.
+    let say = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let mut slices = 0;
+    let mut done = None;
+    while let Some(e) = stream.message().await? {
+        if args.json {
+            output::json_line(&e)?;
+        }
+        match e.event {
+            Some(pb::highlight_event::Event::Slice(s)) => {
+                slices += 1;
+                let what = if s.error.is_empty() {
+                    format!("{} candidates", s.segments.len())
+                } else {
+                    format!("failed: {}", s.error)
+                };
+                bar.set_message(format!("{slices} slices analysed"));
+                if !args.json {
+                    say(format!(
+                        "slice {} {}-{}: {what}",
+                        s.index + 1,
+                        clock(s.start_ms),
+                        clock(s.end_ms)
+                    ));
+                }
+            }
+            Some(pb::highlight_event::Event::Chosen(c)) if !args.json => {
+                say(format!(
+                    "chosen {} of {} candidates:",
+                    c.segments.len(),
+                    c.candidates
+                ));
+                for s in &c.segments {
+                    say(format!("  {}", segment_line(s)));
+                }
+            }
+            Some(pb::highlight_event::Event::Render(r)) => {
+                bar.set_message(format!(
+                    "rendering {}%",
+                    100 * r.steps_done / r.steps_total.max(1)
+                ));
+            }
+            Some(pb::highlight_event::Event::Done(d)) => done = Some(d),
+            Some(pb::highlight_event::Event::Chosen(_)) | None => {}
+        }
+    }
+    bar.finish_and_clear();
+    let done = done.context("the server ended the stream without a result")?;
+    if !args.json {
+        println!(
+            "highlight {}: {} segments, reel {}, files: {}",
+            done.highlight_id,
+            done.segments.len(),
+            if done.reel_duration_ms > 0 {
+                clock(done.reel_duration_ms)
+            } else {
+                "not rendered".into()
+            },
+            done.files.join(", ")
+        );
+    }
+    if let Some(out) = &args.out {
+        if !done.files.iter().any(|f| f == "reel.mp4") {
+            anyhow::bail!("no reel was rendered (no segments chosen, or --no-render)");
+        }
+        download(&mut client, &done.highlight_id, "reel.mp4", out).await?;
+        if !args.json {
+            println!("wrote {}", out.display());
+        }
+    }
+    if let Some(dir) = &args.timeline_out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for f in ["timeline.json", "timeline.edl", "timeline.otio"] {
+            download(&mut client, &done.highlight_id, f, &dir.join(f)).await?;
+        }
+        if !args.json {
+            println!("wrote the timeline files into {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// Fetches one of a highlight's files to `to` (written beside, then renamed).
+async fn download(
+    client: &mut HighlightClient<Channel>,
+    highlight_id: &str,
+    file: &str,
+    to: &Path,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stream = client
+        .download(pb::DownloadRequest {
+            highlight_id: highlight_id.into(),
+            file: file.into(),
+        })
+        .await?
+        .into_inner();
+    let part = to.with_extension("part");
+    let mut out =
+        std::fs::File::create(&part).with_context(|| format!("cannot write {}", part.display()))?;
+    let (mut got, mut total) = (0i64, 0i64);
+    while let Some(chunk) = stream.message().await? {
+        out.write_all(&chunk.data)?;
+        got += chunk.data.len() as i64;
+        total = chunk.total_bytes;
+    }
+    if got != total {
+        anyhow::bail!("{file}: got {got} of {total} bytes");
+    }
+    out.sync_all()?;
+    std::fs::rename(&part, to)?;
+    Ok(())
+}
+
+/// Reads segments from a truth or prediction file: a list, or an object holding one
+/// (`segments`, `highlights`, `truth`, `clips`, `result.segments` of a timeline.json, or
+/// `event.done.segments` of `highlight --json`'s last line); each item
+/// `{start_ms, end_ms}`, `{start, end}` (seconds or clock) or `[start, end]` (seconds).
+pub fn read_segments(path: &Path) -> anyhow::Result<Vec<(i64, i64)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let list = match &json {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Object(o) => ["segments", "highlights", "truth", "clips"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(|v| v.as_array()))
+            .or_else(|| {
+                ["/result/segments", "/event/done/segments"]
+                    .iter()
+                    .find_map(|p| json.pointer(p).and_then(|v| v.as_array()))
+            })
+            .with_context(|| format!("{}: no `segments` list", path.display()))?,
+        _ => anyhow::bail!("{}: expected a list of segments", path.display()),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = |e: String| anyhow::anyhow!("{}: segment {i}: {e}", path.display());
+            let (start, end) = if let Some(pair) = item.as_array() {
+                match pair.as_slice() {
+                    [a, b] => (parse_time(a).map_err(at)?, parse_time(b).map_err(at)?),
+                    _ => return Err(at("a pair must be [start, end]".into())),
+                }
+            } else if let (Some(a), Some(b)) = (item.get("start_ms"), item.get("end_ms")) {
+                let ms = |v: &serde_json::Value| {
+                    v.as_i64()
+                        .ok_or_else(|| at(format!("{v} is not whole milliseconds")))
+                };
+                (ms(a)?, ms(b)?)
+            } else if let (Some(a), Some(b)) = (item.get("start"), item.get("end")) {
+                (parse_time(a).map_err(at)?, parse_time(b).map_err(at)?)
+            } else {
+                return Err(at("needs start/end or start_ms/end_ms".into()));
+            };
+            if end <= start {
+                return Err(at(format!("end {end} ms is not after start {start} ms")));
+            }
+            Ok((start, end))
+        })
+        .collect()
+}
+
+pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let truth = read_segments(&args.truth)?;
+    let pred = read_segments(&args.pred)?;
+    if truth.is_empty() {
+        anyhow::bail!("{}: no ground-truth segments", args.truth.display());
+    }
+    let e = evaluate(&truth, &pred, args.threshold);
+    if args.json {
+        return output::json_line(&e);
+    }
+    println!(
+        "{:<4} {:<17} {:<17} {:>6}  match",
+        "#", "truth", "best prediction", "IoU"
+    );
+    for (i, m) in e.truths.iter().enumerate() {
+        println!(
+            "{:<4} {:<17} {:<17} {:>6.3}  {}",
+            i + 1,
+            format!("{}-{}", clock(m.truth.0), clock(m.truth.1)),
+            m.best
+                .map_or("-".into(), |b| format!("{}-{}", clock(b.0), clock(b.1))),
+            m.iou,
+            if m.matched { "yes" } else { "no" }
+        );
+    }
+    println!();
+    println!("| metric | value |\n|---|---|");
+    println!("| ground-truth segments | {} |", truth.len());
+    println!("| predicted segments | {} |", e.predicted);
+    println!("| recall (IoU > {}) | {:.3} |", e.threshold, e.recall);
+    println!("| precision | {:.3} |", e.precision);
+    println!("| F1 | {:.3} |", e.f1);
+    println!("| mean IoU | {:.3} |", e.mean_iou);
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! One highlight request from start to end: check it, read the stored video, run the
+//! strategy (streaming each slice's result), post-process, render the reel and write its
+//! timeline files under `data_dir/highlights/<id>/`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::export::{self, Timeline, TimelineClip};
+use super::render::{self, Piece, RenderOptions, Shape};
+use super::segments::{self, Fit, Segment};
+use super::strategy::{self, Material, SliceOutcome};
+use crate::error::{Error, Result};
+use crate::ingest::{blocking, Engine};
+
+/// Most slices analysed at once.
+pub const MAX_CONCURRENCY: usize = 32;
+/// Candidates of one video this close merge (slicing splits and repeats moments).
+const MERGE_GAP_MS: i64 = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StrategyKind {
+    Direct,
+    Sliced { slice_ms: i64, concurrency: usize },
+}
+
+impl StrategyKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StrategyKind::Direct => "direct",
+            StrategyKind::Sliced { .. } => "sliced",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HighlightRequest {
+    pub video_id: String,
+    pub strategy: StrategyKind,
+    pub fit: Fit,
+    /// `None`: choose segments only, render nothing.
+    pub render: Option<RenderOptions>,
+}
+
+#[derive(Debug, Clone)]
+pub enum HighlightEvent {
+    Slice(SliceOutcome),
+    /// The segments chosen after post-processing, and how many candidates there were.
+    Chosen(Vec<Segment>, usize),
+    Render {
+        done: u32,
+        total: u32,
+    },
+}
+
+/// What a finished highlight leaves behind (also `timeline.json` beside the reel).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HighlightResult {
+    pub highlight_id: String,
+    pub strategy: String,
+    pub segments: Vec<Segment>,
+    pub candidates: usize,
+    /// 0 when nothing was rendered.
+    pub reel_duration_ms: i64,
+    /// Files under the highlight's directory, for `Download`.
+    pub files: Vec<String>,
+}
+
+/// The files a highlight can have, by name.
+pub const FILES: [&str; 5] = [
+    "reel.mp4",
+    "timeline.json",
+    "timeline.edl",
+    "timeline.otio",
+    "reel.srt",
+];
+
+pub fn highlight_dir(engine: &Engine, highlight_id: &str) -> PathBuf {
+    engine
+        .config()
+        .data_dir
+        .join("highlights")
+        .join(highlight_id)
+}
+
+/// The path of one of a highlight's files, checked: a known name of an existing
+/// highlight.
+pub fn artifact(engine: &Engine, highlight_id: &str, file: &str) -> Result<PathBuf> {
+    if uuid::Uuid::parse_str(highlight_id).is_err() {
+        return Err(Error::invalid(format!(
+            "highlight_id: {highlight_id:?} is not a highlight id"
+        )));
+    }
+    if !FILES.contains(&file) {
+        return Err(Error::invalid(format!(
+            "file: {file:?} is not one of {}",
+            FILES.join(", ")
+        )));
+    }
+    let path = highlight_dir(engine, highlight_id).join(file);
+    if !path.is_file() {
+        return Err(Error::NotFound(format!(
+            "highlight {highlight_id} has no {file}"
+        )));
+    }
+    Ok(path)
+}
+
+fn check(req: &HighlightRequest, duration_ms: i64) -> Result<()> {
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    if let StrategyKind::Sliced {
+        slice_ms,
+        concurrency,
+    } = req.strategy
+    {
+        if slice_ms <= 0 || slice_ms > duration_ms {
+            return Err(Error::invalid(format!(
+                "slice_seconds must be above 0 and at most the video's duration ({:.1} s), got {:.1}",
+                secs(duration_ms),
+                secs(slice_ms)
+            )));
+        }
+        if concurrency == 0 || concurrency > MAX_CONCURRENCY {
+            return Err(Error::invalid(format!(
+                "concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"
+            )));
+        }
+    }
+    let f = &req.fit;
+    if let Some(t) = f.target_ms {
+        if t <= 0 || t > duration_ms {
+            return Err(Error::invalid(format!(
+                "target_seconds must be above 0 and at most the video's duration ({:.1} s), got {:.1}",
+                secs(duration_ms),
+                secs(t)
+            )));
+        }
+    }
+    if f.min_segment_ms <= 0 || f.max_segment_ms < f.min_segment_ms {
+        return Err(Error::invalid(format!(
+            "segment lengths must satisfy 0 < min_segment_seconds <= max_segment_seconds, got {:.1} and {:.1}",
+            secs(f.min_segment_ms),
+            secs(f.max_segment_ms)
+        )));
+    }
+    if f.padding_ms < 0 {
+        return Err(Error::invalid("padding_seconds must not be negative"));
+    }
+    if let Some(r) = &req.render {
+        if r.crossfade_ms < 0 || r.crossfade_ms * 2 > f.min_segment_ms {
+            return Err(Error::invalid(format!(
+                "crossfade_seconds must be between 0 and half of min_segment_seconds ({:.1} s)",
+                secs(f.min_segment_ms) / 2.0
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one request; `sink` gets every event as it happens.
+pub async fn run(
+    engine: &Engine,
+    req: &HighlightRequest,
+    sink: &(dyn Fn(HighlightEvent) + Send + Sync),
+) -> Result<HighlightResult> {
+    crate::store::keys::validate_video_id(&req.video_id)
+        .map_err(|_| Error::invalid(format!("video_id: {:?} is not a video id", req.video_id)))?;
+    let (store, id) = (engine.store().clone(), req.video_id.clone());
+    let loaded = blocking(move || {
+        let Some(video) = store.video(&id)? else {
+            return Ok(None);
+        };
+        let windows = store.signals(&id)?;
+        let cuts: Vec<i64> = store
+            .slices(&id)?
+            .iter()
+            .flat_map(|s| s.cut_points_ms.iter().copied())
+            .collect();
+        Ok(Some((video, windows, cuts)))
+    })
+    .await?;
+    let (video, windows, cuts) = loaded.ok_or_else(|| {
+        Error::NotFound(format!(
+            "no video with id {} (see `reelforge videos list`)",
+            req.video_id
+        ))
+    })?;
+    let Some(stream) = video.probe.video().cloned() else {
+        return Err(Error::FailedPrecondition(format!(
+            "video {} has no media on this server (imported from {}); ingest the file to make highlights",
+            video.video_id, video.probe.format_name
+        )));
+    };
+    let duration_ms = video.probe.duration_ms;
+    check(req, duration_ms)?;
+    let source = PathBuf::from(&video.source_path);
+    if !source.is_file() {
+        return Err(Error::FailedPrecondition(format!(
+            "the source of video {} ({}) is gone; ingest it again",
+            video.video_id, video.source_path
+        )));
+    }
+    let material = Material {
+        video_id: &video.video_id,
+        source: &source,
+        duration_ms,
+        windows: &windows,
+        cut_points_ms: &cuts,
+    };
+    let analyzer = engine.providers().analyzer.clone();
+    let on_slice: &(dyn Fn(&SliceOutcome) + Send + Sync) =
+        &|o: &SliceOutcome| sink(HighlightEvent::Slice(o.clone()));
+    let candidates = match req.strategy {
+        StrategyKind::Direct => strategy::direct(analyzer.as_ref(), &material, on_slice).await?,
+        StrategyKind::Sliced {
+            slice_ms,
+            concurrency,
+        } => {
+            strategy::sliced(
+                analyzer.as_ref(),
+                &material,
+                slice_ms,
+                concurrency,
+                on_slice,
+            )
+            .await?
+        }
+    };
+    let count = candidates.len();
+    let merged = segments::merge_close(candidates, MERGE_GAP_MS);
+    let resolved = segments::resolve_by_priority(merged, req.fit.min_segment_ms);
+    let chosen = segments::fit(resolved, &req.fit, &|_| duration_ms);
+    sink(HighlightEvent::Chosen(chosen.clone(), count));
+
+    let highlight_id = uuid::Uuid::new_v4().to_string();
+    let dir = highlight_dir(engine, &highlight_id);
+    tokio::fs::create_dir_all(&dir).await?;
+    let fps = if stream.fps > 0.0 { stream.fps } else { 25.0 };
+    let has_audio = video.probe.has_audio();
+    let mut files = Vec::new();
+    let mut reel_duration_ms = 0;
+    let mut record_starts: Vec<i64> = {
+        let durations: Vec<i64> = chosen.iter().map(Segment::duration_ms).collect();
+        render::timeline(&durations, 0).0
+    };
+    let mut crossfade_ms = 0;
+    if let (Some(options), false) = (&req.render, chosen.is_empty()) {
+        let pieces: Vec<Piece> = chosen
+            .iter()
+            .map(|s| Piece {
+                segment: s.clone(),
+                source: source.clone(),
+                has_audio,
+            })
+            .collect();
+        let shape = Shape {
+            width: stream.width,
+            height: stream.height,
+            fps,
+        };
+        let work = dir.join("work");
+        let progress: &(dyn Fn(u32, u32) + Send + Sync) =
+            &|done, total| sink(HighlightEvent::Render { done, total });
+        let rendered = render::render(
+            &engine.config().ffmpeg,
+            &pieces,
+            shape,
+            options,
+            &work,
+            &dir.join("reel.mp4"),
+            progress,
+        )
+        .await;
+        let srt = work.join("reel.srt");
+        if srt.is_file() {
+            tokio::fs::rename(&srt, dir.join("reel.srt")).await?;
+            files.push("reel.srt".to_string());
+        }
+        let _ = tokio::fs::remove_dir_all(&work).await;
+        let rendered = rendered?;
+        files.insert(0, "reel.mp4".to_string());
+        reel_duration_ms = rendered.duration_ms;
+        record_starts = rendered.record_starts_ms;
+        crossfade_ms = options.crossfade_ms;
+    }
+    let timeline = Timeline {
+        highlight_id: highlight_id.clone(),
+        strategy: req.strategy.name().to_string(),
+        clips: chosen
+            .iter()
+            .zip(&record_starts)
+            .map(|(s, &r)| {
+                TimelineClip::new(s, &video.filename, &video.source_path, r, fps, has_audio)
+            })
+            .collect(),
+        crossfade_ms,
+        duration_ms: render::timeline(
+            &chosen.iter().map(Segment::duration_ms).collect::<Vec<_>>(),
+            crossfade_ms,
+        )
+        .1,
+        fps,
+    };
+    let result = HighlightResult {
+        highlight_id,
+        strategy: req.strategy.name().to_string(),
+        segments: chosen,
+        candidates: count,
+        reel_duration_ms,
+        files: Vec::new(),
+    };
+    tokio::fs::write(dir.join("timeline.edl"), export::edl(&timeline)).await?;
+    tokio::fs::write(
+        dir.join("timeline.otio"),
+        serde_json::to_vec_pretty(&export::otio(&timeline))?,
+    )
+    .await?;
+    files.extend(["timeline.json", "timeline.edl", "timeline.otio"].map(String::from));
+    let result = HighlightResult { files, ..result };
+    let json = serde_json::json!({ "result": &result, "timeline": &timeline });
+    tokio::fs::write(dir.join("timeline.json"), serde_json::to_vec_pretty(&json)?).await?;
+    Ok(result)
+}
