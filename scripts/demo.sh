@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, as a new user would run it: install what is
-# missing, build, start a server, ingest the real sample video over gRPC with live
-# per-slice results, show what was stored, and stop the server.
+# missing, build, start a server, ingest the real sample videos over gRPC with live
+# per-slice results, show what was stored, search it, make a highlight reel of the action
+# sample (rendered, fetched, its timeline exported), score it against the sample's known
+# highlights, and stop the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -30,3 +32,20 @@ for video in $(./target/debug/reelforge videos list --json | python3 -c 'import 
   echo
   ./target/debug/reelforge videos show "$video"
 done
+
+echo
+echo "demo: searching for a line of the read speech and for a scene"
+./target/debug/reelforge search "a cold hearted and selfish young man" --top-k 3
+./target/debug/reelforge search "sudden loud audio" --mode scene --top-k 3
+
+demo_id=$(./target/debug/reelforge videos list --json | python3 -c 'import json,sys; print(next(v["video_id"] for v in json.load(sys.stdin) if v["filename"] == "demo.mp4"))')
+echo
+echo "demo: highlight reel of demo.mp4 (sliced, 10 s slices, 0.4 s crossfades, subtitles)"
+./target/debug/reelforge highlight "$demo_id" --strategy sliced --slice-seconds 10 \
+  --crossfade 0.4 --subtitles soft --out "$data/reel.mp4" --timeline-out "$data/timeline"
+cat >"$data/truth.json" <<'JSON'
+{"segments": [{"start": 20, "end": 30}, {"start": 45, "end": 50.28}]}
+JSON
+echo
+echo "demo: the reel against demo.mp4's known highlights (bikes 20-30 s, Big Buck Bunny 45-50.3 s)"
+./target/debug/reelforge eval --truth "$data/truth.json" --pred "$data/timeline/timeline.json"

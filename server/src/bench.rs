@@ -474,7 +474,13 @@ fn sample_texts(count: usize) -> Vec<String> {
 /// scattered around 512 centres, since real embeddings cluster by topic (uniform random
 /// vectors in 384 dimensions have no meaningful neighbours). Synthetic: this measures
 /// speed and scaling, not relevance (the `search-compare` bench judges relevance).
-pub fn search_scale(docs: usize, dims: usize, queries: usize) -> anyhow::Result<()> {
+pub fn search_scale(
+    docs: usize,
+    dims: usize,
+    queries: usize,
+    unpersisted: bool,
+    ef_values: &[usize],
+) -> anyhow::Result<()> {
     use crate::search::fusion::{fuse, Fusion};
     use crate::search::index::{DocKind, SearchDoc, SearchIndex, Space};
     use crate::search::vectors::AnnConfig;
@@ -492,14 +498,28 @@ pub fn search_scale(docs: usize, dims: usize, queries: usize) -> anyhow::Result<
         let rank = (VOCABULARY + 1.0).powf(uniform(next)) as usize;
         format!("w{}x", rank.max(1))
     };
+    // Text embeddings have a low intrinsic dimension: a point is a topic centre in a
+    // 24-d latent space plus spread, mapped to `dims` by a fixed random matrix, plus a
+    // little noise in every dimension.
+    const LATENT: usize = 24;
     let centres: Vec<Vec<f32>> = (0..512)
-        .map(|_| (0..dims).map(|_| uniform(&mut next) as f32 - 0.5).collect())
+        .map(|_| (0..LATENT).map(|_| uniform(&mut next) as f32 - 0.5).collect())
+        .collect();
+    let basis: Vec<Vec<f32>> = (0..dims)
+        .map(|_| (0..LATENT).map(|_| uniform(&mut next) as f32 - 0.5).collect())
         .collect();
     let vector = |next: &mut dyn FnMut() -> u64| {
         let c = &centres[(next() % centres.len() as u64) as usize];
-        let v: Vec<f32> = c
+        let z: Vec<f32> = c
             .iter()
-            .map(|x| x + 0.5 * (uniform(next) as f32 - 0.5))
+            .map(|x| x + 0.6 * (uniform(next) as f32 - 0.5))
+            .collect();
+        let v: Vec<f32> = basis
+            .iter()
+            .map(|row| {
+                row.iter().zip(&z).map(|(a, b)| a * b).sum::<f32>()
+                    + 0.02 * (uniform(next) as f32 - 0.5)
+            })
             .collect();
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
@@ -529,32 +549,64 @@ pub fn search_scale(docs: usize, dims: usize, queries: usize) -> anyhow::Result<
         };
         batch.push((doc, vector(&mut next)));
         if batch.len() == 100 || i + 1 == docs {
-            index.add_batch(&batch)?;
+            if unpersisted {
+                index.add_batch_unpersisted(&batch)?;
+            } else {
+                index.add_batch(&batch)?;
+            }
             batch.clear();
         }
     }
     let build_s = started.elapsed().as_secs_f64();
-    db.flush()?;
-    drop(index);
     let started = Instant::now();
-    let index = SearchIndex::open_with(
-        &db,
-        AnnConfig {
-            threshold: 1,
-            ..AnnConfig::default()
-        },
-    )?;
+    let index = if unpersisted {
+        index
+    } else {
+        db.flush()?;
+        drop(index);
+        SearchIndex::open_with(&db, ann)?
+    };
+    let reopen_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    index.build_graphs_now();
     index.wait_for_graphs();
-    let open_s = started.elapsed().as_secs_f64();
+    let graph_s = started.elapsed().as_secs_f64();
     let qs: Vec<(String, Vec<f32>)> = (0..queries)
         .map(|_| {
             let words: Vec<String> = (0..3).map(|_| word(&mut next)).collect();
             (words.join(" "), vector(&mut next))
         })
         .collect();
+    let all = |_: &crate::search::index::DocMeta| true;
+    let exact_top: Vec<Vec<u64>> = qs
+        .iter()
+        .map(|(_, v)| {
+            index
+                .nearest_exact(Space::Text, v, &all, 10)
+                .into_iter()
+                .map(|h| h.0)
+                .collect()
+        })
+        .collect();
+    // Graph latency and recall@10 at each ef_search; the hybrid runs at the first.
+    let mut per_ef = Vec::new();
+    for &ef in ef_values.iter().rev() {
+        index.set_ef_search(ef);
+        let mut times = Vec::new();
+        let mut found = 0usize;
+        for ((_, v), exact) in qs.iter().zip(&exact_top) {
+            let t = Instant::now();
+            let approx = index.nearest(v, &all, 50);
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            let top10: Vec<u64> = approx.iter().take(10).map(|h| h.0).collect();
+            found += exact.iter().filter(|e| top10.contains(e)).count();
+        }
+        per_ef.push((ef, times, found as f64 / (queries * 10) as f64));
+    }
+    per_ef.reverse();
+    index.set_ef_search(ef_values[0]);
     let (mut bm25, mut exact_ms, mut ann_ms, mut hybrid) = (vec![], vec![], vec![], vec![]);
     let mut found = 0usize;
-    let all = |_: &crate::search::index::DocMeta| true;
     for (text, v) in &qs {
         let t = Instant::now();
         let lexical = index.bm25(text, &all, 50)?;
@@ -591,12 +643,20 @@ pub fn search_scale(docs: usize, dims: usize, queries: usize) -> anyhow::Result<
         );
     };
     println!("documents                  {docs} ({dims}-d vectors, 40 words each)");
+    if unpersisted {
+        println!(
+            "index build (memory only)  {build_s:.1} s ({:.0} docs/s; nothing written to sled)",
+            docs as f64 / build_s
+        );
+    } else {
+        println!(
+            "index build (sled)         {build_s:.1} s ({:.0} docs/s, one transaction per 100 docs)",
+            docs as f64 / build_s
+        );
+        println!("reopen (load from sled)    {reopen_s:.1} s");
+    }
     println!(
-        "index build (sled)         {build_s:.1} s ({:.0} docs/s, one transaction per 100 docs)",
-        docs as f64 / build_s
-    );
-    println!(
-        "reopen + HNSW build        {open_s:.1} s (M {}, ef_construction {}, 2 threads)",
+        "HNSW build                 {graph_s:.1} s (M {}, ef_construction {}, rayon threads)",
         ann.links, ann.ef_construction
     );
     line("BM25 top-50", &mut bm25);
@@ -605,10 +665,160 @@ pub fn search_scale(docs: usize, dims: usize, queries: usize) -> anyhow::Result<
     println!(
         "HNSW recall@10             {:.3} (vs exact, {queries} queries, ef_search {})",
         found as f64 / (queries * 10) as f64,
-        ann.ef_search.max(100)
+        ef_values[0].max(100)
     );
+    for (ef, times, recall) in &mut per_ef {
+        line(&format!("  HNSW at ef_search {ef}"), times);
+        println!("  HNSW at ef_search {ef:<7}recall@10 {recall:.3}");
+    }
     line("hybrid (BM25+HNSW+RRF)", &mut hybrid);
     println!("  (query embedding not included; {queries} queries of 3 words)");
     println!("RSS                        {:.0} MiB", current_rss_mib());
+    Ok(())
+}
+
+/// `bench highlight`: a 10-minute video made of `file` looped (demo.mp4 by default),
+/// ingested once, then each strategy run end to end in this process (analysis,
+/// post-processing and the rendered reel): wall time and CPU (own and ffmpeg's), sliced
+/// with concurrency 1 and `concurrency`, and render time against the reel's length.
+pub async fn highlight(
+    config: &Config,
+    file: &Path,
+    minutes: u32,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    use crate::highlight::job::{self, HighlightRequest, StrategyKind};
+    use crate::highlight::render::{RenderOptions, Subtitles};
+    use crate::highlight::segments::Fit;
+    use crate::ingest::{Engine, IngestOptions, Providers};
+
+    let work = tempfile::tempdir()?;
+    let long = work.path().join("long.mp4");
+    let probe = media::probe(&config.ffprobe, file).await?;
+    let loops = ((minutes as i64 * 60_000) / probe.duration_ms.max(1)).max(1);
+    let status = std::process::Command::new(&config.ffmpeg)
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-stream_loop",
+            &(loops - 1).to_string(),
+            "-i",
+        ])
+        .arg(file)
+        .args(["-c", "copy"])
+        .arg(&long)
+        .status()?;
+    anyhow::ensure!(status.success(), "ffmpeg could not loop {}", file.display());
+    let mut run_config = config.clone();
+    run_config.data_dir = work.path().join("data");
+    run_config.allowed_roots = vec![work.path().to_path_buf()];
+    let text_embedder: Arc<dyn crate::models::TextEmbedder> = Arc::new(
+        crate::models::load_default_text_embedder(&config.models.dir, config.models.threads)?,
+    );
+    let providers = Providers {
+        analyzer: Arc::new(SignalAnalyzer),
+        reranker: Arc::new(crate::models::default_reranker(text_embedder.clone())),
+        text_embedder,
+        transcriber: None,
+        image_embedder: None,
+    };
+    let engine = Engine::open(run_config, providers)?;
+    let started = Instant::now();
+    let handle = engine
+        .ingest_path(
+            &long.display().to_string(),
+            IngestOptions {
+                force: false,
+                slice_seconds: 30.0,
+                clip_seconds: 0.0,
+            },
+        )
+        .await?;
+    let job_id = handle.id();
+    let video_id = loop {
+        let record = engine.job(&job_id).await?;
+        if record.state.is_final() {
+            anyhow::ensure!(record.error.is_none(), "ingest failed: {:?}", record.error);
+            break record.video_id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let video = engine.store().video(&video_id)?.expect("ingested");
+    println!(
+        "video                      {:.1} min ({} × {}), ingested in {:.1} s (no speech model)",
+        video.probe.duration_ms as f64 / 60_000.0,
+        loops,
+        file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let request = |strategy, target_ms: Option<i64>, render: bool| HighlightRequest {
+        video_id: video_id.clone(),
+        strategy,
+        fit: Fit {
+            target_ms,
+            ..Fit::default()
+        },
+        render: render.then(|| RenderOptions {
+            crossfade_ms: 0,
+            subtitles: Subtitles::None,
+        }),
+    };
+    let sliced = |c| StrategyKind::Sliced {
+        slice_ms: 30_000,
+        concurrency: c,
+    };
+    let mut runs = vec![
+        (
+            "direct, choose only",
+            request(StrategyKind::Direct, None, false),
+        ),
+        ("sliced c=1, choose only", request(sliced(1), None, false)),
+        (
+            "sliced c=N, choose only",
+            request(sliced(concurrency), None, false),
+        ),
+        ("direct + render", request(StrategyKind::Direct, None, true)),
+        (
+            "sliced c=N + render",
+            request(sliced(concurrency), None, true),
+        ),
+    ];
+    for target in [10_000, 30_000, 60_000] {
+        runs.push((
+            "sliced + render, target",
+            request(sliced(concurrency), Some(target), true),
+        ));
+    }
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        format!("run (N = {concurrency})"),
+        "wall s",
+        "CPU s",
+        "own CPU",
+        "segments",
+        "reel s"
+    );
+    for (name, req) in runs {
+        let own_before = cpu_seconds(libc::RUSAGE_SELF);
+        let cpu_before = own_before + cpu_seconds(libc::RUSAGE_CHILDREN);
+        let started = Instant::now();
+        let result = job::run(&engine, &req, &|_| {}).await?;
+        let wall = started.elapsed().as_secs_f64();
+        let label = match req.fit.target_ms {
+            Some(t) => format!("{name} {} s", t / 1000),
+            None => name.to_string(),
+        };
+        println!(
+            "{:<28} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9.1}",
+            label.replace("N", &concurrency.to_string()),
+            wall,
+            cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before,
+            cpu_seconds(libc::RUSAGE_SELF) - own_before,
+            result.segments.len(),
+            result.reel_duration_ms as f64 / 1000.0,
+        );
+    }
+    engine.shutdown().await;
     Ok(())
 }

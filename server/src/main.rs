@@ -91,6 +91,25 @@ enum BenchCommand {
         dims: usize,
         #[arg(long, default_value_t = 200)]
         queries: usize,
+        /// Build the index in memory only (no sled writes): for sizes where building
+        /// through sled takes too long; queries read memory either way.
+        #[arg(long)]
+        unpersisted: bool,
+        /// Graph search breadths to measure (recall@10 and latency each); the first is
+        /// used for the hybrid line.
+        #[arg(long, value_delimiter = ',', default_value = "96")]
+        ef_search: Vec<usize>,
+    },
+    /// Highlights of a long video (a file looped): wall time and CPU per strategy,
+    /// sliced concurrency 1 vs N, render time vs reel length.
+    Highlight {
+        /// The clip to loop (default: assets/samples/demo.mp4).
+        #[arg(long, default_value = "assets/samples/demo.mp4")]
+        file: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        minutes: u32,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
     /// One pass in this process, printed as JSON (used by `bench ingest`).
     #[command(hide = true)]
@@ -155,8 +174,18 @@ fn main() -> anyhow::Result<()> {
                     docs,
                     dims,
                     queries,
+                    unpersisted,
+                    ef_search,
                 },
-        }) => bench::search_scale(docs, dims, queries),
+        }) => bench::search_scale(docs, dims, queries, unpersisted, &ef_search),
+        Some(Command::Bench {
+            which:
+                BenchCommand::Highlight {
+                    file,
+                    minutes,
+                    concurrency,
+                },
+        }) => runtime.block_on(bench::highlight(&config, &file, minutes, concurrency)),
         Some(Command::Bench {
             which: BenchCommand::IngestPass { pass, file },
         }) => runtime.block_on(bench::ingest_pass(&config, &file, pass)),

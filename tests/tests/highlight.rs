@@ -53,6 +53,17 @@ async fn download(
     Ok(out)
 }
 
+/// Runs the CLI and returns its stdout, asserting it succeeded.
+fn cli_ok(server: &Server, args: &[&str]) -> String {
+    let out = server.cli(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn spans(segments: &[pb::HighlightSegment]) -> Vec<(i64, i64)> {
     segments.iter().map(|s| (s.start_ms, s.end_ms)).collect()
 }
@@ -286,20 +297,17 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
 
     // The CLI: a reel fetched to the caller's side, and the evaluation table.
     let out_reel = data.path().join("cli-reel.mp4");
-    let out = server.cli(&[
-        "highlight",
-        &video_id,
-        "--slice-seconds",
-        "10",
-        "--out",
-        out_reel.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = cli_ok(
+        &server,
+        &[
+            "highlight",
+            &video_id,
+            "--slice-seconds",
+            "10",
+            "--out",
+            out_reel.to_str().unwrap(),
+        ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("slice 6") && stdout.contains("chosen"),
         "{stdout}"
@@ -311,31 +319,20 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
         r#"{"segments": [{"start": 20, "end": "0:30"}, {"start_ms": 45000, "end_ms": 50280}]}"#,
     )
     .unwrap();
-    let out = server.cli(&[
+    let eval_args = [
         "eval",
         "--truth",
         truth.to_str().unwrap(),
         "--pred",
         timeline_path.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    ];
+    let table = cli_ok(&server, &eval_args);
     assert!(
         table.contains("| recall (IoU > 0.5) |") && table.contains("| mean IoU |"),
         "{table}"
     );
     std::fs::write(&truth, r#"{"segments": [{"start": 30, "end": 20}]}"#).unwrap();
-    let out = server.cli(&[
-        "eval",
-        "--truth",
-        truth.to_str().unwrap(),
-        "--pred",
-        timeline_path.to_str().unwrap(),
-    ]);
+    let out = server.cli(&eval_args);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("segment 0: end"),

@@ -34,6 +34,17 @@ impl Segment {
     }
 }
 
+/// Higher priority, then higher score, then earlier first.
+fn best_first(a: &Segment, b: &Segment) -> std::cmp::Ordering {
+    if a.outranks(b) {
+        std::cmp::Ordering::Less
+    } else if b.outranks(a) {
+        std::cmp::Ordering::Greater
+    } else {
+        a.start_ms.cmp(&b.start_ms)
+    }
+}
+
 fn ordered(score: f32) -> i64 {
     (score.clamp(-1e6, 1e6) * 1e6) as i64
 }
@@ -258,15 +269,7 @@ pub fn merge_close(mut segments: Vec<Segment>, gap_ms: i64) -> Vec<Segment> {
 /// `min_ms` of it is left (or when the overlap is in its middle and both sides are short).
 pub fn resolve_by_priority(segments: Vec<Segment>, min_ms: i64) -> Vec<Segment> {
     let mut ranked = segments;
-    ranked.sort_by(|a, b| {
-        if a.outranks(b) {
-            std::cmp::Ordering::Less
-        } else if b.outranks(a) {
-            std::cmp::Ordering::Greater
-        } else {
-            a.start_ms.cmp(&b.start_ms)
-        }
-    });
+    ranked.sort_by(best_first);
     let mut kept: Vec<Segment> = Vec::new();
     for s in ranked {
         // What is left of `s` once every kept segment of its video is taken out.
@@ -346,15 +349,7 @@ pub fn fit(segments: Vec<Segment>, fit: &Fit, duration_ms: &dyn Fn(&str) -> i64)
         .collect();
     // Padding can make neighbours overlap again.
     shaped = resolve_by_priority(shaped, fit.min_segment_ms);
-    shaped.sort_by(|a, b| {
-        if a.outranks(b) {
-            std::cmp::Ordering::Less
-        } else if b.outranks(a) {
-            std::cmp::Ordering::Greater
-        } else {
-            a.start_ms.cmp(&b.start_ms)
-        }
-    });
+    shaped.sort_by(best_first);
     if let Some(target) = fit.target_ms {
         let mut total = 0;
         let mut chosen = Vec::new();

@@ -155,6 +155,8 @@ pub struct SearchIndex {
     analyzer: Analyzer,
     memory: Arc<RwLock<Memory>>,
     ann: AnnConfig,
+    /// Candidates a graph search explores, at least (starts at `ann.ef_search`).
+    ef_search: std::sync::atomic::AtomicUsize,
 }
 
 thread_local! {
@@ -164,6 +166,9 @@ thread_local! {
 
 /// (slot, term frequency).
 type Posting = (u32, u32);
+
+/// A document ready to write: id, record, its JSON, its vector's bytes.
+type Prepared = (u64, StoredDoc, Vec<u8>, Vec<u8>);
 
 const STAT_DOCS: &[u8] = b"docs";
 const STAT_LENGTH: &[u8] = b"total_length";
@@ -214,6 +219,7 @@ impl SearchIndex {
             analyzer: Analyzer::new(true),
             memory: Arc::default(),
             ann,
+            ef_search: ann.ef_search.into(),
         };
         let mut memory = Memory {
             docs: read_u64(index.stats.get(STAT_DOCS)?),
@@ -255,13 +261,26 @@ impl SearchIndex {
     /// Starts a graph build on its own thread for each space that has grown past the
     /// threshold (or whose graph has too many removed points).
     fn build_graphs_if_due(&self) {
+        self.start_builds(self.ann);
+    }
+
+    /// Starts building graphs now, whatever the threshold (benchmarks: load, then build
+    /// once); `wait_for_graphs` waits for them.
+    pub fn build_graphs_now(&self) {
+        self.start_builds(AnnConfig {
+            threshold: 1,
+            ..self.ann
+        });
+    }
+
+    fn start_builds(&self, ann: AnnConfig) {
         for space in [Space::Text, Space::Visual] {
             let snapshot = self
                 .memory
                 .write()
                 .expect("search memory poisoned")
                 .space_mut(space)
-                .wants_build(self.ann);
+                .wants_build(ann);
             if let Some(snapshot) = snapshot {
                 let memory = self.memory.clone();
                 std::thread::Builder::new()
@@ -270,6 +289,12 @@ impl SearchIndex {
                     .expect("spawn the HNSW build thread");
             }
         }
+    }
+
+    /// Sets how many candidates a graph search explores at least (recall against speed).
+    pub fn set_ef_search(&self, ef: usize) {
+        self.ef_search
+            .store(ef.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether `space` is searched through an HNSW graph now.
@@ -370,6 +395,18 @@ impl SearchIndex {
     /// Adds documents, each with its vector, in one sled transaction (all or none);
     /// returns their ids in order.
     pub fn add_batch(&self, batch: &[(SearchDoc, Vec<f32>)]) -> Result<Vec<u64>> {
+        self.add_batch_inner(batch, true)
+    }
+
+    /// As `add_batch`, into memory only: nothing reaches sled, and the documents are gone
+    /// at the next open. For the scale benchmark at sizes where building through sled
+    /// takes too long; queries read memory only, so they measure the same.
+    #[doc(hidden)]
+    pub fn add_batch_unpersisted(&self, batch: &[(SearchDoc, Vec<f32>)]) -> Result<Vec<u64>> {
+        self.add_batch_inner(batch, false)
+    }
+
+    fn add_batch_inner(&self, batch: &[(SearchDoc, Vec<f32>)], persist: bool) -> Result<Vec<u64>> {
         // Every vector must fit its space: the space's size, or the batch's first.
         {
             let memory = self.memory.read().expect("search memory poisoned");
@@ -417,31 +454,9 @@ impl SearchIndex {
             let vector_bytes = crate::store::keys::encode_vector(vector);
             prepared.push((id, stored, value, vector_bytes));
         }
-        (
-            &self.docs,
-            &self.postings,
-            &self.vectors,
-            &self.video_docs,
-            &self.stats,
-        )
-            .transaction(|(docs, postings, vectors, video_docs, stats)| {
-                for (id, stored, value, vector_bytes) in &prepared {
-                    docs.insert(&id.to_be_bytes(), value.as_slice())?;
-                    for (term, tf) in &stored.terms {
-                        postings.insert(posting_key(term, *id), &tf.to_le_bytes())?;
-                    }
-                    vectors.insert(&id.to_be_bytes(), vector_bytes.as_slice())?;
-                    video_docs.insert(video_doc_key(&stored.doc.video_id, *id), &[])?;
-                }
-                if added_docs > 0 {
-                    let n = read_u64(stats.get(STAT_DOCS)?) + added_docs;
-                    let len = read_u64(stats.get(STAT_LENGTH)?) + added_length;
-                    stats.insert(STAT_DOCS, &n.to_be_bytes())?;
-                    stats.insert(STAT_LENGTH, &len.to_be_bytes())?;
-                }
-                Ok::<_, ConflictableTransactionError<Error>>(())
-            })
-            .map_err(tx_error)?;
+        if persist {
+            self.persist(&prepared, added_docs, added_length)?;
+        }
         {
             let mut memory = self.memory.write().expect("search memory poisoned");
             for ((id, stored, _, _), (_, vector)) in prepared.iter().zip(batch) {
@@ -463,6 +478,36 @@ impl SearchIndex {
         }
         self.build_graphs_if_due();
         Ok(prepared.iter().map(|p| p.0).collect())
+    }
+
+    /// Writes prepared documents and the statistics' change in one transaction.
+    fn persist(&self, prepared: &[Prepared], added_docs: u64, added_length: u64) -> Result<()> {
+        (
+            &self.docs,
+            &self.postings,
+            &self.vectors,
+            &self.video_docs,
+            &self.stats,
+        )
+            .transaction(|(docs, postings, vectors, video_docs, stats)| {
+                for (id, stored, value, vector_bytes) in prepared {
+                    docs.insert(&id.to_be_bytes(), value.as_slice())?;
+                    for (term, tf) in &stored.terms {
+                        postings.insert(posting_key(term, *id), &tf.to_le_bytes())?;
+                    }
+                    vectors.insert(&id.to_be_bytes(), vector_bytes.as_slice())?;
+                    video_docs.insert(video_doc_key(&stored.doc.video_id, *id), &[])?;
+                }
+                if added_docs > 0 {
+                    let n = read_u64(stats.get(STAT_DOCS)?) + added_docs;
+                    let len = read_u64(stats.get(STAT_LENGTH)?) + added_length;
+                    stats.insert(STAT_DOCS, &n.to_be_bytes())?;
+                    stats.insert(STAT_LENGTH, &len.to_be_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<Error>>(())
+            })
+            .map_err(tx_error)?;
+        Ok(())
     }
 
     fn remove(&self, id: u64) -> Result<()> {
@@ -701,20 +746,10 @@ impl SearchIndex {
         keep: &dyn Fn(&DocMeta) -> bool,
         limit: usize,
     ) -> Vec<(u64, f32)> {
-        let memory = self.memory.read().expect("search memory poisoned");
-        let slots = &memory.slots;
-        let keep_slot = |slot: u32| {
-            slots
-                .get(slot as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| keep(&s.1))
-        };
-        memory
-            .space(space)
-            .nearest(query, &keep_slot, limit, self.ann.ef_search)
-            .into_iter()
-            .filter_map(|(slot, score)| Some((slots[slot as usize].as_ref()?.0, score)))
-            .collect()
+        self.in_space(space, keep, |vectors, keep_slot| {
+            let ef = self.ef_search.load(std::sync::atomic::Ordering::Relaxed);
+            vectors.nearest(query, keep_slot, limit, ef)
+        })
     }
 
     /// Exact nearest documents, whatever the space's size (to measure the graph's recall).
@@ -725,6 +760,19 @@ impl SearchIndex {
         keep: &dyn Fn(&DocMeta) -> bool,
         limit: usize,
     ) -> Vec<(u64, f32)> {
+        self.in_space(space, keep, |vectors, keep_slot| {
+            vectors.exact(query, keep_slot, limit)
+        })
+    }
+
+    /// Runs a slot-level search of `space` with `keep` turned into a slot filter, and
+    /// maps the slots found back to document ids.
+    fn in_space(
+        &self,
+        space: Space,
+        keep: &dyn Fn(&DocMeta) -> bool,
+        search: impl FnOnce(&VectorSpace, &dyn Fn(u32) -> bool) -> Vec<(u32, f32)>,
+    ) -> Vec<(u64, f32)> {
         let memory = self.memory.read().expect("search memory poisoned");
         let slots = &memory.slots;
         let keep_slot = |slot: u32| {
@@ -733,9 +781,7 @@ impl SearchIndex {
                 .and_then(Option::as_ref)
                 .is_some_and(|s| keep(&s.1))
         };
-        memory
-            .space(space)
-            .exact(query, &keep_slot, limit)
+        search(memory.space(space), &keep_slot)
             .into_iter()
             .filter_map(|(slot, score)| Some((slots[slot as usize].as_ref()?.0, score)))
             .collect()

@@ -29,10 +29,10 @@ pub struct AnnConfig {
 impl Default for AnnConfig {
     fn default() -> Self {
         AnnConfig {
-            // Measured with `bench search` on this 2-core machine: the exact scan of
-            // 384-d vectors costs ~1.2 ms at 10k and ~24 ms at 100k; a graph search
-            // ~0.5-1 ms at any of these sizes.
-            threshold: 20_000,
+            // Measured with `bench search` on this 2-core machine (384-d, top-50): the
+            // exact scan costs ~1.0-1.4 ms at 10k and ~10.5 ms at 100k (linear); a graph
+            // search ~2.4-4.4 ms at either size. They cross at about 30k.
+            threshold: 30_000,
             links: 16,
             ef_construction: 100,
             ef_search: 96,
