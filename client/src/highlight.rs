@@ -146,7 +146,10 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             Some(pb::highlight_event::Event::Slice(s)) => {
                 slices += 1;
                 let what = if s.error.is_empty() {
-                    format!("{} candidates", s.segments.len())
+                    match s.segments.len() {
+                        1 => "1 candidate".to_string(),
+                        n => format!("{n} candidates"),
+                    }
                 } else {
                     format!("failed: {}", s.error)
                 };

@@ -503,10 +503,18 @@ pub fn search_scale(
     // little noise in every dimension.
     const LATENT: usize = 24;
     let centres: Vec<Vec<f32>> = (0..512)
-        .map(|_| (0..LATENT).map(|_| uniform(&mut next) as f32 - 0.5).collect())
+        .map(|_| {
+            (0..LATENT)
+                .map(|_| uniform(&mut next) as f32 - 0.5)
+                .collect()
+        })
         .collect();
     let basis: Vec<Vec<f32>> = (0..dims)
-        .map(|_| (0..LATENT).map(|_| uniform(&mut next) as f32 - 0.5).collect())
+        .map(|_| {
+            (0..LATENT)
+                .map(|_| uniform(&mut next) as f32 - 0.5)
+                .collect()
+        })
         .collect();
     let vector = |next: &mut dyn FnMut() -> u64| {
         let c = &centres[(next() % centres.len() as u64) as usize];
