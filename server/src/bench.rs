@@ -767,7 +767,7 @@ pub async fn highlight(
             target_ms,
             ..Fit::default()
         },
-        render: render.then(|| RenderOptions {
+        render: render.then_some(RenderOptions {
             crossfade_ms: 0,
             subtitles: Subtitles::None,
         }),

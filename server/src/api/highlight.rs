@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reelforge_proto::v1 as pb;
 use tokio::io::AsyncReadExt;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -149,14 +149,16 @@ impl pb::highlight_server::Highlight for HighlightApi {
         req: Request<pb::HighlightRequest>,
     ) -> Result<Response<Self::HighlightStream>, Status> {
         let req = request(req.into_inner()).map_err(to_status)?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // Unbounded: a job has a bounded number of events (its slices, its render
+        // steps), and a slow reader must not lose any.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = self.engine.clone();
         // The job runs to its end even if the caller goes away: its files stay for
-        // `Download`. Events a gone caller cannot take are dropped.
+        // `Download`.
         tokio::spawn(async move {
             let sink_tx = tx.clone();
             let sink = move |e: HighlightEvent| {
-                let _ = sink_tx.try_send(Ok(event(e)));
+                let _ = sink_tx.send(Ok(event(e)));
             };
             let outcome = job::run(&engine, &req, &sink).await;
             let last = outcome.map_err(to_status).map(|r| pb::HighlightEvent {
@@ -169,9 +171,9 @@ impl pb::highlight_server::Highlight for HighlightApi {
                     files: r.files,
                 })),
             });
-            let _ = tx.send(last).await;
+            let _ = tx.send(last);
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
     }
 
     async fn download(

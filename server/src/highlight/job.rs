@@ -235,6 +235,64 @@ pub async fn run(
     let highlight_id = uuid::Uuid::new_v4().to_string();
     let dir = highlight_dir(engine, &highlight_id);
     tokio::fs::create_dir_all(&dir).await?;
+    // Renders run two at a time at most: each is an ffmpeg re-encode using every core.
+    let outputs = async {
+        let _slot = RENDER_SLOTS
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+        write_outputs(Outputs {
+            engine,
+            req,
+            video: &video,
+            source: &source,
+            stream: &stream,
+            chosen,
+            candidates: count,
+            highlight_id: &highlight_id,
+            dir: &dir,
+            sink,
+        })
+        .await
+    }
+    .await;
+    if outputs.is_err() {
+        // Nothing half-made stays behind.
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+    outputs
+}
+
+static RENDER_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// What `write_outputs` needs.
+struct Outputs<'a> {
+    engine: &'a Engine,
+    req: &'a HighlightRequest,
+    video: &'a crate::store::VideoRecord,
+    source: &'a std::path::Path,
+    stream: &'a crate::media::probe::StreamRecord,
+    chosen: Vec<Segment>,
+    candidates: usize,
+    highlight_id: &'a str,
+    dir: &'a std::path::Path,
+    sink: &'a (dyn Fn(HighlightEvent) + Send + Sync),
+}
+
+/// Renders the reel (when asked) and writes the timeline files into `o.dir`.
+async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
+    let Outputs {
+        engine,
+        req,
+        video,
+        source,
+        stream,
+        chosen,
+        candidates: count,
+        highlight_id,
+        dir,
+        sink,
+    } = o;
     let fps = if stream.fps > 0.0 { stream.fps } else { 25.0 };
     let has_audio = video.probe.has_audio();
     let mut files = Vec::new();
@@ -249,7 +307,7 @@ pub async fn run(
             .iter()
             .map(|s| Piece {
                 segment: s.clone(),
-                source: source.clone(),
+                source: source.to_path_buf(),
                 has_audio,
             })
             .collect();
@@ -284,7 +342,7 @@ pub async fn run(
         crossfade_ms = options.crossfade_ms;
     }
     let timeline = Timeline {
-        highlight_id: highlight_id.clone(),
+        highlight_id: highlight_id.to_string(),
         strategy: req.strategy.name().to_string(),
         clips: chosen
             .iter()
@@ -302,7 +360,7 @@ pub async fn run(
         fps,
     };
     let result = HighlightResult {
-        highlight_id,
+        highlight_id: highlight_id.to_string(),
         strategy: req.strategy.name().to_string(),
         segments: chosen,
         candidates: count,
