@@ -19,6 +19,8 @@ pub enum StrategyArg {
     Direct,
     /// Slices analysed in parallel, merged afterwards.
     Sliced,
+    /// `--script` events matched across the library (or the videos named), in order.
+    Script,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -30,8 +32,9 @@ pub enum SubtitlesArg {
 
 #[derive(Args)]
 pub struct HighlightArgs {
-    /// The stored video (see `reelforge videos list`).
-    pub video: String,
+    /// The stored video (see `reelforge videos list`); for `--strategy script`, the
+    /// videos to draw from (none: the whole library).
+    pub videos: Vec<String>,
     #[arg(long, value_enum, default_value = "sliced")]
     pub strategy: StrategyArg,
     /// Sliced: slice length.
@@ -58,6 +61,9 @@ pub struct HighlightArgs {
     pub crossfade: f64,
     #[arg(long, value_enum, default_value = "none")]
     pub subtitles: SubtitlesArg,
+    /// Script strategy: what should happen, in order ("a jump, then the crowd cheering").
+    #[arg(long)]
+    pub script: Option<String>,
     /// Choose segments and write timelines only.
     #[arg(long)]
     pub no_render: bool,
@@ -101,11 +107,29 @@ fn segment_line(s: &pb::HighlightSegment) -> String {
 
 pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
     let mut client = HighlightClient::new(channel);
+    let scripted = matches!(args.strategy, StrategyArg::Script);
+    if scripted && args.script.is_none() {
+        anyhow::bail!("--strategy script needs --script \"what happens, then what\"");
+    }
+    if !scripted && args.videos.len() != 1 {
+        anyhow::bail!("name exactly one video for --strategy direct or sliced");
+    }
     let req = pb::HighlightRequest {
-        video_id: args.video.clone(),
+        video_id: if scripted {
+            String::new()
+        } else {
+            args.videos[0].clone()
+        },
+        video_ids: if scripted {
+            args.videos.clone()
+        } else {
+            vec![]
+        },
+        script: args.script.clone().unwrap_or_default(),
         strategy: match args.strategy {
             StrategyArg::Direct => pb::HighlightStrategy::Direct,
             StrategyArg::Sliced => pb::HighlightStrategy::Sliced,
+            StrategyArg::Script => pb::HighlightStrategy::Script,
         } as i32,
         slice_seconds: args.slice_seconds,
         concurrency: args.concurrency,
@@ -173,6 +197,25 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
                     say(format!("  {}", segment_line(s)));
                 }
             }
+            Some(pb::highlight_event::Event::ScriptMatch(m)) if !args.json => {
+                say(match &m.segment {
+                    Some(s) => format!(
+                        "event {} \"{}\": {} {}-{} ({}, score {:.2})",
+                        m.index + 1,
+                        m.event,
+                        s.video_id,
+                        clock(s.start_ms),
+                        clock(s.end_ms),
+                        m.source,
+                        s.score
+                    ),
+                    None => format!(
+                        "event {} \"{}\": no unused footage matches",
+                        m.index + 1,
+                        m.event
+                    ),
+                });
+            }
             Some(pb::highlight_event::Event::Render(r)) => {
                 bar.set_message(format!(
                     "rendering {}%",
@@ -180,7 +223,9 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
                 ));
             }
             Some(pb::highlight_event::Event::Done(d)) => done = Some(d),
-            Some(pb::highlight_event::Event::Chosen(_)) | None => {}
+            Some(pb::highlight_event::Event::Chosen(_))
+            | Some(pb::highlight_event::Event::ScriptMatch(_))
+            | None => {}
         }
     }
     bar.finish_and_clear();

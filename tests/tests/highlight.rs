@@ -272,6 +272,45 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
     );
     assert!(e.truths[1].matched, "{e:?}");
 
+    // Script: events matched by search across the library, in the script's order, never
+    // the same footage twice.
+    let script = |text: &str| pb::HighlightRequest {
+        strategy: pb::HighlightStrategy::Script as i32,
+        script: text.into(),
+        render: Some(false),
+        ..Default::default()
+    };
+    let (events, scripted) = run(
+        &mut client,
+        script("sudden loud audio, then a burst of fast motion with a scene cut"),
+    )
+    .await
+    .unwrap();
+    let matches: Vec<&pb::ScriptMatch> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ScriptMatch(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(matches.len(), 2);
+    assert_eq!(matches[1].event, "a burst of fast motion with a scene cut");
+    eprintln!("script: {:?}", spans(&scripted.segments));
+    assert_eq!(scripted.strategy, "script");
+    assert_eq!(
+        spans(&scripted.segments),
+        vec![(46_000, 50_000), (20_000, 25_000)],
+        "the script's order: Big Buck Bunny's loud burst, then the bikes"
+    );
+    let (_, twice) = run(&mut client, script("sudden loud audio. sudden loud audio"))
+        .await
+        .unwrap();
+    let used = spans(&twice.segments);
+    assert!(
+        used.len() < 2 || used[0].1 <= used[1].0 || used[1].1 <= used[0].0,
+        "no footage twice: {used:?}"
+    );
+
     // A target length is met.
     let (_, short) = run(
         &mut client,
@@ -396,6 +435,23 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             "crossfade_seconds",
         ),
         (bad(&|r| r.strategy = 42), Code::InvalidArgument, "strategy"),
+        (
+            bad(&|r| {
+                r.strategy = pb::HighlightStrategy::Script as i32;
+                r.script = " , then ;".into()
+            }),
+            Code::InvalidArgument,
+            "script has no events",
+        ),
+        (
+            bad(&|r| {
+                r.strategy = pb::HighlightStrategy::Script as i32;
+                r.script = "a jump".into();
+                r.video_ids = vec!["ffffffffffffffff".into()]
+            }),
+            Code::NotFound,
+            "video_ids",
+        ),
     ];
     for (req, code, field) in cases {
         let err = run(&mut client, req).await.unwrap_err();

@@ -48,6 +48,10 @@ fn ms(seconds: f64, default_ms: i64, field: &str) -> Result<i64, Error> {
 fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
     let strategy = match pb::HighlightStrategy::try_from(r.strategy) {
         Ok(pb::HighlightStrategy::Direct) => StrategyKind::Direct,
+        Ok(pb::HighlightStrategy::Script) => StrategyKind::Script {
+            events: crate::highlight::script::parse_script(&r.script)?,
+            video_ids: r.video_ids.clone(),
+        },
         Ok(pb::HighlightStrategy::Sliced) => StrategyKind::Sliced {
             slice_ms: ms(r.slice_seconds, 30_000, "slice_seconds")?,
             concurrency: if r.concurrency == 0 {
@@ -126,6 +130,13 @@ fn event(e: HighlightEvent) -> pb::HighlightEvent {
             error: o.error.unwrap_or_default(),
             segments: o.segments.iter().map(segment).collect(),
             description: o.description,
+        }),
+        HighlightEvent::ScriptMatch(m) => Event::ScriptMatch(pb::ScriptMatch {
+            index: m.index,
+            event: m.event,
+            segment: m.segment.as_ref().map(segment),
+            source: m.source,
+            matched_text: m.matched_text,
         }),
         HighlightEvent::Chosen(segments, candidates) => Event::Chosen(pb::ChosenSegments {
             segments: segments.iter().map(segment).collect(),

@@ -2,12 +2,14 @@
 //! strategy (streaming each slice's result), post-process, render the reel and write its
 //! timeline files under `data_dir/highlights/<id>/`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::export::{self, Timeline, TimelineClip};
 use super::render::{self, Piece, RenderOptions, Shape};
+use super::script::{self, EventMatch};
 use super::segments::{self, Fit, Segment};
 use super::strategy::{self, Material, SliceOutcome};
 use crate::error::{Error, Result};
@@ -18,10 +20,18 @@ pub const MAX_CONCURRENCY: usize = 32;
 /// Candidates of one video this close merge (slicing splits and repeats moments).
 const MERGE_GAP_MS: i64 = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StrategyKind {
     Direct,
-    Sliced { slice_ms: i64, concurrency: usize },
+    Sliced {
+        slice_ms: i64,
+        concurrency: usize,
+    },
+    /// Ordered events matched across `video_ids` (empty: the whole library).
+    Script {
+        events: Vec<String>,
+        video_ids: Vec<String>,
+    },
 }
 
 impl StrategyKind {
@@ -29,12 +39,14 @@ impl StrategyKind {
         match self {
             StrategyKind::Direct => "direct",
             StrategyKind::Sliced { .. } => "sliced",
+            StrategyKind::Script { .. } => "script",
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct HighlightRequest {
+    /// The video (Direct, Sliced); Script uses the strategy's `video_ids`.
     pub video_id: String,
     pub strategy: StrategyKind,
     pub fit: Fit,
@@ -45,6 +57,8 @@ pub struct HighlightRequest {
 #[derive(Debug, Clone)]
 pub enum HighlightEvent {
     Slice(SliceOutcome),
+    /// Script: how one event was matched.
+    ScriptMatch(EventMatch),
     /// The segments chosen after post-processing, and how many candidates there were.
     Chosen(Vec<Segment>, usize),
     Render {
@@ -106,13 +120,18 @@ pub fn artifact(engine: &Engine, highlight_id: &str, file: &str) -> Result<PathB
     Ok(path)
 }
 
-fn check(req: &HighlightRequest, duration_ms: i64) -> Result<()> {
+/// `duration_ms`: the video's, bounding slices and the target (`None` for Script).
+fn check(req: &HighlightRequest, duration_ms: Option<i64>) -> Result<()> {
     let secs = |ms: i64| ms as f64 / 1000.0;
-    if let StrategyKind::Sliced {
-        slice_ms,
-        concurrency,
-    } = req.strategy
+    if let (
+        StrategyKind::Sliced {
+            slice_ms,
+            concurrency,
+        },
+        Some(duration_ms),
+    ) = (&req.strategy, duration_ms)
     {
+        let (slice_ms, concurrency) = (*slice_ms, *concurrency);
         if slice_ms <= 0 || slice_ms > duration_ms {
             return Err(Error::invalid(format!(
                 "slice_seconds must be above 0 and at most the video's duration ({:.1} s), got {:.1}",
@@ -128,6 +147,7 @@ fn check(req: &HighlightRequest, duration_ms: i64) -> Result<()> {
     }
     let f = &req.fit;
     if let Some(t) = f.target_ms {
+        let duration_ms = duration_ms.unwrap_or(i64::MAX);
         if t <= 0 || t > duration_ms {
             return Err(Error::invalid(format!(
                 "target_seconds must be above 0 and at most the video's duration ({:.1} s), got {:.1}",
@@ -163,6 +183,9 @@ pub async fn run(
     req: &HighlightRequest,
     sink: &(dyn Fn(HighlightEvent) + Send + Sync),
 ) -> Result<HighlightResult> {
+    if let StrategyKind::Script { events, video_ids } = &req.strategy {
+        return run_script(engine, req, events, video_ids, sink).await;
+    }
     crate::store::keys::validate_video_id(&req.video_id)
         .map_err(|_| Error::invalid(format!("video_id: {:?} is not a video id", req.video_id)))?;
     let (store, id) = (engine.store().clone(), req.video_id.clone());
@@ -185,21 +208,10 @@ pub async fn run(
             req.video_id
         ))
     })?;
-    let Some(stream) = video.probe.video().cloned() else {
-        return Err(Error::FailedPrecondition(format!(
-            "video {} has no media on this server (imported from {}); ingest the file to make highlights",
-            video.video_id, video.probe.format_name
-        )));
-    };
+    media_of(&video)?;
     let duration_ms = video.probe.duration_ms;
-    check(req, duration_ms)?;
+    check(req, Some(duration_ms))?;
     let source = PathBuf::from(&video.source_path);
-    if !source.is_file() {
-        return Err(Error::FailedPrecondition(format!(
-            "the source of video {} ({}) is gone; ingest it again",
-            video.video_id, video.source_path
-        )));
-    }
     let material = Material {
         video_id: &video.video_id,
         source: &source,
@@ -210,7 +222,7 @@ pub async fn run(
     let analyzer = engine.providers().analyzer.clone();
     let on_slice: &(dyn Fn(&SliceOutcome) + Send + Sync) =
         &|o: &SliceOutcome| sink(HighlightEvent::Slice(o.clone()));
-    let candidates = match req.strategy {
+    let candidates = match &req.strategy {
         StrategyKind::Direct => strategy::direct(analyzer.as_ref(), &material, on_slice).await?,
         StrategyKind::Sliced {
             slice_ms,
@@ -219,19 +231,105 @@ pub async fn run(
             strategy::sliced(
                 analyzer.as_ref(),
                 &material,
-                slice_ms,
-                concurrency,
+                *slice_ms,
+                *concurrency,
                 on_slice,
             )
             .await?
         }
+        StrategyKind::Script { .. } => unreachable!("handled above"),
     };
     let count = candidates.len();
     let merged = segments::merge_close(candidates, MERGE_GAP_MS);
     let resolved = segments::resolve_by_priority(merged, req.fit.min_segment_ms);
     let chosen = segments::fit(resolved, &req.fit, &|_| duration_ms);
     sink(HighlightEvent::Chosen(chosen.clone(), count));
+    let videos = HashMap::from([(video.video_id.clone(), video)]);
+    finish(engine, req, &videos, chosen, count, sink).await
+}
 
+/// The video stream of a video that has media on this server, or why it cannot be cut.
+fn media_of(video: &crate::store::VideoRecord) -> Result<crate::media::probe::StreamRecord> {
+    let Some(stream) = video.probe.video().cloned() else {
+        return Err(Error::FailedPrecondition(format!(
+            "video {} has no media on this server (imported from {}); ingest the file to make highlights",
+            video.video_id, video.probe.format_name
+        )));
+    };
+    if !std::path::Path::new(&video.source_path).is_file() {
+        return Err(Error::FailedPrecondition(format!(
+            "the source of video {} ({}) is gone; ingest it again",
+            video.video_id, video.source_path
+        )));
+    }
+    Ok(stream)
+}
+
+/// Script: events matched in order across the library (or `video_ids`), one segment each.
+async fn run_script(
+    engine: &Engine,
+    req: &HighlightRequest,
+    events: &[String],
+    video_ids: &[String],
+    sink: &(dyn Fn(HighlightEvent) + Send + Sync),
+) -> Result<HighlightResult> {
+    check(req, None)?;
+    if events.is_empty() {
+        return Err(Error::invalid("script has no events"));
+    }
+    let library: HashMap<String, crate::store::VideoRecord> = engine
+        .videos()
+        .await?
+        .into_iter()
+        .map(|v| (v.video_id.clone(), v))
+        .collect();
+    for id in video_ids {
+        crate::store::keys::validate_video_id(id)
+            .map_err(|_| Error::invalid(format!("video_ids: {id:?} is not a video id")))?;
+        let video = library.get(id).ok_or_else(|| {
+            Error::NotFound(format!(
+                "video_ids: no video with id {id} (see `reelforge videos list`)"
+            ))
+        })?;
+        media_of(video)?;
+    }
+    let usable = |id: &str| library.get(id).is_some_and(|v| media_of(v).is_ok());
+    let on_match: &(dyn Fn(&EventMatch) + Send + Sync) =
+        &|m: &EventMatch| sink(HighlightEvent::ScriptMatch(m.clone()));
+    let matches = script::match_events(engine, events, video_ids, &usable, on_match).await?;
+    let matched: Vec<Segment> = matches.into_iter().filter_map(|m| m.segment).collect();
+    let count = matched.len();
+    // The script's order, each segment shaped alone; the target cuts the tail.
+    let mut chosen = Vec::new();
+    let mut total = 0;
+    for s in matched {
+        let duration = library.get(&s.video_id).map_or(0, |v| v.probe.duration_ms);
+        let Some(mut s) = segments::shape_one(s, &req.fit, duration) else {
+            continue;
+        };
+        if let Some(target) = req.fit.target_ms {
+            let room = target - total;
+            if room < req.fit.min_segment_ms {
+                break;
+            }
+            s.end_ms = s.end_ms.min(s.start_ms + room);
+        }
+        total += s.duration_ms();
+        chosen.push(s);
+    }
+    sink(HighlightEvent::Chosen(chosen.clone(), count));
+    finish(engine, req, &library, chosen, count, sink).await
+}
+
+/// Renders (when asked) and writes the files of a highlight whose segments are chosen.
+async fn finish(
+    engine: &Engine,
+    req: &HighlightRequest,
+    videos: &HashMap<String, crate::store::VideoRecord>,
+    chosen: Vec<Segment>,
+    count: usize,
+    sink: &(dyn Fn(HighlightEvent) + Send + Sync),
+) -> Result<HighlightResult> {
     let highlight_id = uuid::Uuid::new_v4().to_string();
     let dir = highlight_dir(engine, &highlight_id);
     tokio::fs::create_dir_all(&dir).await?;
@@ -244,9 +342,7 @@ pub async fn run(
         write_outputs(Outputs {
             engine,
             req,
-            video: &video,
-            source: &source,
-            stream: &stream,
+            videos,
             chosen,
             candidates: count,
             highlight_id: &highlight_id,
@@ -269,9 +365,7 @@ static RENDER_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(
 struct Outputs<'a> {
     engine: &'a Engine,
     req: &'a HighlightRequest,
-    video: &'a crate::store::VideoRecord,
-    source: &'a std::path::Path,
-    stream: &'a crate::media::probe::StreamRecord,
+    videos: &'a HashMap<String, crate::store::VideoRecord>,
     chosen: Vec<Segment>,
     candidates: usize,
     highlight_id: &'a str,
@@ -284,17 +378,33 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
     let Outputs {
         engine,
         req,
-        video,
-        source,
-        stream,
+        videos,
         chosen,
         candidates: count,
         highlight_id,
         dir,
         sink,
     } = o;
-    let fps = if stream.fps > 0.0 { stream.fps } else { 25.0 };
-    let has_audio = video.probe.has_audio();
+    // Each segment's source; the reel takes the first segment's size and frame rate.
+    type Media<'v> = (
+        &'v crate::store::VideoRecord,
+        crate::media::probe::StreamRecord,
+    );
+    let media = |s: &Segment| -> Result<Media<'_>> {
+        let video = videos
+            .get(&s.video_id)
+            .ok_or_else(|| Error::internal(format!("segment of unknown video {}", s.video_id)))?;
+        Ok((video, media_of(video)?))
+    };
+    let fps_of = |stream: &crate::media::probe::StreamRecord| {
+        if stream.fps > 0.0 {
+            stream.fps
+        } else {
+            25.0
+        }
+    };
+    let first = chosen.first().map(media).transpose()?;
+    let fps = first.as_ref().map_or(25.0, |(_, st)| fps_of(st));
     let mut files = Vec::new();
     let mut reel_duration_ms = 0;
     let mut record_starts: Vec<i64> = {
@@ -305,12 +415,16 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
     if let (Some(options), false) = (&req.render, chosen.is_empty()) {
         let pieces: Vec<Piece> = chosen
             .iter()
-            .map(|s| Piece {
-                segment: s.clone(),
-                source: source.to_path_buf(),
-                has_audio,
+            .map(|s| {
+                let (video, _) = media(s)?;
+                Ok(Piece {
+                    segment: s.clone(),
+                    source: PathBuf::from(&video.source_path),
+                    has_audio: video.probe.has_audio(),
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
+        let (_, stream) = first.as_ref().expect("chosen is not empty");
         let shape = Shape {
             width: stream.width,
             height: stream.height,
@@ -348,9 +462,17 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
             .iter()
             .zip(&record_starts)
             .map(|(s, &r)| {
-                TimelineClip::new(s, &video.filename, &video.source_path, r, fps, has_audio)
+                let (video, stream) = media(s)?;
+                Ok(TimelineClip::new(
+                    s,
+                    &video.filename,
+                    &video.source_path,
+                    r,
+                    fps_of(&stream),
+                    video.probe.has_audio(),
+                ))
             })
-            .collect(),
+            .collect::<Result<_>>()?,
         crossfade_ms,
         duration_ms: render::timeline(
             &chosen.iter().map(Segment::duration_ms).collect::<Vec<_>>(),

@@ -4,5 +4,6 @@
 pub mod export;
 pub mod job;
 pub mod render;
+pub mod script;
 pub mod segments;
 pub mod strategy;

@@ -335,16 +335,9 @@ impl Default for Fit {
 pub fn fit(segments: Vec<Segment>, fit: &Fit, duration_ms: &dyn Fn(&str) -> i64) -> Vec<Segment> {
     let mut shaped: Vec<Segment> = segments
         .into_iter()
-        .filter_map(|mut s| {
+        .filter_map(|s| {
             let d = duration_ms(&s.video_id);
-            s.start_ms = (s.start_ms - fit.padding_ms).max(0);
-            s.end_ms = (s.end_ms + fit.padding_ms).min(d);
-            if s.duration_ms() > fit.max_segment_ms {
-                let cut = s.duration_ms() - fit.max_segment_ms;
-                s.start_ms += cut / 2;
-                s.end_ms = s.start_ms + fit.max_segment_ms;
-            }
-            (s.duration_ms() >= fit.min_segment_ms).then_some(s)
+            shape_one(s, fit, d)
         })
         .collect();
     // Padding can make neighbours overlap again.
@@ -375,6 +368,19 @@ pub fn fit(segments: Vec<Segment>, fit: &Fit, duration_ms: &dyn Fn(&str) -> i64)
         });
     }
     shaped
+}
+
+/// One segment padded (within `[0, duration_ms]`), cut to the maximum length around its
+/// middle; `None` when shorter than the minimum.
+pub fn shape_one(mut s: Segment, fit: &Fit, duration_ms: i64) -> Option<Segment> {
+    s.start_ms = (s.start_ms - fit.padding_ms).max(0);
+    s.end_ms = (s.end_ms + fit.padding_ms).min(duration_ms);
+    if s.duration_ms() > fit.max_segment_ms {
+        let cut = s.duration_ms() - fit.max_segment_ms;
+        s.start_ms += cut / 2;
+        s.end_ms = s.start_ms + fit.max_segment_ms;
+    }
+    (s.duration_ms() >= fit.min_segment_ms).then_some(s)
 }
 
 /// Intersection over union of two time ranges.
