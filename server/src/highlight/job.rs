@@ -334,11 +334,17 @@ async fn finish(
     let dir = highlight_dir(engine, &highlight_id);
     tokio::fs::create_dir_all(&dir).await?;
     // Renders run two at a time at most: each is an ffmpeg re-encode using every core.
+    // Choosing without rendering waits for nothing.
     let outputs = async {
-        let _slot = RENDER_SLOTS
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+        let _slot = match (&req.render, chosen.is_empty()) {
+            (Some(_), false) => Some(
+                RENDER_SLOTS
+                    .acquire()
+                    .await
+                    .map_err(|_| Error::Unavailable("the server is shutting down".into()))?,
+            ),
+            _ => None,
+        };
         write_outputs(Outputs {
             engine,
             req,
