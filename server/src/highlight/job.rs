@@ -409,28 +409,22 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
             25.0
         }
     };
-    let first = chosen.first().map(media).transpose()?;
-    let fps = first.as_ref().map_or(25.0, |(_, st)| fps_of(st));
+    let sources: Vec<Media> = chosen.iter().map(media).collect::<Result<_>>()?;
+    let fps = sources.first().map_or(25.0, |(_, st)| fps_of(st));
+    let durations: Vec<i64> = chosen.iter().map(Segment::duration_ms).collect();
     let mut files = Vec::new();
     let mut reel_duration_ms = 0;
-    let mut record_starts: Vec<i64> = {
-        let durations: Vec<i64> = chosen.iter().map(Segment::duration_ms).collect();
-        render::timeline(&durations, 0).0
-    };
     let mut crossfade_ms = 0;
-    if let (Some(options), false) = (&req.render, chosen.is_empty()) {
+    if let (Some(options), Some((_, stream))) = (&req.render, sources.first()) {
         let pieces: Vec<Piece> = chosen
             .iter()
-            .map(|s| {
-                let (video, _) = media(s)?;
-                Ok(Piece {
-                    segment: s.clone(),
-                    source: PathBuf::from(&video.source_path),
-                    has_audio: video.probe.has_audio(),
-                })
+            .zip(&sources)
+            .map(|(s, (video, _))| Piece {
+                segment: s.clone(),
+                source: PathBuf::from(&video.source_path),
+                has_audio: video.probe.has_audio(),
             })
-            .collect::<Result<_>>()?;
-        let (_, stream) = first.as_ref().expect("chosen is not empty");
+            .collect();
         let shape = Shape {
             width: stream.width,
             height: stream.height,
@@ -458,33 +452,30 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
         let rendered = rendered?;
         files.insert(0, "reel.mp4".to_string());
         reel_duration_ms = rendered.duration_ms;
-        record_starts = rendered.record_starts_ms;
         crossfade_ms = options.crossfade_ms;
     }
+    // The render placed the pieces by the same rule.
+    let (record_starts, duration_ms) = render::timeline(&durations, crossfade_ms);
     let timeline = Timeline {
         highlight_id: highlight_id.to_string(),
         strategy: req.strategy.name().to_string(),
         clips: chosen
             .iter()
+            .zip(&sources)
             .zip(&record_starts)
-            .map(|(s, &r)| {
-                let (video, stream) = media(s)?;
-                Ok(TimelineClip::new(
+            .map(|((s, (video, stream)), &r)| {
+                TimelineClip::new(
                     s,
                     &video.filename,
                     &video.source_path,
                     r,
-                    fps_of(&stream),
+                    fps_of(stream),
                     video.probe.has_audio(),
-                ))
+                )
             })
-            .collect::<Result<_>>()?,
+            .collect(),
         crossfade_ms,
-        duration_ms: render::timeline(
-            &chosen.iter().map(Segment::duration_ms).collect::<Vec<_>>(),
-            crossfade_ms,
-        )
-        .1,
+        duration_ms,
         fps,
     };
     let result = HighlightResult {

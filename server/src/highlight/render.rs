@@ -50,10 +50,9 @@ pub struct Shape {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub path: PathBuf,
-    /// Expected length: the segments' sum less the crossfade overlaps.
+    /// Expected length: the segments' sum less the crossfade overlaps (where each
+    /// segment starts on the reel: `timeline`).
     pub duration_ms: i64,
-    /// Where each segment starts on the reel's timeline.
-    pub record_starts_ms: Vec<i64>,
 }
 
 /// Where each piece starts on the reel and how long the reel is.
@@ -225,7 +224,6 @@ pub async fn render(
     Ok(Rendered {
         path: out.to_path_buf(),
         duration_ms,
-        record_starts_ms: starts,
     })
 }
 

@@ -450,8 +450,15 @@ impl SearchIndex {
                 added_length += stored.length as u64;
             }
             let id = self.db.generate_id()?;
-            let value = serde_json::to_vec(&stored)?;
-            let vector_bytes = crate::store::keys::encode_vector(vector);
+            // The stored forms are made only when they are stored.
+            let (value, vector_bytes) = if persist {
+                (
+                    serde_json::to_vec(&stored)?,
+                    crate::store::keys::encode_vector(vector),
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            };
             prepared.push((id, stored, value, vector_bytes));
         }
         if persist {

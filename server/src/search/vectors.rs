@@ -53,9 +53,7 @@ impl Distance<f32> for UnitDot {
 
 pub struct Graph {
     hnsw: Hnsw<'static, f32, UnitDot>,
-    /// Points in the graph, dead ones included.
-    points: usize,
-    /// Points whose slot has been removed since.
+    /// Points whose slot has been removed since they were inserted.
     dead: usize,
 }
 
@@ -117,7 +115,6 @@ impl VectorSpace {
         self.matrix.extend_from_slice(vector);
         if let Some(g) = &mut self.graph {
             g.hnsw.insert_slice((vector, slot as usize));
-            g.points += 1;
         }
         Ok(())
     }
@@ -147,7 +144,10 @@ impl VectorSpace {
         if self.building || config.threshold == 0 || self.len() < config.threshold {
             return None;
         }
-        let stale = self.graph.as_ref().is_some_and(|g| g.dead * 4 > g.points);
+        let stale = self
+            .graph
+            .as_ref()
+            .is_some_and(|g| g.dead * 4 > g.hnsw.get_nb_point());
         if self.graph.is_some() && !stale {
             return None;
         }
@@ -174,10 +174,9 @@ impl VectorSpace {
             if newest_in_snapshot.is_none_or(|n| slot > n) {
                 let v = &self.matrix[row * self.dims..(row + 1) * self.dims];
                 built.hnsw.insert_slice((v, slot as usize));
-                built.points += 1;
             }
         }
-        built.dead = built.points.saturating_sub(self.len());
+        built.dead = built.hnsw.get_nb_point().saturating_sub(self.len());
         self.graph = Some(built);
         self.building = false;
     }
@@ -266,11 +265,7 @@ impl Snapshot {
             .map(|(slot, v)| (v.as_slice(), *slot as usize))
             .collect();
         hnsw.parallel_insert_slice(&data);
-        Graph {
-            hnsw,
-            points: self.rows.len(),
-            dead: 0,
-        }
+        Graph { hnsw, dead: 0 }
     }
 }
 
