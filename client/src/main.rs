@@ -2,6 +2,7 @@
 
 mod highlight;
 mod ingest;
+mod library;
 mod output;
 mod search;
 mod videos;
@@ -48,6 +49,11 @@ enum Command {
     Search(search::SearchArgs),
     /// Make a highlight reel of a stored video (live progress; --out fetches the reel).
     Highlight(highlight::HighlightArgs),
+    /// The highlight library the template strategy matches against.
+    Library {
+        #[command(subcommand)]
+        command: library::LibraryCommand,
+    },
     /// Score predicted highlight segments against ground truth (recall, precision, F1,
     /// IoU); needs no server.
     Eval(highlight::EvalArgs),
@@ -94,6 +100,7 @@ async fn main() {
         match command {
             Command::Search(args) => search::run(channel, args).await,
             Command::Highlight(args) => highlight::run(channel, args).await,
+            Command::Library { command } => library::run(channel, command).await,
             Command::Eval(_) => unreachable!("handled before connecting"),
             Command::ImportBda { file, video } => {
                 let json = std::fs::read(&file)

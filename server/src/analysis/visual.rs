@@ -70,6 +70,20 @@ impl ClipAccumulator {
     }
 }
 
+/// A descriptor with its motion block weighed `factor` times more, renormalised: for
+/// comparisons where how much happens matters as much as how it looks (a still of an
+/// action scene is not the action).
+pub fn emphasise_motion(v: &[f32], factor: f32) -> Vec<f32> {
+    let mut out = v.to_vec();
+    if out.len() == DIMENSIONS {
+        for x in &mut out[HIST_BINS + LAYOUT_CELLS..] {
+            *x *= factor;
+        }
+        l2_normalise(&mut out);
+    }
+    out
+}
+
 pub fn l2_normalise(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {

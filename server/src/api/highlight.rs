@@ -12,8 +12,12 @@ use tonic::{Request, Response, Status};
 use super::status::to_status;
 use crate::error::Error;
 use crate::highlight::job::{self, HighlightEvent, HighlightRequest, StrategyKind};
+use crate::highlight::matched::MatchOptions;
+use crate::highlight::music::MusicOptions;
+use crate::highlight::points::Point;
 use crate::highlight::render::{RenderOptions, Subtitles};
 use crate::highlight::segments::{Fit, Segment};
+use crate::highlight::units::UnitKind;
 use crate::ingest::Engine;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::HighlightEvent, Status>> + Send>>;
@@ -45,12 +49,60 @@ fn ms(seconds: f64, default_ms: i64, field: &str) -> Result<i64, Error> {
     })
 }
 
-fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
+/// `prefilter`: the strategy's default for the pre-filter.
+fn match_options(r: &pb::HighlightRequest, prefilter: bool) -> Result<MatchOptions, Error> {
+    let unit = match pb::MatchUnit::try_from(r.match_unit) {
+        Ok(pb::MatchUnit::Clips) => UnitKind::Clips,
+        Ok(pb::MatchUnit::Frames) => UnitKind::Frames,
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "match_unit {} is not a match unit",
+                r.match_unit
+            )))
+        }
+    };
+    if r.similarity_threshold.is_some_and(|t| !t.is_finite()) || !r.dedup_similarity.is_finite() {
+        return Err(Error::invalid(
+            "similarity_threshold and dedup_similarity must be numbers",
+        ));
+    }
+    Ok(MatchOptions {
+        unit,
+        threshold: r.similarity_threshold,
+        transcript_points: r.transcript_points.unwrap_or(true),
+        prefilter: r.prefilter.unwrap_or(prefilter),
+        dedup_similarity: r.dedup_similarity,
+        coarse: r.coarse,
+    })
+}
+
+fn point(p: &Point) -> pb::HighlightPoint {
+    pb::HighlightPoint {
+        index: p.index,
+        priority: p.priority as u32,
+        description: p.description.clone(),
+        model: p.model.clone(),
+        source: p.source.clone(),
+        start_ms: p.start_ms,
+        end_ms: p.end_ms,
+    }
+}
+
+/// `roots`: where server-side folders (music) may be read.
+fn request(
+    r: pb::HighlightRequest,
+    roots: &[std::path::PathBuf],
+) -> Result<HighlightRequest, Error> {
     let strategy = match pb::HighlightStrategy::try_from(r.strategy) {
         Ok(pb::HighlightStrategy::Direct) => StrategyKind::Direct,
         Ok(pb::HighlightStrategy::Script) => StrategyKind::Script {
             events: crate::highlight::script::parse_script(&r.script)?,
             video_ids: r.video_ids.clone(),
+        },
+        Ok(pb::HighlightStrategy::Points) => StrategyKind::Points(match_options(&r, false)?),
+        Ok(pb::HighlightStrategy::Template) => StrategyKind::Template {
+            category: (!r.category.trim().is_empty()).then(|| r.category.clone()),
+            options: match_options(&r, true)?,
         },
         Ok(pb::HighlightStrategy::Sliced) => StrategyKind::Sliced {
             slice_ms: ms(r.slice_seconds, 30_000, "slice_seconds")?,
@@ -89,9 +141,35 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
             )))
         }
     };
+    if !r.music_volume.is_finite() || !(0.0..=1.0).contains(&r.music_volume) {
+        return Err(Error::invalid(format!(
+            "music_volume must be within 0..1 (0: the default 0.3), got {}",
+            r.music_volume
+        )));
+    }
+    let music = match r.music_dir.trim() {
+        "" => None,
+        dir => Some(MusicOptions {
+            dir: crate::ingest::paths::resolve_inside_roots(roots, dir).map_err(|e| match e {
+                Error::NotFound(m) => Error::invalid(format!("music_dir: {m}")),
+                other => other,
+            })?,
+            volume: if r.music_volume == 0.0 {
+                0.3
+            } else {
+                r.music_volume
+            },
+        }),
+    };
+    if music.is_some() && r.render == Some(false) {
+        return Err(Error::invalid(
+            "music_dir is for rendered reels; drop it or render the reel",
+        ));
+    }
     let render = r.render.unwrap_or(true).then(|| RenderOptions {
         crossfade_ms: (r.crossfade_seconds.max(0.0) * 1000.0).round() as i64,
         subtitles,
+        music,
     });
     if !r.crossfade_seconds.is_finite() || r.crossfade_seconds < 0.0 {
         return Err(Error::invalid(
@@ -106,7 +184,7 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
     })
 }
 
-fn segment(s: &Segment) -> pb::HighlightSegment {
+pub(super) fn segment(s: &Segment) -> pb::HighlightSegment {
     pb::HighlightSegment {
         video_id: s.video_id.clone(),
         start_ms: s.start_ms,
@@ -131,6 +209,22 @@ fn event(e: HighlightEvent) -> pb::HighlightEvent {
             segments: o.segments.iter().map(segment).collect(),
             description: o.description,
         }),
+        HighlightEvent::Points(points) => Event::Points(pb::HighlightPoints {
+            points: points.iter().map(point).collect(),
+        }),
+        HighlightEvent::Funnel(f) => Event::Funnel(pb::ClipFunnel {
+            unit: f.unit,
+            total: f.total,
+            after_prefilter: f.after_prefilter,
+            after_dedup: f.after_dedup,
+            after_coarse: f.after_coarse,
+        }),
+        HighlightEvent::PointMatch(m) => Event::PointMatch(pb::PointMatch {
+            point: Some(point(&m.point)),
+            clips_above: m.units_above,
+            best_similarity: m.best_similarity,
+            segments: m.segments.iter().map(segment).collect(),
+        }),
         HighlightEvent::ScriptMatch(m) => Event::ScriptMatch(pb::ScriptMatch {
             index: m.index,
             event: m.event,
@@ -141,6 +235,11 @@ fn event(e: HighlightEvent) -> pb::HighlightEvent {
         HighlightEvent::Chosen(segments, candidates) => Event::Chosen(pb::ChosenSegments {
             segments: segments.iter().map(segment).collect(),
             candidates: candidates as u32,
+        }),
+        HighlightEvent::Music(m) => Event::Music(pb::MusicChoice {
+            track: m.track.path.display().to_string(),
+            similarity: m.similarity,
+            words: m.track.words,
         }),
         HighlightEvent::Render { done, total } => Event::Render(pb::RenderProgress {
             steps_done: done,
@@ -159,7 +258,8 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::HighlightRequest>,
     ) -> Result<Response<Self::HighlightStream>, Status> {
-        let req = request(req.into_inner()).map_err(to_status)?;
+        let req =
+            request(req.into_inner(), &self.engine.config().allowed_roots).map_err(to_status)?;
         // Unbounded: a job has a bounded number of events (its slices, its render
         // steps), and a slow reader must not lose any.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -4,6 +4,7 @@
 mod convert;
 mod highlight;
 mod ingest;
+mod library;
 mod search;
 mod status;
 
@@ -12,12 +13,14 @@ use std::sync::Arc;
 
 use reelforge_proto::v1::highlight_server::HighlightServer;
 use reelforge_proto::v1::ingest_server::IngestServer;
+use reelforge_proto::v1::library_server::LibraryServer;
 use reelforge_proto::v1::search_server::SearchServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use highlight::HighlightApi;
 pub use ingest::IngestApi;
+pub use library::LibraryApi;
 pub use search::SearchApi;
 pub use status::to_status;
 
@@ -43,6 +46,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<HighlightServer<HighlightApi>>()
         .await;
+    health_reporter
+        .set_serving::<LibraryServer<LibraryApi>>()
+        .await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -58,7 +64,8 @@ pub async fn serve(
     // INVALID_ARGUMENT instead of a transport error.
     let search = SearchServer::new(SearchApi::new(engine.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let highlight = HighlightServer::new(HighlightApi::new(engine));
+    let highlight = HighlightServer::new(HighlightApi::new(engine.clone()));
+    let library = LibraryServer::new(LibraryApi::new(engine));
 
     tonic::transport::Server::builder()
         .add_service(health_service)
@@ -67,6 +74,7 @@ pub async fn serve(
         .add_service(ingest)
         .add_service(search)
         .add_service(highlight)
+        .add_service(library)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

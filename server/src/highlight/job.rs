@@ -8,10 +8,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::export::{self, Timeline, TimelineClip};
+use super::matched::{self, MatchOptions, MatchSink};
+use super::music::{self, MusicChoice, MusicOptions, Track};
+use super::points::{Point, PointMatch};
 use super::render::{self, Piece, RenderOptions, Shape};
 use super::script::{self, EventMatch};
 use super::segments::{self, Fit, Segment};
 use super::strategy::{self, Material, SliceOutcome};
+use super::units::Funnel;
 use crate::error::{Error, Result};
 use crate::ingest::{blocking, Engine};
 
@@ -32,6 +36,13 @@ pub enum StrategyKind {
         events: Vec<String>,
         video_ids: Vec<String>,
     },
+    /// Prioritised points matched against clips or frames.
+    Points(MatchOptions),
+    /// Clips that look like highlight library entries (of `category`, or all).
+    Template {
+        category: Option<String>,
+        options: MatchOptions,
+    },
 }
 
 impl StrategyKind {
@@ -40,6 +51,8 @@ impl StrategyKind {
             StrategyKind::Direct => "direct",
             StrategyKind::Sliced { .. } => "sliced",
             StrategyKind::Script { .. } => "script",
+            StrategyKind::Points(_) => "points",
+            StrategyKind::Template { .. } => "template",
         }
     }
 }
@@ -57,6 +70,12 @@ pub struct HighlightRequest {
 #[derive(Debug, Clone)]
 pub enum HighlightEvent {
     Slice(SliceOutcome),
+    /// Points, Template: what is matched against the clips.
+    Points(Vec<Point>),
+    /// Points, Template: how many clips the cost filters left.
+    Funnel(Funnel),
+    /// Points, Template: how one point (or library entry) matched.
+    PointMatch(PointMatch),
     /// Script: how one event was matched.
     ScriptMatch(EventMatch),
     /// The segments chosen after post-processing, and how many candidates there were.
@@ -65,6 +84,8 @@ pub enum HighlightEvent {
         done: u32,
         total: u32,
     },
+    /// The background track chosen for the reel (mixed in after the render).
+    Music(MusicChoice),
 }
 
 /// What a finished highlight leaves behind (also `timeline.json` beside the reel).
@@ -145,6 +166,20 @@ fn check(req: &HighlightRequest, duration_ms: Option<i64>) -> Result<()> {
             )));
         }
     }
+    if let StrategyKind::Points(o) | StrategyKind::Template { options: o, .. } = &req.strategy {
+        if o.threshold.is_some_and(|t| !(-1.0..=1.0).contains(&t)) {
+            return Err(Error::invalid(format!(
+                "similarity_threshold must be within -1..1, got {}",
+                o.threshold.unwrap_or_default()
+            )));
+        }
+        if !(0.0..=1.0).contains(&o.dedup_similarity) {
+            return Err(Error::invalid(format!(
+                "dedup_similarity must be within 0..1 (0: off), got {}",
+                o.dedup_similarity
+            )));
+        }
+    }
     let f = &req.fit;
     if let Some(t) = f.target_ms {
         let duration_ms = duration_ms.unwrap_or(i64::MAX);
@@ -183,8 +218,13 @@ pub async fn run(
     req: &HighlightRequest,
     sink: &(dyn Fn(HighlightEvent) + Send + Sync),
 ) -> Result<HighlightResult> {
+    // A bad music folder fails the request before any work.
+    let music = match req.render.as_ref().and_then(|r| r.music.as_ref()) {
+        Some(m) => Some(music::tracks(&engine.config().ffprobe, &m.dir).await?),
+        None => None,
+    };
     if let StrategyKind::Script { events, video_ids } = &req.strategy {
-        return run_script(engine, req, events, video_ids, sink).await;
+        return run_script(engine, req, events, video_ids, music, sink).await;
     }
     crate::store::keys::validate_video_id(&req.video_id)
         .map_err(|_| Error::invalid(format!("video_id: {:?} is not a video id", req.video_id)))?;
@@ -199,10 +239,11 @@ pub async fn run(
             .iter()
             .flat_map(|s| s.cut_points_ms.iter().copied())
             .collect();
-        Ok(Some((video, windows, cuts)))
+        let transcript = store.transcript(&id)?;
+        Ok(Some((video, windows, cuts, transcript)))
     })
     .await?;
-    let (video, windows, cuts) = loaded.ok_or_else(|| {
+    let (video, windows, cuts, transcript) = loaded.ok_or_else(|| {
         Error::NotFound(format!(
             "no video with id {} (see `reelforge videos list`)",
             req.video_id
@@ -222,8 +263,29 @@ pub async fn run(
     let analyzer = engine.providers().analyzer.clone();
     let on_slice: &(dyn Fn(&SliceOutcome) + Send + Sync) =
         &|o: &SliceOutcome| sink(HighlightEvent::Slice(o.clone()));
+    let sink_matches = Sink(sink);
+    let mut in_order = false;
     let candidates = match &req.strategy {
         StrategyKind::Direct => strategy::direct(analyzer.as_ref(), &material, on_slice).await?,
+        StrategyKind::Points(options) => {
+            let v = matched::Video {
+                record: &video,
+                material,
+                transcript: &transcript,
+            };
+            matched::points_and_clips(engine, &v, options, &sink_matches).await?
+        }
+        StrategyKind::Template { category, options } => {
+            let v = matched::Video {
+                record: &video,
+                material,
+                transcript: &transcript,
+            };
+            let (segments, ordered) =
+                matched::template(engine, &v, category.as_deref(), options, &sink_matches).await?;
+            in_order = ordered;
+            segments
+        }
         StrategyKind::Sliced {
             slice_ms,
             concurrency,
@@ -240,12 +302,22 @@ pub async fn run(
         StrategyKind::Script { .. } => unreachable!("handled above"),
     };
     let count = candidates.len();
-    let merged = segments::merge_close(candidates, MERGE_GAP_MS);
-    let resolved = segments::resolve_by_priority(merged, req.fit.min_segment_ms);
-    let chosen = segments::fit(resolved, &req.fit, &|_| duration_ms);
+    let chosen = match &req.strategy {
+        // The category's script set the order.
+        _ if in_order => fit_in_order(candidates, &req.fit, &|_| duration_ms),
+        // Each clip already has one owner: nothing overlaps.
+        StrategyKind::Points(_) | StrategyKind::Template { .. } => {
+            segments::fit(candidates, &req.fit, &|_| duration_ms)
+        }
+        _ => {
+            let merged = segments::merge_close(candidates, MERGE_GAP_MS);
+            let resolved = segments::resolve_by_priority(merged, req.fit.min_segment_ms);
+            segments::fit(resolved, &req.fit, &|_| duration_ms)
+        }
+    };
     sink(HighlightEvent::Chosen(chosen.clone(), count));
     let videos = HashMap::from([(video.video_id.clone(), video)]);
-    finish(engine, req, &videos, chosen, count, sink).await
+    finish(engine, req, &videos, chosen, count, music, sink).await
 }
 
 /// The video stream of a video that has media on this server, or why it cannot be cut.
@@ -271,6 +343,7 @@ async fn run_script(
     req: &HighlightRequest,
     events: &[String],
     video_ids: &[String],
+    music: Option<Vec<Track>>,
     sink: &(dyn Fn(HighlightEvent) + Send + Sync),
 ) -> Result<HighlightResult> {
     check(req, None)?;
@@ -299,17 +372,30 @@ async fn run_script(
     let matches = script::match_events(engine, events, video_ids, &usable, on_match).await?;
     let matched: Vec<Segment> = matches.into_iter().filter_map(|m| m.segment).collect();
     let count = matched.len();
-    // The script's order, each segment shaped alone; the target cuts the tail.
+    let chosen = fit_in_order(matched, &req.fit, &|id| {
+        library.get(id).map_or(0, |v| v.probe.duration_ms)
+    });
+    sink(HighlightEvent::Chosen(chosen.clone(), count));
+    finish(engine, req, &library, chosen, count, music, sink).await
+}
+
+/// Segments kept in the order given (a script's), each shaped alone; the target cuts the
+/// tail.
+fn fit_in_order(
+    segments: Vec<Segment>,
+    fit: &Fit,
+    duration_ms: &dyn Fn(&str) -> i64,
+) -> Vec<Segment> {
     let mut chosen = Vec::new();
     let mut total = 0;
-    for s in matched {
-        let duration = library.get(&s.video_id).map_or(0, |v| v.probe.duration_ms);
-        let Some(mut s) = segments::shape_one(s, &req.fit, duration) else {
+    for s in segments {
+        let duration = duration_ms(&s.video_id);
+        let Some(mut s) = segments::shape_one(s, fit, duration) else {
             continue;
         };
-        if let Some(target) = req.fit.target_ms {
+        if let Some(target) = fit.target_ms {
             let room = target - total;
-            if room < req.fit.min_segment_ms {
+            if room < fit.min_segment_ms {
                 break;
             }
             s.end_ms = s.end_ms.min(s.start_ms + room);
@@ -317,8 +403,57 @@ async fn run_script(
         total += s.duration_ms();
         chosen.push(s);
     }
-    sink(HighlightEvent::Chosen(chosen.clone(), count));
-    finish(engine, req, &library, chosen, count, sink).await
+    chosen
+}
+
+/// Chooses a track for the reel and mixes it under the reel's audio, in place.
+async fn mix_music(
+    engine: &Engine,
+    chosen: &[Segment],
+    tracks: &[Track],
+    options: &MusicOptions,
+    reel: &render::Rendered,
+    work: &std::path::Path,
+    sink: &(dyn Fn(HighlightEvent) + Send + Sync),
+) -> Result<()> {
+    let descriptions: Vec<String> = chosen.iter().map(|s| s.description.clone()).collect();
+    let choice = music::choose(
+        engine.providers().text_embedder.as_ref(),
+        tracks,
+        &descriptions,
+    )
+    .await?;
+    let mixed = work.join("reel-music.mp4");
+    music::mix(
+        &engine.config().ffmpeg,
+        &reel.path,
+        &choice.track.path,
+        reel.duration_ms,
+        options.volume,
+        &mixed,
+    )
+    .await?;
+    tokio::fs::rename(&mixed, &reel.path).await?;
+    sink(HighlightEvent::Music(choice));
+    Ok(())
+}
+
+/// Streams the matching strategies' events.
+struct Sink<'a>(&'a (dyn Fn(HighlightEvent) + Send + Sync));
+
+impl MatchSink for Sink<'_> {
+    fn slice(&self, outcome: &SliceOutcome) {
+        (self.0)(HighlightEvent::Slice(outcome.clone()))
+    }
+    fn points(&self, points: &[Point]) {
+        (self.0)(HighlightEvent::Points(points.to_vec()))
+    }
+    fn funnel(&self, funnel: &Funnel) {
+        (self.0)(HighlightEvent::Funnel(funnel.clone()))
+    }
+    fn matched(&self, m: &PointMatch) {
+        (self.0)(HighlightEvent::PointMatch(m.clone()))
+    }
 }
 
 /// Renders (when asked) and writes the files of a highlight whose segments are chosen.
@@ -328,6 +463,7 @@ async fn finish(
     videos: &HashMap<String, crate::store::VideoRecord>,
     chosen: Vec<Segment>,
     count: usize,
+    music: Option<Vec<Track>>,
     sink: &(dyn Fn(HighlightEvent) + Send + Sync),
 ) -> Result<HighlightResult> {
     let highlight_id = uuid::Uuid::new_v4().to_string();
@@ -351,6 +487,7 @@ async fn finish(
             videos,
             chosen,
             candidates: count,
+            music,
             highlight_id: &highlight_id,
             dir: &dir,
             sink,
@@ -374,6 +511,8 @@ struct Outputs<'a> {
     videos: &'a HashMap<String, crate::store::VideoRecord>,
     chosen: Vec<Segment>,
     candidates: usize,
+    /// The tracks to choose background music from.
+    music: Option<Vec<Track>>,
     highlight_id: &'a str,
     dir: &'a std::path::Path,
     sink: &'a (dyn Fn(HighlightEvent) + Send + Sync),
@@ -387,6 +526,7 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
         videos,
         chosen,
         candidates: count,
+        music,
         highlight_id,
         dir,
         sink,
@@ -448,6 +588,14 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
             tokio::fs::rename(&srt, dir.join("reel.srt")).await?;
             files.push("reel.srt".to_string());
         }
+        let rendered = match (rendered, music, &options.music) {
+            (Ok(r), Some(tracks), Some(m)) => {
+                mix_music(engine, &chosen, &tracks, m, &r, &work, sink)
+                    .await
+                    .map(|_| r)
+            }
+            (r, ..) => r,
+        };
         let _ = tokio::fs::remove_dir_all(&work).await;
         let rendered = rendered?;
         files.insert(0, "reel.mp4".to_string());

@@ -36,6 +36,8 @@ pub struct RenderOptions {
     /// Crossfade between consecutive segments (0: straight cuts).
     pub crossfade_ms: i64,
     pub subtitles: Subtitles,
+    /// Background music mixed under the original audio.
+    pub music: Option<super::music::MusicOptions>,
 }
 
 /// The reel's common shape, from the first source.

@@ -6,6 +6,14 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub fn resolve_server_path(roots: &[PathBuf], requested: &str) -> Result<PathBuf> {
+    let canonical = resolve_inside_roots(roots, requested)?;
+    check_media_file(&canonical, requested)?;
+    Ok(canonical)
+}
+
+/// The canonical path of `requested` (a file or a directory), which must exist inside one
+/// of `roots`.
+pub fn resolve_inside_roots(roots: &[PathBuf], requested: &str) -> Result<PathBuf> {
     if requested.trim().is_empty() {
         return Err(Error::invalid(
             "path is empty: give the path of a video file on the server",
@@ -45,7 +53,6 @@ pub fn resolve_server_path(roots: &[PathBuf], requested: &str) -> Result<PathBuf
     if !canonical_roots.iter().any(|r| canonical.starts_with(r)) {
         return Err(outside(requested, roots));
     }
-    check_media_file(&canonical, requested)?;
     Ok(canonical)
 }
 
