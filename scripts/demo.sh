@@ -12,7 +12,7 @@ cargo build --quiet --bin reelforge-server --bin reelforge
 data=${REELFORGE_DEMO_DATA:-$(mktemp -d)}
 log="$data/server.log"
 ./target/debug/reelforge-server --listen 127.0.0.1:0 --data-dir "$data/data" \
-  --allow-root "$PWD/assets/samples" >"$data/server.out" 2>"$log" &
+  --allow-root "$PWD/assets/samples" --allow-root "$PWD/assets/music" >"$data/server.out" 2>"$log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -49,3 +49,27 @@ JSON
 echo
 echo "demo: the reel against demo.mp4's known highlights (bikes 20-30 s, Big Buck Bunny 45-50.3 s)"
 ./target/debug/reelforge eval --truth "$data/truth.json" --pred "$data/timeline/timeline.json"
+
+echo
+echo "demo: points + clips on demo.mp4 (the analyser's points matched against its 2 s clips),"
+echo "      with background music chosen from assets/music and ducked under the original sound"
+./target/debug/reelforge highlight "$demo_id" --strategy points --music-dir "$PWD/assets/music" \
+  --out "$data/reel-points.mp4" --timeline-out "$data/timeline-points"
+./target/debug/reelforge eval --truth "$data/truth.json" --pred "$data/timeline-points/timeline.json"
+
+echo
+echo "demo: a highlight library from demo.mp4's two moments, matched against recap.mp4"
+echo "      (a re-edit of the same footage: Big Buck Bunny at 8-13.3 s, the bikes at 25.3-35.3 s)"
+./target/debug/reelforge ingest --slice-seconds 10 assets/samples/recap.mp4
+recap_id=$(./target/debug/reelforge videos list --json | python3 -c 'import json,sys; print(next(v["video_id"] for v in json.load(sys.stdin) if v["filename"] == "recap.mp4"))')
+./target/debug/reelforge library add "$demo_id" --start 20 --end 30 --category sports \
+  --tag bikes --description "riders racing downhill on mountain bikes" --score 0.9
+./target/debug/reelforge library add "$demo_id" --start 45 --end 50.28 --category sports \
+  --tag cartoon --description "a cartoon rabbit wakes up and stretches" --score 0.8
+./target/debug/reelforge library script sports "the bike race, then the cartoon rabbit"
+./target/debug/reelforge highlight "$recap_id" --strategy template --category sports \
+  --no-render --timeline-out "$data/timeline-template"
+cat >"$data/recap-truth.json" <<'JSON'
+{"segments": [{"start": 8, "end": 13.28}, {"start": 25.28, "end": 35.28}]}
+JSON
+./target/debug/reelforge eval --truth "$data/recap-truth.json" --pred "$data/timeline-template/timeline.json"

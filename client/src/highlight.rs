@@ -284,7 +284,7 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             }
             Some(pb::highlight_event::Event::Funnel(f)) if !args.json => {
                 say(format!(
-                    "{} {}: {} after the pre-filter, {} after dropping near-duplicates, {} matched",
+                    "{} {}: {} after the pre-filter, {} after dropping near-duplicates, {} compared with the points",
                     f.total, f.unit, f.after_prefilter, f.after_dedup, f.after_coarse
                 ));
             }

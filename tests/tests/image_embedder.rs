@@ -5,7 +5,9 @@
 
 use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{done_video_id, drain, fixtures, path_request, Server};
+use reelforge_tests::{
+    demo_video, done_video_id, drain, fixtures, ingest_path_done, path_request, Server,
+};
 
 #[tokio::test]
 async fn a_configured_clip_model_embeds_every_thumbnail() {
@@ -14,9 +16,10 @@ async fn a_configured_clip_model_embeds_every_thumbnail() {
     reelforge_server::models::clip::write_random_tiny_clip(&clip_dir).unwrap();
     let setting = format!("clip:{}", clip_dir.display());
     let f = fixtures();
+    let demo = demo_video();
     let server = Server::start_with(
         data.path(),
-        &[&f.dir],
+        &[&f.dir, demo.parent().unwrap()],
         &[
             ("REELFORGE_IMAGE_EMBEDDER", setting.as_str()),
             ("REELFORGE_TRANSCRIBER", "none"),
@@ -99,6 +102,43 @@ async fn a_configured_clip_model_embeds_every_thumbnail() {
     .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("kinds"), "{}", err.message());
+
+    // Points matched against demo.mp4's 1 fps frames in the same model's space: every
+    // frame is a unit and each point is scored against each; with the lowest threshold
+    // every frame counts (random weights: this checks the path, not what matches).
+    let (_, demo_id) = ingest_path_done(&mut client, &demo, 30.0).await;
+    let mut highlight = pb::highlight_client::HighlightClient::new(server.channel().await);
+    let mut stream = highlight
+        .highlight(pb::HighlightRequest {
+            video_id: demo_id,
+            strategy: pb::HighlightStrategy::Points as i32,
+            match_unit: pb::MatchUnit::Frames as i32,
+            similarity_threshold: Some(-1.0),
+            render: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut funnel, mut matches, mut done) = (None, Vec::new(), None);
+    while let Some(e) = stream.message().await.unwrap() {
+        match e.event.unwrap() {
+            pb::highlight_event::Event::Funnel(f) => funnel = Some(f),
+            pb::highlight_event::Event::PointMatch(m) => matches.push(m),
+            pb::highlight_event::Event::Done(d) => done = Some(d),
+            _ => {}
+        }
+    }
+    let funnel = funnel.expect("a funnel event");
+    assert_eq!((funnel.unit.as_str(), funnel.total), ("frames", 60));
+    assert!(!matches.is_empty(), "demo.mp4 has highlight points");
+    assert!(matches.iter().all(|m| m.clips_above == 60));
+    let done = done.expect("a result");
+    assert!(!done.segments.is_empty());
+    assert!(done
+        .segments
+        .iter()
+        .all(|s| s.model.ends_with("clip:my-clip match")));
     server.stop().await;
 }
 
