@@ -696,6 +696,7 @@ pub async fn highlight(
     concurrency: usize,
 ) -> anyhow::Result<()> {
     use crate::highlight::job::{self, HighlightRequest, StrategyKind};
+    use crate::highlight::library::{Library, NewEntry};
     use crate::highlight::matched::MatchOptions;
     use crate::highlight::render::{RenderOptions, Subtitles};
     use crate::highlight::segments::Fit;
@@ -817,8 +818,50 @@ pub async fn highlight(
             request(sliced(concurrency), Some(target), true),
         ));
     }
+    // A library entry: the first loop's strongest moment, for Template to find in the
+    // other loops.
+    let first = job::run(
+        &engine,
+        &request(StrategyKind::Direct, None, false),
+        &|_| {},
+    )
+    .await?;
+    if let Some(best) = first.segments.first() {
+        let library = Library::open(engine.store().db())?;
+        let entry = Library::prepare(
+            engine.store(),
+            &NewEntry {
+                video_id: video_id.clone(),
+                start_ms: best.start_ms,
+                end_ms: best.end_ms,
+                category: "bench".into(),
+                tags: vec![],
+                description: best.description.clone(),
+                score: 1.0,
+            },
+        )?;
+        library.put(&entry)?;
+        runs.insert(
+            5,
+            (
+                "template, choose only",
+                request(
+                    StrategyKind::Template {
+                        category: None,
+                        // The API's default for Template.
+                        options: MatchOptions {
+                            prefilter: true,
+                            ..MatchOptions::default()
+                        },
+                    },
+                    None,
+                    false,
+                ),
+            ),
+        );
+    }
     println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>9}",
         format!("run (N = {concurrency})"),
         "wall s",
         "CPU s",
@@ -837,7 +880,7 @@ pub async fn highlight(
             None => name.to_string(),
         };
         println!(
-            "{:<28} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9.1}",
+            "{:<40} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9.1}",
             label.replace("N", &concurrency.to_string()),
             wall,
             cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before,

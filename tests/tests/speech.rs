@@ -85,6 +85,35 @@ async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored(
     );
     assert_eq!(counts.get("summary"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("text"), Some(&2), "{counts:?}");
+
+    // A script event that is a spoken line finds that line, not the whole chunk of
+    // transcript it was indexed in.
+    let mut highlight = pb::highlight_client::HighlightClient::new(server.channel().await);
+    let line = &utterances[1];
+    let mut stream = highlight
+        .highlight(pb::HighlightRequest {
+            strategy: pb::HighlightStrategy::Script as i32,
+            script: line.text.clone(),
+            video_ids: vec![video_id.clone()],
+            render: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut done = None;
+    while let Some(e) = stream.message().await.unwrap() {
+        if let Some(pb::highlight_event::Event::Done(d)) = e.event {
+            done = Some(d);
+        }
+    }
+    let segment = done.expect("a result").segments.remove(0);
+    let iou = reelforge_server::highlight::segments::iou(
+        (segment.start_ms, segment.end_ms),
+        (line.start_ms, line.end_ms),
+    );
+    eprintln!("script line {:?} → {segment:?}, IoU {iou:.2}", line);
+    assert!(iou > 0.5, "{segment:?} is not {line:?}");
     server.stop().await;
 }
 

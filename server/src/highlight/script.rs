@@ -5,7 +5,8 @@
 //!
 //! A search hit on a slice description stands for a whole slice; the segment taken from
 //! it is the analyser's strongest candidate inside that slice when there is one, else the
-//! slice itself (cut to the maximum length around its middle later).
+//! slice itself (cut to the maximum length around its middle later). A hit on a
+//! transcript chunk stands for the line in it closest to the event.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,7 @@ use super::segments::Segment;
 use crate::analysis::SliceAnalysis;
 use crate::error::{Error, Result};
 use crate::ingest::{blocking, Engine};
+use crate::models::{EmbedPurpose, TranscriptSegment};
 use crate::search::fusion::Fusion;
 use crate::search::index::DocKind;
 use crate::search::query::{Mode, SearchRequest};
@@ -84,6 +86,7 @@ pub async fn match_events(
     on_match: &(dyn Fn(&EventMatch) + Send + Sync),
 ) -> Result<Vec<EventMatch>> {
     let mut slices: HashMap<String, Vec<SliceAnalysis>> = HashMap::new();
+    let mut transcripts: HashMap<String, Vec<TranscriptSegment>> = HashMap::new();
     let mut used: Vec<Segment> = Vec::new();
     let mut out = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
@@ -121,11 +124,27 @@ pub async fn match_events(
                 let loaded = blocking(move || store.slices(&id)).await?;
                 slices.insert(hit.video_id.clone(), loaded);
             }
-            let (start_ms, end_ms) = if hit.kind == DocKind::SliceDescription {
-                strongest_inside(&slices[&hit.video_id], hit.start_ms, hit.end_ms)
-                    .unwrap_or((hit.start_ms, hit.end_ms))
-            } else {
-                (hit.start_ms, hit.end_ms)
+            let (start_ms, end_ms) = match hit.kind {
+                DocKind::SliceDescription => {
+                    strongest_inside(&slices[&hit.video_id], hit.start_ms, hit.end_ms)
+                        .unwrap_or((hit.start_ms, hit.end_ms))
+                }
+                // A chunk holds several lines: the one closest to the event is the moment.
+                DocKind::TranscriptChunk => {
+                    if !transcripts.contains_key(&hit.video_id) {
+                        let (store, id) = (engine.store().clone(), hit.video_id.clone());
+                        let loaded = blocking(move || store.transcript(&id)).await?;
+                        transcripts.insert(hit.video_id.clone(), loaded);
+                    }
+                    let lines: Vec<&TranscriptSegment> = transcripts[&hit.video_id]
+                        .iter()
+                        .filter(|t| t.start_ms < hit.end_ms && t.end_ms > hit.start_ms)
+                        .collect();
+                    closest_line(engine, event, &lines)
+                        .await?
+                        .unwrap_or((hit.start_ms, hit.end_ms))
+                }
+                _ => (hit.start_ms, hit.end_ms),
             };
             let overlaps = used
                 .iter()
@@ -158,6 +177,40 @@ pub async fn match_events(
         out.push(found);
     }
     Ok(out)
+}
+
+/// The times of the transcript line closest to `event` in the text embedder's space.
+async fn closest_line(
+    engine: &Engine,
+    event: &str,
+    lines: &[&TranscriptSegment],
+) -> Result<Option<(i64, i64)>> {
+    let texts: Vec<String> = lines
+        .iter()
+        .map(|t| t.text.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if texts.len() != lines.len() || lines.len() < 2 {
+        return Ok(lines.first().map(|t| (t.start_ms, t.end_ms)));
+    }
+    let embedder = &engine.providers().text_embedder;
+    let q = embedder
+        .embed(&[event.to_string()], EmbedPurpose::Query)
+        .await?;
+    let l = embedder.embed(&texts, EmbedPurpose::Index).await?;
+    let best = l
+        .iter()
+        .map(|e| {
+            e.vector
+                .iter()
+                .zip(&q[0].vector)
+                .map(|(a, b)| a * b)
+                .sum::<f32>()
+        })
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| (lines[i].start_ms, lines[i].end_ms));
+    Ok(best)
 }
 
 /// The analyser's best candidate segment inside `[start, end)`.
