@@ -861,32 +861,44 @@ pub async fn highlight(
         );
     }
     println!(
-        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         format!("run (N = {concurrency})"),
         "wall s",
         "CPU s",
         "own CPU",
         "segments",
-        "reel s"
+        "reel s",
+        "clips"
     );
     for (name, req) in runs {
         let own_before = cpu_seconds(libc::RUSAGE_SELF);
         let cpu_before = own_before + cpu_seconds(libc::RUSAGE_CHILDREN);
         let started = Instant::now();
-        let result = job::run(&engine, &req, &|_| {}).await?;
+        let compared = std::sync::Mutex::new(None);
+        let sink = |e: job::HighlightEvent| {
+            if let job::HighlightEvent::Funnel(f) = e {
+                *compared.lock().expect("not poisoned") = Some((f.total, f.after_coarse));
+            }
+        };
+        let result = job::run(&engine, &req, &sink).await?;
+        let compared = match compared.into_inner().expect("not poisoned") {
+            Some((total, kept)) => format!("{kept}/{total}"),
+            None => "-".into(),
+        };
         let wall = started.elapsed().as_secs_f64();
         let label = match req.fit.target_ms {
             Some(t) => format!("{name} {} s", t / 1000),
             None => name.to_string(),
         };
         println!(
-            "{:<40} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9.1}",
+            "{:<40} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>9.1} {:>9}",
             label.replace("N", &concurrency.to_string()),
             wall,
             cpu_seconds(libc::RUSAGE_SELF) + cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before,
             cpu_seconds(libc::RUSAGE_SELF) - own_before,
             result.segments.len(),
             result.reel_duration_ms as f64 / 1000.0,
+            compared,
         );
     }
     engine.shutdown().await;
