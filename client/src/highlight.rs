@@ -110,7 +110,8 @@ pub struct HighlightArgs {
     /// Write the reel here (fetched from the server).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Write timeline.json, timeline.edl and timeline.otio into this directory.
+    /// Write timeline.json, timeline.edl, timeline.otio (and, for a rendered reel, a still
+    /// per segment) into this directory.
     #[arg(long)]
     pub timeline_out: Option<PathBuf>,
     /// One JSON object per event.
@@ -357,7 +358,12 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.timeline_out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for f in ["timeline.json", "timeline.edl", "timeline.otio"] {
+        let stills = done.files.iter().filter(|f| f.starts_with("thumb-"));
+        for f in ["timeline.json", "timeline.edl", "timeline.otio"]
+            .iter()
+            .copied()
+            .chain(stills.map(String::as_str))
+        {
             download(&mut client, &done.highlight_id, f, &dir.join(f)).await?;
         }
         if !args.json {

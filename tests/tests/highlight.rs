@@ -203,6 +203,18 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
         String::from_utf8_lossy(&decode.stderr)
     );
 
+    // A still per segment, served like the other files.
+    let thumbs: Vec<&String> = done
+        .files
+        .iter()
+        .filter(|f| f.starts_with("thumb-"))
+        .collect();
+    assert_eq!(thumbs.len(), done.segments.len(), "{:?}", done.files);
+    let jpeg = download(&mut client, &done.highlight_id, "thumb-001.jpg")
+        .await
+        .unwrap();
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+
     // Timelines an editor can open.
     let edl = String::from_utf8(
         download(&mut client, &done.highlight_id, "timeline.edl")
@@ -469,6 +481,12 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             Code::InvalidArgument,
         ),
         ("not-an-id", "reel.mp4", Code::InvalidArgument),
+        (
+            done.highlight_id.as_str(),
+            "thumb-1.jpg",
+            Code::InvalidArgument,
+        ),
+        (done.highlight_id.as_str(), "thumb-999.jpg", Code::NotFound),
         (
             "8c1a33a2-0123-496d-b193-56754671ca07",
             "reel.mp4",

@@ -126,9 +126,9 @@ pub fn artifact(engine: &Engine, highlight_id: &str, file: &str) -> Result<PathB
             "highlight_id: {highlight_id:?} is not a highlight id"
         )));
     }
-    if !FILES.contains(&file) {
+    if !FILES.contains(&file) && !is_thumbnail_name(file) {
         return Err(Error::invalid(format!(
-            "file: {file:?} is not one of {}",
+            "file: {file:?} is not one of {} or thumb-NNN.jpg",
             FILES.join(", ")
         )));
     }
@@ -139,6 +139,48 @@ pub fn artifact(engine: &Engine, highlight_id: &str, file: &str) -> Result<PathB
         )));
     }
     Ok(path)
+}
+
+/// `thumb-NNN.jpg`: the still of segment NNN (from 001) of a rendered highlight.
+fn is_thumbnail_name(file: &str) -> bool {
+    file.strip_prefix("thumb-")
+        .and_then(|r| r.strip_suffix(".jpg"))
+        .is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn thumbnail_name(index: usize) -> String {
+    format!("thumb-{:03}.jpg", index + 1)
+}
+
+/// One still per segment (its middle frame, 180 px high), for a caller to preview the
+/// reel; a segment whose still cannot be made is skipped.
+async fn write_thumbnails(
+    ffmpeg: &str,
+    sources: &[(
+        &crate::store::VideoRecord,
+        crate::media::probe::StreamRecord,
+    )],
+    chosen: &[Segment],
+    dir: &std::path::Path,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for (i, (s, (video, _))) in chosen.iter().zip(sources).enumerate() {
+        let name = thumbnail_name(i);
+        let middle = (s.start_ms + s.end_ms) as f64 / 2000.0;
+        let mut cmd = tokio::process::Command::new(ffmpeg);
+        cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+            .args(["-ss", &format!("{middle:.3}"), "-i"])
+            .arg(&video.source_path)
+            .args(["-frames:v", "1", "-vf", "scale=-2:180", "-q:v", "4"])
+            .arg(dir.join(&name));
+        if crate::media::process::output(cmd, ffmpeg, "making a segment still")
+            .await
+            .is_ok()
+        {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// `duration_ms`: the video's, bounding slices and the target (`None` for Script).
@@ -599,6 +641,7 @@ async fn write_outputs(o: Outputs<'_>) -> Result<HighlightResult> {
         let _ = tokio::fs::remove_dir_all(&work).await;
         let rendered = rendered?;
         files.insert(0, "reel.mp4".to_string());
+        files.extend(write_thumbnails(&engine.config().ffmpeg, &sources, &chosen, dir).await);
         reel_duration_ms = rendered.duration_ms;
         crossfade_ms = options.crossfade_ms;
     }
