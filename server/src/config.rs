@@ -31,8 +31,14 @@ pub struct Config {
 pub struct ModelsConfig {
     /// Where `scripts/setup.sh` installs the offline models.
     pub dir: PathBuf,
-    /// Text embedder, as `provider:model`.
+    /// Text embedder, as `provider:model`: the local MiniLM, or
+    /// `bedrock:amazon.titan-embed-text-v2:0` / `bedrock:amazon.nova-2-multimodal-embeddings-v1:0`.
     pub text_embedder: String,
+    /// Reranker: "" for the local one (the text embedder's cosine blended with lexical
+    /// overlap), or `bedrock:cohere.rerank-v3-5:0`.
+    pub reranker: String,
+    /// How Bedrock providers are reached (region, endpoint, retries, timeouts).
+    pub bedrock: crate::models::bedrock::BedrockConfig,
     /// Threads for local model inference (one was fastest on 2 cores).
     pub threads: usize,
     /// Speech-to-text, as `provider:model`, or "none" to skip speech.
@@ -49,6 +55,8 @@ impl Default for ModelsConfig {
         ModelsConfig {
             dir: PathBuf::from("models"),
             text_embedder: crate::models::MiniLmEmbedder::NAME.into(),
+            reranker: String::new(),
+            bedrock: crate::models::bedrock::BedrockConfig::default(),
             threads: 1,
             transcriber: crate::models::WhisperTranscriber::NAME.into(),
             speech_gate_db: crate::models::whisper::DEFAULT_GATE_DB,
@@ -153,6 +161,14 @@ impl Config {
             "STORE_CACHE_MB" => self.store_cache_mb = parse(name, value)?,
             "MODELS_DIR" => self.models.dir = value.into(),
             "TEXT_EMBEDDER" => self.models.text_embedder = value.into(),
+            "RERANKER" => self.models.reranker = value.into(),
+            "BEDROCK_REGION" => self.models.bedrock.region = value.into(),
+            "BEDROCK_ENDPOINT_URL" => self.models.bedrock.endpoint_url = value.into(),
+            "BEDROCK_MAX_ATTEMPTS" => self.models.bedrock.max_attempts = parse(name, value)?,
+            "BEDROCK_CONCURRENCY" => self.models.bedrock.concurrency = parse(name, value)?,
+            "BEDROCK_EMBEDDING_DIMENSIONS" => {
+                self.models.bedrock.embedding_dimensions = parse(name, value)?
+            }
             "MODEL_THREADS" => self.models.threads = parse(name, value)?,
             "TRANSCRIBER" => self.models.transcriber = value.into(),
             "SPEECH_GATE_DB" => self.models.speech_gate_db = parse(name, value)?,
@@ -173,13 +189,37 @@ impl Config {
         if self.store_cache_mb == 0 {
             return Err(Error::invalid("store_cache_mb must be at least 1"));
         }
-        if self.models.text_embedder != crate::models::MiniLmEmbedder::NAME {
+        use crate::models::bedrock::{self, EmbedModel};
+        let embedder = self.models.text_embedder.as_str();
+        let bedrock_embedder = bedrock::model_of(embedder).and_then(EmbedModel::from_id);
+        if embedder != crate::models::MiniLmEmbedder::NAME && bedrock_embedder.is_none() {
             return Err(Error::invalid(format!(
-                "models.text_embedder {:?} is not available (available: {})",
-                self.models.text_embedder,
-                crate::models::MiniLmEmbedder::NAME
+                "models.text_embedder {embedder:?} is not available (available: {}, bedrock:{}, bedrock:{})",
+                crate::models::MiniLmEmbedder::NAME,
+                bedrock::TITAN_TEXT_V2,
+                bedrock::NOVA_EMBEDDINGS
             )));
         }
+        if let Some(model) = bedrock_embedder {
+            let d = self.models.bedrock.embedding_dimensions;
+            if !model.dimensions().contains(&d) {
+                return Err(Error::invalid(format!(
+                    "models.bedrock.embedding_dimensions must be one of {:?} for {embedder}, got {d}",
+                    model.dimensions()
+                )));
+            }
+        }
+        let reranker = self.models.reranker.as_str();
+        if !(reranker.is_empty()
+            || reranker == "local"
+            || bedrock::model_of(reranker) == Some(bedrock::COHERE_RERANK))
+        {
+            return Err(Error::invalid(format!(
+                "models.reranker {reranker:?} is not available: use \"\" for the local one or \"bedrock:{}\"",
+                bedrock::COHERE_RERANK
+            )));
+        }
+        self.models.bedrock.validate()?;
         let transcribers = [crate::models::WhisperTranscriber::NAME, "none"];
         if !transcribers.contains(&self.models.transcriber.as_str()) {
             return Err(Error::invalid(format!(

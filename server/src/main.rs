@@ -199,16 +199,38 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let started = std::time::Instant::now();
-    let text_embedder =
-        models::load_default_text_embedder(&config.models.dir, config.models.threads)
-            .context("cannot load the offline text embedding model")?;
+    let uses_bedrock = [&config.models.text_embedder, &config.models.reranker]
+        .iter()
+        .any(|s| models::bedrock::model_of(s).is_some());
+    let bedrock = match uses_bedrock {
+        true => Some(
+            models::bedrock::Bedrock::connect(&config.models.bedrock)
+                .await
+                .context("cannot set up the Bedrock client (models.bedrock)")?,
+        ),
+        false => None,
+    };
+    let text_embedder: Arc<dyn TextEmbedder> = match (
+        models::bedrock::model_of(&config.models.text_embedder)
+            .and_then(models::bedrock::EmbedModel::from_id),
+        &bedrock,
+    ) {
+        (Some(model), Some(bedrock)) => Arc::new(models::bedrock::BedrockEmbedder::new(
+            bedrock.clone(),
+            model,
+            config.models.bedrock.embedding_dimensions,
+        )?),
+        _ => Arc::new(
+            models::load_default_text_embedder(&config.models.dir, config.models.threads)
+                .context("cannot load the offline text embedding model")?,
+        ),
+    };
     tracing::info!(
-        "loaded {} ({} dims) in {} ms",
+        "text embedder {} ({} dims) ready in {} ms",
         text_embedder.name(),
         text_embedder.dimensions(),
         started.elapsed().as_millis()
     );
-    let text_embedder: Arc<dyn TextEmbedder> = Arc::new(text_embedder);
     let started = std::time::Instant::now();
     let transcriber = models::load_transcriber(&config.models)
         .context("cannot load the offline speech model")?
@@ -234,7 +256,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let providers = Providers {
         image_embedder,
         analyzer: Arc::new(SignalAnalyzer),
-        reranker: Arc::new(models::default_reranker(text_embedder.clone())),
+        reranker: match &bedrock {
+            Some(b) if models::bedrock::model_of(&config.models.reranker).is_some() => {
+                Arc::new(models::bedrock::CohereReranker::new(b.clone()))
+            }
+            _ => Arc::new(models::default_reranker(text_embedder.clone())),
+        },
         text_embedder,
         transcriber,
     };

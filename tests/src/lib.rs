@@ -2,6 +2,8 @@
 //! `reelforge-server` binary on a loopback socket with its own data dir, and the real
 //! `reelforge` CLI binary.
 
+pub mod bedrock_stub;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;

@@ -65,14 +65,15 @@ pub async fn text_embedder(embedder: &dyn TextEmbedder) {
         .expect("no texts")
         .is_empty());
 
-    let long = "the crowd cheers as the team scores again ".repeat(200);
+    // 5,600 words (29,400 characters): beyond what any of the providers reads.
+    let long = "the crowd cheers as the team scores again ".repeat(700);
     let long = embedder
         .embed(&[long], EmbedPurpose::Index)
         .await
         .expect("long text embeds");
     assert!(
         long[0].truncated,
-        "a 1,600-word text is truncated and says so"
+        "a 5,600-word text is truncated and says so"
     );
     assert_eq!(long[0].vector.len(), embedder.dimensions());
 }

@@ -2,6 +2,7 @@
 //! AWS Bedrock later, each implementing the same trait and passing the same
 //! `conformance` suite.
 
+pub mod bedrock;
 pub mod clip;
 pub mod conformance;
 mod minilm;

@@ -1,0 +1,316 @@
+//! A local HTTP server that speaks Bedrock's wire format, for pointing the real
+//! `aws-sdk-bedrockruntime` client at (endpoint override): `POST /model/{modelId}/invoke`
+//! for Titan Text Embeddings v2, Nova Multimodal Embeddings and Cohere Rerank 3.5, with the
+//! service's validation of request bodies, answers shaped like the service's, and errors
+//! the way the service sends them (`x-amzn-errortype` header, `{"message": ...}` body).
+//!
+//! Embeddings and relevance come from a real model (the offline MiniLM, zero-padded to the
+//! requested size), so related texts are close as they are on the service. Every request is
+//! recorded for tests to assert on; failures can be queued to test retries.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use reelforge_server::models::{EmbedPurpose, TextEmbedder};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// One request as the stub received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Percent-decoded, e.g. `/model/amazon.titan-embed-text-v2:0/invoke`.
+    pub path: String,
+    /// Lower-cased names.
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    /// (status, error type) answered to the next requests, in order.
+    failures: VecDeque<(u16, String)>,
+}
+
+pub struct BedrockStub {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl BedrockStub {
+    pub async fn start(embedder: Arc<dyn TextEmbedder>) -> BedrockStub {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (state, embedder) = (shared.clone(), embedder.clone());
+                tokio::spawn(async move {
+                    let _ = serve_connection(socket, state, embedder).await;
+                });
+            }
+        });
+        BedrockStub { url, state }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn clear(&self) {
+        self.state.lock().unwrap().requests.clear();
+    }
+
+    /// The next `times` requests fail with `status` and the service's `error_type`
+    /// (e.g. 429 "ThrottlingException").
+    pub fn fail_next(&self, status: u16, error_type: &str, times: usize) {
+        let mut s = self.state.lock().unwrap();
+        for _ in 0..times {
+            s.failures.push_back((status, error_type.to_string()));
+        }
+    }
+}
+
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&path[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn serve_connection(
+    socket: tokio::net::TcpStream,
+    state: Arc<Mutex<State>>,
+    embedder: Arc<dyn TextEmbedder>,
+) -> std::io::Result<()> {
+    let (read, mut write) = socket.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).await?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).await?;
+        let path = percent_decode(target.split('?').next().unwrap_or(""));
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let failure = {
+            let mut s = state.lock().unwrap();
+            s.requests.push(Recorded {
+                method: method.clone(),
+                path: path.clone(),
+                headers,
+                body: body.clone(),
+            });
+            s.failures.pop_front()
+        };
+        let (status, error_type, answer) = match failure {
+            Some((status, kind)) => (
+                status,
+                Some(kind.clone()),
+                json!({ "message": format!("{kind} (queued by the test)") }),
+            ),
+            None => match answer(&method, &path, &body, embedder.as_ref()).await {
+                Ok(v) => (200, None, v),
+                Err((status, kind, message)) => (
+                    status,
+                    Some(kind.to_string()),
+                    json!({ "message": message }),
+                ),
+            },
+        };
+        let text = serde_json::to_vec(&answer).unwrap();
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-amzn-requestid: stub-{}\r\n",
+            if status == 200 { "OK" } else { "Error" },
+            text.len(),
+            state.lock().unwrap().requests.len()
+        );
+        if let Some(kind) = error_type {
+            head.push_str(&format!(
+                "x-amzn-errortype: {kind}:http://internal.amazon.com/coral/com.amazon.bedrock/\r\n"
+            ));
+        }
+        head.push_str("\r\n");
+        write.write_all(head.as_bytes()).await?;
+        write.write_all(&text).await?;
+    }
+}
+
+type Failure = (u16, &'static str, String);
+
+fn invalid(message: impl Into<String>) -> Failure {
+    (400, "ValidationException", message.into())
+}
+
+async fn embed(embedder: &dyn TextEmbedder, text: &str, size: usize) -> Vec<f32> {
+    let mut v = embedder
+        .embed(&[text.to_string()], EmbedPurpose::Index)
+        .await
+        .expect("the stub's model embeds")
+        .remove(0)
+        .vector;
+    v.resize(size, 0.0);
+    v
+}
+
+async fn answer(
+    method: &str,
+    path: &str,
+    body: &Value,
+    embedder: &dyn TextEmbedder,
+) -> Result<Value, Failure> {
+    let model = path
+        .strip_prefix("/model/")
+        .and_then(|p| p.strip_suffix("/invoke"))
+        .ok_or_else(|| {
+            (
+                404,
+                "UnknownOperationException",
+                format!("no route {method} {path}"),
+            )
+        })?;
+    if method != "POST" {
+        return Err(invalid("InvokeModel is a POST"));
+    }
+    match model {
+        "amazon.titan-embed-text-v2:0" => {
+            let text = body["inputText"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| invalid("inputText: a non-empty string is required"))?;
+            let dims = body["dimensions"].as_u64().unwrap_or(1024);
+            if ![256, 512, 1024].contains(&dims) {
+                return Err(invalid(format!("dimensions: 256, 512 or 1024, got {dims}")));
+            }
+            if text.chars().count() > 50_000 {
+                return Err(invalid("inputText: at most 50,000 characters"));
+            }
+            let v = embed(embedder, text, dims as usize).await;
+            Ok(json!({ "embedding": v, "inputTextTokenCount": text.split_whitespace().count() }))
+        }
+        "amazon.nova-2-multimodal-embeddings-v1:0" => {
+            if body["schemaVersion"] != "nova-multimodal-embed-v1" {
+                return Err(invalid("schemaVersion must be nova-multimodal-embed-v1"));
+            }
+            if body["taskType"] != "SINGLE_EMBEDDING" {
+                return Err(invalid(
+                    "taskType: InvokeModel takes SINGLE_EMBEDDING; SEGMENTED_EMBEDDING is asynchronous only",
+                ));
+            }
+            let p = &body["singleEmbeddingParams"];
+            let purposes = [
+                "GENERIC_INDEX",
+                "GENERIC_RETRIEVAL",
+                "TEXT_RETRIEVAL",
+                "IMAGE_RETRIEVAL",
+                "VIDEO_RETRIEVAL",
+                "DOCUMENT_RETRIEVAL",
+                "AUDIO_RETRIEVAL",
+                "CLASSIFICATION",
+                "CLUSTERING",
+            ];
+            if !purposes.iter().any(|x| p["embeddingPurpose"] == *x) {
+                return Err(invalid("embeddingPurpose is missing or unknown"));
+            }
+            let dims = p["embeddingDimension"].as_u64().unwrap_or(3072);
+            if ![256, 384, 1024, 3072].contains(&dims) {
+                return Err(invalid(format!(
+                    "embeddingDimension: 256, 384, 1024 or 3072, got {dims}"
+                )));
+            }
+            let given: Vec<&str> = ["text", "image", "video", "audio"]
+                .into_iter()
+                .filter(|k| !p[*k].is_null())
+                .collect();
+            if given.len() != 1 {
+                return Err(invalid(format!(
+                    "exactly one of text, image, video, audio per request, got {given:?}"
+                )));
+            }
+            let text = p["text"]["value"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        "text.value: a non-empty string is required (this stub embeds text only)",
+                    )
+                })?;
+            let v = embed(embedder, text, dims as usize).await;
+            Ok(json!({ "embeddings": [{ "embeddingType": "TEXT", "embedding": v }] }))
+        }
+        "cohere.rerank-v3-5:0" => {
+            if body["api_version"] != 2 {
+                return Err(invalid("api_version must be 2"));
+            }
+            let query = body["query"]
+                .as_str()
+                .filter(|q| !q.trim().is_empty())
+                .ok_or_else(|| invalid("query: a non-empty string is required"))?;
+            let docs: Vec<&str> = body["documents"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if docs.is_empty() || docs.len() > 1000 {
+                return Err(invalid("documents: 1 to 1000 strings"));
+            }
+            let top_n = body["top_n"].as_u64().unwrap_or(docs.len() as u64) as usize;
+            let q = embed(embedder, query, 384).await;
+            let mut results = Vec::new();
+            for (i, d) in docs.iter().enumerate() {
+                let v = embed(embedder, d, 384).await;
+                let cos: f32 = q.iter().zip(&v).map(|(a, b)| a * b).sum();
+                results.push((i, (cos + 1.0) / 2.0));
+            }
+            results.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            results.truncate(top_n);
+            Ok(json!({
+                "id": "stub",
+                "results": results
+                    .iter()
+                    .map(|(i, s)| json!({ "index": i, "relevance_score": s }))
+                    .collect::<Vec<_>>(),
+            }))
+        }
+        other => Err((
+            404,
+            "ResourceNotFoundException",
+            format!("model {other} is not served here"),
+        )),
+    }
+}

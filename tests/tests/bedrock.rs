@@ -1,0 +1,263 @@
+//! The Bedrock providers through the real `aws-sdk-bedrockruntime` client, pointed by
+//! endpoint override at a local server that speaks Bedrock's wire format
+//! (`reelforge_tests::bedrock_stub`): the conformance suites, the exact request bodies and
+//! signing, throttling retried, server errors exhausting retries, validation errors not
+//! retried, and a real reelforge-server ingesting and searching with Bedrock embeddings
+//! and reranking.
+
+use std::sync::{Arc, OnceLock};
+
+use reelforge_proto::v1 as pb;
+use reelforge_server::error::Error;
+use reelforge_server::models::bedrock::{
+    Bedrock, BedrockConfig, BedrockEmbedder, CohereReranker, EmbedModel,
+};
+use reelforge_server::models::{conformance, EmbedPurpose, TextEmbedder};
+use reelforge_tests::bedrock_stub::BedrockStub;
+use reelforge_tests::{demo_video, ingest_path_done, Server};
+
+/// The stub's model: the offline MiniLM, loaded once per test binary.
+fn stub_model() -> Arc<dyn TextEmbedder> {
+    static MODEL: OnceLock<Arc<dyn TextEmbedder>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+            Arc::new(reelforge_server::models::load_default_text_embedder(&dir, 1).unwrap())
+        })
+        .clone()
+}
+
+/// Credentials and region for the SDK's standard chain, as a deployment sets them.
+fn aws_environment() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // Set once, before any client reads them; every test here wants the same values.
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDREELFORGETEST");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "reelforge-test-secret");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    });
+}
+
+async fn client(stub: &BedrockStub, max_attempts: u32) -> Bedrock {
+    aws_environment();
+    Bedrock::connect(&BedrockConfig {
+        endpoint_url: stub.url.clone(),
+        max_attempts,
+        ..BedrockConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn bedrock_providers_pass_the_conformance_suites_through_the_real_sdk() {
+    let stub = BedrockStub::start(stub_model()).await;
+    let bedrock = client(&stub, 3).await;
+
+    let titan = BedrockEmbedder::new(bedrock.clone(), EmbedModel::Titan, 512).unwrap();
+    assert_eq!(titan.name(), "bedrock:amazon.titan-embed-text-v2:0");
+    conformance::text_embedder(&titan).await;
+    let requests = stub.requests();
+    let first = &requests[0];
+    assert_eq!(first.method, "POST");
+    assert_eq!(first.path, "/model/amazon.titan-embed-text-v2:0/invoke");
+    assert_eq!(
+        first.body,
+        serde_json::json!({
+            "inputText": "A goal is scored and the crowd erupts.",
+            "dimensions": 512,
+            "normalize": true
+        })
+    );
+    let auth = &first.headers["authorization"];
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDREELFORGETEST/")
+            && auth.contains("/us-east-1/bedrock/aws4_request"),
+        "SigV4 for bedrock in the configured region: {auth}"
+    );
+    assert_eq!(first.headers["content-type"], "application/json");
+    // The 1,600-word text is cut before it is sent, and says so.
+    assert!(requests
+        .iter()
+        .all(|r| r.body["inputText"].as_str().unwrap().chars().count() <= 24_000));
+    stub.clear();
+
+    let nova = BedrockEmbedder::new(bedrock.clone(), EmbedModel::Nova, 1024).unwrap();
+    conformance::text_embedder(&nova).await;
+    let requests = stub.requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.path == "/model/amazon.nova-2-multimodal-embeddings-v1:0/invoke"));
+    let params = |i: usize| requests[i].body["singleEmbeddingParams"].clone();
+    assert_eq!(
+        requests[0].body["schemaVersion"],
+        "nova-multimodal-embed-v1"
+    );
+    assert_eq!(requests[0].body["taskType"], "SINGLE_EMBEDDING");
+    assert_eq!(params(0)["embeddingPurpose"], "GENERIC_INDEX");
+    assert_eq!(params(0)["embeddingDimension"], 1024);
+    assert_eq!(
+        params(0)["text"],
+        serde_json::json!({ "truncationMode": "END", "value": "A goal is scored and the crowd erupts." })
+    );
+    stub.clear();
+    nova.embed(&["where is the goal".into()], EmbedPurpose::Query)
+        .await
+        .unwrap();
+    assert_eq!(
+        stub.requests()[0].body["singleEmbeddingParams"]["embeddingPurpose"],
+        "TEXT_RETRIEVAL",
+        "queries use the retrieval purpose"
+    );
+    stub.clear();
+
+    let cohere = CohereReranker::new(bedrock.clone());
+    conformance::reranker(&cohere).await;
+    let requests = stub.requests();
+    let first = &requests[0];
+    assert_eq!(first.path, "/model/cohere.rerank-v3-5:0/invoke");
+    assert_eq!(first.body["api_version"], 2);
+    assert_eq!(
+        first.body["query"],
+        "a goal scored at the end of a football match"
+    );
+    assert_eq!(first.body["documents"].as_array().unwrap().len(), 4);
+    assert_eq!(first.body["top_n"], 4);
+
+    // More candidates than one request takes go in batches, scored as one list.
+    stub.clear();
+    let many: Vec<reelforge_server::models::RerankCandidate> = (0..250)
+        .map(|i| reelforge_server::models::RerankCandidate {
+            text: format!("candidate number {i} about the weather"),
+            first_stage_score: 0.0,
+            vector: None,
+        })
+        .collect();
+    let scores = reelforge_server::models::Reranker::rerank(&cohere, "the weather", &many)
+        .await
+        .unwrap();
+    assert_eq!(scores.len(), 250);
+    let sizes: Vec<usize> = stub
+        .requests()
+        .iter()
+        .map(|r| r.body["documents"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![100, 100, 50]);
+
+    // Sizes the model does not offer are refused before any call.
+    let err = BedrockEmbedder::new(bedrock, EmbedModel::Titan, 384)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("embedding_dimensions"), "{err}");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_server_errors_exhaust_the_retries() {
+    let stub = BedrockStub::start(stub_model()).await;
+    let bedrock = client(&stub, 3).await;
+    let titan = BedrockEmbedder::new(bedrock, EmbedModel::Titan, 256).unwrap();
+    let text = vec!["a burst of fast motion".to_string()];
+
+    // Throttled on the first attempt, then served.
+    stub.fail_next(429, "ThrottlingException", 1);
+    let v = titan.embed(&text, EmbedPurpose::Index).await.unwrap();
+    assert_eq!(v[0].vector.len(), 256);
+    assert_eq!(stub.requests().len(), 2, "one retry after the throttle");
+    stub.clear();
+
+    // 5xx on every attempt: the retries run out and the error says what the service said.
+    stub.fail_next(500, "InternalServerException", 3);
+    let err = titan.embed(&text, EmbedPurpose::Index).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("InternalServerException"), "{err}");
+    assert_eq!(stub.requests().len(), 3, "three attempts");
+    stub.clear();
+
+    // A validation error is the caller's to fix: not retried.
+    stub.fail_next(400, "ValidationException", 1);
+    let err = titan.embed(&text, EmbedPurpose::Index).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains("ValidationException"), "{err}");
+    assert_eq!(stub.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_on_bedrock_models_ingests_and_searches() {
+    let stub = BedrockStub::start(stub_model()).await;
+    aws_environment();
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = Server::start_with(
+        data.path(),
+        &[demo.parent().unwrap()],
+        &[
+            ("REELFORGE_TRANSCRIBER", "none"),
+            (
+                "REELFORGE_TEXT_EMBEDDER",
+                "bedrock:amazon.titan-embed-text-v2:0",
+            ),
+            ("REELFORGE_RERANKER", "bedrock:cohere.rerank-v3-5:0"),
+            ("REELFORGE_BEDROCK_EMBEDDING_DIMENSIONS", "1024"),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url.as_str()),
+        ],
+    )
+    .await;
+    let mut ingest = server.client().await;
+    let (events, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
+    let stored: Vec<&pb::EmbeddingsStored> = events
+        .iter()
+        .filter_map(|e| match e {
+            pb::ingest_event::Event::EmbeddingsStored(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        stored.iter().any(
+            |s| s.kind == "text (bedrock:amazon.titan-embed-text-v2:0)" && s.dimensions == 1024
+        ),
+        "{stored:?}"
+    );
+    let indexed = stub.requests().len();
+    assert!(
+        indexed >= 3,
+        "descriptions and the summary go through Titan"
+    );
+    assert!(stub
+        .requests()
+        .iter()
+        .all(|r| r.path == "/model/amazon.titan-embed-text-v2:0/invoke"));
+
+    let mut search = pb::search_client::SearchClient::new(server.channel().await);
+    let mut stream = search
+        .search(pb::SearchRequest {
+            query: "sudden loud audio".into(),
+            top_k: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        if let Some(pb::search_response::Item::Result(r)) = m.item {
+            results.push(r);
+        }
+    }
+    assert!(!results.is_empty());
+    assert!(results.iter().all(|r| r.video_id == video_id));
+    assert!(results[0].scores.unwrap().reranked, "{:?}", results[0]);
+    let after: Vec<String> = stub.requests()[indexed..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        after.contains(&"/model/amazon.titan-embed-text-v2:0/invoke".to_string()),
+        "the query is embedded by Titan: {after:?}"
+    );
+    assert!(
+        after.contains(&"/model/cohere.rerank-v3-5:0/invoke".to_string()),
+        "Cohere reranks: {after:?}"
+    );
+    server.stop().await;
+}
