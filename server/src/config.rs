@@ -34,6 +34,9 @@ pub struct ModelsConfig {
     /// Text embedder, as `provider:model`: the local MiniLM, or
     /// `bedrock:amazon.titan-embed-text-v2:0` / `bedrock:amazon.nova-2-multimodal-embeddings-v1:0`.
     pub text_embedder: String,
+    /// Video analyser: "" for the offline signal analyser, or a Nova model through
+    /// Converse, e.g. `bedrock:us.amazon.nova-lite-v1:0`.
+    pub analyzer: String,
     /// Reranker: "" for the local one (the text embedder's cosine blended with lexical
     /// overlap), or `bedrock:cohere.rerank-v3-5:0`.
     pub reranker: String,
@@ -56,6 +59,7 @@ impl Default for ModelsConfig {
             dir: PathBuf::from("models"),
             text_embedder: crate::models::MiniLmEmbedder::NAME.into(),
             reranker: String::new(),
+            analyzer: String::new(),
             bedrock: crate::models::bedrock::BedrockConfig::default(),
             threads: 1,
             transcriber: crate::models::WhisperTranscriber::NAME.into(),
@@ -162,6 +166,7 @@ impl Config {
             "MODELS_DIR" => self.models.dir = value.into(),
             "TEXT_EMBEDDER" => self.models.text_embedder = value.into(),
             "RERANKER" => self.models.reranker = value.into(),
+            "ANALYZER" => self.models.analyzer = value.into(),
             "BEDROCK_REGION" => self.models.bedrock.region = value.into(),
             "BEDROCK_ENDPOINT_URL" => self.models.bedrock.endpoint_url = value.into(),
             "BEDROCK_MAX_ATTEMPTS" => self.models.bedrock.max_attempts = parse(name, value)?,
@@ -217,6 +222,13 @@ impl Config {
             return Err(Error::invalid(format!(
                 "models.reranker {reranker:?} is not available: use \"\" for the local one or \"bedrock:{}\"",
                 bedrock::COHERE_RERANK
+            )));
+        }
+        let analyzer = self.models.analyzer.as_str();
+        let nova = bedrock::model_of(analyzer).is_some_and(|m| m.contains("nova"));
+        if !(analyzer.is_empty() || analyzer == "local" || nova) {
+            return Err(Error::invalid(format!(
+                "models.analyzer {analyzer:?} is not available: use \"\" for the offline signal analyser or \"bedrock:<Nova model id>\" (e.g. bedrock:us.amazon.nova-lite-v1:0)"
             )));
         }
         self.models.bedrock.validate()?;

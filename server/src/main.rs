@@ -199,9 +199,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let started = std::time::Instant::now();
-    let uses_bedrock = [&config.models.text_embedder, &config.models.reranker]
-        .iter()
-        .any(|s| models::bedrock::model_of(s).is_some());
+    let uses_bedrock = [
+        &config.models.text_embedder,
+        &config.models.reranker,
+        &config.models.analyzer,
+    ]
+    .iter()
+    .any(|s| models::bedrock::model_of(s).is_some());
     let bedrock = match uses_bedrock {
         true => Some(
             models::bedrock::Bedrock::connect(&config.models.bedrock)
@@ -255,7 +259,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let providers = Providers {
         image_embedder,
-        analyzer: Arc::new(SignalAnalyzer),
+        analyzer: match (&bedrock, models::bedrock::model_of(&config.models.analyzer)) {
+            (Some(b), Some(model)) => Arc::new(models::bedrock::NovaAnalyzer::new(
+                b.clone(),
+                model,
+                &config.ffmpeg,
+                config.data_dir.join("staging").join("proxies"),
+            )),
+            _ => Arc::new(SignalAnalyzer),
+        },
         reranker: match &bedrock {
             Some(b) if models::bedrock::model_of(&config.models.reranker).is_some() => {
                 Arc::new(models::bedrock::CohereReranker::new(b.clone()))

@@ -27,11 +27,25 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// How the stub's Nova answers a Converse request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConverseMode {
+    /// A call of the forced tool, as constrained decoding gives.
+    #[default]
+    Tool,
+    /// JSON inside prose and a code fence, as a model that ignores the tool might.
+    Text,
+    /// Prose with no JSON at all.
+    Garbage,
+}
+
 #[derive(Default)]
 struct State {
     requests: Vec<Recorded>,
     /// (status, error type) answered to the next requests, in order.
     failures: VecDeque<(u16, String)>,
+    /// Answers to the next Converse requests (then `Tool`).
+    converse: VecDeque<ConverseMode>,
 }
 
 pub struct BedrockStub {
@@ -62,6 +76,15 @@ impl BedrockStub {
 
     pub fn clear(&self) {
         self.state.lock().unwrap().requests.clear();
+    }
+
+    /// The next Converse requests are answered like this, in order.
+    pub fn converse_next(&self, modes: &[ConverseMode]) {
+        self.state
+            .lock()
+            .unwrap()
+            .converse
+            .extend(modes.iter().copied());
     }
 
     /// The next `times` requests fail with `status` and the service's `error_type`
@@ -129,7 +152,7 @@ async fn serve_connection(
         reader.read_exact(&mut body).await?;
         let path = percent_decode(target.split('?').next().unwrap_or(""));
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let failure = {
+        let (failure, mode) = {
             let mut s = state.lock().unwrap();
             s.requests.push(Recorded {
                 method: method.clone(),
@@ -137,7 +160,12 @@ async fn serve_connection(
                 headers,
                 body: body.clone(),
             });
-            s.failures.pop_front()
+            let mode = if path.ends_with("/converse") {
+                s.converse.pop_front().unwrap_or_default()
+            } else {
+                ConverseMode::Tool
+            };
+            (s.failures.pop_front(), mode)
         };
         let (status, error_type, answer) = match failure {
             Some((status, kind)) => (
@@ -145,7 +173,7 @@ async fn serve_connection(
                 Some(kind.clone()),
                 json!({ "message": format!("{kind} (queued by the test)") }),
             ),
-            None => match answer(&method, &path, &body, embedder.as_ref()).await {
+            None => match answer(&method, &path, &body, embedder.as_ref(), mode).await {
                 Ok(v) => (200, None, v),
                 Err((status, kind, message)) => (
                     status,
@@ -194,7 +222,14 @@ async fn answer(
     path: &str,
     body: &Value,
     embedder: &dyn TextEmbedder,
+    mode: ConverseMode,
 ) -> Result<Value, Failure> {
+    if let Some(model) = path
+        .strip_prefix("/model/")
+        .and_then(|p| p.strip_suffix("/converse"))
+    {
+        return converse(model, body, mode);
+    }
     let model = path
         .strip_prefix("/model/")
         .and_then(|p| p.strip_suffix("/invoke"))
@@ -313,4 +348,121 @@ async fn answer(
             format!("model {other} is not served here"),
         )),
     }
+}
+
+/// Converse for Nova models: checks the request the way the service does (one user
+/// message with a video block of base64 MP4 under 25 MB and a text block; a tool with a
+/// JSON schema; a tool choice naming it), reads the video's length with ffprobe, and
+/// answers with one highlight over the middle third of it (`mode` decides how), with
+/// usage counted like Nova's: about 290 input tokens per second of video plus the text.
+fn converse(model: &str, body: &Value, mode: ConverseMode) -> Result<Value, Failure> {
+    use base64::Engine as _;
+    if !model.contains("nova") {
+        return Err((
+            404,
+            "ResourceNotFoundException",
+            format!("model {model} is not served here"),
+        ));
+    }
+    let messages = body["messages"]
+        .as_array()
+        .ok_or_else(|| invalid("messages: a list is required"))?;
+    if messages.len() != 1 || messages[0]["role"] != "user" {
+        return Err(invalid("messages: one user message expected"));
+    }
+    let content = messages[0]["content"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let video = content
+        .iter()
+        .find(|c| !c["video"].is_null())
+        .ok_or_else(|| invalid("the message has no video content block"))?;
+    let text: String = content.iter().filter_map(|c| c["text"].as_str()).collect();
+    if text.is_empty() {
+        return Err(invalid("the message has no text content block"));
+    }
+    if video["video"]["format"] != "mp4" {
+        return Err(invalid("video.format must match the container (mp4 here)"));
+    }
+    let b64 = video["video"]["source"]["bytes"]
+        .as_str()
+        .ok_or_else(|| invalid("video.source.bytes: base64 is required (or s3Location)"))?;
+    if b64.len() > 25_000_000 {
+        return Err(invalid(
+            "video.source.bytes: the base64 payload is over 25 MB; use s3Location",
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| invalid(format!("video.source.bytes is not base64: {e}")))?;
+    if bytes.get(4..8) != Some(b"ftyp") {
+        return Err(invalid("video.source.bytes is not an MP4 file"));
+    }
+    let tool = &body["toolConfig"]["tools"][0]["toolSpec"];
+    let tool_name = tool["name"].as_str().unwrap_or("");
+    if tool_name.is_empty() || tool["inputSchema"]["json"]["type"] != "object" {
+        return Err(invalid(
+            "toolConfig.tools[0].toolSpec needs a name and an inputSchema.json object",
+        ));
+    }
+    if body["toolConfig"]["toolChoice"]["tool"]["name"] != tool_name {
+        return Err(invalid("toolConfig.toolChoice must force the tool"));
+    }
+    let seconds = video_seconds(&bytes)?;
+    let highlights = json!({
+        "summary": format!("A clip of {seconds:.1} seconds."),
+        "highlights": [{
+            "start": (seconds / 3.0 * 10.0).round() / 10.0,
+            "end": (seconds * 2.0 / 3.0 * 10.0).round() / 10.0,
+            "score": 0.8,
+            "priority": 1,
+            "description": "the middle of the clip",
+            "reason": "action"
+        }]
+    });
+    let block = match mode {
+        ConverseMode::Tool => json!({ "toolUse": {
+            "toolUseId": "tooluse_stub", "name": tool_name, "input": highlights } }),
+        ConverseMode::Text => json!({ "text": format!(
+            "Here are the highlights:\n```json\n{}\n```\nLet me know if you need more.",
+            highlights
+        ) }),
+        ConverseMode::Garbage => json!({ "text": "I watched the clip and it was lovely." }),
+    };
+    let output_tokens = block.to_string().len() as u64 / 4;
+    let input_tokens = (seconds.ceil() as u64) * 290 + text.split_whitespace().count() as u64;
+    Ok(json!({
+        "output": { "message": { "role": "assistant", "content": [block] } },
+        "stopReason": if mode == ConverseMode::Tool { "tool_use" } else { "end_turn" },
+        "usage": {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens
+        },
+        "metrics": { "latencyMs": 5 }
+    }))
+}
+
+/// The length of an MP4 held in memory, by ffprobe.
+fn video_seconds(bytes: &[u8]) -> Result<f64, Failure> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| invalid("the video could not be read"))
 }

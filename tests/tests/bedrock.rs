@@ -261,3 +261,203 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
     );
     server.stop().await;
 }
+
+type HighlightClient = pb::highlight_client::HighlightClient<tonic::transport::Channel>;
+
+async fn highlight(
+    client: &mut HighlightClient,
+    req: pb::HighlightRequest,
+) -> Result<(Vec<pb::highlight_event::Event>, pb::HighlightResult), tonic::Status> {
+    let mut stream = client.highlight(req).await?.into_inner();
+    let mut events = Vec::new();
+    while let Some(e) = stream.message().await? {
+        events.push(e.event.expect("event set"));
+    }
+    match events.last() {
+        Some(pb::highlight_event::Event::Done(d)) => {
+            let d = d.clone();
+            Ok((events, d))
+        }
+        other => panic!("the last event is not done: {other:?}"),
+    }
+}
+
+fn slices_of(events: &[pb::highlight_event::Event]) -> Vec<pb::SliceResult> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            pb::highlight_event::Event::Slice(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn spans(segments: &[pb::HighlightSegment]) -> Vec<(i64, i64)> {
+    segments.iter().map(|s| (s.start_ms, s.end_ms)).collect()
+}
+
+#[tokio::test]
+async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
+    use base64::Engine as _;
+    use reelforge_tests::bedrock_stub::ConverseMode;
+    const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
+    let stub = BedrockStub::start(stub_model()).await;
+    aws_environment();
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = Server::start_with(
+        data.path(),
+        &[demo.parent().unwrap()],
+        &[
+            ("REELFORGE_TRANSCRIBER", "none"),
+            ("REELFORGE_ANALYZER", NOVA),
+            ("REELFORGE_BEDROCK_MAX_ATTEMPTS", "2"),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url.as_str()),
+        ],
+    )
+    .await;
+    let mut ingest = server.client().await;
+    let (_, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
+    assert_eq!(
+        stub.requests().len(),
+        2,
+        "ingest reads each 30 s slice once"
+    );
+    stub.clear();
+    let mut client = HighlightClient::new(server.channel().await);
+    let request = |strategy: pb::HighlightStrategy, slice_seconds: f64| pb::HighlightRequest {
+        video_id: video_id.clone(),
+        strategy: strategy as i32,
+        slice_seconds,
+        concurrency: 3,
+        render: Some(false),
+        ..Default::default()
+    };
+
+    // Sliced: 10 s slices, each proxy sent as a video block, the answer's times (the
+    // middle third of each slice) mapped back to the video's timeline.
+    let (events, sliced) = highlight(&mut client, request(pb::HighlightStrategy::Sliced, 10.0))
+        .await
+        .unwrap();
+    let slices = slices_of(&events);
+    assert_eq!(slices.len(), 6);
+    assert!(
+        slices.iter().all(|s| s.error.is_empty() && s.model == NOVA),
+        "{slices:?}"
+    );
+    let expected: Vec<(i64, i64)> = (0..6)
+        .map(|i| (i * 10_000 + 3_300, i * 10_000 + 6_700))
+        .collect();
+    assert_eq!(spans(&sliced.segments), expected);
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 6, "one Converse call per slice");
+    let body = &requests[0].body;
+    assert_eq!(requests[0].path, "/model/us.amazon.nova-lite-v1:0/converse");
+    assert_eq!(
+        body["toolConfig"]["toolChoice"]["tool"]["name"],
+        "report_highlights"
+    );
+    assert_eq!(
+        body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]["required"],
+        serde_json::json!(["summary", "highlights"])
+    );
+    assert_eq!(body["inferenceConfig"]["maxTokens"], 2048);
+    let prompt = body["messages"][0]["content"][1]["text"].as_str().unwrap();
+    assert!(
+        prompt.contains("10.0 seconds long") && prompt.contains("step by step"),
+        "{prompt}"
+    );
+    let sent: usize = requests
+        .iter()
+        .map(|r| {
+            let b64 = r.body["messages"][0]["content"][0]["video"]["source"]["bytes"]
+                .as_str()
+                .unwrap();
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let source = std::fs::metadata(&demo).unwrap().len() as usize;
+    eprintln!(
+        "nova sliced 10 s: 6 requests per minute of video; {sent} bytes sent for 60 s (the source: {source} bytes)"
+    );
+    assert!(
+        sent * 2 < source,
+        "the proxy costs far fewer bytes: {sent} vs {source}"
+    );
+    // Each slice's event carries its call's cost.
+    let usage: Vec<pb::ModelUsage> = slices.iter().map(|s| s.usage.unwrap()).collect();
+    let (tokens_in, tokens_out): (u64, u64) = (
+        usage.iter().map(|u| u.input_tokens).sum(),
+        usage.iter().map(|u| u.output_tokens).sum(),
+    );
+    assert!(tokens_in > 0 && tokens_out > 0);
+    assert_eq!(usage.iter().map(|u| u.bytes_sent).sum::<u64>(), sent as u64);
+    let source_share: u64 = usage.iter().map(|u| u.source_bytes).sum();
+    eprintln!(
+        "nova sliced 10 s per minute of video: {tokens_in} input and {tokens_out} output tokens (the stub's usage); {sent} bytes sent against {source_share} bytes of source"
+    );
+
+    // Direct, with a text answer instead of the tool call: the JSON is found in prose.
+    stub.clear();
+    stub.converse_next(&[ConverseMode::Text]);
+    let (_, direct) = highlight(&mut client, request(pb::HighlightStrategy::Direct, 0.0))
+        .await
+        .unwrap();
+    assert_eq!(spans(&direct.segments), vec![(20_000, 40_000)]);
+    assert_eq!(stub.requests().len(), 1, "one call for the whole minute");
+
+    // A slice answered without JSON, and one whose calls all fail with 5xx: each is a
+    // reported slice failure, and the job goes on with the others.
+    stub.clear();
+    stub.converse_next(&[ConverseMode::Garbage]);
+    let mut one_at_a_time = request(pb::HighlightStrategy::Sliced, 20.0);
+    one_at_a_time.concurrency = 1;
+    let (events, partial) = highlight(&mut client, one_at_a_time.clone()).await.unwrap();
+    let slices = slices_of(&events);
+    assert!(
+        slices[0].error.contains("without usable highlights"),
+        "{:?}",
+        slices[0]
+    );
+    assert!(slices[1].error.is_empty() && slices[2].error.is_empty());
+    assert_eq!(partial.segments.len(), 2);
+    stub.fail_next(500, "InternalServerException", 2);
+    let (events, partial) = highlight(&mut client, one_at_a_time.clone()).await.unwrap();
+    let slices = slices_of(&events);
+    assert!(
+        slices[0].error.contains("InternalServerException"),
+        "{:?}",
+        slices[0]
+    );
+    assert_eq!(partial.segments.len(), 2);
+    // Every slice failing fails the job, with the first reason.
+    stub.converse_next(&[ConverseMode::Garbage; 3]);
+    let err = highlight(&mut client, one_at_a_time).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(
+        err.message().contains("every one of the 3 slices failed"),
+        "{}",
+        err.message()
+    );
+
+    // Points + clips: Nova's reading gives the points (each names the model), the local
+    // text embedder matches them against the clips.
+    stub.clear();
+    let (events, points) = highlight(&mut client, request(pb::HighlightStrategy::Points, 0.0))
+        .await
+        .unwrap();
+    let written = events
+        .iter()
+        .find_map(|e| match e {
+            pb::highlight_event::Event::Points(p) => Some(p.points.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(written.iter().any(|p| p.model == NOVA), "{written:?}");
+    assert_eq!(stub.requests().len(), 1);
+    eprintln!("nova points: {:?}", spans(&points.segments));
+    server.stop().await;
+}

@@ -96,6 +96,19 @@ pub struct SliceAnalysis {
     pub description: String,
     pub analyzer: String,
     pub keyframe_aligned: bool,
+    /// What a remote model's call cost; `None` for the offline analyser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ModelUsage>,
+}
+
+/// One model call's cost.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Video bytes sent (the analysis proxy), and the source's bytes for the same range.
+    pub bytes_sent: u64,
+    pub source_bytes: u64,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

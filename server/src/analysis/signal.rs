@@ -139,6 +139,7 @@ impl SignalAnalyzer {
             description,
             analyzer: Self::NAME.to_string(),
             keyframe_aligned: false,
+            usage: None,
         }
     }
 }

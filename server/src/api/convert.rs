@@ -60,6 +60,16 @@ pub fn slice(s: &SliceAnalysis) -> pb::SliceAnalysis {
         description: s.description.clone(),
         analyzer: s.analyzer.clone(),
         keyframe_aligned: s.keyframe_aligned,
+        usage: s.usage.map(usage),
+    }
+}
+
+pub fn usage(u: crate::analysis::ModelUsage) -> pb::ModelUsage {
+    pb::ModelUsage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        bytes_sent: u.bytes_sent,
+        source_bytes: u.source_bytes,
     }
 }
 

@@ -208,6 +208,7 @@ fn event(e: HighlightEvent) -> pb::HighlightEvent {
             error: o.error.unwrap_or_default(),
             segments: o.segments.iter().map(segment).collect(),
             description: o.description,
+            usage: o.usage.map(super::convert::usage),
         }),
         HighlightEvent::Points(points) => Event::Points(pb::HighlightPoints {
             points: points.iter().map(point).collect(),

@@ -40,6 +40,8 @@ pub struct SliceOutcome {
     pub error: Option<String>,
     pub segments: Vec<Segment>,
     pub description: String,
+    /// What the model's call cost, for remote models.
+    pub usage: Option<crate::analysis::ModelUsage>,
 }
 
 /// Slices of `[0, duration)` of `slice_ms` each (the last one shorter).
@@ -134,6 +136,7 @@ pub async fn direct(
         error: None,
         segments: segments.clone(),
         description: analysis.description,
+        usage: analysis.usage,
     });
     Ok(segments)
 }
@@ -182,6 +185,7 @@ pub async fn sliced(
                         error: None,
                         segments: to_segments(m.video_id, &a, &format!("slice {}", i + 1)),
                         description: a.description,
+                        usage: a.usage,
                     },
                     Err(e) => SliceOutcome {
                         index: i as u32,
@@ -191,6 +195,7 @@ pub async fn sliced(
                         error: Some(e.to_string()),
                         segments: Vec::new(),
                         description: String::new(),
+                        usage: None,
                     },
                 };
                 on_slice(&outcome);
@@ -272,6 +277,7 @@ mod tests {
                     description: String::new(),
                     analyzer: "probe".into(),
                     keyframe_aligned: false,
+                    usage: None,
                 })
             })
         }

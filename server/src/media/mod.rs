@@ -7,6 +7,7 @@ pub mod decode;
 pub mod images;
 pub mod probe;
 pub mod process;
+pub mod proxy;
 pub mod signals;
 pub mod subtitles;
 

@@ -489,6 +489,7 @@ mod tests {
                 description: format!("slice {i}"),
                 analyzer: "test".into(),
                 keyframe_aligned: true,
+                usage: None,
             };
             let windows: Vec<SignalWindow> = (0..4)
                 .map(|k| SignalWindow {

@@ -9,6 +9,7 @@
 
 mod cohere;
 mod embed;
+pub mod nova;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tokio::sync::Semaphore;
 
 pub use cohere::CohereReranker;
 pub use embed::{BedrockEmbedder, EmbedModel};
+pub use nova::NovaAnalyzer;
 
 use crate::error::{Error, Result};
 
@@ -130,17 +132,21 @@ impl Bedrock {
         })
     }
 
+    /// A place among the calls in flight.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.limit
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the Bedrock client is closed".into()))
+    }
+
     /// `InvokeModel` with a JSON body; the JSON answer.
     pub async fn invoke_json(
         &self,
         model_id: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value> {
-        let _permit = self
-            .limit
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable("the Bedrock client is closed".into()))?;
+        let _permit = self.permit().await?;
         let out = self
             .client
             .invoke_model()
