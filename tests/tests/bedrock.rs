@@ -50,6 +50,22 @@ async fn client(stub: &BedrockStub, max_attempts: u32) -> Bedrock {
     .unwrap()
 }
 
+/// A real server reading demo.mp4's folder, with Bedrock reached at the stub and `env`.
+async fn bedrock_server(
+    stub: &BedrockStub,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Server {
+    aws_environment();
+    let demo = demo_video();
+    let mut all = vec![
+        ("REELFORGE_TRANSCRIBER", "none"),
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url.as_str()),
+    ];
+    all.extend_from_slice(env);
+    Server::start_with(data, &[demo.parent().unwrap()], &all).await
+}
+
 #[tokio::test]
 async fn bedrock_providers_pass_the_conformance_suites_through_the_real_sdk() {
     let stub = BedrockStub::start(stub_model()).await;
@@ -185,21 +201,18 @@ async fn throttling_is_retried_and_server_errors_exhaust_the_retries() {
 #[tokio::test]
 async fn a_server_on_bedrock_models_ingests_and_searches() {
     let stub = BedrockStub::start(stub_model()).await;
-    aws_environment();
     let data = tempfile::tempdir().unwrap();
     let demo = demo_video();
-    let server = Server::start_with(
+    let server = bedrock_server(
+        &stub,
         data.path(),
-        &[demo.parent().unwrap()],
         &[
-            ("REELFORGE_TRANSCRIBER", "none"),
             (
                 "REELFORGE_TEXT_EMBEDDER",
                 "bedrock:amazon.titan-embed-text-v2:0",
             ),
             ("REELFORGE_RERANKER", "bedrock:cohere.rerank-v3-5:0"),
             ("REELFORGE_BEDROCK_EMBEDDING_DIMENSIONS", "1024"),
-            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url.as_str()),
         ],
     )
     .await;
@@ -302,17 +315,14 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
     use reelforge_tests::bedrock_stub::ConverseMode;
     const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
     let stub = BedrockStub::start(stub_model()).await;
-    aws_environment();
     let data = tempfile::tempdir().unwrap();
     let demo = demo_video();
-    let server = Server::start_with(
+    let server = bedrock_server(
+        &stub,
         data.path(),
-        &[demo.parent().unwrap()],
         &[
-            ("REELFORGE_TRANSCRIBER", "none"),
             ("REELFORGE_ANALYZER", NOVA),
             ("REELFORGE_BEDROCK_MAX_ATTEMPTS", "2"),
-            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url.as_str()),
         ],
     )
     .await;

@@ -53,6 +53,22 @@ async fn download(
     Ok(out)
 }
 
+/// Each request is refused with its code and a message naming what to fix.
+async fn refused(
+    client: &mut HighlightClient<Channel>,
+    cases: Vec<(pb::HighlightRequest, Code, &str)>,
+) {
+    for (req, code, field) in cases {
+        let err = run(client, req).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(
+            err.message().contains(field),
+            "{} should name {field}",
+            err.message()
+        );
+    }
+}
+
 /// Runs the CLI and returns its stdout, asserting it succeeded.
 fn cli_ok(server: &Server, args: &[&str]) -> String {
     let out = server.cli(args);
@@ -465,15 +481,7 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             "video_ids",
         ),
     ];
-    for (req, code, field) in cases {
-        let err = run(&mut client, req).await.unwrap_err();
-        assert_eq!(err.code(), code, "{err:?}");
-        assert!(
-            err.message().contains(field),
-            "{} should name {field}",
-            err.message()
-        );
-    }
+    refused(&mut client, cases).await;
     for (id, file, code) in [
         (
             done.highlight_id.as_str(),
@@ -860,15 +868,7 @@ async fn points_templates_and_music_find_the_known_moments() {
             "models.image_embedder",
         ),
     ];
-    for (req, code, field) in cases {
-        let err = run(&mut client, req).await.unwrap_err();
-        assert_eq!(err.code(), code, "{err:?}");
-        assert!(
-            err.message().contains(field),
-            "{} should name {field}",
-            err.message()
-        );
-    }
+    refused(&mut client, cases).await;
     let (_, again) = run(&mut client, points(&|_| {})).await.unwrap();
     assert_eq!(spans(&again.segments), spans(&done.segments));
     server.stop().await;
