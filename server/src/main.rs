@@ -42,6 +42,10 @@ enum Command {
         #[command(subcommand)]
         which: ModelsCommand,
     },
+    /// Ingests every stored video again from its source with the configured models and
+    /// rebuilds the search index: after changing models.text_embedder (the server refuses
+    /// to serve vectors another embedder made).
+    Reindex,
     /// Benchmarks that print tables.
     Bench {
         #[command(subcommand)]
@@ -189,15 +193,13 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Bench {
             which: BenchCommand::IngestPass { pass, file },
         }) => runtime.block_on(bench::ingest_pass(&config, &file, pass)),
+        Some(Command::Reindex) => runtime.block_on(reindex(config)),
         None => runtime.block_on(serve(config)),
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    eprintln!("reelforge-server effective configuration:\n{config}");
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+/// The models the configuration names, loaded (local) or connected (Bedrock).
+async fn load_providers(config: &Config) -> anyhow::Result<Providers> {
     let started = std::time::Instant::now();
     let uses_bedrock = [
         &config.models.text_embedder,
@@ -277,7 +279,67 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         text_embedder,
         transcriber,
     };
+    Ok(providers)
+}
+
+async fn reindex(config: Config) -> anyhow::Result<()> {
+    let providers = load_providers(&config).await?;
+    let engine =
+        Engine::open_to_reindex(config, providers).context("cannot open the data directory")?;
+    let videos = engine.videos().await?;
+    let mut failed = Vec::new();
+    for (i, video) in videos.iter().enumerate() {
+        eprint!(
+            "[{}/{}] {} ({}): ",
+            i + 1,
+            videos.len(),
+            video.filename,
+            video.video_id
+        );
+        let outcome = async {
+            let job = engine.reingest(video).await?.id();
+            loop {
+                let record = engine.job(&job).await?;
+                if record.state.is_final() {
+                    return match record.error {
+                        None => Ok(record.video_id),
+                        Some(e) => Err(reelforge_server::error::Error::Unavailable(e)),
+                    };
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+        .await;
+        match outcome {
+            Ok(id) if id == video.video_id => eprintln!("embedded again"),
+            Ok(id) => eprintln!("its source changed: now video {id}"),
+            Err(e) => {
+                eprintln!("failed: {e}");
+                failed.push(video.video_id.clone());
+            }
+        }
+    }
+    engine.shutdown().await;
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} videos could not be ingested again (their sources may be gone): {}; delete them or restore their files",
+            failed.len(),
+            videos.len(),
+            failed.join(", ")
+        );
+    }
+    eprintln!("reindexed {} videos", videos.len());
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    eprintln!("reelforge-server effective configuration:\n{config}");
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let providers = load_providers(&config).await?;
     let engine = Engine::open(config, providers).context("cannot open the data directory")?;
+    engine.check_text_embedder().await?;
     let (indexed, dropped) = engine
         .reconcile_search()
         .await

@@ -273,6 +273,73 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
         "Cohere reranks: {after:?}"
     );
     server.stop().await;
+
+    // Back to the local embedder: its vectors cannot be compared with Titan's, so the
+    // server refuses to serve this index and names the command that embeds it again.
+    let local = |args: &[&str]| {
+        let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        std::process::Command::new(reelforge_tests::binary("reelforge-server"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .env("REELFORGE_MODELS_DIR", models)
+            .env("REELFORGE_TRANSCRIBER", "none")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let refused = local(&["--listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("embedded by bedrock:amazon.titan-embed-text-v2:0 (1024 dims)")
+            && stderr.contains("reelforge-server reindex"),
+        "{stderr}"
+    );
+    let reindexed = local(&["reindex"]);
+    let stderr = String::from_utf8_lossy(&reindexed.stderr);
+    assert!(reindexed.status.success(), "{stderr}");
+    assert!(stderr.contains("reindexed 1 videos"), "{stderr}");
+    let server = Server::start_with(
+        data.path(),
+        &[demo.parent().unwrap()],
+        &[("REELFORGE_TRANSCRIBER", "none")],
+    )
+    .await;
+    let mut ingest = server.client().await;
+    let video = ingest
+        .get_video(pb::GetVideoRequest {
+            video_id: video_id.clone(),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(video.embedding_counts.get("text").copied().unwrap_or(0) > 0);
+    assert_eq!(
+        video.summary.unwrap().text_embedder,
+        "local:all-minilm-l6-v2",
+        "embedded again by the configured model"
+    );
+    let mut search = pb::search_client::SearchClient::new(server.channel().await);
+    let mut stream = search
+        .search(pb::SearchRequest {
+            query: "sudden loud audio".into(),
+            top_k: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = 0;
+    while let Some(m) = stream.message().await.unwrap() {
+        if let Some(pb::search_response::Item::Result(r)) = m.item {
+            assert_eq!(r.video_id, video_id);
+            found += 1;
+        }
+    }
+    assert!(found > 0, "the re-embedded index is searched");
+    server.stop().await;
 }
 
 type HighlightClient = pb::highlight_client::HighlightClient<tonic::transport::Channel>;

@@ -122,7 +122,17 @@ struct SourceFile {
 impl Engine {
     /// Opens the store under `config.data_dir`, marks jobs a previous process left
     /// unfinished as interrupted, and clears its temporary files.
+    /// Opens the engine with an empty search index, for `reindex`: every video is then
+    /// ingested again with the configured models and indexed afresh.
+    pub fn open_to_reindex(config: Config, providers: Providers) -> Result<Arc<Engine>> {
+        Self::open_with(config, providers, true)
+    }
+
     pub fn open(config: Config, providers: Providers) -> Result<Arc<Engine>> {
+        Self::open_with(config, providers, false)
+    }
+
+    fn open_with(config: Config, providers: Providers, reset_search: bool) -> Result<Arc<Engine>> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
@@ -146,6 +156,9 @@ impl Engine {
             tracing::info!("removed {collected} records that interrupted ingests left behind");
         }
         let slots = Arc::new(Semaphore::new(config.ingest.max_concurrent_jobs));
+        if reset_search {
+            SearchIndex::drop_all(store.db())?;
+        }
         let search = Arc::new(SearchIndex::open(store.db())?);
         Ok(Arc::new(Engine {
             config,
@@ -173,6 +186,61 @@ impl Engine {
     }
 
     /// Ingests a file on the server's disk, inside the configured roots.
+    /// Stored videos whose text vectors another embedder (or size) made than the
+    /// configured one.
+    pub async fn stale_text_vectors(&self) -> Result<Vec<VideoRecord>> {
+        let name = self.providers.text_embedder.name().to_string();
+        let dims = self.providers.text_embedder.dimensions() as u32;
+        Ok(self
+            .videos()
+            .await?
+            .into_iter()
+            .filter(|v| {
+                !v.text_embedder.is_empty()
+                    && (v.text_embedder != name || v.text_dimensions != dims)
+            })
+            .collect())
+    }
+
+    /// Refuses an index whose vectors another text embedder made: they cannot be compared
+    /// with the configured one's, and searching them would return garbage.
+    pub async fn check_text_embedder(&self) -> Result<()> {
+        let stale = self.stale_text_vectors().await?;
+        if let Some(v) = stale.first() {
+            return Err(Error::FailedPrecondition(format!(
+                "{} stored video(s) were embedded by {} ({} dims) but models.text_embedder is {} ({} dims), and their vectors cannot be compared: run `reelforge-server reindex` with this configuration to embed them again, or go back to {}",
+                stale.len(),
+                v.text_embedder,
+                v.text_dimensions,
+                self.providers.text_embedder.name(),
+                self.providers.text_embedder.dimensions(),
+                v.text_embedder
+            )));
+        }
+        Ok(())
+    }
+
+    /// Ingests a stored video again from its source with the configured models (same
+    /// slice and clip lengths).
+    pub async fn reingest(self: &Arc<Self>, video: &VideoRecord) -> Result<Arc<JobHandle>> {
+        let (path, shown) = (PathBuf::from(&video.source_path), video.source_path.clone());
+        let checked = path.clone();
+        let size = blocking(move || paths::check_media_file(&checked, &shown)).await?;
+        let source = SourceFile {
+            path,
+            filename: video.filename.clone(),
+            sha256: None,
+            size,
+            uploaded: false,
+        };
+        let options = IngestOptions {
+            force: true,
+            slice_seconds: video.slice_ms as f64 / 1000.0,
+            clip_seconds: video.clip_ms as f64 / 1000.0,
+        };
+        self.start(source, options).await
+    }
+
     pub async fn ingest_path(
         self: &Arc<Self>,
         path: &str,

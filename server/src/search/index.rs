@@ -202,6 +202,25 @@ fn tx_error(e: TransactionError<Error>) -> Error {
 
 impl SearchIndex {
     /// Opens the index trees in `db` and loads document metadata and vectors.
+    /// The trees the index keeps in the store.
+    pub const TREES: [&'static str; 6] = [
+        "search_docs",
+        "search_postings",
+        "search_vectors",
+        "search_video_docs",
+        "search_videos",
+        "search_stats",
+    ];
+
+    /// Drops the whole index from `db` (before it is opened): for re-embedding every
+    /// video with another text embedder, whose vectors cannot join the old ones.
+    pub fn drop_all(db: &sled::Db) -> Result<()> {
+        for tree in Self::TREES {
+            db.drop_tree(tree)?;
+        }
+        Ok(())
+    }
+
     pub fn open(db: &sled::Db) -> Result<SearchIndex> {
         Self::open_with(db, AnnConfig::default())
     }
