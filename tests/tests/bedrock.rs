@@ -182,6 +182,12 @@ async fn throttling_is_retried_and_server_errors_exhaust_the_retries() {
     assert_eq!(stub.requests().len(), 2, "one retry after the throttle");
     stub.clear();
 
+    // The model timing out once is retried too.
+    stub.fail_next(408, "ModelTimeoutException", 1);
+    titan.embed(&text, EmbedPurpose::Index).await.unwrap();
+    assert_eq!(stub.requests().len(), 2, "one retry after the model timed out");
+    stub.clear();
+
     // 5xx on every attempt: the retries run out and the error says what the service said.
     stub.fail_next(500, "InternalServerException", 3);
     let err = titan.embed(&text, EmbedPurpose::Index).await.unwrap_err();

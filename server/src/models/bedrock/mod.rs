@@ -4,7 +4,8 @@
 //! profile, SSO, instance role); the endpoint can be overridden (`models.bedrock.endpoint_url`
 //! or `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`), which is how the tests point the real SDK at a
 //! local server that speaks Bedrock's wire format. Retries are the SDK's standard mode
-//! (throttling, 5xx and transient errors back off); each provider runs at most
+//! (throttling, 5xx and transient errors back off; `ModelTimeoutException` is treated as
+//! transient too); each provider runs at most
 //! `concurrency` calls at once; timeouts are configurable.
 
 mod cohere;
@@ -15,7 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::operation::converse::ConverseError;
+use aws_sdk_bedrockruntime::operation::invoke_model::InvokeModelError;
 use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -126,8 +131,11 @@ impl Bedrock {
                 "Bedrock needs a region: set models.bedrock.region, AWS_REGION or a profile's region",
             ));
         }
+        let client_config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
+            .retry_classifier(ModelTimeoutIsTransient)
+            .build();
         Ok(Bedrock {
-            client: aws_sdk_bedrockruntime::Client::new(&shared),
+            client: aws_sdk_bedrockruntime::Client::from_conf(client_config),
             limit: Arc::new(Semaphore::new(config.concurrency)),
         })
     }
@@ -160,6 +168,32 @@ impl Bedrock {
         serde_json::from_slice(out.body().as_ref()).map_err(|e| {
             Error::Unavailable(format!("{model_id} answered with JSON we cannot read: {e}"))
         })
+    }
+}
+
+/// Bedrock's `ModelTimeoutException` (the model took too long on this request) is worth
+/// another attempt, though the service does not model it as retryable.
+#[derive(Debug)]
+struct ModelTimeoutIsTransient;
+
+impl ClassifyRetry for ModelTimeoutIsTransient {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(e)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = e.as_operation_error().and_then(|err| {
+            err.downcast_ref::<InvokeModelError>()
+                .and_then(|e| e.code())
+                .or_else(|| err.downcast_ref::<ConverseError>().and_then(|e| e.code()))
+        });
+        match code {
+            Some("ModelTimeoutException") => RetryAction::transient_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "ModelTimeoutIsTransient"
     }
 }
 
