@@ -185,7 +185,11 @@ async fn throttling_is_retried_and_server_errors_exhaust_the_retries() {
     // The model timing out once is retried too.
     stub.fail_next(408, "ModelTimeoutException", 1);
     titan.embed(&text, EmbedPurpose::Index).await.unwrap();
-    assert_eq!(stub.requests().len(), 2, "one retry after the model timed out");
+    assert_eq!(
+        stub.requests().len(),
+        2,
+        "one retry after the model timed out"
+    );
     stub.clear();
 
     // 5xx on every attempt: the retries run out and the error says what the service said.

@@ -12,6 +12,7 @@ use crate::analysis::visual::{cosine, emphasise_motion};
 use crate::error::{Error, Result};
 use crate::ingest::{blocking, Engine};
 use crate::models::{EmbedPurpose, TranscriptSegment};
+use crate::search::vectors::dot;
 use crate::store::{EmbeddingKind, VideoRecord};
 
 /// Default similarity thresholds, by space: point text vs clip captions (text embedder),
@@ -215,20 +216,6 @@ pub async fn points_and_clips(
     Ok(segments)
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn priority_of(score: f32) -> u8 {
-    if score >= 0.75 {
-        1
-    } else if score >= 0.55 {
-        2
-    } else {
-        3
-    }
-}
-
 /// Template: the new video's clips that look like library entries (of `category`, or
 /// all), ordered by the category's script when it has one. Returns the segments and
 /// whether they are in script order (otherwise the caller orders them).
@@ -269,7 +256,7 @@ pub async fn template(
         .enumerate()
         .map(|(i, e)| Point {
             index: i as u32,
-            priority: priority_of(e.score),
+            priority: super::segments::priority_of_score(e.score),
             description: e.words(),
             model: format!(
                 "library entry {} ({} {:.1}-{:.1} s)",

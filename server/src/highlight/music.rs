@@ -159,7 +159,7 @@ pub async fn choose(
     let q = &q[0].vector;
     let (best, similarity) = t
         .iter()
-        .map(|e| e.vector.iter().zip(q).map(|(a, b)| a * b).sum::<f32>())
+        .map(|e| crate::search::vectors::dot(&e.vector, q))
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .ok_or_else(|| Error::internal("no music tracks to choose from"))?;

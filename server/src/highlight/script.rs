@@ -200,13 +200,7 @@ async fn closest_line(
     let l = embedder.embed(&texts, EmbedPurpose::Index).await?;
     let best = l
         .iter()
-        .map(|e| {
-            e.vector
-                .iter()
-                .zip(&q[0].vector)
-                .map(|(a, b)| a * b)
-                .sum::<f32>()
-        })
+        .map(|e| crate::search::vectors::dot(&e.vector, &q[0].vector))
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| (lines[i].start_ms, lines[i].end_ms));

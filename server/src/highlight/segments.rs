@@ -234,6 +234,17 @@ pub fn extract_json(text: &str) -> Option<serde_json::Value> {
     None
 }
 
+/// The priority a score stands for: 1 (must have) from 0.75, 2 from 0.55, else 3.
+pub fn priority_of_score(score: f32) -> u8 {
+    if score >= 0.75 {
+        1
+    } else if score >= 0.55 {
+        2
+    } else {
+        3
+    }
+}
+
 /// Merges candidates of one video that overlap or lie within `gap_ms` of each other
 /// (slicing proposes the same moment twice, or cuts one in two): the merged segment
 /// spans both and keeps the better one's description, score and priority.

@@ -72,13 +72,7 @@ fn to_segments(video_id: &str, a: &SliceAnalysis, reason: &str) -> Vec<Segment> 
             start_ms: c.start_ms,
             end_ms: c.end_ms,
             score: c.score,
-            priority: if c.score >= 0.75 {
-                1
-            } else if c.score >= 0.55 {
-                2
-            } else {
-                3
-            },
+            priority: super::segments::priority_of_score(c.score),
             description: c.description.clone(),
             reason: reason.to_string(),
             model: a.analyzer.clone(),
