@@ -426,3 +426,18 @@ pub fn speech_video() -> &'static (PathBuf, Vec<Utterance>) {
 }
 
 pub use reelforge_server::models::conformance::word_error_rate;
+
+/// Every result of one search, in order (the stream's other items left out).
+pub async fn search_results(
+    client: &mut pb::search_client::SearchClient<Channel>,
+    req: pb::SearchRequest,
+) -> Result<Vec<pb::SearchResult>, tonic::Status> {
+    let mut stream = client.search(req).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(m) = stream.message().await? {
+        if let Some(pb::search_response::Item::Result(r)) = m.item {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}

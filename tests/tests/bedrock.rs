@@ -14,7 +14,7 @@ use reelforge_server::models::bedrock::{
 };
 use reelforge_server::models::{conformance, EmbedPurpose, TextEmbedder};
 use reelforge_tests::bedrock_stub::BedrockStub;
-use reelforge_tests::{demo_video, ingest_path_done, Server};
+use reelforge_tests::{demo_video, ingest_path_done, search_results, Server};
 
 /// The stub's model: the offline MiniLM, loaded once per test binary.
 fn stub_model() -> Arc<dyn TextEmbedder> {
@@ -252,21 +252,12 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
         .all(|r| r.path == "/model/amazon.titan-embed-text-v2:0/invoke"));
 
     let mut search = pb::search_client::SearchClient::new(server.channel().await);
-    let mut stream = search
-        .search(pb::SearchRequest {
-            query: "sudden loud audio".into(),
-            top_k: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut results = Vec::new();
-    while let Some(m) = stream.message().await.unwrap() {
-        if let Some(pb::search_response::Item::Result(r)) = m.item {
-            results.push(r);
-        }
-    }
+    let query = || pb::SearchRequest {
+        query: "sudden loud audio".into(),
+        top_k: 3,
+        ..Default::default()
+    };
+    let results = search_results(&mut search, query()).await.unwrap();
     assert!(!results.is_empty());
     assert!(results.iter().all(|r| r.video_id == video_id));
     assert!(results[0].scores.unwrap().reranked, "{:?}", results[0]);
@@ -332,23 +323,9 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
         "embedded again by the configured model"
     );
     let mut search = pb::search_client::SearchClient::new(server.channel().await);
-    let mut stream = search
-        .search(pb::SearchRequest {
-            query: "sudden loud audio".into(),
-            top_k: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut found = 0;
-    while let Some(m) = stream.message().await.unwrap() {
-        if let Some(pb::search_response::Item::Result(r)) = m.item {
-            assert_eq!(r.video_id, video_id);
-            found += 1;
-        }
-    }
-    assert!(found > 0, "the re-embedded index is searched");
+    let found = search_results(&mut search, query()).await.unwrap();
+    assert!(!found.is_empty(), "the re-embedded index is searched");
+    assert!(found.iter().all(|r| r.video_id == video_id));
     server.stop().await;
 }
 

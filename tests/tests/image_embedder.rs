@@ -6,7 +6,8 @@
 use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
 use reelforge_tests::{
-    demo_video, done_video_id, drain, fixtures, ingest_path_done, path_request, Server,
+    demo_video, done_video_id, drain, fixtures, ingest_path_done, path_request, search_results,
+    Server,
 };
 
 #[tokio::test]
@@ -140,18 +141,4 @@ async fn a_configured_clip_model_embeds_every_thumbnail() {
         .iter()
         .all(|s| s.model.ends_with("clip:my-clip match")));
     server.stop().await;
-}
-
-async fn search_results(
-    client: &mut pb::search_client::SearchClient<tonic::transport::Channel>,
-    req: pb::SearchRequest,
-) -> Result<Vec<pb::SearchResult>, tonic::Status> {
-    let mut stream = client.search(req).await?.into_inner();
-    let mut out = Vec::new();
-    while let Some(m) = stream.message().await? {
-        if let Some(pb::search_response::Item::Result(r)) = m.item {
-            out.push(r);
-        }
-    }
-    Ok(out)
 }
