@@ -105,10 +105,11 @@ if [ ! -f "$SPEECH/librivox/transcription" ]; then
   cp -r "$tmp/root/usr/share/pocketsphinx/test/data/librivox" "$SPEECH/librivox"
 fi
 
+# The sample videos' common shape (640x360, 25 fps) and their quiet background sound.
+norm="scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
+quiet="anoisesrc=c=pink:a=0.004:r=44100,aformat=sample_fmts=fltp:channel_layouts=stereo"
 if [ ! -f "$SAMPLES/demo.mp4" ]; then
   echo "setup: building $SAMPLES/demo.mp4"
-  norm="scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
-  quiet="anoisesrc=c=pink:a=0.004:r=44100,aformat=sample_fmts=fltp:channel_layouts=stereo"
   ffmpeg -hide_banner -v error -y -i "$SAMPLES/bikes.mp4" -i "$SAMPLES/bigbuckbunny.mp4" -filter_complex "
     [0:v]$norm,split=2[bk0][bkf];
     [bkf]trim=end_frame=1,loop=loop=499:size=1:start=0,setpts=N/25/TB[still1];
@@ -128,8 +129,6 @@ if [ ! -f "$SAMPLES/recap.mp4" ]; then
   echo "setup: building $SAMPLES/recap.mp4"
   # A re-edit of demo.mp4's footage: other stills, Big Buck Bunny (cropped) at 8-13.28 s
   # and bikes (cropped) at 25.28-35.28 s; the template strategy's test footage.
-  norm="scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
-  quiet="anoisesrc=c=pink:a=0.004:r=44100,aformat=sample_fmts=fltp:channel_layouts=stereo"
   ffmpeg -hide_banner -v error -y -i "$SAMPLES/bigbuckbunny.mp4" -i "$SAMPLES/bikes.mp4" -filter_complex "
     [0:v]$norm,split=2[bb0][bbs];
     [bbs]trim=start_frame=60:end_frame=61,setpts=PTS-STARTPTS,loop=loop=199:size=1:start=0,setpts=N/25/TB[s1];
