@@ -732,6 +732,7 @@ pub async fn highlight(
         text_embedder,
         transcriber: None,
         image_embedder: None,
+        video_embedder: None,
     };
     let engine = Engine::open(run_config, providers)?;
     let started = Instant::now();

@@ -40,6 +40,9 @@ pub struct ModelsConfig {
     /// Reranker: "" for the local one (the text embedder's cosine blended with lexical
     /// overlap), or `bedrock:cohere.rerank-v3-5:0`.
     pub reranker: String,
+    /// Video clip embedder for Points + clips: "" (clips are matched by their captions) or
+    /// `bedrock:amazon.nova-2-multimodal-embeddings-v1:0` (picture and sound).
+    pub video_embedder: String,
     /// How Bedrock providers are reached (region, endpoint, retries, timeouts).
     pub bedrock: crate::models::bedrock::BedrockConfig,
     /// Threads for local model inference (one was fastest on 2 cores).
@@ -60,6 +63,7 @@ impl Default for ModelsConfig {
             text_embedder: crate::models::MiniLmEmbedder::NAME.into(),
             reranker: String::new(),
             analyzer: String::new(),
+            video_embedder: String::new(),
             bedrock: crate::models::bedrock::BedrockConfig::default(),
             threads: 1,
             transcriber: crate::models::WhisperTranscriber::NAME.into(),
@@ -167,6 +171,22 @@ impl Config {
             "TEXT_EMBEDDER" => self.models.text_embedder = value.into(),
             "RERANKER" => self.models.reranker = value.into(),
             "ANALYZER" => self.models.analyzer = value.into(),
+            "VIDEO_EMBEDDER" => self.models.video_embedder = value.into(),
+            "BEDROCK_S3_URI" => self.models.bedrock.s3_uri = value.into(),
+            "BEDROCK_S3_BUCKET_OWNER" => self.models.bedrock.s3_bucket_owner = value.into(),
+            "BEDROCK_S3_ENDPOINT_URL" => self.models.bedrock.s3_endpoint_url = value.into(),
+            "BEDROCK_S3_FORCE_PATH_STYLE" => {
+                self.models.bedrock.s3_force_path_style = parse(name, value)?
+            }
+            "BEDROCK_INLINE_VIDEO_LIMIT_BYTES" => {
+                self.models.bedrock.inline_video_limit_bytes = parse(name, value)?
+            }
+            "BEDROCK_ASYNC_EMBEDDING_MIN_CLIPS" => {
+                self.models.bedrock.async_embedding_min_clips = parse(name, value)?
+            }
+            "BEDROCK_ASYNC_POLL_SECONDS" => {
+                self.models.bedrock.async_poll_seconds = parse(name, value)?
+            }
             "BEDROCK_REGION" => self.models.bedrock.region = value.into(),
             "BEDROCK_ENDPOINT_URL" => self.models.bedrock.endpoint_url = value.into(),
             "BEDROCK_MAX_ATTEMPTS" => self.models.bedrock.max_attempts = parse(name, value)?,
@@ -229,6 +249,24 @@ impl Config {
         if !(analyzer.is_empty() || analyzer == "local" || nova) {
             return Err(Error::invalid(format!(
                 "models.analyzer {analyzer:?} is not available: use \"\" for the offline signal analyser or \"bedrock:<Nova model id>\" (e.g. bedrock:us.amazon.nova-lite-v1:0)"
+            )));
+        }
+        let video = self.models.video_embedder.as_str();
+        if !(video.is_empty() || bedrock::model_of(video) == Some(bedrock::NOVA_EMBEDDINGS)) {
+            return Err(Error::invalid(format!(
+                "models.video_embedder {video:?} is not available: use \"\" to match clips by their captions or \"bedrock:{}\"",
+                bedrock::NOVA_EMBEDDINGS
+            )));
+        }
+        if !video.is_empty()
+            && !EmbedModel::Nova
+                .dimensions()
+                .contains(&self.models.bedrock.embedding_dimensions)
+        {
+            return Err(Error::invalid(format!(
+                "models.bedrock.embedding_dimensions must be one of {:?} for {video}, got {}",
+                EmbedModel::Nova.dimensions(),
+                self.models.bedrock.embedding_dimensions
             )));
         }
         self.models.bedrock.validate()?;
@@ -329,5 +367,50 @@ mod tests {
         let env = vec![("REELFORGE_SLICE_SECONDS".to_string(), "0".to_string())];
         let err = Config::load(None, env).unwrap_err().to_string();
         assert!(err.contains("slice_seconds"), "{err}");
+    }
+
+    #[test]
+    fn bedrock_video_settings_are_checked() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load(None, env).map_err(|e| e.to_string())
+        };
+        let err = load(&[("REELFORGE_BEDROCK_INLINE_VIDEO_LIMIT_BYTES", "30000000")]).unwrap_err();
+        assert!(
+            err.contains("inline_video_limit_bytes") && err.contains("25 MB"),
+            "{err}"
+        );
+        let err = load(&[("REELFORGE_BEDROCK_S3_URI", "bucket/prefix")]).unwrap_err();
+        assert!(err.contains("s3://bucket/prefix"), "{err}");
+        let err = load(&[(
+            "REELFORGE_VIDEO_EMBEDDER",
+            "bedrock:amazon.titan-embed-text-v2:0",
+        )])
+        .unwrap_err();
+        assert!(err.contains("models.video_embedder"), "{err}");
+        let err = load(&[
+            (
+                "REELFORGE_VIDEO_EMBEDDER",
+                "bedrock:amazon.nova-2-multimodal-embeddings-v1:0",
+            ),
+            ("REELFORGE_BEDROCK_EMBEDDING_DIMENSIONS", "512"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("embedding_dimensions") && err.contains("3072"),
+            "{err}"
+        );
+        let ok = load(&[
+            (
+                "REELFORGE_VIDEO_EMBEDDER",
+                "bedrock:amazon.nova-2-multimodal-embeddings-v1:0",
+            ),
+            ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
+        ])
+        .unwrap();
+        assert_eq!(ok.models.bedrock.s3_uri, "s3://reelforge-staging/work");
     }
 }

@@ -205,6 +205,7 @@ async fn load_providers(config: &Config) -> anyhow::Result<Providers> {
         &config.models.text_embedder,
         &config.models.reranker,
         &config.models.analyzer,
+        &config.models.video_embedder,
     ]
     .iter()
     .any(|s| models::bedrock::model_of(s).is_some());
@@ -259,8 +260,21 @@ async fn load_providers(config: &Config) -> anyhow::Result<Providers> {
             e.dimensions()
         );
     }
+    let video_embedder = match (
+        &bedrock,
+        models::bedrock::model_of(&config.models.video_embedder),
+    ) {
+        (Some(b), Some(_)) => Some(Arc::new(models::bedrock::NovaVideoEmbedder::new(
+            b.clone(),
+            config.models.bedrock.embedding_dimensions,
+            &config.ffmpeg,
+            config.data_dir.join("staging").join("clips"),
+        )?) as Arc<dyn models::VideoEmbedder>),
+        _ => None,
+    };
     let providers = Providers {
         image_embedder,
+        video_embedder,
         analyzer: match (&bedrock, models::bedrock::model_of(&config.models.analyzer)) {
             (Some(b), Some(model)) => Arc::new(models::bedrock::NovaAnalyzer::new(
                 b.clone(),

@@ -5,8 +5,15 @@
 //! the way the service sends them (`x-amzn-errortype` header, `{"message": ...}` body).
 //!
 //! Embeddings and relevance come from a real model (the offline MiniLM, zero-padded to the
-//! requested size), so related texts are close as they are on the service. Every request is
-//! recorded for tests to assert on; failures can be queued to test retries.
+//! requested size), so related texts are close as they are on the service. Video is
+//! embedded by what the stub measures in it with ffmpeg (moving or still), put in words
+//! and embedded the same way. Every request is recorded for tests to assert on; failures
+//! can be queued to test retries.
+//!
+//! The same server answers the S3 calls the staging location makes (path-style PutObject,
+//! GetObject, ListObjectsV2, DeleteObject, in memory) and the asynchronous invocations
+//! (`POST /async-invoke`, `GET /async-invoke/{arn}`) of Nova Multimodal Embeddings'
+//! `SEGMENTED_EMBEDDING`, which write `embedding-audio-video.jsonl` into that S3.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -39,9 +46,22 @@ pub enum ConverseMode {
     Garbage,
 }
 
+/// An asynchronous invocation: answered `InProgress` to its first poll, then `Completed`.
+#[derive(Debug, Clone)]
+struct Job {
+    polls: u32,
+    output_uri: String,
+    model: String,
+    token: String,
+}
+
 #[derive(Default)]
 struct State {
     requests: Vec<Recorded>,
+    /// S3 objects by "bucket/key".
+    objects: HashMap<String, Vec<u8>>,
+    /// Asynchronous invocations by ARN.
+    jobs: HashMap<String, Job>,
     /// (status, error type) answered to the next requests, in order.
     failures: VecDeque<(u16, String)>,
     /// Answers to the next Converse requests (then `Tool`).
@@ -76,6 +96,13 @@ impl BedrockStub {
 
     pub fn clear(&self) {
         self.state.lock().unwrap().requests.clear();
+    }
+
+    /// The S3 objects held now, as "bucket/key".
+    pub fn objects(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.state.lock().unwrap().objects.keys().cloned().collect();
+        keys.sort();
+        keys
     }
 
     /// The next Converse requests are answered like this, in order.
@@ -148,10 +175,34 @@ async fn serve_connection(
             .get("content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).await?;
-        let path = percent_decode(target.split('?').next().unwrap_or(""));
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if headers
+            .get("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+        {
+            write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        let mut raw = vec![0u8; length];
+        reader.read_exact(&mut raw).await?;
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let path = percent_decode(path);
+        if !path.starts_with("/model/") && !path.starts_with("/async-invoke") {
+            let (status, content_type, out) = s3(&state, &method, &path, query, raw);
+            state.lock().unwrap().requests.push(Recorded {
+                method: method.clone(),
+                path: path.clone(),
+                headers,
+                body: Value::Null,
+            });
+            let head = format!(
+                "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\netag: \"stub\"\r\nx-amz-request-id: stub\r\n\r\n",
+                if status < 300 { "OK" } else { "Error" },
+                out.len()
+            );
+            write.write_all(head.as_bytes()).await?;
+            write.write_all(&out).await?;
+            continue;
+        }
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let (failure, mode) = {
             let mut s = state.lock().unwrap();
             s.requests.push(Recorded {
@@ -173,7 +224,7 @@ async fn serve_connection(
                 Some(kind.clone()),
                 json!({ "message": format!("{kind} (queued by the test)") }),
             ),
-            None => match answer(&method, &path, &body, embedder.as_ref(), mode).await {
+            None => match answer(&method, &path, &body, embedder.as_ref(), mode, &state).await {
                 Ok(v) => (200, None, v),
                 Err((status, kind, message)) => (
                     status,
@@ -223,12 +274,19 @@ async fn answer(
     body: &Value,
     embedder: &dyn TextEmbedder,
     mode: ConverseMode,
+    state: &Arc<Mutex<State>>,
 ) -> Result<Value, Failure> {
     if let Some(model) = path
         .strip_prefix("/model/")
         .and_then(|p| p.strip_suffix("/converse"))
     {
-        return converse(model, body, mode);
+        return converse(model, body, mode, state);
+    }
+    if path == "/async-invoke" && method == "POST" {
+        return start_async_invoke(body, embedder, state).await;
+    }
+    if let Some(arn) = path.strip_prefix("/async-invoke/") {
+        return get_async_invoke(arn, state);
     }
     let model = path
         .strip_prefix("/model/")
@@ -298,13 +356,27 @@ async fn answer(
                     "exactly one of text, image, video, audio per request, got {given:?}"
                 )));
             }
+            if given[0] == "video" {
+                let video = &p["video"];
+                check_video_params(video)?;
+                let bytes = media(&video["source"], state)?;
+                let frames = motion(&bytes)?;
+                let seconds = frames.last().map_or(0.0, |f| f.0);
+                if seconds > 30.0 {
+                    return Err(invalid(
+                        "video: SINGLE_EMBEDDING reads at most 30 seconds; use StartAsyncInvoke with SEGMENTED_EMBEDDING",
+                    ));
+                }
+                let v = embed(embedder, caption(&frames), dims as usize).await;
+                return Ok(
+                    json!({ "embeddings": [{ "embeddingType": "AUDIO_VIDEO_COMBINED", "embedding": v }] }),
+                );
+            }
             let text = p["text"]["value"]
                 .as_str()
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
-                    invalid(
-                        "text.value: a non-empty string is required (this stub embeds text only)",
-                    )
+                    invalid("text.value: a non-empty string is required (text and video are embedded here)")
                 })?;
             let v = embed(embedder, text, dims as usize).await;
             Ok(json!({ "embeddings": [{ "embeddingType": "TEXT", "embedding": v }] }))
@@ -355,8 +427,12 @@ async fn answer(
 /// JSON schema; a tool choice naming it), reads the video's length with ffprobe, and
 /// answers with one highlight over the middle third of it (`mode` decides how), with
 /// usage counted like Nova's: about 290 input tokens per second of video plus the text.
-fn converse(model: &str, body: &Value, mode: ConverseMode) -> Result<Value, Failure> {
-    use base64::Engine as _;
+fn converse(
+    model: &str,
+    body: &Value,
+    mode: ConverseMode,
+    state: &Arc<Mutex<State>>,
+) -> Result<Value, Failure> {
     if !model.contains("nova") {
         return Err((
             404,
@@ -385,17 +461,7 @@ fn converse(model: &str, body: &Value, mode: ConverseMode) -> Result<Value, Fail
     if video["video"]["format"] != "mp4" {
         return Err(invalid("video.format must match the container (mp4 here)"));
     }
-    let b64 = video["video"]["source"]["bytes"]
-        .as_str()
-        .ok_or_else(|| invalid("video.source.bytes: base64 is required (or s3Location)"))?;
-    if b64.len() > 25_000_000 {
-        return Err(invalid(
-            "video.source.bytes: the base64 payload is over 25 MB; use s3Location",
-        ));
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|e| invalid(format!("video.source.bytes is not base64: {e}")))?;
+    let bytes = media(&video["video"]["source"], state)?;
     if bytes.get(4..8) != Some(b"ftyp") {
         return Err(invalid("video.source.bytes is not an MP4 file"));
     }
@@ -417,7 +483,7 @@ fn converse(model: &str, body: &Value, mode: ConverseMode) -> Result<Value, Fail
             "end": (seconds * 2.0 / 3.0 * 10.0).round() / 10.0,
             "score": 0.8,
             "priority": 1,
-            "description": "the middle of the clip",
+            "description": "fast motion and action in the middle of the clip",
             "reason": "action"
         }]
     });
@@ -465,4 +531,322 @@ fn video_seconds(bytes: &[u8]) -> Result<f64, Failure> {
         .trim()
         .parse()
         .map_err(|_| invalid("the video could not be read"))
+}
+
+/// The bytes a `source` names: inline base64 (under 25 MB) or an object in the stub's S3.
+fn media(source: &Value, state: &Arc<Mutex<State>>) -> Result<Vec<u8>, Failure> {
+    use base64::Engine as _;
+    let given = ["bytes", "s3Location"]
+        .into_iter()
+        .filter(|k| !source[*k].is_null())
+        .count();
+    if given != 1 {
+        return Err(invalid("source: exactly one of bytes or s3Location"));
+    }
+    if let Some(b64) = source["bytes"].as_str() {
+        if b64.len() > 25_000_000 {
+            return Err(invalid(
+                "source.bytes: the base64 payload is over 25 MB; use s3Location",
+            ));
+        }
+        return base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| invalid(format!("source.bytes is not base64: {e}")));
+    }
+    let uri = source["s3Location"]["uri"]
+        .as_str()
+        .ok_or_else(|| invalid("source.s3Location.uri is required"))?;
+    let key = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| invalid(format!("source.s3Location.uri {uri:?} is not an s3:// URI")))?;
+    state
+        .lock()
+        .unwrap()
+        .objects
+        .get(key)
+        .cloned()
+        .ok_or_else(|| invalid(format!("source.s3Location.uri {uri}: no such object")))
+}
+
+fn check_video_params(video: &Value) -> Result<(), Failure> {
+    let formats = [
+        "mp4", "mov", "mkv", "webm", "flv", "mpeg", "mpg", "wmv", "3gp",
+    ];
+    if !formats.iter().any(|f| video["format"] == *f) {
+        return Err(invalid("video.format is missing or unknown"));
+    }
+    if !["AUDIO_VIDEO_COMBINED", "AUDIO_VIDEO_SEPARATE"]
+        .iter()
+        .any(|m| video["embeddingMode"] == *m)
+    {
+        return Err(invalid("video.embeddingMode is missing or unknown"));
+    }
+    Ok(())
+}
+
+/// Per frame of an MP4 held in memory: (time s, mean luma change from the frame before).
+fn motion(bytes: &[u8]) -> Result<Vec<(f64, f64)>, Failure> {
+    if bytes.get(4..8) != Some(b"ftyp") {
+        return Err(invalid("the video is not an MP4 file"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, stats) = (dir.path().join("v.mp4"), dir.path().join("ydif.txt"));
+    std::fs::write(&path, bytes).unwrap();
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(&path)
+        .arg("-vf")
+        .arg(format!(
+            "signalstats,metadata=mode=print:key=lavfi.signalstats.YDIF:file={}",
+            stats.display()
+        ))
+        .args(["-f", "null", "-"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let text = std::fs::read_to_string(&stats).unwrap_or_default();
+    if !ok || text.is_empty() {
+        return Err(invalid("the video could not be read"));
+    }
+    let mut frames = Vec::new();
+    let mut t = 0.0;
+    for line in text.lines() {
+        if let Some(pts) = line.split("pts_time:").nth(1) {
+            t = pts.trim().parse().unwrap_or(t);
+        } else if let Some(y) = line.strip_prefix("lavfi.signalstats.YDIF=") {
+            frames.push((t, y.trim().parse().unwrap_or(0.0)));
+        }
+    }
+    Ok(frames)
+}
+
+/// What the stub "sees" in frames: moving or still.
+fn caption(frames: &[(f64, f64)]) -> &'static str {
+    let moving = frames.iter().skip(1).map(|f| f.1).sum::<f64>() / frames.len().max(2) as f64 > 1.0;
+    match moving {
+        true => "fast motion and action on screen",
+        false => "a static image",
+    }
+}
+
+/// `StartAsyncInvoke` for Nova Multimodal Embeddings' `SEGMENTED_EMBEDDING` of a video in
+/// the stub's S3: validates like the service, embeds each segment, and writes the result
+/// where the service does (`<s3Uri>/<invocation id>/embedding-audio-video.jsonl`).
+async fn start_async_invoke(
+    body: &Value,
+    embedder: &dyn TextEmbedder,
+    state: &Arc<Mutex<State>>,
+) -> Result<Value, Failure> {
+    let model = body["modelId"].as_str().unwrap_or("");
+    if model != "amazon.nova-2-multimodal-embeddings-v1:0" {
+        return Err(invalid(format!(
+            "modelId {model:?} does not run asynchronously here"
+        )));
+    }
+    let input = &body["modelInput"];
+    if input["taskType"] != "SEGMENTED_EMBEDDING" {
+        return Err(invalid(
+            "modelInput.taskType: StartAsyncInvoke takes SEGMENTED_EMBEDDING",
+        ));
+    }
+    let p = &input["segmentedEmbeddingParams"];
+    if p["embeddingPurpose"] != "GENERIC_INDEX" {
+        return Err(invalid(
+            "segmentedEmbeddingParams.embeddingPurpose: GENERIC_INDEX is expected",
+        ));
+    }
+    let dims = p["embeddingDimension"].as_u64().unwrap_or(3072);
+    if ![256, 384, 1024, 3072].contains(&dims) {
+        return Err(invalid(format!(
+            "embeddingDimension: 256, 384, 1024 or 3072, got {dims}"
+        )));
+    }
+    let given = ["text", "image", "video", "audio"]
+        .into_iter()
+        .filter(|k| !p[*k].is_null())
+        .count();
+    if given != 1 || p["video"].is_null() {
+        return Err(invalid("exactly one modality per request (video here)"));
+    }
+    let video = &p["video"];
+    check_video_params(video)?;
+    let seconds = video["segmentationConfig"]["durationSeconds"]
+        .as_u64()
+        .unwrap_or(0);
+    if !(1..=30).contains(&seconds) {
+        return Err(invalid(format!(
+            "video.segmentationConfig.durationSeconds: 1 to 30, got {seconds}"
+        )));
+    }
+    if video["source"]["s3Location"].is_null() {
+        return Err(invalid(
+            "video.source: asynchronous jobs read from s3Location",
+        ));
+    }
+    let bytes = media(&video["source"], state)?;
+    let output = body["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("s3://"))
+        .ok_or_else(|| invalid("outputDataConfig.s3OutputDataConfig.s3Uri is required"))?
+        .trim_end_matches('/')
+        .to_string();
+    let frames = motion(&bytes)?;
+    let length = frames.last().map_or(0.0, |f| f.0) + 0.25;
+    let mut lines = String::new();
+    let mut k = 0;
+    while (k as f64) * (seconds as f64) < length - 0.01 {
+        let (start, end) = (
+            (k * seconds) as f64,
+            (((k + 1) * seconds) as f64).min(length),
+        );
+        let inside: Vec<(f64, f64)> = frames
+            .iter()
+            .copied()
+            .filter(|f| f.0 >= start && f.0 < end)
+            .collect();
+        let v = embed(embedder, caption(&inside), dims as usize).await;
+        lines.push_str(
+            &json!({
+                "embedding": v,
+                "segmentMetadata": {
+                    "segmentIndex": k,
+                    "segmentStartSeconds": start,
+                    "segmentEndSeconds": end,
+                },
+                "status": "SUCCESS",
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+        k += 1;
+    }
+    let id = format!("stub{:08x}", rand_id(state));
+    let arn = format!("arn:aws:bedrock:us-east-1:123456789012:async-invoke/{id}");
+    let mut s = state.lock().unwrap();
+    s.objects.insert(
+        format!("{output}/{id}/embedding-audio-video.jsonl"),
+        lines.into_bytes(),
+    );
+    s.objects.insert(
+        format!("{output}/{id}/manifest.json"),
+        json!({ "embeddingResults": [{
+            "embeddingType": "AUDIO_VIDEO_COMBINED", "status": "SUCCESS",
+            "outputFileUri": format!("s3://{output}/{id}/embedding-audio-video.jsonl")
+        }] })
+        .to_string()
+        .into_bytes(),
+    );
+    s.jobs.insert(
+        arn.clone(),
+        Job {
+            polls: 0,
+            output_uri: format!("s3://{output}/"),
+            model: model.to_string(),
+            token: body["clientRequestToken"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        },
+    );
+    Ok(json!({ "invocationArn": arn }))
+}
+
+fn rand_id(state: &Arc<Mutex<State>>) -> u32 {
+    let s = state.lock().unwrap();
+    (s.requests.len() as u32).wrapping_mul(2_654_435_761) ^ s.jobs.len() as u32
+}
+
+fn get_async_invoke(arn: &str, state: &Arc<Mutex<State>>) -> Result<Value, Failure> {
+    let mut s = state.lock().unwrap();
+    let job = s.jobs.get_mut(arn).ok_or_else(|| {
+        (
+            404,
+            "ResourceNotFoundException",
+            format!("no invocation {arn}"),
+        )
+    })?;
+    job.polls += 1;
+    let done = job.polls > 1;
+    let mut answer = json!({
+        "invocationArn": arn,
+        "modelArn": format!("arn:aws:bedrock:us-east-1::foundation-model/{}", job.model),
+        "clientRequestToken": job.token,
+        "status": if done { "Completed" } else { "InProgress" },
+        "submitTime": "2026-11-21T12:00:00Z",
+        "lastModifiedTime": "2026-11-21T12:00:01Z",
+        "outputDataConfig": { "s3OutputDataConfig": { "s3Uri": job.output_uri } },
+    });
+    if done {
+        answer["endTime"] = json!("2026-11-21T12:00:02Z");
+    }
+    Ok(answer)
+}
+
+/// Path-style S3 in memory: PUT, GET and DELETE of `/bucket/key`, and ListObjectsV2 of
+/// `/bucket?list-type=2&prefix=...`. (status, content type, body)
+fn s3(
+    state: &Arc<Mutex<State>>,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Vec<u8>,
+) -> (u16, &'static str, Vec<u8>) {
+    let error = |status: u16, code: &str, message: &str| {
+        (
+            status,
+            "application/xml",
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>")
+                .into_bytes(),
+        )
+    };
+    let name = path.trim_start_matches('/');
+    let mut s = state.lock().unwrap();
+    match (method, name.split_once('/')) {
+        ("PUT", Some((_, key))) if !key.is_empty() => {
+            s.objects.insert(name.to_string(), body);
+            (200, "application/xml", Vec::new())
+        }
+        ("GET", Some((_, key))) if !key.is_empty() => match s.objects.get(name) {
+            Some(bytes) => (200, "application/octet-stream", bytes.clone()),
+            None => error(404, "NoSuchKey", "The specified key does not exist."),
+        },
+        ("DELETE", Some(_)) => {
+            s.objects.remove(name);
+            (204, "application/xml", Vec::new())
+        }
+        ("GET", _) if query.contains("list-type=2") => {
+            let bucket = name.trim_end_matches('/');
+            let prefix = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("prefix="))
+                .map(percent_decode)
+                .unwrap_or_default();
+            let full = format!("{bucket}/{prefix}");
+            let mut keys: Vec<(&String, usize)> = s
+                .objects
+                .iter()
+                .filter(|(k, _)| k.starts_with(&full))
+                .map(|(k, v)| (k, v.len()))
+                .collect();
+            keys.sort();
+            let contents: String = keys
+                .iter()
+                .map(|(k, n)| {
+                    format!(
+                        "<Contents><Key>{}</Key><Size>{n}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+                        &k[bucket.len() + 1..]
+                    )
+                })
+                .collect();
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{bucket}</Name><Prefix>{prefix}</Prefix><KeyCount>{}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>",
+                keys.len()
+            );
+            (200, "application/xml", xml.into_bytes())
+        }
+        _ => error(
+            400,
+            "InvalidRequest",
+            &format!("{method} {path} is not served here"),
+        ),
+    }
 }

@@ -525,3 +525,207 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
     eprintln!("nova points: {:?}", spans(&points.segments));
     server.stop().await;
 }
+
+/// The demo's moving footage: bikes at 20-30 s, Big Buck Bunny at 45-50.3 s.
+fn inside_the_moving_footage(segments: &[pb::HighlightSegment]) -> bool {
+    segments.iter().all(|s| {
+        (s.start_ms >= 18_000 && s.end_ms <= 32_000) || (s.start_ms >= 42_000 && s.end_ms <= 52_000)
+    })
+}
+
+fn funnel_of(events: &[pb::highlight_event::Event]) -> pb::ClipFunnel {
+    events
+        .iter()
+        .find_map(|e| match e {
+            pb::highlight_event::Event::Funnel(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a funnel event")
+}
+
+#[tokio::test]
+async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddings() {
+    use base64::Engine as _;
+    const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
+    const MME: &str = "/model/amazon.nova-2-multimodal-embeddings-v1:0/invoke";
+    let stub = BedrockStub::start(stub_model()).await;
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = bedrock_server(
+        &stub,
+        data.path(),
+        &[
+            ("REELFORGE_ANALYZER", NOVA),
+            (
+                "REELFORGE_VIDEO_EMBEDDER",
+                "bedrock:amazon.nova-2-multimodal-embeddings-v1:0",
+            ),
+            ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
+            ("REELFORGE_BEDROCK_S3_ENDPOINT_URL", stub.url.as_str()),
+            ("REELFORGE_BEDROCK_S3_FORCE_PATH_STYLE", "true"),
+            // A 30 s analysis proxy is ~300 kB: over this, so it goes through S3.
+            ("REELFORGE_BEDROCK_INLINE_VIDEO_LIMIT_BYTES", "200000"),
+            ("REELFORGE_BEDROCK_ASYNC_POLL_SECONDS", "0.05"),
+        ],
+    )
+    .await;
+    let mut ingest = server.client().await;
+    let (_, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
+
+    // Oversized inline video: each slice's proxy is put in S3, passed as s3Location, and
+    // removed after the call.
+    let requests = stub.requests();
+    let puts: Vec<_> = requests.iter().filter(|r| r.method == "PUT").collect();
+    let converse: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/converse"))
+        .collect();
+    assert_eq!((puts.len(), converse.len()), (2, 2), "{requests:?}");
+    for (put, call) in puts.iter().zip(&converse) {
+        let source = &call.body["messages"][0]["content"][0]["video"]["source"];
+        assert!(source["bytes"].is_null(), "not inline: {source}");
+        let uri = source["s3Location"]["uri"].as_str().unwrap();
+        assert_eq!(format!("s3:/{}", put.path), uri);
+        assert!(uri.starts_with("s3://reelforge-staging/work/proxies/") && uri.ends_with(".mp4"));
+    }
+    assert!(
+        stub.objects().is_empty(),
+        "proxies are removed: {:?}",
+        stub.objects()
+    );
+
+    let mut client = HighlightClient::new(server.channel().await);
+    let points = |prefilter: bool| pb::HighlightRequest {
+        video_id: video_id.clone(),
+        strategy: pb::HighlightStrategy::Points as i32,
+        prefilter: Some(prefilter),
+        render: Some(false),
+        ..Default::default()
+    };
+
+    // Points + clips, the still and quiet clips filtered out first: one SINGLE_EMBEDDING
+    // request per kept clip (its picture and sound, inline), one for the point's words.
+    stub.clear();
+    let (events, sync) = highlight(&mut client, points(true)).await.unwrap();
+    let funnel = funnel_of(&events);
+    let requests = stub.requests();
+    let clips: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == MME && !r.body["singleEmbeddingParams"]["video"].is_null())
+        .collect();
+    let queries: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == MME && !r.body["singleEmbeddingParams"]["text"].is_null())
+        .collect();
+    assert_eq!(clips.len() as u32, funnel.after_prefilter, "{funnel:?}");
+    assert!(funnel.after_prefilter < funnel.total, "{funnel:?}");
+    assert_eq!(queries.len(), 1, "one point");
+    for r in &clips {
+        let p = &r.body["singleEmbeddingParams"];
+        assert_eq!(r.body["taskType"], "SINGLE_EMBEDDING");
+        assert_eq!(p["embeddingPurpose"], "GENERIC_INDEX");
+        assert_eq!(p["embeddingDimension"], 1024);
+        assert_eq!(p["video"]["format"], "mp4");
+        assert_eq!(p["video"]["embeddingMode"], "AUDIO_VIDEO_COMBINED");
+        assert!(p["text"].is_null() && p["image"].is_null() && p["audio"].is_null());
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(p["video"]["source"]["bytes"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(&bytes[4..8], b"ftyp");
+    }
+    assert_eq!(
+        queries[0].body["singleEmbeddingParams"]["embeddingPurpose"],
+        "VIDEO_RETRIEVAL"
+    );
+    let matched = events
+        .iter()
+        .find_map(|e| match e {
+            pb::highlight_event::Event::PointMatch(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    eprintln!(
+        "nova video embeddings, sync: {} clip requests + 1 query + 1 Converse for 60 s; best similarity {:.3}; segments {:?}",
+        clips.len(),
+        matched.best_similarity,
+        spans(&sync.segments)
+    );
+    assert!(!sync.segments.is_empty());
+    assert!(
+        inside_the_moving_footage(&sync.segments),
+        "{:?}",
+        spans(&sync.segments)
+    );
+    assert!(
+        sync.segments
+            .iter()
+            .any(|s| s.start_ms <= 22_000 && s.end_ms >= 28_000),
+        "the bikes are found: {:?}",
+        spans(&sync.segments)
+    );
+
+    // Every clip of the video (30, the async threshold): one asynchronous
+    // SEGMENTED_EMBEDDING job over the video's proxy in S3, polled until done, its
+    // segments read back from S3 and mapped onto the clips.
+    stub.clear();
+    let (events, batch) = highlight(&mut client, points(false)).await.unwrap();
+    assert_eq!(funnel_of(&events).after_coarse, 30);
+    let requests = stub.requests();
+    let start: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/async-invoke")
+        .collect();
+    assert_eq!(start.len(), 1, "{requests:?}");
+    let input = &start[0].body["modelInput"];
+    assert_eq!(input["taskType"], "SEGMENTED_EMBEDDING");
+    let video = &input["segmentedEmbeddingParams"]["video"];
+    assert_eq!(video["segmentationConfig"]["durationSeconds"], 2);
+    assert!(video["source"]["s3Location"]["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("s3://reelforge-staging/work/proxies/"));
+    assert!(
+        start[0].body["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://reelforge-staging/work/embeddings/")
+    );
+    let polls = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/async-invoke/"))
+        .count();
+    assert_eq!(polls, 2, "polled until Completed");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.path == MME && !r.body["singleEmbeddingParams"]["video"].is_null()),
+        "no clip is embedded one by one"
+    );
+    eprintln!(
+        "nova video embeddings, async: {} requests to Bedrock and {} to S3 for 60 s; segments {:?}",
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with("/model/") || r.path.starts_with("/async-invoke"))
+            .count(),
+        requests
+            .iter()
+            .filter(|r| !r.path.starts_with("/model/") && !r.path.starts_with("/async-invoke"))
+            .count(),
+        spans(&batch.segments)
+    );
+    assert!(
+        inside_the_moving_footage(&batch.segments),
+        "{:?}",
+        spans(&batch.segments)
+    );
+    assert!(batch
+        .segments
+        .iter()
+        .any(|s| s.start_ms <= 22_000 && s.end_ms >= 28_000));
+    assert!(
+        stub.objects().is_empty(),
+        "staged objects are removed: {:?}",
+        stub.objects()
+    );
+    server.stop().await;
+}

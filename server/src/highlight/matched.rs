@@ -16,11 +16,15 @@ use crate::search::vectors::dot;
 use crate::store::{EmbeddingKind, VideoRecord};
 
 /// Default similarity thresholds, by space: point text vs clip captions (text embedder),
+/// point text vs clip video (video embedder),
 /// point text vs frames (image-text embedder, whose cosines run lower), and a library
 /// entry's look vs a clip's (visual descriptors, which run high).
 pub const CAPTION_THRESHOLD: f32 = 0.6;
 pub const FRAME_THRESHOLD: f32 = 0.25;
 pub const LOOK_THRESHOLD: f32 = 0.9;
+/// Point text vs a clip's video embedding (`models.video_embedder`): cross-modal cosines
+/// run lower than text-to-text ones.
+pub const VIDEO_THRESHOLD: f32 = 0.3;
 /// Template looks weigh motion this much more than the stored descriptor does: a still
 /// of a highlight's scene is not the highlight.
 const MOTION_EMPHASIS: f32 = 4.0;
@@ -139,6 +143,10 @@ pub async fn points_and_clips(
         })?),
         UnitKind::Clips => None,
     };
+    let video = match o.unit {
+        UnitKind::Clips => providers.video_embedder.clone(),
+        UnitKind::Frames => None,
+    };
     // The points: the analyser's whole-video reading, then the transcript.
     let on_slice: &(dyn Fn(&SliceOutcome) + Send + Sync) = &|s: &SliceOutcome| sink.slice(s);
     let analysed = strategy::direct(providers.analyzer.as_ref(), &v.material, on_slice).await?;
@@ -161,8 +169,26 @@ pub async fn points_and_clips(
         Vec<Vec<f32>>,
         String,
         f32,
-    ) = match image {
-        Some(image) => {
+    ) = match (image, video) {
+        (_, Some(video)) => {
+            // The clips' picture and sound against the points' words, in one space.
+            let spans: Vec<(i64, i64)> = filtered
+                .kept
+                .iter()
+                .map(|&i| (units[i].start_ms, units[i].end_ms))
+                .collect();
+            let p = video.embed_queries(&texts).await?;
+            let u = video
+                .embed_spans(v.material.source, v.material.duration_ms, &spans)
+                .await?;
+            (
+                p.into_iter().map(|e| e.vector).collect(),
+                u,
+                video.name().to_string(),
+                VIDEO_THRESHOLD,
+            )
+        }
+        (Some(image), None) => {
             let p = image.embed_texts(&texts).await?;
             let u = filtered
                 .kept
@@ -176,7 +202,7 @@ pub async fn points_and_clips(
                 FRAME_THRESHOLD,
             )
         }
-        None => {
+        (None, None) => {
             let embedder = &providers.text_embedder;
             let captions: Vec<String> = filtered
                 .kept

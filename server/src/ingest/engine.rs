@@ -57,6 +57,8 @@ pub struct Providers {
     pub reranker: Arc<dyn Reranker>,
     /// `None`: thumbnails are not embedded (no CLIP weights configured).
     pub image_embedder: Option<Arc<dyn ImageTextEmbedder>>,
+    /// `None`: Points + clips matches clips by their captions.
+    pub video_embedder: Option<Arc<dyn crate::models::VideoEmbedder>>,
 }
 
 pub struct Engine {

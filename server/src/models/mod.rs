@@ -50,6 +50,28 @@ pub trait TextEmbedder: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>>;
 }
 
+/// Embeds spans of video (picture and sound) into a space shared with text, so a
+/// highlight point's words find the clips that show it (Nova Multimodal Embeddings).
+pub trait VideoEmbedder: Send + Sync {
+    fn name(&self) -> &str;
+    fn dimensions(&self) -> usize;
+    /// The longest span one embedding covers.
+    fn max_span_ms(&self) -> i64;
+    /// One L2-normalised vector per `(start_ms, end_ms)` span of the video at `source`
+    /// (`duration_ms` long), in order. A span longer than `max_span_ms` is `InvalidInput`.
+    fn embed_spans<'a>(
+        &'a self,
+        source: &'a Path,
+        duration_ms: i64,
+        spans: &'a [(i64, i64)],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>>>;
+    /// Texts that look for video, in the same space; an empty text is `InvalidInput`.
+    fn embed_queries<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>>;
+}
+
 /// 16 kHz mono audio to transcribe, on a video's timeline.
 #[derive(Debug, Clone)]
 pub struct SpeechAudio {

@@ -7,10 +7,15 @@
 //! (throttling, 5xx and transient errors back off; `ModelTimeoutException` is treated as
 //! transient too); each provider runs at most
 //! `concurrency` calls at once; timeouts are configurable.
+//!
+//! Video too large to send inline, and the asynchronous segmented embeddings of whole
+//! videos, go through an S3 staging location (`models.bedrock.s3_uri`, see `staging`).
 
 mod cohere;
 mod embed;
 pub mod nova;
+pub mod staging;
+pub mod video_embed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,14 +30,18 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 pub use cohere::CohereReranker;
-pub use embed::{BedrockEmbedder, EmbedModel};
+pub use embed::{BedrockEmbedder, EmbedModel, MAX_CHARS};
 pub use nova::NovaAnalyzer;
+pub use staging::Staging;
+pub use video_embed::NovaVideoEmbedder;
 
 use crate::error::{Error, Result};
 
 pub const TITAN_TEXT_V2: &str = "amazon.titan-embed-text-v2:0";
 pub const NOVA_EMBEDDINGS: &str = "amazon.nova-2-multimodal-embeddings-v1:0";
 pub const COHERE_RERANK: &str = "cohere.rerank-v3-5:0";
+/// The largest video sent inline: the request's base64 payload must stay under 25 MB.
+pub const INLINE_VIDEO_MAX_BYTES: u64 = 18 * 1024 * 1024;
 
 /// `[models.bedrock]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,6 +62,25 @@ pub struct BedrockConfig {
     pub concurrency: usize,
     /// Embedding size: Titan 256, 512 or 1024; Nova 256, 384, 1024 or 3072.
     pub embedding_dimensions: u32,
+    /// Where video goes that is too large to send inline, and where asynchronous
+    /// embedding jobs read and write: `s3://bucket/prefix`. "" for none.
+    pub s3_uri: String,
+    /// The bucket owner's account id, sent with S3 locations ("" to leave it out).
+    pub s3_bucket_owner: String,
+    /// "" uses S3's endpoint (or AWS_ENDPOINT_URL_S3 when set).
+    pub s3_endpoint_url: String,
+    /// Path-style S3 addresses (`endpoint/bucket/key`), for S3-compatible endpoints.
+    pub s3_force_path_style: bool,
+    /// Video payloads up to this size are sent inline; larger ones through `s3_uri`.
+    /// Bedrock takes 25 MB of base64 inline, so at most 18 MiB.
+    pub inline_video_limit_bytes: u64,
+    /// Clip embeddings of a whole video go through one asynchronous segmented job
+    /// (instead of one request per clip) from this many clips on; needs `s3_uri`.
+    pub async_embedding_min_clips: usize,
+    /// How often an asynchronous job's status is polled.
+    pub async_poll_seconds: f64,
+    /// An asynchronous job not done after this long is given up.
+    pub async_timeout_seconds: f64,
 }
 
 impl Default for BedrockConfig {
@@ -66,6 +94,14 @@ impl Default for BedrockConfig {
             operation_timeout_seconds: 600.0,
             concurrency: 4,
             embedding_dimensions: 1024,
+            s3_uri: String::new(),
+            s3_bucket_owner: String::new(),
+            s3_endpoint_url: String::new(),
+            s3_force_path_style: false,
+            inline_video_limit_bytes: INLINE_VIDEO_MAX_BYTES,
+            async_embedding_min_clips: 30,
+            async_poll_seconds: 5.0,
+            async_timeout_seconds: 3600.0,
         }
     }
 }
@@ -91,15 +127,35 @@ impl BedrockConfig {
                 "models.bedrock.concurrency must be between 1 and 256",
             ));
         }
+        if self.inline_video_limit_bytes == 0
+            || self.inline_video_limit_bytes > INLINE_VIDEO_MAX_BYTES
+        {
+            return Err(Error::invalid(format!(
+                "models.bedrock.inline_video_limit_bytes must be between 1 and {INLINE_VIDEO_MAX_BYTES} \
+                 (Bedrock takes 25 MB of base64 inline), got {}",
+                self.inline_video_limit_bytes
+            )));
+        }
+        if !positive(self.async_poll_seconds) || !positive(self.async_timeout_seconds) {
+            return Err(Error::invalid(
+                "models.bedrock.async_poll_seconds and async_timeout_seconds must be positive",
+            ));
+        }
+        if !self.s3_uri.is_empty() {
+            staging::parse_s3_uri(&self.s3_uri)?;
+        }
         Ok(())
     }
 }
 
-/// A Bedrock runtime client with its concurrency limit.
+/// A Bedrock runtime client with its concurrency limit, and the S3 staging location
+/// when one is configured.
 #[derive(Clone)]
 pub struct Bedrock {
     client: aws_sdk_bedrockruntime::Client,
     limit: Arc<Semaphore>,
+    staging: Option<Staging>,
+    config: BedrockConfig,
 }
 
 impl Bedrock {
@@ -122,21 +178,39 @@ impl Bedrock {
         if !config.region.is_empty() {
             loader = loader.region(aws_config::Region::new(config.region.clone()));
         }
-        if !config.endpoint_url.is_empty() {
-            loader = loader.endpoint_url(config.endpoint_url.clone());
-        }
         let shared = loader.load().await;
         if shared.region().is_none() {
             return Err(Error::invalid(
                 "Bedrock needs a region: set models.bedrock.region, AWS_REGION or a profile's region",
             ));
         }
-        let client_config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
-            .retry_classifier(ModelTimeoutIsTransient)
-            .build();
+        let mut client_config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
+            .retry_classifier(ModelTimeoutIsTransient);
+        if !config.endpoint_url.is_empty() {
+            client_config = client_config.endpoint_url(config.endpoint_url.clone());
+        }
+        let staging = match config.s3_uri.is_empty() {
+            true => None,
+            false => Some(Staging::new(&shared, config)?),
+        };
         Ok(Bedrock {
-            client: aws_sdk_bedrockruntime::Client::from_conf(client_config),
+            client: aws_sdk_bedrockruntime::Client::from_conf(client_config.build()),
             limit: Arc::new(Semaphore::new(config.concurrency)),
+            staging,
+            config: config.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &BedrockConfig {
+        &self.config
+    }
+
+    /// The S3 staging location, or an error naming the setting when none is configured.
+    pub fn staging(&self, why: &str) -> Result<&Staging> {
+        self.staging.as_ref().ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "{why}: set models.bedrock.s3_uri (s3://bucket/prefix) to a location Bedrock can read"
+            ))
         })
     }
 

@@ -4,20 +4,21 @@
 //! dimensions, the true duration as a bound) and a tool whose JSON schema the model must
 //! fill (a forced tool choice: Nova's constrained decoding). A text answer instead of the
 //! tool call is read by the robust JSON parser. Token usage and bytes sent are recorded
-//! per call.
+//! per call. A proxy over `models.bedrock.inline_video_limit_bytes` is put in the S3
+//! staging location and passed as an `s3Location`, then removed.
 
 use std::path::PathBuf;
 
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message,
+    ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message, S3Location,
     SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema,
     ToolSpecification, VideoBlock, VideoFormat, VideoSource,
 };
 use aws_smithy_types::{Document, Number};
 use serde_json::{json, Value};
 
-use super::{sdk_error, Bedrock};
+use super::{sdk_error, Bedrock, Staging};
 use crate::analysis::{
     BoxFuture, ModelUsage, SegmentCandidate, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
@@ -25,8 +26,6 @@ use crate::error::{Error, Result};
 use crate::highlight::segments::parse_model_segments;
 use crate::media::proxy::{self, ProxySpec};
 
-/// Largest video sent inline: the request's base64 payload must stay under 25 MB.
-pub const INLINE_LIMIT_BYTES: u64 = 18 * 1024 * 1024;
 pub const TOOL_NAME: &str = "report_highlights";
 
 pub struct NovaAnalyzer {
@@ -143,7 +142,6 @@ fn build<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
 
 impl NovaAnalyzer {
     async fn analyze(&self, input: SliceInput<'_>) -> Result<SliceAnalysis> {
-        let duration_ms = input.end_ms - input.start_ms;
         tokio::fs::create_dir_all(&self.work_dir).await?;
         let dir = tempfile::tempdir_in(&self.work_dir)?;
         let proxy_path = dir.path().join("proxy.mp4");
@@ -156,25 +154,61 @@ impl NovaAnalyzer {
             &proxy_path,
         )
         .await?;
-        if sent > INLINE_LIMIT_BYTES {
-            return Err(Error::FailedPrecondition(format!(
-                "the analysis proxy of slice {} is {:.1} MB, over the {} MB Bedrock takes inline; \
-                 use shorter slices (sending through S3 is not supported yet)",
-                input.index,
-                sent as f64 / 1e6,
-                INLINE_LIMIT_BYTES >> 20
-            )));
-        }
-        let bytes = tokio::fs::read(&proxy_path).await?;
         let source_size = tokio::fs::metadata(input.source)
             .await
             .map_or(0, |m| m.len());
+        let (source, staged) = self.video_source(&proxy_path, sent, input.index).await?;
         let video = build(
             VideoBlock::builder()
                 .format(VideoFormat::Mp4)
-                .source(VideoSource::Bytes(Blob::new(bytes)))
+                .source(source)
                 .build(),
         )?;
+        let answer = self.converse(video, sent, source_size, &input).await;
+        if let Some((staging, key)) = staged {
+            staging.remove(&key).await;
+        }
+        answer
+    }
+
+    /// The proxy as a video source: inline bytes, or an object put in the staging
+    /// location when it is over the inline limit (returned for removal after the call).
+    async fn video_source(
+        &self,
+        proxy_path: &std::path::Path,
+        size: u64,
+        index: u32,
+    ) -> Result<(VideoSource, Option<(&Staging, String)>)> {
+        let limit = self.bedrock.config().inline_video_limit_bytes;
+        if size <= limit {
+            let bytes = tokio::fs::read(proxy_path).await?;
+            return Ok((VideoSource::Bytes(Blob::new(bytes)), None));
+        }
+        let staging = self.bedrock.staging(&format!(
+            "the analysis proxy of slice {index} is {:.1} MB, over the {:.1} MB sent inline \
+             (models.bedrock.inline_video_limit_bytes)",
+            size as f64 / 1e6,
+            limit as f64 / 1e6
+        ))?;
+        let key = staging.key(&format!("proxies/{}.mp4", uuid::Uuid::new_v4()));
+        let uri = staging.put_file(proxy_path, &key, "video/mp4").await?;
+        let location = build(
+            S3Location::builder()
+                .uri(uri)
+                .set_bucket_owner(staging.owner().map(str::to_string))
+                .build(),
+        )?;
+        Ok((VideoSource::S3Location(location), Some((staging, key))))
+    }
+
+    async fn converse(
+        &self,
+        video: VideoBlock,
+        sent: u64,
+        source_size: u64,
+        input: &SliceInput<'_>,
+    ) -> Result<SliceAnalysis> {
+        let duration_ms = input.end_ms - input.start_ms;
         let message = build(
             Message::builder()
                 .role(ConversationRole::User)
