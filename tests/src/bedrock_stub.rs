@@ -50,6 +50,7 @@ pub enum ConverseMode {
 #[derive(Debug, Clone)]
 struct Job {
     polls: u32,
+    failure: Option<String>,
     output_uri: String,
     model: String,
     token: String,
@@ -62,6 +63,8 @@ struct State {
     objects: HashMap<String, Vec<u8>>,
     /// Asynchronous invocations by ARN.
     jobs: HashMap<String, Job>,
+    /// The next asynchronous invocations fail with these messages.
+    job_failures: VecDeque<String>,
     /// (status, error type) answered to the next requests, in order.
     failures: VecDeque<(u16, String)>,
     /// Answers to the next Converse requests (then `Tool`).
@@ -96,6 +99,15 @@ impl BedrockStub {
 
     pub fn clear(&self) {
         self.state.lock().unwrap().requests.clear();
+    }
+
+    /// The next asynchronous invocation ends `Failed` with `message`.
+    pub fn fail_next_job(&self, message: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .job_failures
+            .push_back(message.to_string());
     }
 
     /// The S3 objects held now, as "bucket/key".
@@ -722,6 +734,10 @@ async fn start_async_invoke(
     let id = format!("stub{:08x}", rand_id(state));
     let arn = format!("arn:aws:bedrock:us-east-1:123456789012:async-invoke/{id}");
     let mut s = state.lock().unwrap();
+    let failure = s.job_failures.pop_front();
+    if failure.is_some() {
+        lines.clear();
+    }
     s.objects.insert(
         format!("{output}/{id}/embedding-audio-video.jsonl"),
         lines.into_bytes(),
@@ -739,6 +755,7 @@ async fn start_async_invoke(
         arn.clone(),
         Job {
             polls: 0,
+            failure,
             output_uri: format!("s3://{output}/"),
             model: model.to_string(),
             token: body["clientRequestToken"]
@@ -770,13 +787,20 @@ fn get_async_invoke(arn: &str, state: &Arc<Mutex<State>>) -> Result<Value, Failu
         "invocationArn": arn,
         "modelArn": format!("arn:aws:bedrock:us-east-1::foundation-model/{}", job.model),
         "clientRequestToken": job.token,
-        "status": if done { "Completed" } else { "InProgress" },
+        "status": match (done, &job.failure) {
+            (false, _) => "InProgress",
+            (true, None) => "Completed",
+            (true, Some(_)) => "Failed",
+        },
         "submitTime": "2026-11-21T12:00:00Z",
         "lastModifiedTime": "2026-11-21T12:00:01Z",
         "outputDataConfig": { "s3OutputDataConfig": { "s3Uri": job.output_uri } },
     });
     if done {
         answer["endTime"] = json!("2026-11-21T12:00:02Z");
+    }
+    if let (true, Some(message)) = (done, &job.failure) {
+        answer["failureMessage"] = json!(message);
     }
     Ok(answer)
 }

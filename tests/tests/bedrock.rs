@@ -10,7 +10,8 @@ use std::sync::{Arc, OnceLock};
 use reelforge_proto::v1 as pb;
 use reelforge_server::error::Error;
 use reelforge_server::models::bedrock::{
-    Bedrock, BedrockConfig, BedrockEmbedder, CohereReranker, EmbedModel,
+    Bedrock, BedrockConfig, BedrockEmbedder, CohereReranker, EmbedModel, NovaAnalyzer,
+    NovaVideoEmbedder,
 };
 use reelforge_server::models::{conformance, EmbedPurpose, TextEmbedder};
 use reelforge_tests::bedrock_stub::BedrockStub;
@@ -162,10 +163,36 @@ async fn bedrock_providers_pass_the_conformance_suites_through_the_real_sdk() {
     assert_eq!(sizes, vec![100, 100, 50]);
 
     // Sizes the model does not offer are refused before any call.
-    let err = BedrockEmbedder::new(bedrock, EmbedModel::Titan, 384)
+    let err = BedrockEmbedder::new(bedrock.clone(), EmbedModel::Titan, 384)
         .err()
         .unwrap();
     assert!(err.to_string().contains("embedding_dimensions"), "{err}");
+
+    // Nova as the video analyser, and Nova Multimodal Embeddings as the video embedder,
+    // on demo.mp4 (bikes moving at 20-30 s, a still picture before).
+    let demo = demo_video();
+    let work = tempfile::tempdir().unwrap();
+    let analyzer = NovaAnalyzer::new(
+        bedrock.clone(),
+        "us.amazon.nova-lite-v1:0",
+        "ffmpeg",
+        work.path().join("proxies"),
+    );
+    stub.clear();
+    conformance::video_analyzer(&analyzer, &demo, 60_000).await;
+    assert_eq!(stub.requests().len(), 4, "two slices, each read twice");
+    let video = NovaVideoEmbedder::new(bedrock, 1024, "ffmpeg", work.path().join("clips")).unwrap();
+    stub.clear();
+    conformance::video_embedder(&video, &demo, 60_000, (22_000, 24_000), (4_000, 6_000)).await;
+    let requests = stub.requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.body["taskType"] == "SINGLE_EMBEDDING"));
+    assert_eq!(
+        requests.len(),
+        5,
+        "2 + 2 spans and 1 query; refusals cost no call"
+    );
 }
 
 #[tokio::test]
@@ -728,4 +755,98 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         stub.objects()
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn staging_and_asynchronous_failures_are_clear() {
+    let stub = BedrockStub::start(stub_model()).await;
+    aws_environment();
+    let demo = demo_video();
+    let work = tempfile::tempdir().unwrap();
+    // Over the inline limit with no S3 location: the slice fails before any call, naming
+    // the setting to fix.
+    let small = Bedrock::connect(&BedrockConfig {
+        endpoint_url: stub.url.clone(),
+        inline_video_limit_bytes: 1_000,
+        ..BedrockConfig::default()
+    })
+    .await
+    .unwrap();
+    let nova = NovaAnalyzer::new(
+        small,
+        "us.amazon.nova-lite-v1:0",
+        "ffmpeg",
+        work.path().join("p"),
+    );
+    let windows = [];
+    let err = reelforge_server::analysis::VideoAnalyzer::analyze_slice(
+        &nova,
+        reelforge_server::analysis::SliceInput {
+            source: &demo,
+            video_duration_ms: 60_000,
+            index: 0,
+            start_ms: 0,
+            end_ms: 10_000,
+            windows: &windows,
+            cut_points_ms: &[],
+            baseline: reelforge_server::analysis::Baseline {
+                loudness_db: -50.0,
+                motion: 0.0,
+                windows: 0,
+            },
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::FailedPrecondition(ref m) if m.contains("models.bedrock.s3_uri") && m.contains("inline_video_limit_bytes")),
+        "{err:?}"
+    );
+    assert!(stub.requests().is_empty());
+
+    // An asynchronous job that fails: its reason is reported, and what was staged is
+    // removed.
+    let staged = Bedrock::connect(&BedrockConfig {
+        endpoint_url: stub.url.clone(),
+        s3_uri: "s3://reelforge-staging/jobs".into(),
+        s3_endpoint_url: stub.url.clone(),
+        s3_force_path_style: true,
+        async_embedding_min_clips: 2,
+        async_poll_seconds: 0.01,
+        ..BedrockConfig::default()
+    })
+    .await
+    .unwrap();
+    let video = NovaVideoEmbedder::new(staged, 256, "ffmpeg", work.path().join("c")).unwrap();
+    let grid: Vec<(i64, i64)> = (0..5).map(|i| (i * 4000, i * 4000 + 4000)).collect();
+    stub.fail_next_job("The video could not be decoded (queued by the test)");
+    let err = reelforge_server::models::VideoEmbedder::embed_spans(&video, &demo, 60_000, &grid)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable(ref m) if m.contains("failed: The video could not be decoded")),
+        "{err:?}"
+    );
+    assert!(stub.objects().is_empty(), "{:?}", stub.objects());
+    // The next one completes: 4 s segments, 256 dimensions.
+    let vectors =
+        reelforge_server::models::VideoEmbedder::embed_spans(&video, &demo, 60_000, &grid)
+            .await
+            .unwrap();
+    assert_eq!(vectors.len(), 5);
+    assert!(vectors.iter().all(|v| v.len() == 256));
+    let start = stub
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/async-invoke")
+        .unwrap();
+    assert_eq!(
+        start.body["modelInput"]["segmentedEmbeddingParams"]["video"]["segmentationConfig"]
+            ["durationSeconds"],
+        4
+    );
+    assert_eq!(
+        start.body["modelInput"]["segmentedEmbeddingParams"]["embeddingDimension"],
+        256
+    );
 }

@@ -440,6 +440,13 @@ mod tests {
         windows: 40,
     };
 
+    #[tokio::test]
+    async fn passes_the_video_analyser_conformance_suite() {
+        // The signal analyser reads the windows, not the file.
+        crate::models::conformance::video_analyzer(&SignalAnalyzer, Path::new("x.mp4"), 60_000)
+            .await;
+    }
+
     #[test]
     fn a_loud_fast_burst_becomes_one_segment() {
         let mut spec = vec![(-50.0, 0.001); 20];

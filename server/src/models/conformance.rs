@@ -4,10 +4,154 @@
 //! Rerankers: every candidate scored once, in order, relevant first, deterministic,
 //! empty query refused. Transcribers: silence gives nothing, speech gives its words at
 //! the right times, unsettled tails are reported, empty audio is fine.
+//! Video analysers (the offline signal analyser, Nova): each slice's result names the
+//! slice and the analyser, its segments lie inside the slice on the video's timeline
+//! (wherever the slice starts), scores are in 0..1, and reading the same slice twice
+//! gives the same segments. Video embedders: dimensions, normalisation, order kept,
+//! spans over the limit and empty queries refused, and moving footage closer to words
+//! about motion than a still picture is.
 
-use super::{EmbedPurpose, RerankCandidate, Reranker, SpeechAudio, TextEmbedder, Transcriber};
+use std::path::Path;
+
+use super::{
+    EmbedPurpose, RerankCandidate, Reranker, SpeechAudio, TextEmbedder, Transcriber, VideoEmbedder,
+};
 use crate::analysis::visual::cosine;
+use crate::analysis::{Baseline, SignalWindow, SliceInput, VideoAnalyzer};
 use crate::error::Error;
+
+/// Signal windows (500 ms) over `[start_ms, end_ms)`: still and quiet, with a loud,
+/// moving burst over the middle fifth.
+fn burst_windows(start_ms: i64, end_ms: i64) -> Vec<SignalWindow> {
+    let n = ((end_ms - start_ms) / 500) as usize;
+    (0..n)
+        .map(|i| {
+            let burst = i >= n * 2 / 5 && i < n * 3 / 5;
+            SignalWindow {
+                start_ms: start_ms + i as i64 * 500,
+                loudness_db: if burst { -12.0 } else { -50.0 },
+                motion: if burst { 0.2 } else { 0.001 },
+                scene_cut: i == n * 2 / 5,
+            }
+        })
+        .collect()
+}
+
+/// Runs every video analyser check on slices of the video at `source` (at least 40 s
+/// long); panics with what failed.
+pub async fn video_analyzer(analyzer: &dyn VideoAnalyzer, source: &Path, duration_ms: i64) {
+    assert!(duration_ms >= 40_000, "the suite needs 40 s of video");
+    let baseline = Baseline {
+        loudness_db: -50.0,
+        motion: 0.001,
+        windows: 20,
+    };
+    for (index, start_ms, end_ms) in [(0, 0, 10_000), (3, 30_000, 40_000)] {
+        let windows = burst_windows(start_ms, end_ms);
+        let cuts = [start_ms + (end_ms - start_ms) * 2 / 5];
+        let input = || SliceInput {
+            source,
+            video_duration_ms: duration_ms,
+            index,
+            start_ms,
+            end_ms,
+            windows: &windows,
+            cut_points_ms: &cuts,
+            baseline,
+        };
+        let a = analyzer
+            .analyze_slice(input())
+            .await
+            .unwrap_or_else(|e| panic!("slice {index} is analysed: {e}"));
+        assert_eq!(
+            (a.index, a.start_ms, a.end_ms),
+            (index, start_ms, end_ms),
+            "the result names its slice"
+        );
+        assert_eq!(a.analyzer, analyzer.name(), "the result names its analyser");
+        assert!(
+            (0.0..=1.0).contains(&a.highlight_score),
+            "slice {index}: highlight score {}",
+            a.highlight_score
+        );
+        assert!(!a.segments.is_empty(), "slice {index}: the burst is found");
+        for s in &a.segments {
+            assert!(
+                start_ms <= s.start_ms && s.start_ms < s.end_ms && s.end_ms <= end_ms,
+                "slice {index} ({start_ms}-{end_ms} ms): segment {}-{} ms is outside it",
+                s.start_ms,
+                s.end_ms
+            );
+            assert!((0.0..=1.0).contains(&s.score), "score {}", s.score);
+        }
+        let again = analyzer
+            .analyze_slice(input())
+            .await
+            .expect("analysed again");
+        let spans = |x: &crate::analysis::SliceAnalysis| -> Vec<(i64, i64)> {
+            x.segments.iter().map(|s| (s.start_ms, s.end_ms)).collect()
+        };
+        assert_eq!(spans(&a), spans(&again), "slice {index}: deterministic");
+    }
+}
+
+/// Runs every video embedder check; `moving` and `still` are spans of the video at
+/// `source` that show motion and a still picture. Panics with what failed.
+pub async fn video_embedder(
+    embedder: &dyn VideoEmbedder,
+    source: &Path,
+    duration_ms: i64,
+    moving: (i64, i64),
+    still: (i64, i64),
+) {
+    let spans = [moving, still];
+    let vectors = embedder
+        .embed_spans(source, duration_ms, &spans)
+        .await
+        .expect("spans embed");
+    assert_eq!(vectors.len(), 2);
+    for v in &vectors {
+        assert_eq!(v.len(), embedder.dimensions());
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    let reversed = embedder
+        .embed_spans(source, duration_ms, &[still, moving])
+        .await
+        .expect("spans embed");
+    assert!(cosine(&reversed[0], &vectors[1]) > 0.9999, "order is kept");
+    assert!(cosine(&reversed[1], &vectors[0]) > 0.9999, "order is kept");
+    let query = embedder
+        .embed_queries(&["fast motion and action".to_string()])
+        .await
+        .expect("a query embeds");
+    assert_eq!(query[0].vector.len(), embedder.dimensions());
+    let (to_moving, to_still) = (
+        cosine(&query[0].vector, &vectors[0]),
+        cosine(&query[0].vector, &vectors[1]),
+    );
+    assert!(
+        to_moving > to_still,
+        "words about motion find the moving span: {to_moving} vs {to_still}"
+    );
+    let long = embedder
+        .embed_spans(source, duration_ms, &[(0, embedder.max_span_ms() + 1000)])
+        .await;
+    assert!(
+        matches!(long, Err(Error::InvalidInput(ref m)) if m.contains("span")),
+        "{long:?}"
+    );
+    assert!(embedder
+        .embed_spans(source, duration_ms, &[])
+        .await
+        .expect("no spans")
+        .is_empty());
+    let empty = embedder.embed_queries(&[" ".to_string()]).await;
+    assert!(
+        matches!(empty, Err(Error::InvalidInput(ref m)) if m.contains("empty")),
+        "{empty:?}"
+    );
+}
 
 /// Runs every check; panics with what failed.
 pub async fn text_embedder(embedder: &dyn TextEmbedder) {
