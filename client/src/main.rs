@@ -57,6 +57,12 @@ enum Command {
     /// Score predicted highlight segments against ground truth (recall, precision, F1,
     /// IoU); needs no server.
     Eval(highlight::EvalArgs),
+    /// Run the server's Bedrock Data Automation project on a stored video and import what
+    /// it finds (summaries, chapters, transcripts) as searchable documents.
+    RunBda {
+        /// The stored video.
+        video: String,
+    },
     /// Import a Bedrock Data Automation result.json (summaries, chapters, transcripts).
     ImportBda {
         /// The result.json file.
@@ -102,6 +108,17 @@ async fn main() {
             Command::Highlight(args) => highlight::run(channel, args).await,
             Command::Library { command } => library::run(channel, command).await,
             Command::Eval(_) => unreachable!("handled before connecting"),
+            Command::RunBda { video } => {
+                let reply = client
+                    .run_bda(reelforge_proto::v1::RunBdaRequest { video_id: video })
+                    .await?
+                    .into_inner();
+                println!(
+                    "Data Automation found {} documents for video {}",
+                    reply.documents, reply.video_id
+                );
+                Ok(())
+            }
             Command::ImportBda { file, video } => {
                 let json = std::fs::read(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;

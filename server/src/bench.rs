@@ -733,6 +733,7 @@ pub async fn highlight(
         transcriber: None,
         image_embedder: None,
         video_embedder: None,
+        data_automation: None,
     };
     let engine = Engine::open(run_config, providers)?;
     let started = Instant::now();

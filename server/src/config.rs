@@ -184,6 +184,15 @@ impl Config {
             "BEDROCK_ASYNC_EMBEDDING_MIN_CLIPS" => {
                 self.models.bedrock.async_embedding_min_clips = parse(name, value)?
             }
+            "BEDROCK_DATA_AUTOMATION_PROJECT_ARN" => {
+                self.models.bedrock.data_automation_project_arn = value.into()
+            }
+            "BEDROCK_DATA_AUTOMATION_PROFILE_ARN" => {
+                self.models.bedrock.data_automation_profile_arn = value.into()
+            }
+            "BEDROCK_DATA_AUTOMATION_ENDPOINT_URL" => {
+                self.models.bedrock.data_automation_endpoint_url = value.into()
+            }
             "BEDROCK_ASYNC_POLL_SECONDS" => {
                 self.models.bedrock.async_poll_seconds = parse(name, value)?
             }

@@ -208,7 +208,8 @@ async fn load_providers(config: &Config) -> anyhow::Result<Providers> {
         &config.models.video_embedder,
     ]
     .iter()
-    .any(|s| models::bedrock::model_of(s).is_some());
+    .any(|s| models::bedrock::model_of(s).is_some())
+        || !config.models.bedrock.data_automation_project_arn.is_empty();
     let bedrock = match uses_bedrock {
         true => Some(
             models::bedrock::Bedrock::connect(&config.models.bedrock)
@@ -275,6 +276,7 @@ async fn load_providers(config: &Config) -> anyhow::Result<Providers> {
     let providers = Providers {
         image_embedder,
         video_embedder,
+        data_automation: bedrock.as_ref().and_then(|b| b.data_automation().cloned()),
         analyzer: match (&bedrock, models::bedrock::model_of(&config.models.analyzer)) {
             (Some(b), Some(model)) => Arc::new(models::bedrock::NovaAnalyzer::new(
                 b.clone(),

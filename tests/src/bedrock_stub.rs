@@ -63,6 +63,8 @@ struct State {
     objects: HashMap<String, Vec<u8>>,
     /// Asynchronous invocations by ARN.
     jobs: HashMap<String, Job>,
+    /// Data Automation invocations by ARN: (polls, job_metadata.json URI).
+    bda_jobs: HashMap<String, (u32, String)>,
     /// The next asynchronous invocations fail with these messages.
     job_failures: VecDeque<String>,
     /// (status, error type) answered to the next requests, in order.
@@ -196,8 +198,13 @@ async fn serve_connection(
         let mut raw = vec![0u8; length];
         reader.read_exact(&mut raw).await?;
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let path = percent_decode(path);
-        if !path.starts_with("/model/") && !path.starts_with("/async-invoke") {
+        let path = match headers.get("x-amz-target") {
+            // JSON-protocol services (Data Automation) post to "/" and name the operation.
+            Some(target) => format!("/x-amz-target/{target}"),
+            None => percent_decode(path),
+        };
+        let bedrock = ["/model/", "/async-invoke", "/x-amz-target/"];
+        if !bedrock.iter().any(|p| path.starts_with(p)) {
             let (status, content_type, out) = s3(&state, &method, &path, query, raw);
             state.lock().unwrap().requests.push(Recorded {
                 method: method.clone(),
@@ -299,6 +306,18 @@ async fn answer(
     }
     if let Some(arn) = path.strip_prefix("/async-invoke/") {
         return get_async_invoke(arn, state);
+    }
+    match path.strip_prefix("/x-amz-target/AmazonBedrockKeystoneRuntimeService.") {
+        Some("InvokeDataAutomationAsync") => return invoke_data_automation(body, state),
+        Some("GetDataAutomationStatus") => return data_automation_status(body, state),
+        Some(other) => {
+            return Err((
+                400,
+                "UnknownOperationException",
+                format!("{other} is not served here"),
+            ))
+        }
+        None => {}
     }
     let model = path
         .strip_prefix("/model/")
@@ -631,12 +650,16 @@ fn motion(bytes: &[u8]) -> Result<Vec<(f64, f64)>, Failure> {
     Ok(frames)
 }
 
+const MOVING: &str = "fast motion and action on screen";
+const STILL: &str = "a static image";
+
 /// What the stub "sees" in frames: moving or still.
 fn caption(frames: &[(f64, f64)]) -> &'static str {
-    let moving = frames.iter().skip(1).map(|f| f.1).sum::<f64>() / frames.len().max(2) as f64 > 1.0;
-    match moving {
-        true => "fast motion and action on screen",
-        false => "a static image",
+    let mean = frames.iter().skip(1).map(|f| f.1).sum::<f64>() / frames.len().max(2) as f64;
+    if mean > 1.0 {
+        MOVING
+    } else {
+        STILL
     }
 }
 
@@ -873,4 +896,132 @@ fn s3(
             &format!("{method} {path} is not served here"),
         ),
     }
+}
+
+/// `InvokeDataAutomationAsync` with a project's standard output for a video in the stub's
+/// S3: checks the request like the service, then writes what the service writes under
+/// the output location (`<job>/job_metadata.json` pointing at
+/// `<job>/0/standard_output/0/result.json`): the video's metadata, a summary, and one
+/// chapter per 10 s saying what the stub sees in it (moving or still).
+fn invoke_data_automation(body: &Value, state: &Arc<Mutex<State>>) -> Result<Value, Failure> {
+    let input = body["inputConfiguration"]["s3Uri"]
+        .as_str()
+        .ok_or_else(|| invalid("inputConfiguration.s3Uri is required"))?;
+    let output = body["outputConfiguration"]["s3Uri"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("s3://"))
+        .ok_or_else(|| invalid("outputConfiguration.s3Uri: an s3:// URI is required"))?
+        .trim_end_matches('/')
+        .to_string();
+    let project = body["dataAutomationConfiguration"]["dataAutomationProjectArn"]
+        .as_str()
+        .unwrap_or("");
+    if !project.starts_with("arn:aws:bedrock:") || !project.contains(":data-automation-project/") {
+        return Err(invalid(format!(
+            "dataAutomationConfiguration.dataAutomationProjectArn is not a project ARN: {project:?}"
+        )));
+    }
+    if !body["dataAutomationProfileArn"]
+        .as_str()
+        .is_some_and(|a| a.contains(":data-automation-profile/"))
+    {
+        return Err(invalid("dataAutomationProfileArn is required"));
+    }
+    let bytes = media(&json!({ "s3Location": { "uri": input } }), state)?;
+    let frames = motion(&bytes)?;
+    let duration_ms = (video_seconds(&bytes)? * 1000.0).round() as i64;
+    let (bucket, key) = input
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .unwrap_or(("", ""));
+    let chapters: Vec<Value> = (0..duration_ms)
+        .step_by(10_000)
+        .map(|start| {
+            let end = (start + 10_000).min(duration_ms);
+            let inside: Vec<(f64, f64)> = frames
+                .iter()
+                .copied()
+                .filter(|f| f.0 * 1000.0 >= start as f64 && (f.0 * 1000.0) < end as f64)
+                .collect();
+            json!({
+                "start_timestamp_millis": start,
+                "end_timestamp_millis": end,
+                "duration_millis": end - start,
+                "summary": caption(&inside),
+            })
+        })
+        .collect();
+    let moving = chapters.iter().filter(|c| c["summary"] == MOVING).count();
+    let result = json!({
+        "metadata": {
+            "id": "stub-video",
+            "semantic_modality": "VIDEO",
+            "asset_id": "0",
+            "s3_bucket": bucket,
+            "s3_key": key,
+            "format": "QuickTime / MOV",
+            "duration_millis": duration_ms,
+        },
+        "statistics": { "chapter_count": chapters.len() },
+        "video": {
+            "summary": format!(
+                "A video of {} seconds; {moving} of its {} chapters show fast motion and action.",
+                duration_ms / 1000,
+                chapters.len()
+            ),
+        },
+        "chapters": chapters,
+    });
+    let mut s = state.lock().unwrap();
+    let id = format!("bda{:04}", s.bda_jobs.len());
+    let result_uri = format!("s3://{output}/{id}/0/standard_output/0/result.json");
+    let metadata_uri = format!("s3://{output}/{id}/job_metadata.json");
+    s.objects.insert(
+        result_uri["s3://".len()..].to_string(),
+        result.to_string().into_bytes(),
+    );
+    s.objects.insert(
+        metadata_uri["s3://".len()..].to_string(),
+        json!({
+            "job_id": id,
+            "job_status": "PROCESSED",
+            "semantic_modality": "VIDEO",
+            "output_metadata": [{
+                "asset_id": 0,
+                "segment_metadata": [{ "standard_output_path": result_uri }]
+            }]
+        })
+        .to_string()
+        .into_bytes(),
+    );
+    let arn = format!("arn:aws:bedrock:us-east-1:123456789012:data-automation-invocation/{id}");
+    s.bda_jobs.insert(arn.clone(), (0, metadata_uri));
+    Ok(json!({ "invocationArn": arn }))
+}
+
+/// `GetDataAutomationStatus`: `InProgress` to the first poll, then `Success` naming
+/// `job_metadata.json`.
+fn data_automation_status(body: &Value, state: &Arc<Mutex<State>>) -> Result<Value, Failure> {
+    let arn = body["invocationArn"]
+        .as_str()
+        .ok_or_else(|| invalid("invocationArn is required"))?;
+    let mut s = state.lock().unwrap();
+    let (polls, metadata) = s.bda_jobs.get_mut(arn).ok_or_else(|| {
+        (
+            404,
+            "ResourceNotFoundException",
+            format!("no invocation {arn}"),
+        )
+    })?;
+    *polls += 1;
+    Ok(match *polls {
+        1 => json!({ "status": "InProgress" }),
+        _ => json!({
+            "status": "Success",
+            "outputConfiguration": { "s3Uri": metadata.clone() },
+            "jobSubmissionTime": "2026-11-21T12:00:00Z",
+            "jobCompletionTime": "2026-11-21T12:01:00Z",
+            "jobDurationInSeconds": 60
+        }),
+    })
 }

@@ -754,6 +754,20 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         "staged objects are removed: {:?}",
         stub.objects()
     );
+
+    // No Data Automation project here: asking for it says what to configure.
+    let err = ingest
+        .run_bda(pb::RunBdaRequest {
+            video_id: video_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        err.message().contains("data_automation_project_arn"),
+        "{}",
+        err.message()
+    );
     server.stop().await;
 }
 
@@ -849,4 +863,96 @@ async fn staging_and_asynchronous_failures_are_clear() {
         start.body["modelInput"]["segmentedEmbeddingParams"]["embeddingDimension"],
         256
     );
+}
+
+// Two threads: the stub answers the server while this test waits on the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_automation_runs_on_a_stored_video_and_its_chapters_become_searchable() {
+    let stub = BedrockStub::start(stub_model()).await;
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = bedrock_server(
+        &stub,
+        data.path(),
+        &[
+            ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
+            ("REELFORGE_BEDROCK_S3_ENDPOINT_URL", stub.url.as_str()),
+            ("REELFORGE_BEDROCK_S3_FORCE_PATH_STYLE", "true"),
+            (
+                "REELFORGE_BEDROCK_DATA_AUTOMATION_PROJECT_ARN",
+                "arn:aws:bedrock:us-east-1:123456789012:data-automation-project/reelforge",
+            ),
+            (
+                "REELFORGE_BEDROCK_DATA_AUTOMATION_PROFILE_ARN",
+                "arn:aws:bedrock:us-east-1:123456789012:data-automation-profile/us.data-automation-v1",
+            ),
+            ("REELFORGE_BEDROCK_DATA_AUTOMATION_ENDPOINT_URL", stub.url.as_str()),
+            ("REELFORGE_BEDROCK_ASYNC_POLL_SECONDS", "0.05"),
+        ],
+    )
+    .await;
+    let mut ingest = server.client().await;
+    let (_, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
+    assert!(
+        stub.requests().is_empty(),
+        "the offline models did the ingest"
+    );
+
+    // Through the real CLI: the source goes to S3, the project runs, its result is read
+    // through job_metadata.json and imported.
+    let out = tokio::task::block_in_place(|| server.cli(&["run-bda", &video_id]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("7 documents for video {video_id}")),
+        "a summary and six 10 s chapters: {stdout}"
+    );
+    let requests = stub.requests();
+    let invoke: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with(".InvokeDataAutomationAsync"))
+        .collect();
+    assert_eq!(invoke.len(), 1, "{requests:?}");
+    let body = &invoke[0].body;
+    let input = body["inputConfiguration"]["s3Uri"].as_str().unwrap();
+    assert!(input.starts_with("s3://reelforge-staging/work/bda-input/") && input.ends_with(".mp4"));
+    assert_eq!(body["dataAutomationConfiguration"]["stage"], "LIVE");
+    assert_eq!(
+        invoke[0].headers["content-type"],
+        "application/x-amz-json-1.1"
+    );
+    let polls = requests
+        .iter()
+        .filter(|r| r.path.ends_with(".GetDataAutomationStatus"))
+        .count();
+    assert_eq!(polls, 2, "polled until Success");
+    assert!(stub.objects().is_empty(), "{:?}", stub.objects());
+
+    let mut search = pb::search_client::SearchClient::new(server.channel().await);
+    let results = search_results(
+        &mut search,
+        pb::SearchRequest {
+            query: "fast motion and action".into(),
+            mode: pb::SearchMode::Scene as i32,
+            top_k: 2,
+            kinds: vec!["chapter_summary".into()],
+            video_ids: vec![video_id.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut found: Vec<(i64, i64)> = results.iter().map(|r| (r.start_ms, r.end_ms)).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![(20_000, 30_000), (40_000, 50_000)],
+        "the chapters with the bikes and the bunny: {results:?}"
+    );
+    assert!(results.iter().all(|r| r.source == "chapter_summary"));
+    server.stop().await;
 }

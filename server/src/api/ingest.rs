@@ -220,6 +220,20 @@ impl pb::ingest_server::Ingest for IngestApi {
         }))
     }
 
+    async fn run_bda(
+        &self,
+        request: Request<pb::RunBdaRequest>,
+    ) -> Result<Response<pb::ImportBdaResponse>, Status> {
+        let video_id = request.into_inner().video_id;
+        let (video_id, documents, created) =
+            self.engine.run_bda(&video_id).await.map_err(to_status)?;
+        Ok(Response::new(pb::ImportBdaResponse {
+            video_id,
+            documents: documents as u32,
+            created,
+        }))
+    }
+
     async fn import_bda(
         &self,
         request: Request<pb::ImportBdaRequest>,

@@ -59,6 +59,8 @@ pub struct Providers {
     pub image_embedder: Option<Arc<dyn ImageTextEmbedder>>,
     /// `None`: Points + clips matches clips by their captions.
     pub video_embedder: Option<Arc<dyn crate::models::VideoEmbedder>>,
+    /// `None`: no Bedrock Data Automation project is configured.
+    pub data_automation: Option<crate::models::bedrock::DataAutomation>,
 }
 
 pub struct Engine {
@@ -735,6 +737,36 @@ impl Engine {
         })
         .await?;
         Ok((stale.len(), gone.len()))
+    }
+
+    /// Runs the configured Bedrock Data Automation project on a stored video and imports
+    /// its standard output for it (see `import_bda`).
+    pub async fn run_bda(&self, video_id: &str) -> Result<(String, usize, bool)> {
+        self.check_accepting()?;
+        keys::validate_video_id(video_id)?;
+        let bda = self.providers.data_automation.clone().ok_or_else(|| {
+            Error::FailedPrecondition(
+                "no Bedrock Data Automation project is configured: set \
+                 models.bedrock.data_automation_project_arn, data_automation_profile_arn and s3_uri"
+                    .into(),
+            )
+        })?;
+        let store = self.store.clone();
+        let id = video_id.to_string();
+        let video = blocking(move || store.video(&id)).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no video with id {video_id} (see `reelforge videos list`)"
+            ))
+        })?;
+        let source = std::path::PathBuf::from(&video.source_path);
+        if !source.is_file() {
+            return Err(Error::FailedPrecondition(format!(
+                "video {video_id} has no source file on the server ({}); ingest it again",
+                video.source_path
+            )));
+        }
+        let json = bda.run(&source).await?;
+        self.import_bda(json, Some(video_id.to_string())).await
     }
 
     /// Imports a Bedrock Data Automation result (`result.json`) for `video_id`, or as a

@@ -12,6 +12,7 @@
 //! videos, go through an S3 staging location (`models.bedrock.s3_uri`, see `staging`).
 
 mod cohere;
+pub mod data_automation;
 mod embed;
 pub mod nova;
 pub mod staging;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 pub use cohere::CohereReranker;
+pub use data_automation::DataAutomation;
 pub use embed::{BedrockEmbedder, EmbedModel, MAX_CHARS};
 pub use nova::NovaAnalyzer;
 pub use staging::Staging;
@@ -81,6 +83,13 @@ pub struct BedrockConfig {
     pub async_poll_seconds: f64,
     /// An asynchronous job not done after this long is given up.
     pub async_timeout_seconds: f64,
+    /// Bedrock Data Automation: the project run on stored videos (`reelforge run-bda`),
+    /// "" for none. Needs `s3_uri` and `data_automation_profile_arn`.
+    pub data_automation_project_arn: String,
+    /// e.g. `arn:aws:bedrock:us-east-1:<account>:data-automation-profile/us.data-automation-v1`.
+    pub data_automation_profile_arn: String,
+    /// "" uses the service's endpoint (or AWS_ENDPOINT_URL_BEDROCK_DATA_AUTOMATION_RUNTIME).
+    pub data_automation_endpoint_url: String,
 }
 
 impl Default for BedrockConfig {
@@ -102,6 +111,9 @@ impl Default for BedrockConfig {
             async_embedding_min_clips: 30,
             async_poll_seconds: 5.0,
             async_timeout_seconds: 3600.0,
+            data_automation_project_arn: String::new(),
+            data_automation_profile_arn: String::new(),
+            data_automation_endpoint_url: String::new(),
         }
     }
 }
@@ -144,6 +156,20 @@ impl BedrockConfig {
         if !self.s3_uri.is_empty() {
             staging::parse_s3_uri(&self.s3_uri)?;
         }
+        if !self.data_automation_project_arn.is_empty() {
+            if self.s3_uri.is_empty() {
+                return Err(Error::invalid(
+                    "models.bedrock.data_automation_project_arn needs models.bedrock.s3_uri: \
+                     Data Automation reads video from S3 and writes its results there",
+                ));
+            }
+            if !self.data_automation_profile_arn.starts_with("arn:") {
+                return Err(Error::invalid(
+                    "models.bedrock.data_automation_profile_arn is required with a project, e.g. \
+                     arn:aws:bedrock:us-east-1:<account>:data-automation-profile/us.data-automation-v1",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -155,6 +181,7 @@ pub struct Bedrock {
     client: aws_sdk_bedrockruntime::Client,
     limit: Arc<Semaphore>,
     staging: Option<Staging>,
+    data_automation: Option<DataAutomation>,
     config: BedrockConfig,
 }
 
@@ -193,12 +220,19 @@ impl Bedrock {
             true => None,
             false => Some(Staging::new(&shared, config)?),
         };
+        let data_automation = DataAutomation::new(&shared, config, staging.as_ref())?;
         Ok(Bedrock {
             client: aws_sdk_bedrockruntime::Client::from_conf(client_config.build()),
             limit: Arc::new(Semaphore::new(config.concurrency)),
             staging,
+            data_automation,
             config: config.clone(),
         })
+    }
+
+    /// Bedrock Data Automation, when a project is configured.
+    pub fn data_automation(&self) -> Option<&DataAutomation> {
+        self.data_automation.as_ref()
     }
 
     pub fn config(&self) -> &BedrockConfig {

@@ -106,6 +106,28 @@ impl Staging {
         Ok(body.into_bytes().to_vec())
     }
 
+    /// The object at an `s3://bucket/key` URI (in any bucket these credentials read).
+    pub async fn get_uri(&self, uri: &str) -> Result<Vec<u8>> {
+        let (bucket, key) = uri
+            .strip_prefix("s3://")
+            .and_then(|r| r.split_once('/'))
+            .ok_or_else(|| Error::Unavailable(format!("{uri:?} is not an s3:// object URI")))?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error("reading", uri, e))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading {uri}: {e}")))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
     /// The keys under `prefix` (every page).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
