@@ -29,7 +29,8 @@ pub enum StrategyArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum MatchArg {
-    /// The 2-3 s clip grid fixed at ingest.
+    /// The 2-3 s clip grid fixed at ingest: each clip's picture and sound with the
+    /// server's models.video_embedder (Nova Multimodal Embeddings), else its caption.
     Clips,
     /// The 1 fps thumbnails (needs the server's models.image_embedder).
     Frames,

@@ -671,8 +671,21 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
             _ => None,
         })
         .unwrap();
+    let clip_bytes: usize = clips
+        .iter()
+        .map(|r| {
+            base64::engine::general_purpose::STANDARD
+                .decode(
+                    r.body["singleEmbeddingParams"]["video"]["source"]["bytes"]
+                        .as_str()
+                        .unwrap(),
+                )
+                .unwrap()
+                .len()
+        })
+        .sum();
     eprintln!(
-        "nova video embeddings, sync: {} clip requests + 1 query + 1 Converse for 60 s; best similarity {:.3}; segments {:?}",
+        "nova video embeddings, sync: {} clip requests ({clip_bytes} bytes of clips) + 1 query + 1 Converse for 60 s; best similarity {:.3}; segments {:?}",
         clips.len(),
         matched.best_similarity,
         spans(&sync.segments)
@@ -729,7 +742,7 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         "no clip is embedded one by one"
     );
     eprintln!(
-        "nova video embeddings, async: {} requests to Bedrock and {} to S3 for 60 s; segments {:?}",
+        "nova video embeddings, async: {} requests to Bedrock and {} to S3 ({} bytes of proxy put) for 60 s; segments {:?}",
         requests
             .iter()
             .filter(|r| r.path.starts_with("/model/") || r.path.starts_with("/async-invoke"))
@@ -738,6 +751,11 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
             .iter()
             .filter(|r| !r.path.starts_with("/model/") && !r.path.starts_with("/async-invoke"))
             .count(),
+        requests
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .filter_map(|r| r.headers.get("content-length")?.parse::<usize>().ok())
+            .sum::<usize>(),
         spans(&batch.segments)
     );
     assert!(
