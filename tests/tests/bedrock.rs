@@ -17,6 +17,8 @@ use reelforge_server::models::{conformance, EmbedPurpose, TextEmbedder};
 use reelforge_tests::bedrock_stub::BedrockStub;
 use reelforge_tests::{demo_video, ingest_path_done, search_results, Server};
 
+const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
+
 /// The stub's model: the offline MiniLM, loaded once per test binary.
 fn stub_model() -> Arc<dyn TextEmbedder> {
     static MODEL: OnceLock<Arc<dyn TextEmbedder>> = OnceLock::new();
@@ -51,20 +53,25 @@ async fn client(stub: &BedrockStub, max_attempts: u32) -> Bedrock {
     .unwrap()
 }
 
-/// A real server reading demo.mp4's folder, with Bedrock reached at the stub and `env`.
-async fn bedrock_server(
-    stub: &BedrockStub,
-    data: &std::path::Path,
-    env: &[(&str, &str)],
-) -> Server {
+/// A stub and a real server reading demo.mp4's folder, with Bedrock, S3 and Data
+/// Automation reached at the stub (asynchronous jobs polled every 50 ms), and `env`.
+async fn demo_server(env: &[(&str, &str)]) -> (BedrockStub, tempfile::TempDir, Server) {
     aws_environment();
+    let stub = BedrockStub::start(stub_model()).await;
+    let data = tempfile::tempdir().unwrap();
     let demo = demo_video();
+    let url = stub.url.as_str();
     let mut all = vec![
         ("REELFORGE_TRANSCRIBER", "none"),
-        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url.as_str()),
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", url),
+        ("REELFORGE_BEDROCK_S3_ENDPOINT_URL", url),
+        ("REELFORGE_BEDROCK_S3_FORCE_PATH_STYLE", "true"),
+        ("REELFORGE_BEDROCK_DATA_AUTOMATION_ENDPOINT_URL", url),
+        ("REELFORGE_BEDROCK_ASYNC_POLL_SECONDS", "0.05"),
     ];
     all.extend_from_slice(env);
-    Server::start_with(data, &[demo.parent().unwrap()], &all).await
+    let server = Server::start_with(data.path(), &[demo.parent().unwrap()], &all).await;
+    (stub, data, server)
 }
 
 #[tokio::test]
@@ -237,22 +244,16 @@ async fn throttling_is_retried_and_server_errors_exhaust_the_retries() {
 
 #[tokio::test]
 async fn a_server_on_bedrock_models_ingests_and_searches() {
-    let stub = BedrockStub::start(stub_model()).await;
-    let data = tempfile::tempdir().unwrap();
-    let demo = demo_video();
-    let server = bedrock_server(
-        &stub,
-        data.path(),
-        &[
-            (
-                "REELFORGE_TEXT_EMBEDDER",
-                "bedrock:amazon.titan-embed-text-v2:0",
-            ),
-            ("REELFORGE_RERANKER", "bedrock:cohere.rerank-v3-5:0"),
-            ("REELFORGE_BEDROCK_EMBEDDING_DIMENSIONS", "1024"),
-        ],
-    )
+    let (stub, data, server) = demo_server(&[
+        (
+            "REELFORGE_TEXT_EMBEDDER",
+            "bedrock:amazon.titan-embed-text-v2:0",
+        ),
+        ("REELFORGE_RERANKER", "bedrock:cohere.rerank-v3-5:0"),
+        ("REELFORGE_BEDROCK_EMBEDDING_DIMENSIONS", "1024"),
+    ])
     .await;
+    let demo = demo_video();
     let mut ingest = server.client().await;
     let (events, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
     let stored: Vec<&pb::EmbeddingsStored> = events
@@ -392,21 +393,13 @@ fn spans(segments: &[pb::HighlightSegment]) -> Vec<(i64, i64)> {
 
 #[tokio::test]
 async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
-    use base64::Engine as _;
     use reelforge_tests::bedrock_stub::ConverseMode;
-    const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
-    let stub = BedrockStub::start(stub_model()).await;
-    let data = tempfile::tempdir().unwrap();
-    let demo = demo_video();
-    let server = bedrock_server(
-        &stub,
-        data.path(),
-        &[
-            ("REELFORGE_ANALYZER", NOVA),
-            ("REELFORGE_BEDROCK_MAX_ATTEMPTS", "2"),
-        ],
-    )
+    let (stub, _data, server) = demo_server(&[
+        ("REELFORGE_ANALYZER", NOVA),
+        ("REELFORGE_BEDROCK_MAX_ATTEMPTS", "2"),
+    ])
     .await;
+    let demo = demo_video();
     let mut ingest = server.client().await;
     let (_, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
     assert_eq!(
@@ -460,15 +453,7 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
     );
     let sent: usize = requests
         .iter()
-        .map(|r| {
-            let b64 = r.body["messages"][0]["content"][0]["video"]["source"]["bytes"]
-                .as_str()
-                .unwrap();
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap()
-                .len()
-        })
+        .map(|r| inline_bytes(&r.body["messages"][0]["content"][0]["video"]["source"]).len())
         .sum();
     let source = std::fs::metadata(&demo).unwrap().len() as usize;
     eprintln!(
@@ -553,6 +538,14 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
     server.stop().await;
 }
 
+/// The video bytes a request's `source` carries inline.
+fn inline_bytes(source: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(source["bytes"].as_str().expect("inline bytes"))
+        .expect("base64")
+}
+
 /// The demo's moving footage: bikes at 20-30 s, Big Buck Bunny at 45-50.3 s.
 fn inside_the_moving_footage(segments: &[pb::HighlightSegment]) -> bool {
     segments.iter().all(|s| {
@@ -572,30 +565,19 @@ fn funnel_of(events: &[pb::highlight_event::Event]) -> pb::ClipFunnel {
 
 #[tokio::test]
 async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddings() {
-    use base64::Engine as _;
-    const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
     const MME: &str = "/model/amazon.nova-2-multimodal-embeddings-v1:0/invoke";
-    let stub = BedrockStub::start(stub_model()).await;
-    let data = tempfile::tempdir().unwrap();
-    let demo = demo_video();
-    let server = bedrock_server(
-        &stub,
-        data.path(),
-        &[
-            ("REELFORGE_ANALYZER", NOVA),
-            (
-                "REELFORGE_VIDEO_EMBEDDER",
-                "bedrock:amazon.nova-2-multimodal-embeddings-v1:0",
-            ),
-            ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
-            ("REELFORGE_BEDROCK_S3_ENDPOINT_URL", stub.url.as_str()),
-            ("REELFORGE_BEDROCK_S3_FORCE_PATH_STYLE", "true"),
-            // A 30 s analysis proxy is ~300 kB: over this, so it goes through S3.
-            ("REELFORGE_BEDROCK_INLINE_VIDEO_LIMIT_BYTES", "200000"),
-            ("REELFORGE_BEDROCK_ASYNC_POLL_SECONDS", "0.05"),
-        ],
-    )
+    let (stub, _data, server) = demo_server(&[
+        ("REELFORGE_ANALYZER", NOVA),
+        (
+            "REELFORGE_VIDEO_EMBEDDER",
+            "bedrock:amazon.nova-2-multimodal-embeddings-v1:0",
+        ),
+        ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
+        // A 30 s analysis proxy is ~300 kB: over this, so it goes through S3.
+        ("REELFORGE_BEDROCK_INLINE_VIDEO_LIMIT_BYTES", "200000"),
+    ])
     .await;
+    let demo = demo_video();
     let mut ingest = server.client().await;
     let (_, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
 
@@ -655,10 +637,7 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         assert_eq!(p["video"]["format"], "mp4");
         assert_eq!(p["video"]["embeddingMode"], "AUDIO_VIDEO_COMBINED");
         assert!(p["text"].is_null() && p["image"].is_null() && p["audio"].is_null());
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(p["video"]["source"]["bytes"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(&bytes[4..8], b"ftyp");
+        assert_eq!(&inline_bytes(&p["video"]["source"])[4..8], b"ftyp");
     }
     assert_eq!(
         queries[0].body["singleEmbeddingParams"]["embeddingPurpose"],
@@ -673,16 +652,7 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         .unwrap();
     let clip_bytes: usize = clips
         .iter()
-        .map(|r| {
-            base64::engine::general_purpose::STANDARD
-                .decode(
-                    r.body["singleEmbeddingParams"]["video"]["source"]["bytes"]
-                        .as_str()
-                        .unwrap(),
-                )
-                .unwrap()
-                .len()
-        })
+        .map(|r| inline_bytes(&r.body["singleEmbeddingParams"]["video"]["source"]).len())
         .sum();
     eprintln!(
         "nova video embeddings, sync: {} clip requests ({clip_bytes} bytes of clips) + 1 query + 1 Converse for 60 s; best similarity {:.3}; segments {:?}",
@@ -886,29 +856,19 @@ async fn staging_and_asynchronous_failures_are_clear() {
 // Two threads: the stub answers the server while this test waits on the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_automation_runs_on_a_stored_video_and_its_chapters_become_searchable() {
-    let stub = BedrockStub::start(stub_model()).await;
-    let data = tempfile::tempdir().unwrap();
-    let demo = demo_video();
-    let server = bedrock_server(
-        &stub,
-        data.path(),
-        &[
-            ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
-            ("REELFORGE_BEDROCK_S3_ENDPOINT_URL", stub.url.as_str()),
-            ("REELFORGE_BEDROCK_S3_FORCE_PATH_STYLE", "true"),
-            (
-                "REELFORGE_BEDROCK_DATA_AUTOMATION_PROJECT_ARN",
-                "arn:aws:bedrock:us-east-1:123456789012:data-automation-project/reelforge",
-            ),
-            (
-                "REELFORGE_BEDROCK_DATA_AUTOMATION_PROFILE_ARN",
-                "arn:aws:bedrock:us-east-1:123456789012:data-automation-profile/us.data-automation-v1",
-            ),
-            ("REELFORGE_BEDROCK_DATA_AUTOMATION_ENDPOINT_URL", stub.url.as_str()),
-            ("REELFORGE_BEDROCK_ASYNC_POLL_SECONDS", "0.05"),
-        ],
-    )
+    let (stub, _data, server) = demo_server(&[
+        ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
+        (
+            "REELFORGE_BEDROCK_DATA_AUTOMATION_PROJECT_ARN",
+            "arn:aws:bedrock:us-east-1:123456789012:data-automation-project/reelforge",
+        ),
+        (
+            "REELFORGE_BEDROCK_DATA_AUTOMATION_PROFILE_ARN",
+            "arn:aws:bedrock:us-east-1:123456789012:data-automation-profile/us.data-automation-v1",
+        ),
+    ])
     .await;
+    let demo = demo_video();
     let mut ingest = server.client().await;
     let (_, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
     assert!(

@@ -181,23 +181,5 @@ fn bda_error<E>(operation: &str, e: SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match &e {
-        SdkError::ServiceError(s) => {
-            let code = s.err().code().unwrap_or("UnknownError").to_string();
-            let text = format!(
-                "Bedrock Data Automation {operation}: {code}: {}",
-                s.err().message().unwrap_or("")
-            );
-            match code.as_str() {
-                "ValidationException" => Error::invalid(text),
-                "AccessDeniedException" => Error::PermissionDenied(text),
-                "ResourceNotFoundException" => Error::FailedPrecondition(text),
-                _ => Error::Unavailable(text),
-            }
-        }
-        other => Error::Unavailable(format!(
-            "Bedrock Data Automation {operation}: {}",
-            aws_sdk_bedrockdataautomationruntime::error::DisplayErrorContext(other)
-        )),
-    }
+    super::sdk_error(&format!("Data Automation {operation}"), e)
 }

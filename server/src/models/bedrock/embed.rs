@@ -6,7 +6,7 @@
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 
-use super::{Bedrock, NOVA_EMBEDDINGS, TITAN_TEXT_V2};
+use super::{vector_of, Bedrock, NOVA_EMBEDDINGS, TITAN_TEXT_V2};
 use crate::analysis::visual::l2_normalise;
 use crate::analysis::BoxFuture;
 use crate::error::{Error, Result};
@@ -15,6 +15,14 @@ use crate::models::{check_texts, EmbedPurpose, TextEmbedder, TextEmbedding};
 /// Characters sent at most: both models read 8,192 tokens, and at three characters a token
 /// (a cautious rate for English) this stays inside; longer texts are cut and flagged.
 pub const MAX_CHARS: usize = 24_000;
+
+/// The part of `text` that is sent, and whether that is not all of it.
+pub(super) fn cut(text: &str) -> (&str, bool) {
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => (&text[..at], true),
+        None => (text, false),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbedModel {
@@ -100,31 +108,11 @@ impl BedrockEmbedder {
             EmbedModel::Titan => &answer["embedding"],
             EmbedModel::Nova => &answer["embeddings"][0]["embedding"],
         };
-        let vector: Vec<f32> = raw
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_f64())
-                    .map(|x| x as f32)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if vector.len() != self.dimensions as usize {
-            return Err(Error::Unavailable(format!(
-                "{} answered with {} dimensions, {} were asked for",
-                self.name,
-                vector.len(),
-                self.dimensions
-            )));
-        }
-        Ok(vector)
+        vector_of(raw, self.dimensions, &self.name)
     }
 
     async fn embed_one(&self, text: &str, purpose: EmbedPurpose) -> Result<TextEmbedding> {
-        let (sent, truncated) = match text.char_indices().nth(MAX_CHARS) {
-            Some((cut, _)) => (&text[..cut], true),
-            None => (text, false),
-        };
+        let (sent, truncated) = cut(text);
         let answer = self
             .bedrock
             .invoke_json(self.model.id(), &self.body(sent, purpose))

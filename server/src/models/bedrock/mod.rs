@@ -335,6 +335,26 @@ where
     }
 }
 
+/// The embedding in an answer (`raw`), checked to have the `dimensions` asked for.
+fn vector_of(raw: &serde_json::Value, dimensions: u32, name: &str) -> Result<Vec<f32>> {
+    let vector: Vec<f32> = raw
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_f64())
+                .map(|x| x as f32)
+                .collect()
+        })
+        .unwrap_or_default();
+    if vector.len() != dimensions as usize {
+        return Err(Error::Unavailable(format!(
+            "{name} answered with {} dimensions, {dimensions} were asked for",
+            vector.len()
+        )));
+    }
+    Ok(vector)
+}
+
 /// Splits `provider:model` into the Bedrock model id when the provider is `bedrock`.
 pub fn model_of(setting: &str) -> Option<&str> {
     setting.strip_prefix("bedrock:")

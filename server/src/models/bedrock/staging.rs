@@ -89,21 +89,7 @@ impl Staging {
     }
 
     pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_expected_bucket_owner(self.owner.clone())
-            .send()
-            .await
-            .map_err(|e| s3_error("reading", &self.uri(key), e))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::Unavailable(format!("reading {}: {e}", self.uri(key))))?;
-        Ok(body.into_bytes().to_vec())
+        self.get_uri(&self.uri(key)).await
     }
 
     /// The object at an `s3://bucket/key` URI (in any bucket these credentials read).
@@ -117,6 +103,7 @@ impl Staging {
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_expected_bucket_owner(self.owner.clone().filter(|_| bucket == self.bucket))
             .send()
             .await
             .map_err(|e| s3_error("reading", uri, e))?;

@@ -23,7 +23,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use super::nova::json_to_document;
-use super::{sdk_error, Bedrock, EmbedModel, MAX_CHARS, NOVA_EMBEDDINGS};
+use super::{sdk_error, vector_of, Bedrock, EmbedModel, NOVA_EMBEDDINGS};
 use crate::analysis::visual::l2_normalise;
 use crate::analysis::BoxFuture;
 use crate::error::{Error, Result};
@@ -111,23 +111,7 @@ impl NovaVideoEmbedder {
     }
 
     fn vector(&self, raw: &Value) -> Result<Vec<f32>> {
-        let mut v: Vec<f32> = raw
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_f64)
-                    .map(|x| x as f32)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if v.len() != self.dimensions as usize {
-            return Err(Error::Unavailable(format!(
-                "{} answered with {} dimensions, {} were asked for",
-                self.name,
-                v.len(),
-                self.dimensions
-            )));
-        }
+        let mut v = vector_of(raw, self.dimensions, &self.name)?;
         l2_normalise(&mut v);
         Ok(v)
     }
@@ -322,10 +306,7 @@ impl NovaVideoEmbedder {
 
 impl NovaVideoEmbedder {
     async fn embed_query(&self, text: &str) -> Result<TextEmbedding> {
-        let (sent, truncated) = match text.char_indices().nth(MAX_CHARS) {
-            Some((cut, _)) => (&text[..cut], true),
-            None => (text, false),
-        };
+        let (sent, truncated) = super::embed::cut(text);
         let answer = self
             .bedrock
             .invoke_json(NOVA_EMBEDDINGS, &self.query_body(sent))
