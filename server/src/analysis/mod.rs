@@ -118,4 +118,9 @@ pub trait VideoAnalyzer: Send + Sync {
     /// Stable name recorded with every result, e.g. "signal-analyzer-v1".
     fn name(&self) -> &str;
     fn analyze_slice<'a>(&'a self, input: SliceInput<'a>) -> BoxFuture<'a, Result<SliceAnalysis>>;
+    /// The longest span the analyser reads well in one call (`None`: no limit). Direct
+    /// reads a longer video in equal slices within it instead.
+    fn max_span_ms(&self) -> Option<i64> {
+        None
+    }
 }

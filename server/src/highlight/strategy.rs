@@ -106,12 +106,21 @@ fn window_range(windows: &[SignalWindow], (start, end): (i64, i64)) -> &[SignalW
     &windows[a..b]
 }
 
-/// Direct: one reading of the whole video.
+/// Slices analysed at once when Direct reads a video longer than its analyser's span.
+const LONG_VIDEO_CONCURRENCY: usize = 2;
+
+/// Direct: one reading of the whole video; a video longer than the analyser reads well
+/// at once (`max_span_ms`, e.g. Nova's 16 minutes at 1 fps) is read in equal slices.
 pub async fn direct(
     analyzer: &dyn VideoAnalyzer,
     m: &Material<'_>,
     on_slice: &(dyn Fn(&SliceOutcome) + Send + Sync),
 ) -> Result<Vec<Segment>> {
+    if let Some(max) = analyzer.max_span_ms().filter(|&max| m.duration_ms > max) {
+        let n = (m.duration_ms + max - 1) / max;
+        let slice_ms = (m.duration_ms + n - 1) / n;
+        return sliced(analyzer, m, slice_ms, LONG_VIDEO_CONCURRENCY, on_slice).await;
+    }
     let baseline = Baseline {
         loudness_db: median(m.windows.iter().map(|w| w.loudness_db).collect()),
         motion: median(m.windows.iter().map(|w| w.motion).collect()),
@@ -228,6 +237,8 @@ mod tests {
     /// Fails on slice 1, proposes the middle second of every other slice, and records how
     /// many run at once.
     struct Probe {
+        /// What it says it reads well at once.
+        max: Option<i64>,
         running: AtomicUsize,
         most: AtomicUsize,
         baselines: Mutex<Vec<(u32, u32)>>,
@@ -236,6 +247,9 @@ mod tests {
     impl VideoAnalyzer for Probe {
         fn name(&self) -> &str {
             "probe"
+        }
+        fn max_span_ms(&self) -> Option<i64> {
+            self.max
         }
         fn analyze_slice<'a>(
             &'a self,
@@ -295,6 +309,7 @@ mod tests {
             cut_points_ms: &[],
         };
         let probe = Probe {
+            max: None,
             running: AtomicUsize::new(0),
             most: AtomicUsize::new(0),
             baselines: Mutex::new(vec![]),
@@ -319,5 +334,37 @@ mod tests {
         assert!(segs
             .iter()
             .all(|s| s.model == "probe" && s.reason.starts_with("slice")));
+    }
+
+    #[tokio::test]
+    async fn direct_reads_a_video_longer_than_the_analyser_span_in_equal_slices() {
+        let m = Material {
+            video_id: "v",
+            source: Path::new("x.mp4"),
+            duration_ms: 100_000,
+            windows: &[],
+            cut_points_ms: &[],
+        };
+        let probe = |max| Probe {
+            max,
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            baselines: Mutex::new(vec![]),
+        };
+        let seen = Mutex::new(Vec::new());
+        let on_slice = |o: &SliceOutcome| seen.lock().unwrap().push((o.start_ms, o.end_ms));
+        direct(&probe(Some(40_000)), &m, &on_slice).await.unwrap();
+        let mut spans = std::mem::take(&mut *seen.lock().unwrap());
+        spans.sort();
+        assert_eq!(
+            spans,
+            vec![(0, 33_334), (33_334, 66_668), (66_668, 100_000)]
+        );
+        direct(&probe(Some(100_000)), &m, &on_slice).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(0, 100_000)],
+            "within the span: whole"
+        );
     }
 }

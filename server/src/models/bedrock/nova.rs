@@ -27,6 +27,8 @@ use crate::highlight::segments::parse_model_segments;
 use crate::media::proxy::{self, ProxySpec};
 
 pub const TOOL_NAME: &str = "report_highlights";
+/// The longest video Nova reads at 1 frame a second (beyond, it samples 960 frames).
+pub const MAX_FULL_RATE_MS: i64 = 16 * 60 * 1000;
 
 pub struct NovaAnalyzer {
     bedrock: Bedrock,
@@ -336,5 +338,10 @@ impl VideoAnalyzer for NovaAnalyzer {
 
     fn analyze_slice<'a>(&'a self, input: SliceInput<'a>) -> BoxFuture<'a, Result<SliceAnalysis>> {
         Box::pin(self.analyze(input))
+    }
+
+    /// Nova samples 1 frame a second up to 16 minutes, and a fixed 960 frames beyond.
+    fn max_span_ms(&self) -> Option<i64> {
+        Some(MAX_FULL_RATE_MS)
     }
 }
