@@ -575,6 +575,7 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         ("REELFORGE_BEDROCK_S3_URI", "s3://reelforge-staging/work"),
         // A 30 s analysis proxy is ~300 kB: over this, so it goes through S3.
         ("REELFORGE_BEDROCK_INLINE_VIDEO_LIMIT_BYTES", "200000"),
+        ("REELFORGE_BEDROCK_ASYNC_EMBEDDING_MIN_CLIPS", "20"),
     ])
     .await;
     let demo = demo_video();
@@ -674,9 +675,10 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         spans(&sync.segments)
     );
 
-    // Every clip of the video (30, the async threshold): one asynchronous
-    // SEGMENTED_EMBEDDING job over the video's proxy in S3, polled until done, its
-    // segments read back from S3 and mapped onto the clips.
+    // Every clip of the video: the 10 embedded above are stored with the video, the 20
+    // others (the async threshold here) come from one asynchronous SEGMENTED_EMBEDDING
+    // job over the video's proxy in S3, polled until done, its segments read back from
+    // S3 and mapped onto the clips.
     stub.clear();
     let (events, batch) = highlight(&mut client, points(false)).await.unwrap();
     assert_eq!(funnel_of(&events).after_coarse, 30);
@@ -742,6 +744,29 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         "staged objects are removed: {:?}",
         stub.objects()
     );
+
+    // Asked again, every clip's vector is stored: no embedding is paid for twice.
+    stub.clear();
+    let (_, again) = highlight(&mut client, points(false)).await.unwrap();
+    let requests = stub.requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.path == "/async-invoke"
+                || !r.body["singleEmbeddingParams"]["video"].is_null()),
+        "{requests:?}"
+    );
+    assert_eq!(spans(&again.segments), spans(&batch.segments));
+    let stored = ingest
+        .get_video(pb::GetVideoRequest {
+            video_id: video_id.clone(),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .embedding_counts;
+    assert_eq!(stored.get("clip_video"), Some(&30), "{stored:?}");
 
     // No Data Automation project here: asking for it says what to configure.
     let err = ingest

@@ -3,6 +3,8 @@
 //! Both run the cost filters first and stream what they did: the points, the filter
 //! funnel, and each point's match.
 
+use std::collections::HashMap;
+
 use super::library::{Library, LibraryEntry};
 use super::points::{self, Point, PointMatch, Scores};
 use super::segments::Segment;
@@ -11,7 +13,7 @@ use super::units::{self, CostOptions, Funnel, Unit, UnitKind, UnitSource};
 use crate::analysis::visual::{cosine, emphasise_motion};
 use crate::error::{Error, Result};
 use crate::ingest::{blocking, Engine};
-use crate::models::{EmbedPurpose, TranscriptSegment};
+use crate::models::{EmbedPurpose, TranscriptSegment, VideoEmbedder};
 use crate::search::vectors::dot;
 use crate::store::{EmbeddingKind, VideoRecord};
 
@@ -127,6 +129,43 @@ fn cost(o: &MatchOptions, coarse_regions: Option<Vec<(i64, i64)>>) -> CostOption
     }
 }
 
+/// The video embeddings of `clips`: those stored by an earlier request, the rest made
+/// now (in one call, so a whole grid can go as one job) and stored with the video.
+async fn clip_video_vectors(
+    engine: &Engine,
+    v: &Video<'_>,
+    embedder: &dyn VideoEmbedder,
+    clips: &[&Unit],
+) -> Result<Vec<Vec<f32>>> {
+    let (store, id) = (engine.store().clone(), v.record.video_id.clone());
+    let dims = embedder.dimensions();
+    let mut known: HashMap<u32, Vec<f32>> =
+        blocking(move || store.embeddings(&id, EmbeddingKind::ClipVideo))
+            .await?
+            .into_iter()
+            .filter(|(_, vector)| vector.len() == dims)
+            .collect();
+    let missing: Vec<&Unit> = clips
+        .iter()
+        .copied()
+        .filter(|c| !known.contains_key(&c.index))
+        .collect();
+    if !missing.is_empty() {
+        let spans: Vec<(i64, i64)> = missing.iter().map(|c| (c.start_ms, c.end_ms)).collect();
+        let made = embedder
+            .embed_spans(v.material.source, v.material.duration_ms, &spans)
+            .await?;
+        let new: Vec<(u32, Vec<f32>)> = missing.iter().map(|c| c.index).zip(made).collect();
+        known.extend(new.iter().cloned());
+        let (store, id) = (engine.store().clone(), v.record.video_id.clone());
+        blocking(move || store.put_live_embeddings(&id, EmbeddingKind::ClipVideo, &new)).await?;
+    }
+    Ok(clips
+        .iter()
+        .map(|c| known.get(&c.index).cloned().unwrap_or_default())
+        .collect())
+}
+
 /// Points + clips on one video.
 pub async fn points_and_clips(
     engine: &Engine,
@@ -172,15 +211,9 @@ pub async fn points_and_clips(
     ) = match (image, video) {
         (_, Some(video)) => {
             // The clips' picture and sound against the points' words, in one space.
-            let spans: Vec<(i64, i64)> = filtered
-                .kept
-                .iter()
-                .map(|&i| (units[i].start_ms, units[i].end_ms))
-                .collect();
+            let kept: Vec<&Unit> = filtered.kept.iter().map(|&i| &units[i]).collect();
             let p = video.embed_queries(&texts).await?;
-            let u = video
-                .embed_spans(v.material.source, v.material.duration_ms, &spans)
-                .await?;
+            let u = clip_video_vectors(engine, v, video.as_ref(), &kept).await?;
             (
                 p.into_iter().map(|e| e.vector).collect(),
                 u,

@@ -63,6 +63,9 @@ pub enum EmbeddingKind {
     /// One per thumbnail, by an image-text embedder such as CLIP (owner = the
     /// thumbnail's position in time order).
     FrameImage = 5,
+    /// One per matching clip, by a video embedder (`models.video_embedder`), kept after
+    /// Points + clips first paid for it (owner = the clip index).
+    ClipVideo = 6,
 }
 
 impl EmbeddingKind {
@@ -73,6 +76,7 @@ impl EmbeddingKind {
             3 => Some(EmbeddingKind::Transcript),
             4 => Some(EmbeddingKind::Summary),
             5 => Some(EmbeddingKind::FrameImage),
+            6 => Some(EmbeddingKind::ClipVideo),
             _ => None,
         }
     }
@@ -83,6 +87,7 @@ impl EmbeddingKind {
             EmbeddingKind::Transcript => "transcript",
             EmbeddingKind::Summary => "summary",
             EmbeddingKind::FrameImage => "frame_image",
+            EmbeddingKind::ClipVideo => "clip_video",
         }
     }
 }

@@ -222,6 +222,25 @@ impl Store {
             .collect()
     }
 
+    /// Adds vectors to a committed video's live generation (derived later, e.g. clip
+    /// video embeddings made by a highlight request); a re-ingest or delete drops them
+    /// with the rest. Nothing is written when the video is gone.
+    pub fn put_live_embeddings(
+        &self,
+        video_id: &str,
+        kind: EmbeddingKind,
+        vectors: &[(u32, Vec<f32>)],
+    ) -> Result<()> {
+        let Some(video) = self.video(video_id)? else {
+            return Ok(());
+        };
+        for (owner, vector) in vectors {
+            let key = keys::embedding(video_id, video.generation, kind, *owner);
+            self.embeddings.insert(key, keys::encode_vector(vector))?;
+        }
+        Ok(())
+    }
+
     /// Stored embedding counts by kind name.
     pub fn embedding_counts(&self, video_id: &str) -> Result<BTreeMap<String, u32>> {
         let mut counts = BTreeMap::new();
@@ -545,7 +564,21 @@ mod tests {
         // One record per slice in slices, signals, docs and frames, one per clip embedding.
         assert_eq!(store.owned_record_count(a).unwrap(), 3 * 5);
 
-        // Re-analysis with fewer slices: the old generation is gone, nothing stale is left.
+        // Vectors derived after the commit join the live generation.
+        store
+            .put_live_embeddings(
+                a,
+                EmbeddingKind::ClipVideo,
+                &[(0, vec![0.5]), (2, vec![0.25])],
+            )
+            .unwrap();
+        assert_eq!(
+            store.embeddings(a, EmbeddingKind::ClipVideo).unwrap(),
+            vec![(0, vec![0.5]), (2, vec![0.25])]
+        );
+
+        // Re-analysis with fewer slices: the old generation is gone, nothing stale is left
+        // (the derived vectors included).
         let w = write(&store, a, 1);
         assert_eq!(
             store.slices(a).unwrap().len(),
@@ -562,6 +595,10 @@ mod tests {
             1
         );
         assert_eq!(store.owned_record_count(a).unwrap(), 5);
+        assert!(store
+            .embeddings(a, EmbeddingKind::ClipVideo)
+            .unwrap()
+            .is_empty());
         assert_eq!(store.video(a).unwrap().unwrap().generation, 2);
         assert_eq!(
             store.video_id_by_sha256("sha-a").unwrap().as_deref(),
