@@ -428,6 +428,22 @@ pub fn speech_video() -> &'static (PathBuf, Vec<Utterance>) {
 pub use reelforge_server::models::conformance::word_error_rate;
 
 /// Every result of one search, in order (the stream's other items left out).
+/// A stored video as `GetVideo` returns it; panics when the call fails.
+pub async fn stored_video(
+    client: &mut IngestClient<Channel>,
+    video_id: &str,
+    include_signals: bool,
+) -> pb::Video {
+    client
+        .get_video(pb::GetVideoRequest {
+            video_id: video_id.to_string(),
+            include_signals,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 pub async fn search_results(
     client: &mut pb::search_client::SearchClient<Channel>,
     req: pb::SearchRequest,

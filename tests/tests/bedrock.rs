@@ -15,7 +15,7 @@ use reelforge_server::models::bedrock::{
 };
 use reelforge_server::models::{conformance, EmbedPurpose, TextEmbedder};
 use reelforge_tests::bedrock_stub::BedrockStub;
-use reelforge_tests::{demo_video, ingest_path_done, search_results, Server};
+use reelforge_tests::{demo_video, ingest_path_done, search_results, stored_video, Server};
 
 const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
 
@@ -336,14 +336,7 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
     )
     .await;
     let mut ingest = server.client().await;
-    let video = ingest
-        .get_video(pb::GetVideoRequest {
-            video_id: video_id.clone(),
-            include_signals: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let video = stored_video(&mut ingest, &video_id, false).await;
     assert!(video.embedding_counts.get("text").copied().unwrap_or(0) > 0);
     assert_eq!(
         video.summary.unwrap().text_embedder,
@@ -757,14 +750,8 @@ async fn large_video_goes_through_s3_and_clips_are_matched_by_nova_video_embeddi
         "{requests:?}"
     );
     assert_eq!(spans(&again.segments), spans(&batch.segments));
-    let stored = ingest
-        .get_video(pb::GetVideoRequest {
-            video_id: video_id.clone(),
-            include_signals: false,
-        })
+    let stored = stored_video(&mut ingest, &video_id, false)
         .await
-        .unwrap()
-        .into_inner()
         .embedding_counts;
     assert_eq!(stored.get("clip_video"), Some(&30), "{stored:?}");
 

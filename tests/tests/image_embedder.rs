@@ -7,7 +7,7 @@ use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
 use reelforge_tests::{
     demo_video, done_video_id, drain, fixtures, ingest_path_done, path_request, search_results,
-    Server,
+    stored_video, Server,
 };
 
 #[tokio::test]
@@ -47,14 +47,7 @@ async fn a_configured_clip_model_embeds_every_thumbnail() {
     assert_eq!(stored.kind, "frame_image (clip:my-clip)");
     assert_eq!(stored.dimensions, 16);
     let video_id = done_video_id(&events);
-    let video = client
-        .get_video(pb::GetVideoRequest {
-            video_id: video_id.clone(),
-            include_signals: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let video = stored_video(&mut client, &video_id, false).await;
     assert!(video.frames.len() >= 10, "{}", video.frames.len());
     assert_eq!(stored.count as usize, video.frames.len());
     assert_eq!(

@@ -6,7 +6,7 @@ use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::ingest_event::Event;
 use reelforge_server::store::Store;
 use reelforge_tests::{
-    demo_video, done_video_id, drain, fixtures, path_request, upload_chunks, Server,
+    demo_video, done_video_id, drain, fixtures, path_request, stored_video, upload_chunks, Server,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -77,14 +77,7 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
     );
     let video_id = done_video_id(&events);
 
-    let video = client
-        .get_video(pb::GetVideoRequest {
-            video_id: video_id.clone(),
-            include_signals: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let video = stored_video(&mut client, &video_id, true).await;
     assert_eq!(video.slices.len(), 3);
     assert_eq!(video.slices[1].start_ms, 4_000);
     assert!(video
@@ -142,14 +135,7 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
         .videos;
     assert_eq!(videos.len(), 1);
     assert_eq!(videos[0].slice_count, 2);
-    let video = client
-        .get_video(pb::GetVideoRequest {
-            video_id: video_id.clone(),
-            include_signals: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let video = stored_video(&mut client, &video_id, false).await;
     assert_eq!(
         video.slices.len(),
         2,
@@ -189,14 +175,7 @@ async fn bad_inputs_get_clear_errors_and_lose_nothing() {
     let (events, status) = drain(stream.into_inner()).await;
     status.unwrap();
     let kept = done_video_id(&events);
-    let before = client
-        .get_video(pb::GetVideoRequest {
-            video_id: kept.clone(),
-            include_signals: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let before = stored_video(&mut client, &kept, true).await;
 
     let escape = format!(
         "{}/../{}/secret.mp4",
@@ -372,14 +351,7 @@ async fn bad_inputs_get_clear_errors_and_lose_nothing() {
     assert_eq!(status.code(), Code::NotFound);
 
     // Nothing stored was touched and the server still serves.
-    let after = client
-        .get_video(pb::GetVideoRequest {
-            video_id: kept.clone(),
-            include_signals: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let after = stored_video(&mut client, &kept, true).await;
     assert_eq!(before, after);
     assert_eq!(
         client
@@ -478,14 +450,7 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
         !media.exists(),
         "thumbnails and the uploaded source are gone"
     );
-    let kept = client
-        .get_video(pb::GetVideoRequest {
-            video_id: ids[1].clone(),
-            include_signals: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let kept = stored_video(&mut client, &ids[1], true).await;
 
     // Restart on the same data dir: everything not deleted is still there.
     server.stop().await;
@@ -516,14 +481,7 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
             .collect::<Vec<_>>(),
         vec![ids[1].clone()]
     );
-    let again = client
-        .get_video(pb::GetVideoRequest {
-            video_id: ids[1].clone(),
-            include_signals: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = stored_video(&mut client, &ids[1], true).await;
     assert_eq!(kept, again);
     // A finished job can still be replayed after the restart.
     let (events, status) = drain(

@@ -5,7 +5,7 @@
 use pb::search_client::SearchClient;
 use pb::search_response::Item;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{demo_video, ingest_path_done, speech_video, Server};
+use reelforge_tests::{demo_video, ingest_path_done, speech_video, stored_video, Server};
 use tonic::Code;
 
 fn request(query: &str, mode: pb::SearchMode, top_k: u32) -> pb::SearchRequest {
@@ -299,14 +299,7 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
     for video in [&sidecar_video, &stream_video] {
         ids.push(ingest_path_done(&mut ingest, video, 4.0).await.1);
     }
-    let detail = ingest
-        .get_video(pb::GetVideoRequest {
-            video_id: ids[0].clone(),
-            include_signals: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let detail = stored_video(&mut ingest, &ids[0], false).await;
     assert_eq!(detail.subtitles.len(), 2);
     assert_eq!(detail.subtitles[0].text, "The lighthouse keeper waves.");
     assert_eq!(

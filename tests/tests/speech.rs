@@ -3,7 +3,7 @@
 
 use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{ingest_path_done, speech_video, word_error_rate, Server};
+use reelforge_tests::{ingest_path_done, speech_video, stored_video, word_error_rate, Server};
 
 #[tokio::test]
 async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored() {
@@ -31,14 +31,7 @@ async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored(
         .flat_map(|t| t.segments.clone())
         .collect();
 
-    let stored = client
-        .get_video(pb::GetVideoRequest {
-            video_id: video_id.clone(),
-            include_signals: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let stored = stored_video(&mut client, &video_id, false).await;
     assert_eq!(
         stored.transcript, streamed,
         "what was streamed is what is stored"
@@ -132,14 +125,7 @@ async fn speech_can_be_turned_off() {
     assert!(!events
         .iter()
         .any(|e| matches!(e, Event::SliceTranscript(_))));
-    let stored = client
-        .get_video(pb::GetVideoRequest {
-            video_id,
-            include_signals: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let stored = stored_video(&mut client, &video_id, false).await;
     assert!(stored.transcript.is_empty());
     assert_eq!(stored.summary.unwrap().transcriber, "");
     server.stop().await;
