@@ -81,11 +81,7 @@ impl DataAutomation {
             .await?;
         let outcome = self.invoke_and_read(&input_uri, &output_prefix).await;
         self.staging.remove(&input_key).await;
-        if let Ok(keys) = self.staging.list(&output_prefix).await {
-            for key in keys {
-                self.staging.remove(&key).await;
-            }
-        }
+        self.staging.remove_prefix(&output_prefix).await;
         outcome
     }
 

@@ -230,6 +230,42 @@ impl Bedrock {
         })
     }
 
+    /// The video at `path` (`size` bytes) as a request carries it: inline within
+    /// `inline_video_limit_bytes`, else put in the staging location under `folder/`
+    /// (`what` names it in the error when there is none). `release` it after the call.
+    pub async fn video_payload(
+        &self,
+        path: &std::path::Path,
+        size: u64,
+        what: &str,
+        folder: &str,
+    ) -> Result<VideoPayload> {
+        let limit = self.config.inline_video_limit_bytes;
+        if size <= limit {
+            return Ok(VideoPayload::Inline(tokio::fs::read(path).await?));
+        }
+        let staging = self.staging(&format!(
+            "{what} is {:.1} MB, over the {:.1} MB sent inline \
+             (models.bedrock.inline_video_limit_bytes)",
+            size as f64 / 1e6,
+            limit as f64 / 1e6
+        ))?;
+        let key = staging.key(&format!("{folder}/{}.mp4", uuid::Uuid::new_v4()));
+        let uri = staging.put_file(path, &key, "video/mp4").await?;
+        Ok(VideoPayload::Staged {
+            uri,
+            key,
+            owner: staging.owner().map(str::to_string),
+        })
+    }
+
+    /// Removes what `video_payload` staged (its `staged_key`).
+    pub async fn release(&self, staged_key: Option<String>) {
+        if let (Some(key), Some(staging)) = (staged_key, &self.staging) {
+            staging.remove(&key).await;
+        }
+    }
+
     /// Bedrock Data Automation, when a project is configured.
     pub fn data_automation(&self) -> Option<&DataAutomation> {
         self.data_automation.as_ref()
@@ -276,6 +312,27 @@ impl Bedrock {
         serde_json::from_slice(out.body().as_ref()).map_err(|e| {
             Error::Unavailable(format!("{model_id} answered with JSON we cannot read: {e}"))
         })
+    }
+}
+
+/// A video as a request carries it (see `Bedrock::video_payload`).
+pub enum VideoPayload {
+    Inline(Vec<u8>),
+    /// Put in the staging location at `key`; `uri` is its `s3://` address.
+    Staged {
+        uri: String,
+        key: String,
+        owner: Option<String>,
+    },
+}
+
+impl VideoPayload {
+    /// The object to remove after the call, if one was staged.
+    pub fn staged_key(&self) -> Option<String> {
+        match self {
+            VideoPayload::Inline(_) => None,
+            VideoPayload::Staged { key, .. } => Some(key.clone()),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use aws_sdk_bedrockruntime::types::{
 use aws_smithy_types::{Document, Number};
 use serde_json::{json, Value};
 
-use super::{sdk_error, Bedrock, Staging};
+use super::{sdk_error, Bedrock, VideoPayload};
 use crate::analysis::{
     BoxFuture, ModelUsage, SegmentCandidate, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
@@ -159,57 +159,39 @@ impl NovaAnalyzer {
         let source_size = tokio::fs::metadata(input.source)
             .await
             .map_or(0, |m| m.len());
-        let (source, staged) = self.video_source(&proxy_path, sent, input.index).await?;
+        let what = format!("the analysis proxy of slice {}", input.index);
+        let payload = self
+            .bedrock
+            .video_payload(&proxy_path, sent, &what, "proxies")
+            .await?;
+        let staged = payload.staged_key();
+        let answer = self.converse(payload, sent, source_size, &input).await;
+        self.bedrock.release(staged).await;
+        answer
+    }
+
+    async fn converse(
+        &self,
+        payload: VideoPayload,
+        sent: u64,
+        source_size: u64,
+        input: &SliceInput<'_>,
+    ) -> Result<SliceAnalysis> {
+        let source = match payload {
+            VideoPayload::Inline(bytes) => VideoSource::Bytes(Blob::new(bytes)),
+            VideoPayload::Staged { uri, owner, .. } => VideoSource::S3Location(build(
+                S3Location::builder()
+                    .uri(uri)
+                    .set_bucket_owner(owner)
+                    .build(),
+            )?),
+        };
         let video = build(
             VideoBlock::builder()
                 .format(VideoFormat::Mp4)
                 .source(source)
                 .build(),
         )?;
-        let answer = self.converse(video, sent, source_size, &input).await;
-        if let Some((staging, key)) = staged {
-            staging.remove(&key).await;
-        }
-        answer
-    }
-
-    /// The proxy as a video source: inline bytes, or an object put in the staging
-    /// location when it is over the inline limit (returned for removal after the call).
-    async fn video_source(
-        &self,
-        proxy_path: &std::path::Path,
-        size: u64,
-        index: u32,
-    ) -> Result<(VideoSource, Option<(&Staging, String)>)> {
-        let limit = self.bedrock.config().inline_video_limit_bytes;
-        if size <= limit {
-            let bytes = tokio::fs::read(proxy_path).await?;
-            return Ok((VideoSource::Bytes(Blob::new(bytes)), None));
-        }
-        let staging = self.bedrock.staging(&format!(
-            "the analysis proxy of slice {index} is {:.1} MB, over the {:.1} MB sent inline \
-             (models.bedrock.inline_video_limit_bytes)",
-            size as f64 / 1e6,
-            limit as f64 / 1e6
-        ))?;
-        let key = staging.key(&format!("proxies/{}.mp4", uuid::Uuid::new_v4()));
-        let uri = staging.put_file(proxy_path, &key, "video/mp4").await?;
-        let location = build(
-            S3Location::builder()
-                .uri(uri)
-                .set_bucket_owner(staging.owner().map(str::to_string))
-                .build(),
-        )?;
-        Ok((VideoSource::S3Location(location), Some((staging, key))))
-    }
-
-    async fn converse(
-        &self,
-        video: VideoBlock,
-        sent: u64,
-        source_size: u64,
-        input: &SliceInput<'_>,
-    ) -> Result<SliceAnalysis> {
         let duration_ms = input.end_ms - input.start_ms;
         let message = build(
             Message::builder()

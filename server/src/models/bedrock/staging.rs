@@ -31,6 +31,15 @@ pub fn parse_s3_uri(uri: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
+/// An S3 location in the JSON of InvokeModel bodies: `{"uri", "bucketOwner"?}`.
+pub fn location_json(uri: &str, owner: Option<&str>) -> serde_json::Value {
+    let mut location = serde_json::json!({ "uri": uri });
+    if let Some(owner) = owner {
+        location["bucketOwner"] = serde_json::json!(owner);
+    }
+    location
+}
+
 #[derive(Clone)]
 pub struct Staging {
     client: aws_sdk_s3::Client,
@@ -138,6 +147,15 @@ impl Staging {
             match out.next_continuation_token() {
                 Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
                 _ => return Ok(keys),
+            }
+        }
+    }
+
+    /// Removes every object under `prefix` (best effort, like `remove`).
+    pub async fn remove_prefix(&self, prefix: &str) {
+        if let Ok(keys) = self.list(prefix).await {
+            for key in keys {
+                self.remove(&key).await;
             }
         }
     }

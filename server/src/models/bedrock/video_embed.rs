@@ -23,7 +23,8 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use super::nova::json_to_document;
-use super::{sdk_error, vector_of, Bedrock, EmbedModel, NOVA_EMBEDDINGS};
+use super::staging::location_json;
+use super::{sdk_error, vector_of, Bedrock, EmbedModel, VideoPayload, NOVA_EMBEDDINGS};
 use crate::analysis::visual::l2_normalise;
 use crate::analysis::BoxFuture;
 use crate::error::{Error, Result};
@@ -90,10 +91,7 @@ impl NovaVideoEmbedder {
 
     /// The asynchronous job's input: the video at `uri` in segments of `seconds`.
     pub fn segmented_body(&self, uri: &str, owner: Option<&str>, seconds: u32) -> Value {
-        let mut location = json!({ "uri": uri });
-        if let Some(owner) = owner {
-            location["bucketOwner"] = json!(owner);
-        }
+        let location = location_json(uri, owner);
         json!({
             "schemaVersion": "nova-multimodal-embed-v1",
             "taskType": "SEGMENTED_EMBEDDING",
@@ -139,34 +137,24 @@ impl NovaVideoEmbedder {
             &clip,
         )
         .await?;
-        let limit = self.bedrock.config().inline_video_limit_bytes;
-        let mut staged = None;
-        let video_source = if size <= limit {
-            let bytes = tokio::fs::read(&clip).await?;
-            json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(bytes) })
-        } else {
-            let staging = self.bedrock.staging(&format!(
-                "the clip {start}-{end} ms is {:.1} MB, over the {:.1} MB sent inline \
-                 (models.bedrock.inline_video_limit_bytes)",
-                size as f64 / 1e6,
-                limit as f64 / 1e6
-            ))?;
-            let key = staging.key(&format!("clips/{}.mp4", uuid::Uuid::new_v4()));
-            let uri = staging.put_file(&clip, &key, "video/mp4").await?;
-            let mut location = json!({ "uri": uri });
-            if let Some(owner) = staging.owner() {
-                location["bucketOwner"] = json!(owner);
+        let what = format!("the clip {start}-{end} ms");
+        let payload = self
+            .bedrock
+            .video_payload(&clip, size, &what, "clips")
+            .await?;
+        let video_source = match &payload {
+            VideoPayload::Inline(bytes) => {
+                json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(bytes) })
             }
-            staged = Some((staging, key));
-            json!({ "s3Location": location })
+            VideoPayload::Staged { uri, owner, .. } => {
+                json!({ "s3Location": location_json(uri, owner.as_deref()) })
+            }
         };
         let answer = self
             .bedrock
             .invoke_json(NOVA_EMBEDDINGS, &self.clip_body(video_source))
             .await;
-        if let Some((staging, key)) = staged {
-            staging.remove(&key).await;
-        }
+        self.bedrock.release(payload.staged_key()).await;
         self.vector(&answer?["embeddings"][0]["embedding"])
     }
 
@@ -199,11 +187,7 @@ impl NovaVideoEmbedder {
             .await
             .and_then(|segments| assign(&segments, spans, &self.name));
         staging.remove(&input_key).await;
-        if let Ok(keys) = staging.list(&output_prefix).await {
-            for key in keys {
-                staging.remove(&key).await;
-            }
-        }
+        staging.remove_prefix(&output_prefix).await;
         outcome
     }
 
