@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reelforge_core::eval::evaluate;
+use reelforge_core::time::parse_time;
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::highlight_client::HighlightClient;
-use reelforge_server::highlight::segments::{evaluate, parse_time};
 use tonic::transport::Channel;
 
 use crate::output::{self, clock};
@@ -50,36 +51,39 @@ pub struct HighlightArgs {
     pub videos: Vec<String>,
     #[arg(long, value_enum, default_value = "sliced")]
     pub strategy: StrategyArg,
-    /// Sliced: slice length.
-    #[arg(long, default_value_t = 30.0)]
-    pub slice_seconds: f64,
-    /// Sliced: slices analysed at once.
-    #[arg(long, default_value_t = 4)]
-    pub concurrency: u32,
+    /// Sliced: slice length (default: the server's, 30 s).
+    #[arg(long)]
+    pub slice_seconds: Option<f64>,
+    /// Sliced: slices analysed at once (default: the server's, 4).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
     /// Reel length to aim for (default: every chosen segment).
     #[arg(long)]
     pub target_seconds: Option<f64>,
-    #[arg(long, default_value_t = 1.0)]
-    pub min_seconds: f64,
-    #[arg(long, default_value_t = 20.0)]
-    pub max_seconds: f64,
-    /// Added before and after each segment.
-    #[arg(long, default_value_t = 0.0)]
-    pub padding: f64,
+    /// Shortest segment kept (default: the server's, 1 s).
+    #[arg(long)]
+    pub min_seconds: Option<f64>,
+    /// Longest segment (default: the server's, 20 s).
+    #[arg(long)]
+    pub max_seconds: Option<f64>,
+    /// Added before and after each segment (default: none).
+    #[arg(long)]
+    pub padding: Option<f64>,
     /// Best segments first instead of time order.
     #[arg(long)]
     pub by_score: bool,
-    /// Crossfade between segments, in seconds.
-    #[arg(long, default_value_t = 0.0)]
-    pub crossfade: f64,
-    #[arg(long, value_enum, default_value = "none")]
-    pub subtitles: SubtitlesArg,
+    /// Crossfade between segments, in seconds (default: straight cuts).
+    #[arg(long)]
+    pub crossfade: Option<f64>,
+    /// The segments' descriptions as subtitles (default: none).
+    #[arg(long, value_enum)]
+    pub subtitles: Option<SubtitlesArg>,
     /// Script strategy: what should happen, in order ("a jump, then the crowd cheering").
     #[arg(long)]
     pub script: Option<String>,
-    /// Points, template: what points are matched against.
-    #[arg(long = "match", value_enum, default_value = "clips")]
-    pub match_unit: MatchArg,
+    /// Points, template: what points are matched against (default: clips).
+    #[arg(long = "match", value_enum)]
+    pub match_unit: Option<MatchArg>,
     /// Points, template: similarity a clip needs (default: the space's own).
     #[arg(long)]
     pub threshold: Option<f32>,
@@ -90,18 +94,19 @@ pub struct HighlightArgs {
     /// points).
     #[arg(long, value_name = "BOOL")]
     pub prefilter: Option<bool>,
-    /// Cost: drop clips at least this similar in look to the previous one (e.g. 0.995).
-    #[arg(long, default_value_t = 0.0)]
-    pub dedup: f32,
+    /// Cost: drop clips at least this similar in look to the previous one (e.g. 0.995;
+    /// default: off).
+    #[arg(long)]
+    pub dedup: Option<f32>,
     /// Cost: match only around what the analyser's whole-video reading flagged.
     #[arg(long)]
     pub coarse: bool,
     /// Background music: a folder of tracks on the server (inside its allowed roots).
     #[arg(long)]
     pub music_dir: Option<String>,
-    /// The music's gain under the original audio, 0..1.
-    #[arg(long, default_value_t = 0.3)]
-    pub music_volume: f32,
+    /// The music's gain under the original audio, 0..1 (default: the server's, 0.3).
+    #[arg(long)]
+    pub music_volume: Option<f32>,
     /// Template: the library category (default: every entry).
     #[arg(long)]
     pub category: Option<String>,
@@ -147,6 +152,51 @@ fn segment_line(s: &pb::HighlightSegment) -> String {
     )
 }
 
+/// The request as the server runs it, in one line: what the user left to its defaults
+/// included.
+fn effective_line(r: &pb::HighlightRequest) -> String {
+    let strategy = pb::HighlightStrategy::try_from(r.strategy)
+        .map_or("unknown", |s| s.as_str_name())
+        .trim_start_matches("HIGHLIGHT_STRATEGY_")
+        .to_lowercase();
+    let mut parts = vec![format!("{strategy} highlight")];
+    if r.slice_seconds > 0.0 {
+        parts.push(format!(
+            "{} s slices, {} at a time",
+            r.slice_seconds, r.concurrency
+        ));
+    }
+    if let Some(t) = r.similarity_threshold {
+        let unit = pb::MatchUnit::try_from(r.match_unit).map_or("clips", |u| {
+            if u == pb::MatchUnit::Frames {
+                "frames"
+            } else {
+                "clips"
+            }
+        });
+        parts.push(format!("{unit} above {t:.2} similarity"));
+    }
+    parts.push(format!(
+        "segments {}-{} s{}",
+        r.min_segment_seconds,
+        r.max_segment_seconds,
+        if r.padding_seconds > 0.0 {
+            format!(" padded {} s", r.padding_seconds)
+        } else {
+            String::new()
+        }
+    ));
+    if r.target_seconds > 0.0 {
+        parts.push(format!("aiming at {} s", r.target_seconds));
+    }
+    parts.push(if r.render == Some(true) {
+        "rendered".to_string()
+    } else {
+        "not rendered".to_string()
+    });
+    parts.join("; ")
+}
+
 pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
     let mut client = HighlightClient::new(channel);
     let scripted = matches!(args.strategy, StrategyArg::Script);
@@ -175,31 +225,33 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             StrategyArg::Points => pb::HighlightStrategy::Points,
             StrategyArg::Template => pb::HighlightStrategy::Template,
         } as i32,
+        // Only what the user set; the server fills in the rest and says what it used
+        // in its first event.
         match_unit: match args.match_unit {
-            MatchArg::Clips => pb::MatchUnit::Clips,
-            MatchArg::Frames => pb::MatchUnit::Frames,
+            None | Some(MatchArg::Clips) => pb::MatchUnit::Clips,
+            Some(MatchArg::Frames) => pb::MatchUnit::Frames,
         } as i32,
         similarity_threshold: args.threshold,
-        transcript_points: Some(!args.no_transcript_points),
+        transcript_points: args.no_transcript_points.then_some(false),
         prefilter: args.prefilter,
-        dedup_similarity: args.dedup,
+        dedup_similarity: args.dedup.unwrap_or_default(),
         coarse: args.coarse,
         category: args.category.clone().unwrap_or_default(),
         music_dir: args.music_dir.clone().unwrap_or_default(),
-        music_volume: args.music_volume,
-        slice_seconds: args.slice_seconds,
-        concurrency: args.concurrency,
-        target_seconds: args.target_seconds.unwrap_or(0.0),
-        min_segment_seconds: args.min_seconds,
-        max_segment_seconds: args.max_seconds,
-        padding_seconds: args.padding,
+        music_volume: args.music_volume.unwrap_or_default(),
+        slice_seconds: args.slice_seconds.unwrap_or_default(),
+        concurrency: args.concurrency.unwrap_or_default(),
+        target_seconds: args.target_seconds.unwrap_or_default(),
+        min_segment_seconds: args.min_seconds.unwrap_or_default(),
+        max_segment_seconds: args.max_seconds.unwrap_or_default(),
+        padding_seconds: args.padding.unwrap_or_default(),
         order_by_score: args.by_score,
-        render: Some(!args.no_render),
-        crossfade_seconds: args.crossfade,
+        render: args.no_render.then_some(false),
+        crossfade_seconds: args.crossfade.unwrap_or_default(),
         subtitles: match args.subtitles {
-            SubtitlesArg::None => pb::SubtitleMode::None,
-            SubtitlesArg::Soft => pb::SubtitleMode::Soft,
-            SubtitlesArg::Burn => pb::SubtitleMode::Burn,
+            None | Some(SubtitlesArg::None) => pb::SubtitleMode::None,
+            Some(SubtitlesArg::Soft) => pb::SubtitleMode::Soft,
+            Some(SubtitlesArg::Burn) => pb::SubtitleMode::Burn,
         } as i32,
     };
     let mut stream = client.highlight(req).await?.into_inner();
@@ -223,6 +275,9 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             output::json_line(&e)?;
         }
         match e.event {
+            Some(pb::highlight_event::Event::Started(s)) if !args.json => {
+                say(effective_line(&s.effective.unwrap_or_default()));
+            }
             Some(pb::highlight_event::Event::Slice(s)) => {
                 slices += 1;
                 let what = if s.error.is_empty() {
@@ -325,7 +380,8 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
                 ));
             }
             Some(pb::highlight_event::Event::Done(d)) => done = Some(d),
-            Some(pb::highlight_event::Event::Chosen(_))
+            Some(pb::highlight_event::Event::Started(_))
+            | Some(pb::highlight_event::Event::Chosen(_))
             | Some(pb::highlight_event::Event::ScriptMatch(_))
             | Some(pb::highlight_event::Event::Points(_))
             | Some(pb::highlight_event::Event::Funnel(_))

@@ -25,9 +25,9 @@ pub enum LibraryCommand {
         tags: Vec<String>,
         #[arg(long, default_value = "")]
         description: String,
-        /// How good a highlight it was, 0..1.
-        #[arg(long, default_value_t = 1.0)]
-        score: f32,
+        /// How good a highlight it was, 0..1 (default: the server's, 1).
+        #[arg(long)]
+        score: Option<f32>,
         #[arg(long)]
         json: bool,
     },
@@ -85,7 +85,7 @@ pub async fn run(channel: Channel, command: LibraryCommand) -> anyhow::Result<()
                     category,
                     tags,
                     description,
-                    score: Some(score),
+                    score,
                 })
                 .await?
                 .into_inner();

@@ -1,18 +1,9 @@
-//! reelforge-server: the engine (media, analysis, store, ingest) and its gRPC layer
-//! (`api`). Engine modules never import tonic or the generated proto types; only `api`
-//! and the binary do.
+//! reelforge-server: the gRPC layer (`api`, one file per service) over the engine's
+//! services, and the server's configuration (`config`). Only this crate (and the CLI)
+//! knows tonic and the generated proto types; the binary composes the engine once at
+//! start-up and hands its services to `api::serve`.
 
-pub mod analysis;
 pub mod api;
-pub mod bench;
 pub mod config;
-pub mod error;
-pub mod highlight;
-pub mod ingest;
-pub mod media;
-pub mod models;
-pub mod search;
-pub mod store;
 
 pub use config::Config;
-pub use error::{Error, Result};

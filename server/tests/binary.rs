@@ -17,7 +17,7 @@ fn help_lists_the_options() {
         "--data-dir",
         "--allow-root",
         "--config",
-        "bench",
+        "reindex",
     ] {
         assert!(text.contains(option), "{option} missing from:\n{text}");
     }

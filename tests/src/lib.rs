@@ -425,7 +425,7 @@ pub fn speech_video() -> &'static (PathBuf, Vec<Utterance>) {
     })
 }
 
-pub use reelforge_server::models::conformance::word_error_rate;
+pub use reelforge_core::eval::word_error_rate;
 
 /// Every result of one search, in order (the stream's other items left out).
 /// A stored video as `GetVideo` returns it; panics when the call fails.

@@ -7,13 +7,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use reelforge_proto::v1 as pb;
-use reelforge_server::error::Error;
-use reelforge_server::models::bedrock::{
+use reelforge_core::Error;
+use reelforge_models::bedrock::{
     Bedrock, BedrockConfig, BedrockEmbedder, CohereReranker, EmbedModel, NovaAnalyzer,
     NovaVideoEmbedder,
 };
-use reelforge_server::models::{conformance, EmbedPurpose, TextEmbedder};
+use reelforge_models::{conformance, EmbedPurpose, TextEmbedder};
+use reelforge_proto::v1 as pb;
 use reelforge_tests::bedrock_stub::BedrockStub;
 use reelforge_tests::{demo_video, ingest_path_done, search_results, stored_video, Server};
 
@@ -25,7 +25,7 @@ fn stub_model() -> Arc<dyn TextEmbedder> {
     MODEL
         .get_or_init(|| {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-            Arc::new(reelforge_server::models::load_default_text_embedder(&dir, 1).unwrap())
+            Arc::new(reelforge_models::load_default_text_embedder(&dir, 1).unwrap())
         })
         .clone()
 }
@@ -151,14 +151,14 @@ async fn bedrock_providers_pass_the_conformance_suites_through_the_real_sdk() {
 
     // More candidates than one request takes go in batches, scored as one list.
     stub.clear();
-    let many: Vec<reelforge_server::models::RerankCandidate> = (0..250)
-        .map(|i| reelforge_server::models::RerankCandidate {
+    let many: Vec<reelforge_models::RerankCandidate> = (0..250)
+        .map(|i| reelforge_models::RerankCandidate {
             text: format!("candidate number {i} about the weather"),
             first_stage_score: 0.0,
             vector: None,
         })
         .collect();
-    let scores = reelforge_server::models::Reranker::rerank(&cohere, "the weather", &many)
+    let scores = reelforge_models::Reranker::rerank(&cohere, "the weather", &many)
         .await
         .unwrap();
     assert_eq!(scores.len(), 250);
@@ -793,9 +793,9 @@ async fn staging_and_asynchronous_failures_are_clear() {
         work.path().join("p"),
     );
     let windows = [];
-    let err = reelforge_server::analysis::VideoAnalyzer::analyze_slice(
+    let err = reelforge_models::analysis::VideoAnalyzer::analyze_slice(
         &nova,
-        reelforge_server::analysis::SliceInput {
+        reelforge_models::analysis::SliceInput {
             source: &demo,
             video_duration_ms: 60_000,
             index: 0,
@@ -803,7 +803,7 @@ async fn staging_and_asynchronous_failures_are_clear() {
             end_ms: 10_000,
             windows: &windows,
             cut_points_ms: &[],
-            baseline: reelforge_server::analysis::Baseline {
+            baseline: reelforge_models::analysis::Baseline {
                 loudness_db: -50.0,
                 motion: 0.0,
                 windows: 0,
@@ -834,7 +834,7 @@ async fn staging_and_asynchronous_failures_are_clear() {
     let video = NovaVideoEmbedder::new(staged, 256, "ffmpeg", work.path().join("c")).unwrap();
     let grid: Vec<(i64, i64)> = (0..5).map(|i| (i * 4000, i * 4000 + 4000)).collect();
     stub.fail_next_job("The video could not be decoded (queued by the test)");
-    let err = reelforge_server::models::VideoEmbedder::embed_spans(&video, &demo, 60_000, &grid)
+    let err = reelforge_models::VideoEmbedder::embed_spans(&video, &demo, 60_000, &grid)
         .await
         .unwrap_err();
     assert!(
@@ -843,10 +843,9 @@ async fn staging_and_asynchronous_failures_are_clear() {
     );
     assert!(stub.objects().is_empty(), "{:?}", stub.objects());
     // The next one completes: 4 s segments, 256 dimensions.
-    let vectors =
-        reelforge_server::models::VideoEmbedder::embed_spans(&video, &demo, 60_000, &grid)
-            .await
-            .unwrap();
+    let vectors = reelforge_models::VideoEmbedder::embed_spans(&video, &demo, 60_000, &grid)
+        .await
+        .unwrap();
     assert_eq!(vectors.len(), 5);
     assert!(vectors.iter().all(|v| v.len() == 256));
     let start = stub

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use pb::highlight_client::HighlightClient;
 use pb::highlight_event::Event;
+use reelforge_core::eval::evaluate;
 use reelforge_proto::v1 as pb;
-use reelforge_server::highlight::segments::evaluate;
 use reelforge_tests::{demo_video, ingest_path_done, Server};
 use tonic::transport::Channel;
 use tonic::Code;

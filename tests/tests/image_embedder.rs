@@ -14,7 +14,7 @@ use reelforge_tests::{
 async fn a_configured_clip_model_embeds_every_thumbnail() {
     let data = tempfile::tempdir().unwrap();
     let clip_dir = data.path().join("my-clip");
-    reelforge_server::models::clip::write_random_tiny_clip(&clip_dir).unwrap();
+    reelforge_models::testing::write_random_tiny_clip(&clip_dir).unwrap();
     let setting = format!("clip:{}", clip_dir.display());
     let f = fixtures();
     let demo = demo_video();

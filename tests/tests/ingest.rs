@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use reelforge_engine::store::Store;
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::ingest_event::Event;
-use reelforge_server::store::Store;
 use reelforge_tests::{
     demo_video, done_video_id, drain, fixtures, path_request, stored_video, upload_chunks, Server,
 };

@@ -101,7 +101,7 @@ async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored(
         }
     }
     let segment = done.expect("a result").segments.remove(0);
-    let iou = reelforge_server::highlight::segments::iou(
+    let iou = reelforge_core::eval::iou(
         (segment.start_ms, segment.end_ms),
         (line.start_ms, line.end_ms),
     );

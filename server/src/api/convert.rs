@@ -2,12 +2,14 @@
 
 use reelforge_proto::v1 as pb;
 
+use reelforge_engine::catalog::VideoDetail;
+use reelforge_engine::ingest::IngestOptions;
+use reelforge_engine::store::{FrameRecord, IngestEvent, JobRecord, JobState, VideoRecord};
+use reelforge_media::{ProbeRecord, StreamRecord};
+use reelforge_models::analysis::{ModelUsage, SegmentCandidate, SignalWindow, SliceAnalysis};
+use reelforge_models::TranscriptSegment;
+
 use super::status::{code_for, code_name};
-use crate::analysis::{SegmentCandidate, SignalWindow, SliceAnalysis};
-use crate::ingest::{IngestEvent, IngestOptions, VideoDetail};
-use crate::media::{ProbeRecord, StreamRecord};
-use crate::models::TranscriptSegment;
-use crate::store::{FrameRecord, JobRecord, JobState, VideoRecord};
 
 pub fn options(o: Option<pb::IngestOptions>) -> IngestOptions {
     let pb::IngestOptions {
@@ -64,7 +66,7 @@ pub fn slice(s: &SliceAnalysis) -> pb::SliceAnalysis {
     }
 }
 
-pub fn usage(u: crate::analysis::ModelUsage) -> pb::ModelUsage {
+pub fn usage(u: ModelUsage) -> pb::ModelUsage {
     pb::ModelUsage {
         input_tokens: u.input_tokens,
         output_tokens: u.output_tokens,

@@ -3,6 +3,13 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use reelforge_core::error::Error;
+use reelforge_core::segments::Segment;
+use reelforge_engine::highlights::render::Subtitles;
+use reelforge_engine::highlights::{
+    HighlightEvent, HighlightPlan, HighlightRequest, Point, StrategyOptions, UnitKind,
+};
+use reelforge_engine::Highlights;
 use reelforge_proto::v1 as pb;
 use tokio::io::AsyncReadExt;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
@@ -10,15 +17,6 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
-use crate::error::Error;
-use crate::highlight::job::{self, HighlightEvent, HighlightRequest, StrategyKind};
-use crate::highlight::matched::MatchOptions;
-use crate::highlight::music::MusicOptions;
-use crate::highlight::points::Point;
-use crate::highlight::render::{RenderOptions, Subtitles};
-use crate::highlight::segments::{Fit, Segment};
-use crate::highlight::units::UnitKind;
-use crate::ingest::Engine;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::HighlightEvent, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::FileChunk, Status>> + Send>>;
@@ -27,53 +25,13 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::FileChunk, Status>> + Se
 const CHUNK_BYTES: usize = 1 << 20;
 
 pub struct HighlightApi {
-    engine: Arc<Engine>,
+    highlights: Arc<Highlights>,
 }
 
 impl HighlightApi {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        HighlightApi { engine }
+    pub fn new(highlights: Arc<Highlights>) -> Self {
+        HighlightApi { highlights }
     }
-}
-
-fn ms(seconds: f64, default_ms: i64, field: &str) -> Result<i64, Error> {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(Error::invalid(format!(
-            "{field} must be a non-negative number of seconds, got {seconds}"
-        )));
-    }
-    Ok(if seconds == 0.0 {
-        default_ms
-    } else {
-        (seconds * 1000.0).round() as i64
-    })
-}
-
-/// `prefilter`: the strategy's default for the pre-filter.
-fn match_options(r: &pb::HighlightRequest, prefilter: bool) -> Result<MatchOptions, Error> {
-    let unit = match pb::MatchUnit::try_from(r.match_unit) {
-        Ok(pb::MatchUnit::Clips) => UnitKind::Clips,
-        Ok(pb::MatchUnit::Frames) => UnitKind::Frames,
-        Err(_) => {
-            return Err(Error::invalid(format!(
-                "match_unit {} is not a match unit",
-                r.match_unit
-            )))
-        }
-    };
-    if r.similarity_threshold.is_some_and(|t| !t.is_finite()) || !r.dedup_similarity.is_finite() {
-        return Err(Error::invalid(
-            "similarity_threshold and dedup_similarity must be numbers",
-        ));
-    }
-    Ok(MatchOptions {
-        unit,
-        threshold: r.similarity_threshold,
-        transcript_points: r.transcript_points.unwrap_or(true),
-        prefilter: r.prefilter.unwrap_or(prefilter),
-        dedup_similarity: r.dedup_similarity,
-        coarse: r.coarse,
-    })
 }
 
 fn point(p: &Point) -> pb::HighlightPoint {
@@ -88,100 +46,147 @@ fn point(p: &Point) -> pb::HighlightPoint {
     }
 }
 
-/// `roots`: where server-side folders (music) may be read.
-fn request(
-    r: pb::HighlightRequest,
-    roots: &[std::path::PathBuf],
-) -> Result<HighlightRequest, Error> {
-    let strategy = match pb::HighlightStrategy::try_from(r.strategy) {
-        Ok(pb::HighlightStrategy::Direct) => StrategyKind::Direct,
-        Ok(pb::HighlightStrategy::Script) => StrategyKind::Script {
-            events: crate::highlight::script::parse_script(&r.script)?,
-            video_ids: r.video_ids.clone(),
-        },
-        Ok(pb::HighlightStrategy::Points) => StrategyKind::Points(match_options(&r, false)?),
-        Ok(pb::HighlightStrategy::Template) => StrategyKind::Template {
-            category: (!r.category.trim().is_empty()).then(|| r.category.clone()),
-            options: match_options(&r, true)?,
-        },
-        Ok(pb::HighlightStrategy::Sliced) => StrategyKind::Sliced {
-            slice_ms: ms(r.slice_seconds, 30_000, "slice_seconds")?,
-            concurrency: if r.concurrency == 0 {
-                4
-            } else {
-                r.concurrency as usize
-            },
-        },
+/// Zero is proto's "unset": the engine's default.
+fn set<T: PartialEq + Default>(value: T) -> Option<T> {
+    (value != T::default()).then_some(value)
+}
+
+fn strategy_name(value: i32) -> Result<&'static str, Error> {
+    Ok(match pb::HighlightStrategy::try_from(value) {
+        Ok(pb::HighlightStrategy::Direct) => "direct",
+        Ok(pb::HighlightStrategy::Sliced) => "sliced",
+        Ok(pb::HighlightStrategy::Script) => "script",
+        Ok(pb::HighlightStrategy::Points) => "points",
+        Ok(pb::HighlightStrategy::Template) => "template",
         Err(_) => {
             return Err(Error::invalid(format!(
-                "strategy {} is not a highlight strategy",
-                r.strategy
+                "strategy {value} is not a highlight strategy"
+            )))
+        }
+    })
+}
+
+/// Converts; the engine checks and applies defaults (`Highlights::plan`).
+fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
+    let pb::HighlightRequest {
+        video_id,
+        strategy,
+        slice_seconds,
+        concurrency,
+        target_seconds,
+        min_segment_seconds,
+        max_segment_seconds,
+        padding_seconds,
+        order_by_score,
+        render,
+        crossfade_seconds,
+        subtitles,
+        script,
+        video_ids,
+        match_unit,
+        similarity_threshold,
+        transcript_points,
+        prefilter,
+        dedup_similarity,
+        coarse,
+        category,
+        music_dir,
+        music_volume,
+    } = r;
+    let match_unit = match pb::MatchUnit::try_from(match_unit) {
+        Ok(pb::MatchUnit::Clips) => None,
+        Ok(pb::MatchUnit::Frames) => Some(UnitKind::Frames),
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "match_unit {match_unit} is not a match unit"
             )))
         }
     };
-    if r.slice_seconds < 0.0 {
-        return Err(Error::invalid("slice_seconds must not be negative"));
-    }
-    let target = ms(r.target_seconds, 0, "target_seconds")?;
-    let fit = Fit {
-        target_ms: (target > 0).then_some(target),
-        min_segment_ms: ms(r.min_segment_seconds, 1_000, "min_segment_seconds")?,
-        max_segment_ms: ms(r.max_segment_seconds, 20_000, "max_segment_seconds")?,
-        padding_ms: ms(r.padding_seconds, 0, "padding_seconds")?,
-        time_order: !r.order_by_score,
-    };
-    let subtitles = match pb::SubtitleMode::try_from(r.subtitles) {
+    let subtitles = match pb::SubtitleMode::try_from(subtitles) {
         Ok(pb::SubtitleMode::None) => Subtitles::None,
         Ok(pb::SubtitleMode::Soft) => Subtitles::Soft,
         Ok(pb::SubtitleMode::Burn) => Subtitles::Burn,
         Err(_) => {
             return Err(Error::invalid(format!(
-                "subtitles {} is not a subtitle mode",
-                r.subtitles
+                "subtitles {subtitles} is not a subtitle mode"
             )))
         }
     };
-    if !r.music_volume.is_finite() || !(0.0..=1.0).contains(&r.music_volume) {
-        return Err(Error::invalid(format!(
-            "music_volume must be within 0..1 (0: the default 0.3), got {}",
-            r.music_volume
-        )));
-    }
-    let music = match r.music_dir.trim() {
-        "" => None,
-        dir => Some(MusicOptions {
-            dir: crate::ingest::paths::resolve_inside_roots(roots, dir).map_err(|e| match e {
-                Error::NotFound(m) => Error::invalid(format!("music_dir: {m}")),
-                other => other,
-            })?,
-            volume: if r.music_volume == 0.0 {
-                0.3
-            } else {
-                r.music_volume
-            },
-        }),
-    };
-    if music.is_some() && r.render == Some(false) {
-        return Err(Error::invalid(
-            "music_dir is for rendered reels; drop it or render the reel",
-        ));
-    }
-    let render = r.render.unwrap_or(true).then(|| RenderOptions {
-        crossfade_ms: (r.crossfade_seconds.max(0.0) * 1000.0).round() as i64,
-        subtitles,
-        music,
-    });
-    if !r.crossfade_seconds.is_finite() || r.crossfade_seconds < 0.0 {
-        return Err(Error::invalid(
-            "crossfade_seconds must be a non-negative number",
-        ));
-    }
     Ok(HighlightRequest {
-        video_id: r.video_id,
-        strategy,
-        fit,
+        video_id,
+        strategy: strategy_name(strategy)?.to_string(),
+        options: StrategyOptions {
+            slice_seconds: set(slice_seconds),
+            concurrency: set(concurrency),
+            script: set(script),
+            events: Vec::new(),
+            video_ids,
+            match_unit,
+            similarity_threshold,
+            transcript_points,
+            prefilter,
+            dedup_similarity: set(dedup_similarity),
+            coarse: set(coarse),
+            category: set(category),
+        },
+        target_seconds: set(target_seconds),
+        min_segment_seconds: set(min_segment_seconds),
+        max_segment_seconds: set(max_segment_seconds),
+        padding_seconds: set(padding_seconds),
+        order_by_score,
         render,
+        crossfade_seconds: set(crossfade_seconds),
+        subtitles,
+        music_dir: set(music_dir),
+        music_volume: set(music_volume),
     })
+}
+
+/// The request as it runs, for the caller to see every default.
+fn effective(p: &HighlightPlan) -> pb::HighlightRequest {
+    let o = &p.options;
+    let seconds = |ms: i64| ms as f64 / 1000.0;
+    let strategy = match p.strategy.name() {
+        "direct" => pb::HighlightStrategy::Direct,
+        "script" => pb::HighlightStrategy::Script,
+        "points" => pb::HighlightStrategy::Points,
+        "template" => pb::HighlightStrategy::Template,
+        _ => pb::HighlightStrategy::Sliced,
+    };
+    let render = p.render.as_ref();
+    let music = render.and_then(|r| r.music.as_ref());
+    pb::HighlightRequest {
+        video_id: p.video_id.clone(),
+        strategy: strategy as i32,
+        slice_seconds: o.slice_seconds.unwrap_or_default(),
+        concurrency: o.concurrency.unwrap_or_default(),
+        target_seconds: p.fit.target_ms.map_or(0.0, seconds),
+        min_segment_seconds: seconds(p.fit.min_segment_ms),
+        max_segment_seconds: seconds(p.fit.max_segment_ms),
+        padding_seconds: seconds(p.fit.padding_ms),
+        order_by_score: !p.fit.time_order,
+        render: Some(render.is_some()),
+        crossfade_seconds: render.map_or(0.0, |r| seconds(r.crossfade_ms)),
+        subtitles: match render.map_or(Subtitles::None, |r| r.subtitles) {
+            Subtitles::None => pb::SubtitleMode::None,
+            Subtitles::Soft => pb::SubtitleMode::Soft,
+            Subtitles::Burn => pb::SubtitleMode::Burn,
+        } as i32,
+        script: o.script.clone().unwrap_or_default(),
+        video_ids: o.video_ids.clone(),
+        match_unit: match o.match_unit {
+            Some(UnitKind::Frames) => pb::MatchUnit::Frames,
+            _ => pb::MatchUnit::Clips,
+        } as i32,
+        similarity_threshold: o.similarity_threshold,
+        transcript_points: o.transcript_points,
+        prefilter: o.prefilter,
+        dedup_similarity: o.dedup_similarity.unwrap_or_default(),
+        coarse: o.coarse.unwrap_or_default(),
+        category: o.category.clone().unwrap_or_default(),
+        music_dir: music.map_or(String::new(), |m| m.dir.display().to_string()),
+        music_volume: music.map_or(0.0, |m| m.volume),
+    }
 }
 
 pub(super) fn segment(s: &Segment) -> pb::HighlightSegment {
@@ -200,6 +205,10 @@ pub(super) fn segment(s: &Segment) -> pb::HighlightSegment {
 fn event(e: HighlightEvent) -> pb::HighlightEvent {
     use pb::highlight_event::Event;
     let event = match e {
+        HighlightEvent::Started { highlight_id, plan } => Event::Started(pb::HighlightStarted {
+            highlight_id,
+            effective: Some(effective(&plan)),
+        }),
         HighlightEvent::Slice(o) => Event::Slice(pb::SliceResult {
             index: o.index,
             start_ms: o.start_ms,
@@ -259,12 +268,12 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::HighlightRequest>,
     ) -> Result<Response<Self::HighlightStream>, Status> {
-        let req =
-            request(req.into_inner(), &self.engine.config().allowed_roots).map_err(to_status)?;
+        let req = request(req.into_inner()).map_err(to_status)?;
+        let plan = self.highlights.plan(&req).map_err(to_status)?;
         // Unbounded: a job has a bounded number of events (its slices, its render
         // steps), and a slow reader must not lose any.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let engine = self.engine.clone();
+        let highlights = self.highlights.clone();
         // The job runs to its end even if the caller goes away: its files stay for
         // `Download`.
         tokio::spawn(async move {
@@ -272,7 +281,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
             let sink = move |e: HighlightEvent| {
                 let _ = sink_tx.send(Ok(event(e)));
             };
-            let outcome = job::run(&engine, &req, &sink).await;
+            let outcome = highlights.run(&plan, &sink).await;
             let last = outcome.map_err(to_status).map(|r| pb::HighlightEvent {
                 event: Some(pb::highlight_event::Event::Done(pb::HighlightResult {
                     highlight_id: r.highlight_id,
@@ -293,7 +302,10 @@ impl pb::highlight_server::Highlight for HighlightApi {
         req: Request<pb::DownloadRequest>,
     ) -> Result<Response<Self::DownloadStream>, Status> {
         let r = req.into_inner();
-        let path = job::artifact(&self.engine, &r.highlight_id, &r.file).map_err(to_status)?;
+        let path = self
+            .highlights
+            .artifact(&r.highlight_id, &r.file)
+            .map_err(to_status)?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| to_status(e.into()))?;

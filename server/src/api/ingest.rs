@@ -10,22 +10,27 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use reelforge_engine::jobs::JobEvents;
+use reelforge_engine::store::IngestEvent;
+use reelforge_engine::{Catalog, Ingest};
+
 use super::convert;
 use super::status::{code_for, to_status};
-use crate::ingest::{Engine, IngestEvent, JobEvents};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::IngestEvent, Status>> + Send>>;
 
 /// Events buffered per watcher before the job's log is read more slowly.
 const WATCH_BUFFER: usize = 32;
 
+/// `Ingest` serves ingest and BDA imports; videos and jobs come from the catalog.
 pub struct IngestApi {
-    engine: Arc<Engine>,
+    ingest: Arc<Ingest>,
+    catalog: Arc<Catalog>,
 }
 
 impl IngestApi {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        IngestApi { engine }
+    pub fn new(ingest: Arc<Ingest>, catalog: Arc<Catalog>) -> Self {
+        IngestApi { ingest, catalog }
     }
 }
 
@@ -78,7 +83,7 @@ impl pb::ingest_server::Ingest for IngestApi {
     ) -> Result<Response<EventStream>, Status> {
         let pb::IngestPathRequest { path, options } = request.into_inner();
         let handle = self
-            .engine
+            .ingest
             .ingest_path(&path, convert::options(options))
             .await
             .map_err(to_status)?;
@@ -109,7 +114,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         }
         let expected = (size_bytes > 0).then_some(size_bytes as u64);
         let mut upload = self
-            .engine
+            .ingest
             .begin_upload(&filename, expected, convert::options(options))
             .await
             .map_err(to_status)?;
@@ -134,7 +139,7 @@ impl pb::ingest_server::Ingest for IngestApi {
     ) -> Result<Response<EventStream>, Status> {
         let pb::WatchJobRequest { job_id } = request.into_inner();
         let events = self
-            .engine
+            .catalog
             .watch(required(&job_id, "job_id")?)
             .await
             .map_err(to_status)?;
@@ -147,7 +152,7 @@ impl pb::ingest_server::Ingest for IngestApi {
     ) -> Result<Response<pb::Job>, Status> {
         let pb::GetJobRequest { job_id } = request.into_inner();
         let job = self
-            .engine
+            .catalog
             .job(required(&job_id, "job_id")?)
             .await
             .map_err(to_status)?;
@@ -158,7 +163,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         _request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let jobs = self.engine.jobs().await.map_err(to_status)?;
+        let jobs = self.catalog.list_jobs().await.map_err(to_status)?;
         Ok(Response::new(pb::ListJobsResponse {
             jobs: jobs.iter().map(convert::job).collect(),
         }))
@@ -170,8 +175,8 @@ impl pb::ingest_server::Ingest for IngestApi {
     ) -> Result<Response<pb::Job>, Status> {
         let pb::CancelJobRequest { job_id } = request.into_inner();
         let job = self
-            .engine
-            .cancel(required(&job_id, "job_id")?)
+            .catalog
+            .cancel_job(required(&job_id, "job_id")?)
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::job(&job)))
@@ -181,7 +186,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         _request: Request<pb::ListVideosRequest>,
     ) -> Result<Response<pb::ListVideosResponse>, Status> {
-        let mut videos = self.engine.videos().await.map_err(to_status)?;
+        let mut videos = self.catalog.videos().await.map_err(to_status)?;
         videos.sort_by_key(|v| std::cmp::Reverse(v.ingested_at_unix_ms));
         Ok(Response::new(pb::ListVideosResponse {
             videos: videos.iter().map(convert::video_summary).collect(),
@@ -197,7 +202,7 @@ impl pb::ingest_server::Ingest for IngestApi {
             include_signals,
         } = request.into_inner();
         let detail = self
-            .engine
+            .catalog
             .video(required(&video_id, "video_id")?, include_signals)
             .await
             .map_err(to_status)?;
@@ -210,7 +215,7 @@ impl pb::ingest_server::Ingest for IngestApi {
     ) -> Result<Response<pb::DeleteVideoResponse>, Status> {
         let pb::DeleteVideoRequest { video_id } = request.into_inner();
         let removed = self
-            .engine
+            .catalog
             .delete_video(required(&video_id, "video_id")?)
             .await
             .map_err(to_status)?;
@@ -226,7 +231,7 @@ impl pb::ingest_server::Ingest for IngestApi {
     ) -> Result<Response<pb::ImportBdaResponse>, Status> {
         let video_id = request.into_inner().video_id;
         let (video_id, documents, created) =
-            self.engine.run_bda(&video_id).await.map_err(to_status)?;
+            self.ingest.run_bda(&video_id).await.map_err(to_status)?;
         Ok(Response::new(pb::ImportBdaResponse {
             video_id,
             documents: documents as u32,
@@ -244,7 +249,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         } = request.into_inner();
         let video_id = (!video_id.is_empty()).then_some(video_id);
         let (video_id, documents, created) = self
-            .engine
+            .ingest
             .import_bda(result_json, video_id)
             .await
             .map_err(to_status)?;

@@ -1,5 +1,7 @@
 //! The gRPC layer: the only place (with `main.rs`) that knows tonic and the generated
-//! types. Handlers validate, convert, call the engine and convert back.
+//! types. Handlers convert, call one engine service (which checks the request and fills
+//! in its defaults) and convert back; `status` is the one map from engine errors to
+//! gRPC codes.
 
 mod convert;
 mod highlight;
@@ -9,7 +11,6 @@ mod search;
 mod status;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use reelforge_proto::v1::highlight_server::HighlightServer;
 use reelforge_proto::v1::ingest_server::IngestServer;
@@ -24,7 +25,7 @@ pub use library::LibraryApi;
 pub use search::SearchApi;
 pub use status::to_status;
 
-use crate::ingest::Engine;
+use reelforge_engine::Engine;
 
 /// Largest gRPC message accepted (upload chunks are far smaller).
 const MAX_MESSAGE_BYTES: usize = 16 << 20;
@@ -32,7 +33,7 @@ const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Serves every reelforge service, health and reflection (v1 and v1alpha) on `listener`
 /// until `shutdown` completes.
 pub async fn serve(
-    engine: Arc<Engine>,
+    engine: Engine,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -58,14 +59,14 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let ingest = IngestServer::new(IngestApi::new(engine.clone()))
+    let ingest = IngestServer::new(IngestApi::new(engine.ingest, engine.catalog))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     // Large enough that an oversized query reaches the handler and gets a clear
     // INVALID_ARGUMENT instead of a transport error.
-    let search = SearchServer::new(SearchApi::new(engine.clone()))
+    let search = SearchServer::new(SearchApi::new(engine.search))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let highlight = HighlightServer::new(HighlightApi::new(engine.clone()));
-    let library = LibraryServer::new(LibraryApi::new(engine));
+    let highlight = HighlightServer::new(HighlightApi::new(engine.highlights));
+    let library = LibraryServer::new(LibraryApi::new(engine.library));
 
     tonic::transport::Server::builder()
         .add_service(health_service)

@@ -7,25 +7,26 @@ use reelforge_proto::v1 as pb;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use reelforge_core::error::Error;
+use reelforge_engine::search::{FusionRequest, Mode, SearchHit, SearchRequest, SearchTimings};
+use reelforge_engine::Search;
+use reelforge_search::DocKind;
+
 use super::status::to_status;
-use crate::error::Error;
-use crate::ingest::Engine;
-use crate::search::fusion::Fusion;
-use crate::search::index::DocKind;
-use crate::search::query::{Mode, SearchHit, SearchRequest, SearchTimings};
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::SearchResponse, Status>> + Send>>;
 
 pub struct SearchApi {
-    engine: Arc<Engine>,
+    search: Arc<Search>,
 }
 
 impl SearchApi {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        SearchApi { engine }
+    pub fn new(search: Arc<Search>) -> Self {
+        SearchApi { search }
     }
 }
 
+/// Converts; zero and unset fields become "the default", which the engine applies.
 fn request(r: pb::SearchRequest) -> Result<SearchRequest, Error> {
     let mode = match pb::SearchMode::try_from(r.mode) {
         Ok(pb::SearchMode::All) => Mode::All,
@@ -51,18 +52,12 @@ fn request(r: pb::SearchRequest) -> Result<SearchRequest, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let f = r.fusion.unwrap_or_default();
     let fusion = match pb::FusionMethod::try_from(f.method) {
-        Ok(pb::FusionMethod::Rrf) => Fusion::Rrf {
-            k: if f.rrf_k == 0.0 { 60.0 } else { f.rrf_k },
+        Ok(pb::FusionMethod::Rrf) => FusionRequest::Rrf {
+            k: (f.rrf_k != 0.0).then_some(f.rrf_k),
         },
-        Ok(pb::FusionMethod::Weighted) if f.lexical_weight == 0.0 && f.vector_weight == 0.0 => {
-            Fusion::Weighted {
-                lexical: 0.3,
-                vector: 0.7,
-            }
-        }
-        Ok(pb::FusionMethod::Weighted) => Fusion::Weighted {
-            lexical: f.lexical_weight,
-            vector: f.vector_weight,
+        Ok(pb::FusionMethod::Weighted) => FusionRequest::Weighted {
+            weights: (f.lexical_weight != 0.0 || f.vector_weight != 0.0)
+                .then_some((f.lexical_weight, f.vector_weight)),
         },
         Err(_) => {
             return Err(Error::invalid(format!(
@@ -79,13 +74,13 @@ fn request(r: pb::SearchRequest) -> Result<SearchRequest, Error> {
         time_range: r.time_range.map(|t| (t.start_ms, t.end_ms)),
         kinds,
         fusion,
-        rerank: r.rerank.unwrap_or(true),
+        rerank: r.rerank,
         rerank_threshold: r.rerank_threshold,
         merge_adjacent: r.merge_adjacent,
     })
 }
 
-fn result(rank: usize, h: &SearchHit, filename: String) -> pb::SearchResponse {
+fn result(rank: usize, h: &SearchHit) -> pb::SearchResponse {
     let s = &h.scores;
     pb::SearchResponse {
         item: Some(pb::search_response::Item::Result(pb::SearchResult {
@@ -115,7 +110,7 @@ fn result(rank: usize, h: &SearchHit, filename: String) -> pb::SearchResponse {
                 })
                 .collect(),
             merged: h.merged,
-            filename,
+            filename: h.filename.clone(),
         })),
     }
 }
@@ -145,18 +140,11 @@ impl pb::search_server::Search for SearchApi {
         req: Request<pb::SearchRequest>,
     ) -> Result<Response<Self::SearchStream>, Status> {
         let req = request(req.into_inner()).map_err(to_status)?;
-        let (hits, timings) = self.engine.search(&req).await.map_err(to_status)?;
-        let mut ids: Vec<String> = hits.iter().map(|h| h.video_id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        let filenames = self.engine.filenames(ids).await.map_err(to_status)?;
+        let (hits, timings) = self.search.search(&req).await.map_err(to_status)?;
         let mut out: Vec<Result<pb::SearchResponse, Status>> = hits
             .iter()
             .enumerate()
-            .map(|(i, h)| {
-                let name = filenames.get(&h.video_id).cloned().unwrap_or_default();
-                Ok(result(i + 1, h, name))
-            })
+            .map(|(i, h)| Ok(result(i + 1, h)))
             .collect();
         out.push(Ok(stats(hits.len(), &timings)));
         Ok(Response::new(Box::pin(tokio_stream::iter(out))))

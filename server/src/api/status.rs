@@ -2,7 +2,7 @@
 
 use tonic::{Code, Status};
 
-use crate::error::{Error, ErrorKind};
+use reelforge_core::error::{Error, ErrorKind};
 
 pub fn code_for(kind: ErrorKind) -> Code {
     match kind {

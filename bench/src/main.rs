@@ -1,0 +1,114 @@
+//! reelforge-bench: benchmarks that print tables (never run by the test suite). The
+//! engine's configuration comes as the server's does: `--config FILE`, then
+//! `REELFORGE_*` variables.
+
+mod highlight;
+mod ingest;
+mod measure;
+mod models;
+mod search;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use reelforge_server::Config;
+
+#[derive(Parser)]
+#[command(name = "reelforge-bench", version, about = "reelforge benchmarks")]
+struct Args {
+    /// TOML config file (the server's); REELFORGE_* variables override it.
+    #[arg(long, env = "REELFORGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    which: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Bare ffmpeg decode vs reelforge's analysis pass, with CPU and peak memory, per file.
+    Ingest {
+        /// Interleaved repetitions of each pass (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        files: Vec<PathBuf>,
+    },
+    /// Offline models: load times, ms per text embedding (one by one and batched),
+    /// speech-to-text real-time factor and word error rate, rerank latency, memory.
+    Models {
+        /// How many texts to embed each way.
+        #[arg(long, default_value_t = 64)]
+        texts: usize,
+        /// Audio or video files to transcribe (default: the LibriVox read speech that
+        /// scripts/setup.sh installs, scored against its transcript).
+        speech: Vec<PathBuf>,
+    },
+    /// Search at scale on synthetic documents: index build, BM25, exact vector and hybrid
+    /// latency (p50/p99), memory.
+    Search {
+        #[arg(long, default_value_t = 10_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 384)]
+        dims: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Build the index in memory only (no sled writes): for sizes where building
+        /// through sled takes too long; queries read memory either way.
+        #[arg(long)]
+        unpersisted: bool,
+        /// Graph search breadths to measure (recall@10 and latency each); the first is
+        /// used for the hybrid line.
+        #[arg(long, value_delimiter = ',', default_value = "96")]
+        ef_search: Vec<usize>,
+    },
+    /// Highlights of a long video (a file looped): wall time and CPU per strategy,
+    /// sliced concurrency 1 vs N, render time vs reel length.
+    Highlight {
+        /// The clip to loop (default: assets/samples/demo.mp4).
+        #[arg(long, default_value = "assets/samples/demo.mp4")]
+        file: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        minutes: u32,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// One pass in this process, printed as JSON (used by `bench ingest`).
+    #[command(hide = true)]
+    IngestPass {
+        #[arg(long, value_enum)]
+        pass: ingest::Pass,
+        file: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let config = Config::load(args.config.as_deref(), std::env::vars())?.engine;
+    let runtime = tokio::runtime::Runtime::new()?;
+    match args.which {
+        BenchCommand::Ingest { runs, files } => {
+            runtime.block_on(ingest::ingest(&config, &files, runs))
+        }
+        BenchCommand::IngestPass { pass, file } => {
+            runtime.block_on(ingest::ingest_pass(&config, &file, pass))
+        }
+        BenchCommand::Models { texts, speech } => models::models(&config, texts, &speech),
+        BenchCommand::Search {
+            docs,
+            dims,
+            queries,
+            unpersisted,
+            ef_search,
+        } => search::search_scale(docs, dims, queries, unpersisted, &ef_search),
+        BenchCommand::Highlight {
+            file,
+            minutes,
+            concurrency,
+        } => runtime.block_on(highlight::highlight(&config, &file, minutes, concurrency)),
+    }
+}

@@ -1,0 +1,251 @@
+//! The catalog service: what is stored (videos with their derived records, ingest jobs),
+//! deleting a video with everything made from it, and the start-up checks that the
+//! stored material agrees with the configured models and the search index.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reelforge_core::error::{Error, Result};
+use reelforge_core::ids::validate_video_id;
+use reelforge_models::analysis::{SignalWindow, SliceAnalysis};
+use reelforge_models::{TextEmbedder, TranscriptSegment};
+
+use crate::jobs::{JobEvents, Jobs};
+use crate::search::Search;
+use crate::store::{EmbeddingKind, FrameRecord, JobRecord, Store, SubtitleRecord, VideoRecord};
+use crate::util::blocking;
+
+/// A stored video with its derived records.
+#[derive(Debug, Clone)]
+pub struct VideoDetail {
+    pub video: VideoRecord,
+    pub slices: Vec<SliceAnalysis>,
+    pub signals: Vec<SignalWindow>,
+    pub frames: Vec<FrameRecord>,
+    pub transcript: Vec<TranscriptSegment>,
+    pub subtitles: Vec<SubtitleRecord>,
+    pub embedding_counts: BTreeMap<String, u32>,
+}
+
+/// What the matching strategies read of one stored video.
+#[derive(Debug, Clone)]
+pub struct VideoMaterial {
+    pub video: VideoRecord,
+    /// Signal windows of the whole video, in time order.
+    pub windows: Vec<SignalWindow>,
+    pub cut_points_ms: Vec<i64>,
+    pub transcript: Vec<TranscriptSegment>,
+}
+
+pub struct Catalog {
+    store: Store,
+    jobs: Arc<Jobs>,
+    search: Arc<Search>,
+    text_embedder: Arc<dyn TextEmbedder>,
+    /// `data_dir/media`: what the server made for each video.
+    media_dir: PathBuf,
+}
+
+impl Catalog {
+    pub fn new(
+        store: Store,
+        jobs: Arc<Jobs>,
+        search: Arc<Search>,
+        text_embedder: Arc<dyn TextEmbedder>,
+        media_dir: PathBuf,
+    ) -> Catalog {
+        Catalog {
+            store,
+            jobs,
+            search,
+            text_embedder,
+            media_dir,
+        }
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    pub async fn videos(&self) -> Result<Vec<VideoRecord>> {
+        let store = self.store.clone();
+        blocking(move || store.videos()).await
+    }
+
+    /// A stored video's record, or `None`.
+    pub async fn find(&self, video_id: &str) -> Result<Option<VideoRecord>> {
+        validate_video_id(video_id)?;
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || store.video(&id)).await
+    }
+
+    pub async fn video(&self, video_id: &str, include_signals: bool) -> Result<VideoDetail> {
+        validate_video_id(video_id)?;
+        let store = self.store.clone();
+        let id = video_id.to_string();
+        blocking(move || {
+            let video = store
+                .video(&id)?
+                .ok_or_else(|| Error::not_found(format!("no video with id {id}")))?;
+            Ok(VideoDetail {
+                slices: store.slices(&id)?,
+                signals: if include_signals {
+                    store.signals(&id)?
+                } else {
+                    Vec::new()
+                },
+                frames: store.frames(&id)?,
+                transcript: store.transcript(&id)?,
+                subtitles: store.subtitles(&id)?,
+                embedding_counts: store.embedding_counts(&id)?,
+                video,
+            })
+        })
+        .await
+    }
+
+    /// The signals, cuts and transcript of a stored video, or `None` when it is gone.
+    pub async fn material(&self, video_id: &str) -> Result<Option<VideoMaterial>> {
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || {
+            let Some(video) = store.video(&id)? else {
+                return Ok(None);
+            };
+            let cut_points_ms = store
+                .slices(&id)?
+                .iter()
+                .flat_map(|s| s.cut_points_ms.iter().copied())
+                .collect();
+            Ok(Some(VideoMaterial {
+                windows: store.signals(&id)?,
+                transcript: store.transcript(&id)?,
+                cut_points_ms,
+                video,
+            }))
+        })
+        .await
+    }
+
+    /// A video's slice analyses (its live generation).
+    pub async fn slices(&self, video_id: &str) -> Result<Vec<SliceAnalysis>> {
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || store.slices(&id)).await
+    }
+
+    /// A video's transcript, in time order.
+    pub async fn transcript(&self, video_id: &str) -> Result<Vec<TranscriptSegment>> {
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || store.transcript(&id)).await
+    }
+
+    /// A video's thumbnails, in time order.
+    pub async fn frames(&self, video_id: &str) -> Result<Vec<FrameRecord>> {
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || store.frames(&id)).await
+    }
+
+    /// A video's vectors of one kind, by owner index.
+    pub async fn embeddings(
+        &self,
+        video_id: &str,
+        kind: EmbeddingKind,
+    ) -> Result<Vec<(u32, Vec<f32>)>> {
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || store.embeddings(&id, kind)).await
+    }
+
+    /// Keeps vectors derived after ingest (clip video embeddings) with the video's live
+    /// generation: a re-ingest or delete drops them with the rest.
+    pub async fn keep_embeddings(
+        &self,
+        video_id: &str,
+        kind: EmbeddingKind,
+        vectors: Vec<(u32, Vec<f32>)>,
+    ) -> Result<()> {
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || store.put_live_embeddings(&id, kind, &vectors)).await
+    }
+
+    /// A job's events from the start, following it if it still runs.
+    pub async fn watch(&self, job_id: &str) -> Result<JobEvents> {
+        self.jobs.watch(job_id).await
+    }
+
+    pub async fn job(&self, job_id: &str) -> Result<JobRecord> {
+        self.jobs.job(job_id).await
+    }
+
+    /// Jobs, newest first, without their event logs.
+    pub async fn list_jobs(&self) -> Result<Vec<JobRecord>> {
+        self.jobs.list().await
+    }
+
+    /// Cancels a queued or running job and waits for it to stop.
+    pub async fn cancel_job(&self, job_id: &str) -> Result<JobRecord> {
+        self.jobs.cancel(job_id).await
+    }
+
+    /// Deletes a video, its records, its search documents and the files the server made
+    /// for it (never a server-side source file, which belongs to its owner).
+    pub async fn delete_video(&self, video_id: &str) -> Result<u64> {
+        validate_video_id(video_id)?;
+        if let Some(h) = self.jobs.running_for(video_id) {
+            return Err(Error::FailedPrecondition(format!(
+                "job {} is ingesting this video; cancel it first (reelforge jobs cancel {})",
+                h.id(),
+                h.id()
+            )));
+        }
+        let store = self.store.clone();
+        let id = video_id.to_string();
+        let removed = blocking(move || store.delete_video(&id)).await?;
+        self.search.remove_video(video_id).await?;
+        let media_dir = self.media_dir.join(video_id);
+        match tokio::fs::remove_dir_all(&media_dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("could not remove {}: {e}", media_dir.display()),
+        }
+        Ok(removed)
+    }
+
+    /// Stored videos whose text vectors another embedder (or size) made than the
+    /// configured one.
+    pub async fn stale_text_vectors(&self) -> Result<Vec<VideoRecord>> {
+        let name = self.text_embedder.name().to_string();
+        let dims = self.text_embedder.dimensions() as u32;
+        Ok(self
+            .videos()
+            .await?
+            .into_iter()
+            .filter(|v| {
+                !v.text_embedder.is_empty()
+                    && (v.text_embedder != name || v.text_dimensions != dims)
+            })
+            .collect())
+    }
+
+    /// Refuses an index whose vectors another text embedder made: they cannot be compared
+    /// with the configured one's, and searching them would return garbage.
+    pub async fn check_text_embedder(&self) -> Result<()> {
+        let stale = self.stale_text_vectors().await?;
+        if let Some(v) = stale.first() {
+            return Err(Error::FailedPrecondition(format!(
+                "{} stored video(s) were embedded by {} ({} dims) but models.text_embedder is {} ({} dims), and their vectors cannot be compared: run `reelforge-server reindex` with this configuration to embed them again, or go back to {}",
+                stale.len(),
+                v.text_embedder,
+                v.text_dimensions,
+                self.text_embedder.name(),
+                self.text_embedder.dimensions(),
+                v.text_embedder
+            )));
+        }
+        Ok(())
+    }
+
+    /// Brings the search index in line with the store (see `Search::reconcile`).
+    pub async fn reconcile_search(&self) -> Result<(usize, usize)> {
+        self.search.reconcile().await
+    }
+}

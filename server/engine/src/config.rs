@@ -1,0 +1,139 @@
+//! The engine's configuration: where its data lives, the media tools, ingest settings
+//! and the models (`reelforge_models::ModelsConfig`). Each section owns its defaults and
+//! checks; the server's configuration wraps this one with what only the server needs
+//! (its address) and loads it from a file, `REELFORGE_*` variables and flags.
+
+use std::path::PathBuf;
+
+use reelforge_core::error::{Error, Result};
+use reelforge_models::config::{parse_env, ModelsConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Where sled, thumbnails and uploaded sources live.
+    pub data_dir: PathBuf,
+    /// Directories a client may ingest server-side files from. Empty disables path ingest.
+    pub allowed_roots: Vec<PathBuf>,
+    pub ffmpeg: String,
+    pub ffprobe: String,
+    /// Most memory sled may use to cache pages of the store.
+    pub store_cache_mb: u64,
+    pub ingest: IngestConfig,
+    pub models: ModelsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Default analysis slice length (what a VLM reads at once).
+    pub slice_seconds: f64,
+    /// Default matching clip length (visual descriptors are stored per clip).
+    pub clip_seconds: f64,
+    /// Frames per second sampled (at 64x36) for motion and scene-cut signals.
+    pub analysis_fps: f64,
+    /// Frames per second stored as JPEG thumbnails.
+    pub thumbnail_fps: f64,
+    /// Thumbnail height in pixels.
+    pub thumbnail_height: u32,
+    /// Colour-histogram distance between consecutive analysis frames that counts as a cut.
+    pub scene_cut_threshold: f32,
+    /// Ingest jobs that may run at once; more wait in a queue.
+    pub max_concurrent_jobs: usize,
+    /// Largest accepted upload.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: PathBuf::from(".reelforge"),
+            allowed_roots: Vec::new(),
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+            store_cache_mb: 64,
+            ingest: IngestConfig::default(),
+            models: ModelsConfig::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            slice_seconds: 30.0,
+            clip_seconds: 2.0,
+            analysis_fps: 10.0,
+            thumbnail_fps: 1.0,
+            thumbnail_height: 180,
+            scene_cut_threshold: 0.35,
+            max_concurrent_jobs: 2,
+            max_upload_bytes: 8 << 30,
+        }
+    }
+}
+
+/// Limits on per-request slice and clip lengths.
+pub const SLICE_SECONDS_RANGE: (f64, f64) = (1.0, 600.0);
+pub const CLIP_SECONDS_RANGE: (f64, f64) = (0.5, 30.0);
+
+impl EngineConfig {
+    /// Applies `REELFORGE_<name>` if it is one of the engine's; returns whether it was.
+    pub fn apply_env(&mut self, name: &str, value: &str) -> Result<bool> {
+        match name {
+            "DATA_DIR" => self.data_dir = value.into(),
+            "ALLOWED_ROOTS" => {
+                self.allowed_roots = std::env::split_paths(value).collect();
+            }
+            "FFMPEG" => self.ffmpeg = value.into(),
+            "FFPROBE" => self.ffprobe = value.into(),
+            "STORE_CACHE_MB" => self.store_cache_mb = parse_env(name, value)?,
+            "SLICE_SECONDS" => self.ingest.slice_seconds = parse_env(name, value)?,
+            "CLIP_SECONDS" => self.ingest.clip_seconds = parse_env(name, value)?,
+            "ANALYSIS_FPS" => self.ingest.analysis_fps = parse_env(name, value)?,
+            "THUMBNAIL_FPS" => self.ingest.thumbnail_fps = parse_env(name, value)?,
+            "MAX_CONCURRENT_JOBS" => self.ingest.max_concurrent_jobs = parse_env(name, value)?,
+            "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse_env(name, value)?,
+            _ => return self.models.apply_env(name, value),
+        }
+        Ok(true)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.store_cache_mb == 0 {
+            return Err(Error::invalid("store_cache_mb must be at least 1"));
+        }
+        self.models.validate()?;
+        let i = &self.ingest;
+        let in_range = |v: f64, (lo, hi): (f64, f64)| v >= lo && v <= hi;
+        if !in_range(i.slice_seconds, SLICE_SECONDS_RANGE) {
+            return Err(Error::invalid(format!(
+                "ingest.slice_seconds must be within {SLICE_SECONDS_RANGE:?}, got {}",
+                i.slice_seconds
+            )));
+        }
+        if !in_range(i.clip_seconds, CLIP_SECONDS_RANGE) {
+            return Err(Error::invalid(format!(
+                "ingest.clip_seconds must be within {CLIP_SECONDS_RANGE:?}, got {}",
+                i.clip_seconds
+            )));
+        }
+        if !(1.0..=60.0).contains(&i.analysis_fps) || !(0.1..=10.0).contains(&i.thumbnail_fps) {
+            return Err(Error::invalid(
+                "ingest.analysis_fps must be in 1..=60 and ingest.thumbnail_fps in 0.1..=10",
+            ));
+        }
+        if i.max_concurrent_jobs == 0 {
+            return Err(Error::invalid(
+                "ingest.max_concurrent_jobs must be at least 1",
+            ));
+        }
+        if !(16..=2160).contains(&i.thumbnail_height) {
+            return Err(Error::invalid(
+                "ingest.thumbnail_height must be in 16..=2160",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! What the matching strategies share (Points + clips matches a model's prioritised
+//! highlight points against a video's clips, Template the highlight library's entries):
+//! their options, the default thresholds by space, the units they match (with the cost
+//! filters in front), and the clip video embeddings kept with the video.
+
+use std::collections::HashMap;
+
+use reelforge_core::error::{Error, Result};
+use reelforge_models::VideoEmbedder;
+
+use super::request::StrategyOptions;
+use super::units::{self, CostOptions, Unit, UnitKind, UnitSource};
+use crate::catalog::{Catalog, VideoMaterial};
+use crate::store::EmbeddingKind;
+
+/// Default similarity thresholds, by space: point text vs clip captions (text embedder),
+/// point text vs clip video (video embedder),
+/// point text vs frames (image-text embedder, whose cosines run lower), and a library
+/// entry's look vs a clip's (visual descriptors, which run high).
+pub const CAPTION_THRESHOLD: f32 = 0.6;
+pub const FRAME_THRESHOLD: f32 = 0.25;
+pub const LOOK_THRESHOLD: f32 = 0.9;
+/// Point text vs a clip's video embedding (`models.video_embedder`): cross-modal cosines
+/// run lower than text-to-text ones.
+pub const VIDEO_THRESHOLD: f32 = 0.3;
+/// Template looks weigh motion this much more than the stored descriptor does: a still
+/// of a highlight's scene is not the highlight.
+pub const MOTION_EMPHASIS: f32 = 4.0;
+/// The coarse pass keeps this much around each region the analyser flagged.
+pub const COARSE_PAD_MS: i64 = 5_000;
+
+/// Options of the matching strategies, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchOptions {
+    pub unit: UnitKind,
+    pub threshold: f32,
+    /// Points + clips: the transcript's lines are points too.
+    pub transcript_points: bool,
+    /// Drop still, quiet clips before matching.
+    pub prefilter: bool,
+    /// Drop clips this similar to the previous kept one (0: off).
+    pub dedup_similarity: f32,
+    /// Match only around what the analyser's whole-video reading flagged.
+    pub coarse: bool,
+}
+
+impl MatchOptions {
+    /// Reads and checks the request's matching options. `prefilter` is the strategy's
+    /// default for the pre-filter; `threshold` gives the default threshold for a unit.
+    pub fn read(
+        o: &StrategyOptions,
+        prefilter: bool,
+        threshold: impl Fn(UnitKind) -> f32,
+    ) -> Result<MatchOptions> {
+        let unit = o.match_unit.unwrap_or(UnitKind::Clips);
+        let threshold_given = o.similarity_threshold;
+        let dedup_similarity = o.dedup_similarity.unwrap_or(0.0);
+        if threshold_given.is_some_and(|t| !t.is_finite()) || !dedup_similarity.is_finite() {
+            return Err(Error::invalid(
+                "similarity_threshold and dedup_similarity must be numbers",
+            ));
+        }
+        if threshold_given.is_some_and(|t| !(-1.0..=1.0).contains(&t)) {
+            return Err(Error::invalid(format!(
+                "similarity_threshold must be within -1..1, got {}",
+                threshold_given.unwrap_or_default()
+            )));
+        }
+        if !(0.0..=1.0).contains(&dedup_similarity) {
+            return Err(Error::invalid(format!(
+                "dedup_similarity must be within 0..1 (0: off), got {dedup_similarity}"
+            )));
+        }
+        Ok(MatchOptions {
+            unit,
+            threshold: threshold_given.unwrap_or_else(|| threshold(unit)),
+            transcript_points: o.transcript_points.unwrap_or(true),
+            prefilter: o.prefilter.unwrap_or(prefilter),
+            dedup_similarity,
+            coarse: o.coarse.unwrap_or(false),
+        })
+    }
+
+    /// The options as the caller is shown them.
+    pub fn effective(&self) -> StrategyOptions {
+        StrategyOptions {
+            match_unit: Some(self.unit),
+            similarity_threshold: Some(self.threshold),
+            transcript_points: Some(self.transcript_points),
+            prefilter: Some(self.prefilter),
+            dedup_similarity: Some(self.dedup_similarity),
+            coarse: Some(self.coarse),
+            ..StrategyOptions::default()
+        }
+    }
+
+    /// The cost filters these options ask for; `coarse_regions` from a whole-video reading.
+    pub fn cost(&self, coarse_regions: Option<Vec<(i64, i64)>>) -> CostOptions {
+        CostOptions {
+            prefilter: self.prefilter,
+            dedup_similarity: self.dedup_similarity,
+            coarse_regions: if self.coarse { coarse_regions } else { None },
+        }
+    }
+}
+
+/// The clips (with their visual descriptors) or frames (with their image embeddings) of
+/// a stored video, ready to filter and match.
+pub async fn load_units(catalog: &Catalog, v: &VideoMaterial, kind: UnitKind) -> Result<Vec<Unit>> {
+    let id = &v.video.video_id;
+    let looks: Vec<(i64, Option<Vec<f32>>)> = match kind {
+        UnitKind::Clips => catalog
+            .embeddings(id, EmbeddingKind::VisualDescriptor)
+            .await?
+            .into_iter()
+            .map(|(owner, v)| (owner as i64, Some(v)))
+            .collect(),
+        UnitKind::Frames => {
+            let frames = catalog.frames(id).await?;
+            let looks: Vec<(i64, Option<Vec<f32>>)> = catalog
+                .embeddings(id, EmbeddingKind::FrameImage)
+                .await?
+                .into_iter()
+                .filter_map(|(owner, v)| frames.get(owner as usize).map(|f| (f.t_ms, Some(v))))
+                .collect();
+            if looks.is_empty() {
+                return Err(Error::FailedPrecondition(format!(
+                    "video {id} has no frame embeddings (it was ingested without models.image_embedder); ingest it again with one, or match clips"
+                )));
+            }
+            looks
+        }
+    };
+    Ok(units::build(
+        kind,
+        &UnitSource {
+            video: &v.video,
+            windows: &v.windows,
+            cut_points_ms: &v.cut_points_ms,
+            transcript: &v.transcript,
+            looks,
+        },
+    ))
+}
+
+/// The video embeddings of `clips`: those stored by an earlier request, the rest made
+/// now (in one call, so a whole grid can go as one job) and kept with the video.
+pub async fn clip_video_vectors(
+    catalog: &Catalog,
+    v: &VideoMaterial,
+    embedder: &dyn VideoEmbedder,
+    clips: &[&Unit],
+) -> Result<Vec<Vec<f32>>> {
+    let id = &v.video.video_id;
+    let dims = embedder.dimensions();
+    let mut known: HashMap<u32, Vec<f32>> = catalog
+        .embeddings(id, EmbeddingKind::ClipVideo)
+        .await?
+        .into_iter()
+        .filter(|(_, vector)| vector.len() == dims)
+        .collect();
+    let missing: Vec<&Unit> = clips
+        .iter()
+        .copied()
+        .filter(|c| !known.contains_key(&c.index))
+        .collect();
+    if !missing.is_empty() {
+        let spans: Vec<(i64, i64)> = missing.iter().map(|c| (c.start_ms, c.end_ms)).collect();
+        let made = embedder
+            .embed_spans(
+                std::path::Path::new(&v.video.source_path),
+                v.video.probe.duration_ms,
+                &spans,
+            )
+            .await?;
+        let new: Vec<(u32, Vec<f32>)> = missing.iter().map(|c| c.index).zip(made).collect();
+        known.extend(new.iter().cloned());
+        catalog
+            .keep_embeddings(id, EmbeddingKind::ClipVideo, new)
+            .await?;
+    }
+    Ok(clips
+        .iter()
+        .map(|c| known.get(&c.index).cloned().unwrap_or_default())
+        .collect())
+}

@@ -1,0 +1,136 @@
+//! Bedrock Data Automation results as ingest: a `result.json` imported for a stored video
+//! (or as a video record of its own), and the configured project run on a stored video.
+
+use std::path::PathBuf;
+
+use reelforge_core::error::{Error, Result};
+use reelforge_core::ids::{validate_video_id, video_id_from_sha256};
+use reelforge_search::{bda, DocKind};
+use sha2::{Digest, Sha256};
+
+use super::Ingest;
+use crate::store::{now_unix_ms, VideoRecord};
+use crate::util::blocking;
+
+/// The record of a video known only from a BDA result: no media on this server.
+fn bda_video_record(video_id: &str, sha256: &str, asset: &bda::BdaAsset) -> VideoRecord {
+    VideoRecord {
+        video_id: video_id.to_string(),
+        filename: asset.filename.clone(),
+        source_path: asset.source.clone(),
+        size_bytes: 0,
+        sha256: sha256.to_string(),
+        probe: reelforge_media::ProbeRecord {
+            duration_ms: asset.duration_ms,
+            format_name: "bedrock-data-automation".into(),
+            size_bytes: 0,
+            bit_rate: 0,
+            streams: Vec::new(),
+            keyframes_ms: Vec::new(),
+            video_data_end_ms: asset.duration_ms,
+        },
+        slice_ms: 0,
+        clip_ms: 0,
+        slice_count: 0,
+        analyzer: "bedrock-data-automation".into(),
+        ingested_at_unix_ms: now_unix_ms(),
+        thumbnails_dir: String::new(),
+        generation: 0,
+        text_embedder: String::new(),
+        text_dimensions: 0,
+        transcriber: String::new(),
+        summary: asset
+            .docs
+            .iter()
+            .find(|d| d.kind == DocKind::VideoSummary)
+            .map(|d| d.text.clone())
+            .unwrap_or_default(),
+    }
+}
+
+impl Ingest {
+    /// Runs the configured Bedrock Data Automation project on a stored video and imports
+    /// its standard output for it (see `import_bda`).
+    pub async fn run_bda(&self, video_id: &str) -> Result<(String, usize, bool)> {
+        self.check_accepting()?;
+        validate_video_id(video_id)?;
+        let bda = self.providers.data_automation.clone().ok_or_else(|| {
+            Error::FailedPrecondition(
+                "no Bedrock Data Automation project is configured: set \
+                 models.bedrock.data_automation_project_arn, data_automation_profile_arn and s3_uri"
+                    .into(),
+            )
+        })?;
+        let store = self.store.clone();
+        let id = video_id.to_string();
+        let video = blocking(move || store.video(&id)).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no video with id {video_id} (see `reelforge videos list`)"
+            ))
+        })?;
+        let source = PathBuf::from(&video.source_path);
+        if !source.is_file() {
+            return Err(Error::FailedPrecondition(format!(
+                "video {video_id} has no source file on the server ({}); ingest it again",
+                video.source_path
+            )));
+        }
+        let json = bda.run(&source).await?;
+        self.import_bda(json, Some(video_id.to_string())).await
+    }
+
+    /// Imports a Bedrock Data Automation result (`result.json`) for `video_id`, or as a
+    /// video record of its own (id from the JSON's sha256). Validates everything first;
+    /// re-importing replaces the documents imported before. Returns the video id, the
+    /// number of imported documents and whether a new record was made.
+    pub async fn import_bda(
+        &self,
+        json: Vec<u8>,
+        video_id: Option<String>,
+    ) -> Result<(String, usize, bool)> {
+        self.check_accepting()?;
+        let sha256 = hex::encode(Sha256::digest(&json));
+        let asset = blocking(move || bda::parse(&json)).await?;
+        if let Some(id) = &video_id {
+            validate_video_id(id)?;
+            if let Some(h) = self.jobs.running_for(id) {
+                return Err(Error::FailedPrecondition(format!(
+                    "job {} is ingesting this video; import when it is done",
+                    h.id()
+                )));
+            }
+        }
+        let store = self.store.clone();
+        let docs = asset.docs.clone();
+        let documents = docs.len();
+        let (id, created) = blocking(move || {
+            let (id, created) = match video_id {
+                Some(id) => {
+                    if store.video(&id)?.is_none() {
+                        return Err(Error::not_found(format!(
+                            "no video with id {id} (see `reelforge videos list`); leave \
+                             video_id empty to import the result as a video of its own"
+                        )));
+                    }
+                    (id, false)
+                }
+                None => {
+                    let id = video_id_from_sha256(&sha256);
+                    if store.video(&id)?.is_some() {
+                        (id, false)
+                    } else {
+                        let writer = store.begin_video(&id)?;
+                        writer.commit(bda_video_record(&id, &sha256, &asset))?;
+                        (id, true)
+                    }
+                }
+            };
+            store.put_imported(&id, &docs)?;
+            store.flush()?;
+            Ok((id, created))
+        })
+        .await?;
+        self.search.index_video(&id).await?;
+        Ok((id, documents, created))
+    }
+}

@@ -1,0 +1,459 @@
+//! The ingest service: turning a video file into stored, analysed material. It checks a
+//! request (`request`), receives uploads (`upload`), confines server-side paths
+//! (`paths`), deduplicates by content, plans slices (`plan`), and runs each job under a
+//! concurrency limit through the one decode pass (`pipeline`) into a new store
+//! generation, indexed for search before it reports `Done`. Bedrock Data Automation
+//! results come in through `bda`.
+
+mod bda;
+pub mod paths;
+mod pipeline;
+pub mod plan;
+mod request;
+mod upload;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use reelforge_core::error::{Error, ErrorKind, Result};
+use reelforge_core::ids::video_id_from_sha256;
+use reelforge_media as media;
+use reelforge_models::Providers;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+pub use pipeline::{Pipeline, PreparedIngest};
+pub use request::IngestOptions;
+pub use upload::Upload;
+
+use crate::config::EngineConfig;
+use crate::jobs::{IngestSink, JobHandle, Jobs};
+use crate::search::Search;
+use crate::store::{
+    now_unix_ms, IngestEvent, JobRecord, JobState, Store, SubtitleRecord, VideoRecord,
+};
+use crate::util::blocking;
+
+pub struct Ingest {
+    config: EngineConfig,
+    store: Store,
+    jobs: Arc<Jobs>,
+    search: Arc<Search>,
+    providers: Providers,
+    slots: Arc<Semaphore>,
+    shutting_down: AtomicBool,
+    tasks: TaskTracker,
+}
+
+/// A file about to be ingested.
+struct SourceFile {
+    path: PathBuf,
+    filename: String,
+    sha256: Option<String>,
+    size: u64,
+    /// An upload's temporary file: moved under the data dir on success, removed otherwise.
+    uploaded: bool,
+}
+
+impl Ingest {
+    pub fn new(
+        config: EngineConfig,
+        store: Store,
+        jobs: Arc<Jobs>,
+        search: Arc<Search>,
+        providers: Providers,
+    ) -> Arc<Ingest> {
+        Arc::new(Ingest {
+            slots: Arc::new(Semaphore::new(config.ingest.max_concurrent_jobs)),
+            config,
+            store,
+            jobs,
+            search,
+            providers,
+            shutting_down: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Ingests a stored video again from its source with the configured models (same
+    /// slice and clip lengths).
+    pub async fn reingest(self: &Arc<Self>, video: &VideoRecord) -> Result<Arc<JobHandle>> {
+        let (path, shown) = (PathBuf::from(&video.source_path), video.source_path.clone());
+        let checked = path.clone();
+        let size = blocking(move || paths::check_media_file(&checked, &shown)).await?;
+        let source = SourceFile {
+            path,
+            filename: video.filename.clone(),
+            sha256: None,
+            size,
+            uploaded: false,
+        };
+        let options = IngestOptions {
+            force: true,
+            slice_seconds: video.slice_ms as f64 / 1000.0,
+            clip_seconds: video.clip_ms as f64 / 1000.0,
+        };
+        self.start(source, options).await
+    }
+
+    /// Ingests a file on the server's disk, inside the configured roots.
+    pub async fn ingest_path(
+        self: &Arc<Self>,
+        path: &str,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        options.resolve(&self.config.ingest)?;
+        let roots = self.config.allowed_roots.clone();
+        let requested = path.to_string();
+        let (path, size) = blocking(move || {
+            let path = paths::resolve_server_path(&roots, &requested)?;
+            let size = paths::check_media_file(&path, &requested)?;
+            Ok((path, size))
+        })
+        .await?;
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let source = SourceFile {
+            path,
+            filename,
+            sha256: None,
+            size,
+            uploaded: false,
+        };
+        self.start(source, options).await
+    }
+
+    /// Starts receiving an upload; `Upload::finish` starts its ingest.
+    pub async fn begin_upload(
+        self: &Arc<Self>,
+        filename: &str,
+        expected_size: Option<u64>,
+        options: IngestOptions,
+    ) -> Result<Upload> {
+        self.check_accepting()?;
+        options.resolve(&self.config.ingest)?;
+        Upload::begin(self.clone(), filename, expected_size, options).await
+    }
+
+    pub(super) async fn ingest_uploaded(
+        self: &Arc<Self>,
+        path: PathBuf,
+        filename: String,
+        sha256: String,
+        size: u64,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        let source = SourceFile {
+            path,
+            filename,
+            sha256: Some(sha256),
+            size,
+            uploaded: true,
+        };
+        self.start(source, options).await
+    }
+
+    fn check_accepting(&self) -> Result<()> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("the server is shutting down".into()));
+        }
+        Ok(())
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        source: SourceFile,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        let uploaded = source.uploaded.then(|| source.path.clone());
+        let result = self.start_inner(source, options).await;
+        // On success the job owns the upload; otherwise nothing may be left behind.
+        let job_owns_upload = matches!(&result, Ok(h) if !h.state().is_final());
+        if let (Some(path), false) = (uploaded, job_owns_upload) {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        result
+    }
+
+    async fn start_inner(
+        self: &Arc<Self>,
+        source: SourceFile,
+        options: IngestOptions,
+    ) -> Result<Arc<JobHandle>> {
+        self.check_accepting()?;
+        let (slice_ms, clip_ms) = options.resolve(&self.config.ingest)?;
+        let sha256 = match source.sha256.clone() {
+            Some(sha) => sha,
+            None => {
+                let path = source.path.clone();
+                blocking(move || sha256_file(&path)).await?
+            }
+        };
+        let video_id = video_id_from_sha256(&sha256);
+        if let Some(handle) = self.jobs.running_for(&video_id) {
+            return Ok(handle);
+        }
+        let store = self.store.clone();
+        let id = video_id.clone();
+        let existing = blocking(move || store.video(&id)).await?;
+        if let (Some(video), false) = (&existing, options.force) {
+            return self.already_ingested(video, &source.filename).await;
+        }
+
+        let probe = media::probe(&self.config.ffprobe, &source.path).await?;
+        let slices = plan::plan_slices(probe.duration_ms, slice_ms, &probe.keyframes_ms)?;
+        // Subtitles: sidecar files next to a server-side file, and text subtitle streams.
+        // A broken file fails the request here, before a job exists.
+        let mut cues = if source.uploaded {
+            Vec::new()
+        } else {
+            media::subtitles::read_sidecars(&media::subtitles::sidecars(&source.path)).await?
+        };
+        cues.extend(
+            media::subtitles::read_stream(&self.config.ffmpeg, &source.path, &probe).await?,
+        );
+        let subtitles: Vec<SubtitleRecord> = cues
+            .into_iter()
+            .map(|c| SubtitleRecord {
+                start_ms: c.start_ms,
+                end_ms: c.end_ms,
+                text: c.text,
+            })
+            .collect();
+        let keep_source_at = source.uploaded.then(|| {
+            self.config
+                .data_dir
+                .join("media")
+                .join(&video_id)
+                .join(format!("source.{}", extension_of(&source.filename)))
+        });
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let prepared = PreparedIngest {
+            job_id: job_id.clone(),
+            video_id: video_id.clone(),
+            sha256,
+            filename: source.filename.clone(),
+            size_bytes: source.size,
+            source: source.path,
+            keep_source_at,
+            probe,
+            slice_ms,
+            clip_ms,
+            slices,
+            subtitles,
+        };
+        let handle = JobHandle::new(JobRecord {
+            job_id: job_id.clone(),
+            video_id: video_id.clone(),
+            filename: source.filename,
+            state: JobState::Queued,
+            error: None,
+            slices_done: 0,
+            slices_total: prepared.slices.len() as u32,
+            created_unix_ms: now_unix_ms(),
+            finished_unix_ms: None,
+            events: Vec::new(),
+        });
+        if let Some(other) = self.jobs.register(&handle) {
+            // Another request for the same bytes won the race: follow its job.
+            return Ok(other);
+        }
+        handle.emit(IngestEvent::Accepted {
+            video_id: prepared.video_id.clone(),
+            filename: prepared.filename.clone(),
+            slices: prepared
+                .slices
+                .iter()
+                .map(|s| (s.start_ms, s.end_ms))
+                .collect(),
+            already_ingested: false,
+        });
+        self.jobs.persist(&handle).await?;
+        let engine = self.clone();
+        let job = handle.clone();
+        self.tasks
+            .spawn(async move { engine.run_job(job, prepared).await });
+        Ok(handle)
+    }
+
+    async fn run_job(self: Arc<Self>, handle: Arc<JobHandle>, prepared: PreparedIngest) {
+        let permit = tokio::select! {
+            permit = self.slots.clone().acquire_owned() => permit.ok(),
+            _ = handle.cancel.cancelled() => None,
+        };
+        let result = match permit {
+            None => Err(Error::Cancelled("cancelled while queued".into())),
+            Some(_permit) => {
+                handle.update(|r| r.state = JobState::Running);
+                let _ = self.jobs.persist(&handle).await;
+                let staging = self.config.data_dir.join("staging").join(&prepared.job_id);
+                let result = self.analyse(&handle, &prepared, &staging).await;
+                let _ = tokio::fs::remove_dir_all(&staging).await;
+                result
+            }
+        };
+        match result {
+            Ok(()) => handle.finish(JobState::Succeeded, None),
+            Err(e) => {
+                let interrupted =
+                    matches!(e, Error::Cancelled(_)) && self.shutting_down.load(Ordering::SeqCst);
+                let (state, kind, message) = match e {
+                    _ if interrupted => (
+                        JobState::Interrupted,
+                        ErrorKind::Unavailable,
+                        "the server shut down while this job ran; ingest again".to_string(),
+                    ),
+                    Error::Cancelled(m) => (JobState::Cancelled, ErrorKind::Cancelled, m),
+                    other => (JobState::Failed, other.kind(), other.to_string()),
+                };
+                tracing::warn!(job = %prepared.job_id, video = %prepared.video_id, ?state, "{message}");
+                handle.emit(IngestEvent::Failed {
+                    kind,
+                    message: message.clone(),
+                });
+                handle.finish(state, Some(message));
+                if prepared.keep_source_at.is_some() {
+                    let _ = tokio::fs::remove_file(&prepared.source).await;
+                }
+            }
+        }
+        // Persist before leaving the registry, so a watcher always finds the job somewhere.
+        if let Err(e) = self.jobs.persist(&handle).await {
+            tracing::error!(job = %prepared.job_id, "could not record the job's end: {e}");
+        }
+        self.jobs.unregister(&prepared.job_id, &prepared.video_id);
+    }
+
+    /// Runs the pipeline into a new store generation, discarding it unless it commits.
+    async fn analyse(
+        &self,
+        handle: &Arc<JobHandle>,
+        prepared: &PreparedIngest,
+        staging: &Path,
+    ) -> Result<()> {
+        let (store, video_id) = (self.store.clone(), prepared.video_id.clone());
+        let writer = blocking(move || store.begin_video(&video_id)).await?;
+        let pipeline = Pipeline {
+            config: &self.config,
+            analyzer: self.providers.analyzer.as_ref(),
+            text_embedder: self.providers.text_embedder.as_ref(),
+            transcriber: self.providers.transcriber.as_deref(),
+            image_embedder: self.providers.image_embedder.as_deref(),
+            search: Some(&self.search),
+        };
+        let result = tokio::select! {
+            r = pipeline.run(prepared, staging, &writer, handle.as_ref()) => r,
+            _ = handle.cancel.cancelled() => Err(Error::Cancelled("cancelled by request".into())),
+        };
+        if result.is_err() {
+            let w = writer.clone();
+            if let Err(e) = blocking(move || w.abort()).await {
+                tracing::warn!(
+                    "could not discard a failed ingest's records (removed at next start): {e}"
+                );
+            }
+        }
+        result
+    }
+
+    /// A job that ends at once, pointing at what is already stored.
+    async fn already_ingested(
+        &self,
+        video: &VideoRecord,
+        filename: &str,
+    ) -> Result<Arc<JobHandle>> {
+        let store = self.store.clone();
+        let id = video.video_id.clone();
+        let slices = blocking(move || store.slices(&id)).await?;
+        let events = vec![
+            IngestEvent::Accepted {
+                video_id: video.video_id.clone(),
+                filename: filename.to_string(),
+                slices: slices.iter().map(|s| (s.start_ms, s.end_ms)).collect(),
+                already_ingested: true,
+            },
+            IngestEvent::Probe {
+                probe: video.probe.clone(),
+            },
+            IngestEvent::Done {
+                video_id: video.video_id.clone(),
+                already_ingested: true,
+                slice_count: slices.len() as u32,
+                analysis_seconds: 0.0,
+                realtime_factor: 0.0,
+            },
+        ];
+        let now = now_unix_ms();
+        let handle = JobHandle::new(JobRecord {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            video_id: video.video_id.clone(),
+            filename: filename.to_string(),
+            state: JobState::Succeeded,
+            error: None,
+            slices_done: slices.len() as u32,
+            slices_total: slices.len() as u32,
+            created_unix_ms: now,
+            finished_unix_ms: Some(now),
+            events,
+        });
+        self.jobs.persist(&handle).await?;
+        Ok(handle)
+    }
+
+    /// Stops accepting work, interrupts running jobs (recording them as interrupted) and
+    /// flushes the store.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.jobs.cancel_all();
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Err(e) = self.store.flush() {
+            tracing::error!("flushing the store at shutdown failed: {e}");
+        }
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A short, safe extension for a stored copy of an upload.
+fn extension_of(filename: &str) -> String {
+    Path::new(filename)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_else(|| "bin".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_are_kept_only_when_safe() {
+        assert_eq!(extension_of("a.MP4"), "mp4");
+        assert_eq!(extension_of("a"), "bin");
+        assert_eq!(extension_of("a.m p4"), "bin");
+    }
+}

@@ -1,0 +1,903 @@
+//! One ingest, start to finish: decode once, turn samples into 0.5 s signal windows, hand
+//! each slice to the analyser as soon as both streams have passed its end, describe clips
+//! for matching, write each slice's records to a new store generation as soon as it is
+//! done, and publish the generation at the end. Speech is transcribed slice by slice in a
+//! worker that runs beside the decoder (a bounded queue holds the decoder back if speech
+//! falls behind, so memory stays bounded); a sentence cut by a slice border is carried
+//! into the next slice's call. Memory does not grow with video length beyond 16 bytes per
+//! 0.5 s window.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::plan::PlannedSlice;
+use crate::config::EngineConfig;
+use crate::jobs::IngestSink;
+use crate::store::IngestEvent;
+use crate::store::{self, DocRecord, EmbeddingKind, FrameRecord, VideoRecord, VideoWriter};
+use crate::util::blocking;
+use reelforge_core::error::{Error, Result};
+use reelforge_media::decode::AUDIO_WINDOW_MS;
+use reelforge_media::signals::SILENCE_DB;
+use reelforge_media::visual::{self, ClipAccumulator};
+use reelforge_media::{self as media, DecodeSpec, ProbeRecord, Sample};
+use reelforge_models::analysis::{Baseline, SignalWindow, SliceInput, VideoAnalyzer};
+use reelforge_models::{
+    EmbedPurpose, ImageTextEmbedder, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment,
+};
+
+/// A video that passed every check and is ready to analyse.
+#[derive(Debug, Clone)]
+pub struct PreparedIngest {
+    pub job_id: String,
+    pub video_id: String,
+    pub sha256: String,
+    pub filename: String,
+    pub size_bytes: u64,
+    /// The file to read now.
+    pub source: PathBuf,
+    /// Where the source must live once committed (uploads move under the data dir);
+    /// `None` keeps it where it is.
+    pub keep_source_at: Option<PathBuf>,
+    pub probe: ProbeRecord,
+    pub slice_ms: i64,
+    pub clip_ms: i64,
+    pub slices: Vec<PlannedSlice>,
+    /// Subtitles from sidecar files and subtitle streams, read before the job started.
+    pub subtitles: Vec<crate::store::SubtitleRecord>,
+}
+
+pub struct Pipeline<'a> {
+    pub config: &'a EngineConfig,
+    pub analyzer: &'a dyn VideoAnalyzer,
+    pub text_embedder: &'a dyn TextEmbedder,
+    /// `None`: speech is not transcribed.
+    pub transcriber: Option<&'a dyn Transcriber>,
+    /// `None`: thumbnails are not embedded.
+    pub image_embedder: Option<&'a dyn ImageTextEmbedder>,
+    /// Where the committed video is indexed for search before `Done` (`None`: not here).
+    pub search: Option<&'a crate::search::Search>,
+}
+
+/// Thumbnails per image-embedding call.
+const IMAGE_BATCH: usize = 16;
+
+/// One slice's audio on its way to the speech worker.
+struct SpeechJob {
+    index: u32,
+    start_ms: i64,
+    samples: Vec<f32>,
+    is_final: bool,
+}
+
+/// What the speech worker did over the whole video.
+#[derive(Default)]
+struct SpeechStats {
+    chunks: u32,
+    segments: u32,
+    skipped_silent_ms: i64,
+    decoded_ms: i64,
+    /// The transcript's opening words, for the summary.
+    opening: Vec<String>,
+}
+
+/// Samples per millisecond of the decoder's 16 kHz audio.
+const SAMPLES_PER_MS: i64 = reelforge_media::decode::AUDIO_RATE as i64 / 1000;
+/// Slices queued for the speech worker before the decoder waits for it.
+const SPEECH_QUEUE: usize = 2;
+/// Words of the transcript that go into the summary.
+const SUMMARY_SPEECH_WORDS: usize = 40;
+
+/// Suppress cuts closer than this to the previous one (flashes, strobe).
+const MIN_CUT_SPACING_MS: i64 = 300;
+/// How much media time passes between progress events.
+const PROGRESS_EVERY_MS: i64 = 2_000;
+
+#[derive(Default, Clone, Copy)]
+struct WindowAcc {
+    motion_sum: f32,
+    frames: u32,
+    loudness_db: Option<f32>,
+    scene_cut: bool,
+}
+
+impl WindowAcc {
+    fn window(&self, index: usize) -> SignalWindow {
+        SignalWindow {
+            start_ms: index as i64 * AUDIO_WINDOW_MS,
+            loudness_db: self.loudness_db.unwrap_or(SILENCE_DB),
+            motion: if self.frames == 0 {
+                0.0
+            } else {
+                self.motion_sum / self.frames as f32
+            },
+            scene_cut: self.scene_cut,
+        }
+    }
+}
+
+/// Live state of the analysis as samples arrive.
+struct Analysis<'p> {
+    prepared: &'p PreparedIngest,
+    /// Spacing of analysis frames.
+    frame_ms: i64,
+    windows: Vec<WindowAcc>,
+    cut_points: Vec<i64>,
+    video_pos_ms: i64,
+    audio_pos_ms: i64,
+    video_done: bool,
+    audio_done: bool,
+    next_to_start: usize,
+    next_to_finish: usize,
+    baseline: Baseline,
+    clip: Option<ClipAccumulator>,
+    /// Finished clip descriptors not yet written.
+    clips: Vec<(u32, Vec<f32>)>,
+    clips_written: u32,
+    last_progress_ms: i64,
+    /// Audio not yet handed to the speech worker, and where it starts.
+    speech_samples: Vec<f32>,
+    speech_start_ms: i64,
+    /// `None` when speech is not transcribed, and once the last slice is sent.
+    speech_tx: Option<mpsc::Sender<SpeechJob>>,
+    /// The strongest slices so far, for the summary: (score, start_ms, description).
+    strongest: Vec<(f32, i64, String)>,
+}
+
+impl<'a> Pipeline<'a> {
+    /// Analyses `p` into `writer`'s generation and commits it, reporting to `sink` (after
+    /// the job manager's `Accepted`). Dropping the future stops ffmpeg; on failure the
+    /// caller aborts `writer` and removes `staging_dir`.
+    pub async fn run(
+        &self,
+        p: &PreparedIngest,
+        staging_dir: &Path,
+        writer: &VideoWriter,
+        sink: &dyn IngestSink,
+    ) -> Result<()> {
+        let started = Instant::now();
+        sink.emit(IngestEvent::Probe {
+            probe: p.probe.clone(),
+        });
+
+        let thumbs_staging = staging_dir.join("thumbs");
+        tokio::fs::create_dir_all(&thumbs_staging).await?;
+        let ingest = &self.config.ingest;
+        let transcriber = self.transcriber.filter(|_| p.probe.has_audio());
+        let spec = DecodeSpec {
+            ffmpeg: &self.config.ffmpeg,
+            source: &p.source,
+            analysis_fps: ingest.analysis_fps,
+            thumbnails_dir: &thumbs_staging,
+            thumbnail_fps: ingest.thumbnail_fps,
+            thumbnail_height: ingest.thumbnail_height,
+            with_audio: p.probe.has_audio(),
+            keep_samples: transcriber.is_some(),
+        };
+        let (speech_tx, speech_rx) = mpsc::channel::<SpeechJob>(SPEECH_QUEUE);
+        let (tx, rx) = mpsc::channel::<Sample>(256);
+        let mut state = Analysis::new(p, ingest.analysis_fps);
+        state.speech_tx = transcriber.map(|_| speech_tx);
+        let analyse = async {
+            let consume = async {
+                // Owned here, so a consumer failure drops the receiver and the decoder
+                // stops instead of blocking forever on a full channel.
+                let mut rx = rx;
+                while let Some(sample) = rx.recv().await {
+                    state.take(sample, ingest.scene_cut_threshold, sink);
+                    self.finish_ready_slices(&mut state, writer, sink).await?;
+                }
+                Ok::<_, Error>(())
+            };
+            let (decoded, consumed) = tokio::join!(media::decode(spec, tx), consume);
+            // A consumer failure makes the decoder fail too (broken pipe): report the
+            // cause.
+            consumed?;
+            decoded?;
+            state.video_done = true;
+            state.audio_done = true;
+            self.finish_ready_slices(&mut state, writer, sink).await?;
+            // Closes the speech queue (the last slice was sent as final).
+            state.speech_tx = None;
+            check_decoded_length(p, state.video_pos_ms)?;
+            if let Some(clip) = state.clip.take() {
+                state.push_clip(clip);
+            }
+            write_clips(writer, &mut state).await
+        };
+        let speech = async {
+            match transcriber {
+                Some(t) => self.transcribe_slices(t, speech_rx, writer, sink).await,
+                None => Ok(SpeechStats::default()),
+            }
+        };
+        // The first failure stops both (dropping the decoder kills ffmpeg).
+        let ((), speech) = tokio::try_join!(analyse, speech)?;
+
+        let analysis_seconds = started.elapsed().as_secs_f64();
+        let slice_count = state.next_to_finish as u32;
+        let clip_count = state.clips_written;
+        let summary = summarise(p, &state.strongest, &speech);
+        let embedded = self
+            .text_embedder
+            .embed(std::slice::from_ref(&summary), EmbedPurpose::Index)
+            .await?;
+        let (w, vector) = (writer.clone(), embedded[0].vector.clone());
+        blocking(move || w.put_embedding(EmbeddingKind::Summary, 0, &vector)).await?;
+        let transcriber_name = transcriber
+            .map(|t| t.name().to_string())
+            .unwrap_or_default();
+        let (video, frame_images) = self
+            .finish(
+                p,
+                writer,
+                &thumbs_staging,
+                slice_count,
+                summary,
+                transcriber_name,
+            )
+            .await?;
+        remove_other_thumbnail_dirs(&video).await;
+        if let Some(search) = self.search {
+            // The video is committed: a failure here must not undo that. The index notices
+            // the missing generation at the next start and catches up.
+            let indexed = search.index_video(&p.video_id).await;
+            match indexed {
+                Ok(n) => tracing::debug!("{}: {n} search documents", p.filename),
+                Err(e) => tracing::warn!(
+                    "{}: stored but not yet searchable ({e}); indexed at the next start",
+                    p.filename
+                ),
+            }
+        }
+
+        sink.emit(IngestEvent::EmbeddingsStored {
+            kind: visual::KIND.to_string(),
+            count: clip_count,
+            dimensions: visual::DIMENSIONS as u32,
+        });
+        let text_dims = self.text_embedder.dimensions() as u32;
+        let mut stored = vec![("text", slice_count)];
+        if transcriber.is_some() {
+            stored.push(("transcript", speech.chunks));
+        }
+        stored.push(("summary", 1));
+        for (kind, count) in stored {
+            sink.emit(IngestEvent::EmbeddingsStored {
+                kind: format!("{kind} ({})", self.text_embedder.name()),
+                count,
+                dimensions: text_dims,
+            });
+        }
+        if let Some(e) = self.image_embedder {
+            sink.emit(IngestEvent::EmbeddingsStored {
+                kind: format!("frame_image ({})", e.name()),
+                count: frame_images,
+                dimensions: e.dimensions() as u32,
+            });
+        }
+        if transcriber.is_some() {
+            tracing::info!(
+                "{}: {} transcript segments; speech model read {:.1} s, skipped {:.1} s as quiet",
+                p.filename,
+                speech.segments,
+                speech.decoded_ms as f64 / 1000.0,
+                speech.skipped_silent_ms as f64 / 1000.0
+            );
+        }
+        sink.emit(IngestEvent::Done {
+            video_id: p.video_id.clone(),
+            already_ingested: false,
+            slice_count,
+            analysis_seconds,
+            realtime_factor: p.probe.duration_ms as f64 / 1000.0 / analysis_seconds.max(1e-9),
+        });
+        Ok(())
+    }
+
+    async fn finish_ready_slices(
+        &self,
+        state: &mut Analysis<'_>,
+        writer: &VideoWriter,
+        sink: &dyn IngestSink,
+    ) -> Result<()> {
+        while let Some(slice) = state.prepared.slices.get(state.next_to_finish).copied() {
+            if !state.passed(slice.end_ms) {
+                break;
+            }
+            state.start_slices_through(slice.end_ms - 1, sink);
+            let windows = state.windows_in(slice.start_ms, slice.end_ms);
+            let cuts: Vec<i64> = state
+                .cut_points
+                .iter()
+                .copied()
+                .filter(|&c| c >= slice.start_ms && c < slice.end_ms)
+                .collect();
+            let input = SliceInput {
+                source: &state.prepared.source,
+                video_duration_ms: state.prepared.probe.duration_ms,
+                index: slice.index,
+                start_ms: slice.start_ms,
+                end_ms: slice.end_ms,
+                windows: &windows,
+                cut_points_ms: &cuts,
+                baseline: state.baseline,
+            };
+            let mut analysis = self.analyzer.analyze_slice(input).await?;
+            analysis.keyframe_aligned = slice.keyframe_aligned;
+            state.update_baseline(&windows);
+            state.remember_strongest(&analysis);
+            state.send_speech(slice.index, slice.end_ms).await?;
+            let doc = DocRecord {
+                source: "slice_description".into(),
+                start_ms: analysis.start_ms,
+                end_ms: analysis.end_ms,
+                text: analysis.description.clone(),
+            };
+            let text = [doc.text.clone()];
+            let embedded = self.text_embedder.embed(&text, EmbedPurpose::Index).await?;
+            let vector = embedded
+                .into_iter()
+                .next()
+                .map(|e| e.vector)
+                .unwrap_or_default();
+            let (w, record) = (writer.clone(), analysis.clone());
+            blocking(move || {
+                w.put_slice(&record, &windows, &doc)?;
+                w.put_embedding(EmbeddingKind::Text, record.index, &vector)
+            })
+            .await?;
+            write_clips(writer, state).await?;
+            sink.emit(IngestEvent::SliceFinished { analysis });
+            state.next_to_finish += 1;
+        }
+        Ok(())
+    }
+
+    /// The speech worker: transcribes each slice's audio as it arrives (with the unsettled
+    /// end of the previous slice in front), stores the segments and an embedding of the
+    /// slice's transcript, and reports them.
+    async fn transcribe_slices(
+        &self,
+        transcriber: &dyn Transcriber,
+        mut jobs: mpsc::Receiver<SpeechJob>,
+        writer: &VideoWriter,
+        sink: &dyn IngestSink,
+    ) -> Result<SpeechStats> {
+        let mut stats = SpeechStats::default();
+        let mut carry: Option<(i64, Vec<f32>)> = None;
+        while let Some(job) = jobs.recv().await {
+            let (start_ms, samples) = match carry.take() {
+                Some((start, mut earlier)) => {
+                    earlier.extend_from_slice(&job.samples);
+                    (start, earlier)
+                }
+                None => (job.start_ms, job.samples),
+            };
+            let end_ms = start_ms + samples.len() as i64 / SAMPLES_PER_MS;
+            let out = transcriber
+                .transcribe(SpeechAudio {
+                    start_ms,
+                    samples: samples.clone(),
+                    is_final: job.is_final,
+                })
+                .await?;
+            if !job.is_final && out.settled_ms < end_ms {
+                let from = ((out.settled_ms - start_ms).max(0) * SAMPLES_PER_MS) as usize;
+                carry = Some((out.settled_ms, samples[from.min(samples.len())..].to_vec()));
+            }
+            stats.skipped_silent_ms += out.skipped_silent_ms;
+            stats.decoded_ms += out.decoded_ms;
+            let segments = out.segments;
+            if !segments.is_empty() {
+                let text = transcript_text(&segments);
+                if stats.opening.len() < SUMMARY_SPEECH_WORDS {
+                    let room = SUMMARY_SPEECH_WORDS - stats.opening.len();
+                    stats
+                        .opening
+                        .extend(text.split_whitespace().take(room).map(String::from));
+                }
+                let embedded = self
+                    .text_embedder
+                    .embed(&[text], EmbedPurpose::Index)
+                    .await?;
+                let vector = embedded[0].vector.clone();
+                let (w, stored) = (writer.clone(), segments.clone());
+                blocking(move || {
+                    w.put_transcript(job.index, &stored)?;
+                    w.put_embedding(EmbeddingKind::Transcript, job.index, &vector)
+                })
+                .await?;
+                stats.chunks += 1;
+                stats.segments += segments.len() as u32;
+            }
+            sink.emit(IngestEvent::SliceTranscript {
+                index: job.index,
+                segments,
+                skipped_silent_ms: out.skipped_silent_ms,
+                decoded_ms: out.decoded_ms,
+            });
+        }
+        Ok(stats)
+    }
+
+    /// Moves thumbnails (and an upload) into place, records (and, with an image embedder,
+    /// embeds) the thumbnails, and commits. Returns the video and the thumbnails embedded.
+    async fn finish(
+        &self,
+        p: &PreparedIngest,
+        writer: &VideoWriter,
+        thumbs_staging: &Path,
+        slice_count: u32,
+        summary: String,
+        transcriber: String,
+    ) -> Result<(VideoRecord, u32)> {
+        let media_dir = self.config.data_dir.join("media").join(&p.video_id);
+        tokio::fs::create_dir_all(&media_dir).await?;
+        let thumbs_dir = media_dir.join(format!("thumbs-{}", p.job_id));
+        tokio::fs::rename(thumbs_staging, &thumbs_dir).await?;
+        let frames = list_thumbnails(&thumbs_dir, self.config.ingest.thumbnail_fps).await?;
+        let frame_images = match self.image_embedder {
+            Some(e) => {
+                self.embed_thumbnails(e, &thumbs_dir, writer, frames.len())
+                    .await?
+            }
+            None => 0,
+        };
+        let source_path = match &p.keep_source_at {
+            Some(dest) => {
+                tokio::fs::rename(&p.source, dest).await?;
+                dest.clone()
+            }
+            None => p.source.clone(),
+        };
+        let video = VideoRecord {
+            video_id: p.video_id.clone(),
+            filename: p.filename.clone(),
+            source_path: source_path.display().to_string(),
+            size_bytes: p.size_bytes as i64,
+            sha256: p.sha256.clone(),
+            probe: p.probe.clone(),
+            slice_ms: p.slice_ms,
+            clip_ms: p.clip_ms,
+            slice_count,
+            analyzer: self.analyzer.name().to_string(),
+            ingested_at_unix_ms: store::now_unix_ms(),
+            thumbnails_dir: thumbs_dir.display().to_string(),
+            generation: writer.generation(),
+            text_embedder: self.text_embedder.name().to_string(),
+            text_dimensions: self.text_embedder.dimensions() as u32,
+            transcriber,
+            summary,
+        };
+        let (w, slices, record) = (writer.clone(), p.slices.clone(), video.clone());
+        let subtitles = p.subtitles.clone();
+        blocking(move || {
+            if !subtitles.is_empty() {
+                w.put_subtitles(&subtitles)?;
+            }
+            // Each thumbnail goes to the slice it starts in (past the end: the last slice).
+            let mut per_slice: Vec<Vec<FrameRecord>> = vec![Vec::new(); slices.len()];
+            for frame in frames {
+                let i = slices
+                    .partition_point(|s| s.start_ms <= frame.t_ms)
+                    .saturating_sub(1);
+                per_slice[i].push(frame);
+            }
+            for (slice, in_slice) in slices.iter().zip(&per_slice) {
+                w.put_frames(slice.index, in_slice)?;
+            }
+            w.commit(record)
+        })
+        .await?;
+        Ok((video, frame_images))
+    }
+
+    /// Embeds every thumbnail, in time order, a batch at a time.
+    async fn embed_thumbnails(
+        &self,
+        embedder: &dyn ImageTextEmbedder,
+        dir: &Path,
+        writer: &VideoWriter,
+        expected: usize,
+    ) -> Result<u32> {
+        let mut reader =
+            media::images::ThumbnailReader::open(&self.config.ffmpeg, dir, embedder.image_size())?;
+        let mut read = 0u32;
+        loop {
+            let images = reader.next_batch(IMAGE_BATCH).await?;
+            if images.is_empty() {
+                break;
+            }
+            let vectors = embedder.embed_images(&images).await?;
+            let (w, first) = (writer.clone(), read);
+            read += vectors.len() as u32;
+            blocking(move || {
+                for (i, v) in vectors.iter().enumerate() {
+                    w.put_embedding(EmbeddingKind::FrameImage, first + i as u32, v)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        reader.finish().await?;
+        if read as usize != expected {
+            return Err(Error::internal(format!(
+                "{expected} thumbnails were written but {read} read back"
+            )));
+        }
+        Ok(read)
+    }
+}
+
+/// Writes the clip descriptors finished so far.
+async fn write_clips(writer: &VideoWriter, state: &mut Analysis<'_>) -> Result<()> {
+    if state.clips.is_empty() {
+        return Ok(());
+    }
+    let clips = std::mem::take(&mut state.clips);
+    state.clips_written += clips.len() as u32;
+    let w = writer.clone();
+    blocking(move || {
+        for (owner, vector) in &clips {
+            w.put_embedding(EmbeddingKind::VisualDescriptor, *owner, vector)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+impl<'p> Analysis<'p> {
+    fn new(prepared: &'p PreparedIngest, analysis_fps: f64) -> Self {
+        Analysis {
+            prepared,
+            frame_ms: (1000.0 / analysis_fps).round() as i64,
+            windows: Vec::new(),
+            cut_points: Vec::new(),
+            video_pos_ms: 0,
+            audio_pos_ms: 0,
+            video_done: false,
+            audio_done: !prepared.probe.has_audio(),
+            next_to_start: 0,
+            next_to_finish: 0,
+            baseline: Baseline::start(),
+            clip: None,
+            clips: Vec::new(),
+            clips_written: 0,
+            last_progress_ms: 0,
+            speech_samples: Vec::new(),
+            speech_start_ms: 0,
+            speech_tx: None,
+            strongest: Vec::new(),
+        }
+    }
+
+    /// Hands the audio up to `end_ms` to the speech worker (waiting while it is behind).
+    async fn send_speech(&mut self, index: u32, end_ms: i64) -> Result<()> {
+        let Some(tx) = &self.speech_tx else {
+            return Ok(());
+        };
+        let is_final = index as usize + 1 == self.prepared.slices.len();
+        let take = if is_final {
+            self.speech_samples.len()
+        } else {
+            (((end_ms - self.speech_start_ms) * SAMPLES_PER_MS).max(0) as usize)
+                .min(self.speech_samples.len())
+        };
+        let rest = self.speech_samples.split_off(take);
+        let samples = std::mem::replace(&mut self.speech_samples, rest);
+        let job = SpeechJob {
+            index,
+            start_ms: self.speech_start_ms,
+            samples,
+            is_final,
+        };
+        self.speech_start_ms += take as i64 / SAMPLES_PER_MS;
+        tx.send(job)
+            .await
+            .map_err(|_| Error::Cancelled("the speech worker stopped".into()))
+    }
+
+    /// Keeps the three highest-scoring slices' descriptions for the summary.
+    fn remember_strongest(&mut self, analysis: &reelforge_models::analysis::SliceAnalysis) {
+        self.strongest.push((
+            analysis.highlight_score,
+            analysis.start_ms,
+            analysis.description.clone(),
+        ));
+        self.strongest
+            .sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.strongest.truncate(3);
+    }
+
+    fn window_mut(&mut self, t_ms: i64) -> &mut WindowAcc {
+        let i = (t_ms.max(0) / AUDIO_WINDOW_MS) as usize;
+        if self.windows.len() <= i {
+            self.windows.resize(i + 1, WindowAcc::default());
+        }
+        &mut self.windows[i]
+    }
+
+    fn take(&mut self, sample: Sample, cut_threshold: f32, sink: &dyn IngestSink) {
+        match sample {
+            Sample::Frame(f) => {
+                self.start_slices_through(f.t_ms, sink);
+                let is_cut = f.hist_distance >= cut_threshold
+                    && self
+                        .cut_points
+                        .last()
+                        .is_none_or(|&c| f.t_ms - c >= MIN_CUT_SPACING_MS);
+                if is_cut {
+                    self.cut_points.push(f.t_ms);
+                }
+                let w = self.window_mut(f.t_ms);
+                w.motion_sum += f.motion;
+                w.frames += 1;
+                w.scene_cut |= is_cut;
+                self.add_to_clip(&f);
+                self.video_pos_ms = self.video_pos_ms.max(f.t_ms + self.frame_ms);
+                if self.video_pos_ms - self.last_progress_ms >= PROGRESS_EVERY_MS {
+                    self.last_progress_ms = self.video_pos_ms;
+                    sink.emit(IngestEvent::Progress {
+                        position_ms: self.video_pos_ms.min(self.prepared.probe.duration_ms),
+                        duration_ms: self.prepared.probe.duration_ms,
+                    });
+                }
+            }
+            Sample::Audio(a) => {
+                self.window_mut(a.start_ms).loudness_db = Some(a.rms_db);
+                self.audio_pos_ms = a.start_ms + AUDIO_WINDOW_MS;
+                if self.speech_tx.is_some() {
+                    self.speech_samples.extend_from_slice(&a.samples);
+                }
+            }
+            Sample::VideoEnd => self.video_done = true,
+            Sample::AudioEnd => self.audio_done = true,
+        }
+    }
+
+    fn passed(&self, t_ms: i64) -> bool {
+        (self.video_done || self.video_pos_ms >= t_ms)
+            && (self.audio_done || self.audio_pos_ms >= t_ms)
+    }
+
+    fn start_slices_through(&mut self, t_ms: i64, sink: &dyn IngestSink) {
+        while let Some(s) = self.prepared.slices.get(self.next_to_start) {
+            if s.start_ms > t_ms {
+                break;
+            }
+            sink.emit(IngestEvent::SliceStarted {
+                index: s.index,
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+            });
+            self.next_to_start += 1;
+        }
+    }
+
+    fn windows_in(&self, start_ms: i64, end_ms: i64) -> Vec<SignalWindow> {
+        let first = (start_ms / AUDIO_WINDOW_MS) as usize;
+        let last = ((end_ms + AUDIO_WINDOW_MS - 1) / AUDIO_WINDOW_MS) as usize;
+        (first..last)
+            .map(|i| self.windows.get(i).copied().unwrap_or_default().window(i))
+            .filter(|w| w.start_ms >= start_ms && w.start_ms < end_ms)
+            .collect()
+    }
+
+    fn update_baseline(&mut self, windows: &[SignalWindow]) {
+        self.baseline.absorb(windows);
+    }
+
+    fn add_to_clip(&mut self, f: &media::FrameSample) {
+        let clip_ms = self.prepared.clip_ms;
+        let index = f.t_ms / clip_ms;
+        if self
+            .clip
+            .as_ref()
+            .is_some_and(|c| c.start_ms / clip_ms != index)
+        {
+            let done = self.clip.take().expect("checked above");
+            self.push_clip(done);
+        }
+        let clip = self.clip.get_or_insert_with(|| {
+            let start = index * clip_ms;
+            ClipAccumulator::new(
+                start,
+                (start + clip_ms).min(self.prepared.probe.duration_ms),
+            )
+        });
+        clip.add(f);
+    }
+
+    fn push_clip(&mut self, clip: ClipAccumulator) {
+        if let Some(v) = clip.finish() {
+            self.clips
+                .push(((clip.start_ms / self.prepared.clip_ms) as u32, v));
+        }
+    }
+}
+
+/// A slice's transcript as one text.
+fn transcript_text(segments: &[TranscriptSegment]) -> String {
+    let parts: Vec<&str> = segments.iter().map(|s| s.text.trim()).collect();
+    parts.join(" ")
+}
+
+/// A few sentences on the whole video, from its strongest slices and opening speech.
+fn summarise(p: &PreparedIngest, strongest: &[(f32, i64, String)], speech: &SpeechStats) -> String {
+    let clock = |ms: i64| format!("{}:{:02}", ms / 60_000, (ms / 1000) % 60);
+    let mut summary = format!(
+        "{}: {} of video{}.",
+        p.filename,
+        clock(p.probe.duration_ms),
+        if p.probe.has_audio() {
+            " with sound"
+        } else {
+            " without sound"
+        }
+    );
+    for (_, start_ms, description) in strongest {
+        // Descriptions open with their time range, which the summary already gives.
+        let description = match description.split_once(": ") {
+            Some((range, rest)) if range.starts_with(|c: char| c.is_ascii_digit()) => rest,
+            _ => description.as_str(),
+        };
+        summary.push_str(&format!(" At {}: {}", clock(*start_ms), description.trim()));
+        if !summary.ends_with('.') {
+            summary.push('.');
+        }
+    }
+    if !speech.opening.is_empty() {
+        summary.push_str(&format!(" Speech: \"{}\"", speech.opening.join(" ")));
+    }
+    summary
+}
+
+/// The probe's packet scan already rejects most truncated files; this catches streams
+/// that are present but do not decode.
+fn check_decoded_length(p: &PreparedIngest, decoded_ms: i64) -> Result<()> {
+    let claimed = p.probe.duration_ms;
+    if decoded_ms == 0
+        || (claimed - decoded_ms > 2_000 && (decoded_ms as f64) < 0.9 * claimed as f64)
+    {
+        return Err(Error::invalid(format!(
+            "{}: the header claims {:.1} s but only {:.1} s of video decoded; the file is \
+             truncated or damaged",
+            p.filename,
+            claimed as f64 / 1000.0,
+            decoded_ms as f64 / 1000.0
+        )));
+    }
+    Ok(())
+}
+
+async fn list_thumbnails(dir: &Path, fps: f64) -> Result<Vec<FrameRecord>> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    let mut frames = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        let path = entry.path();
+        let Some(n) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        frames.push(FrameRecord {
+            t_ms: (n as f64 * 1000.0 / fps).round() as i64,
+            path: path.display().to_string(),
+        });
+    }
+    frames.sort_by_key(|f| f.t_ms);
+    Ok(frames)
+}
+
+/// After a re-analysis, earlier thumbnail sets of the same video are garbage.
+async fn remove_other_thumbnail_dirs(video: &VideoRecord) {
+    let current = PathBuf::from(&video.thumbnails_dir);
+    let Some(media_dir) = current.parent() else {
+        return;
+    };
+    let Ok(mut entries) = tokio::fs::read_dir(media_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        let is_thumbs = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("thumbs-"));
+        if is_thumbs && path != current {
+            let _ = tokio::fs::remove_dir_all(&path).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::jobs::CollectSink;
+    use crate::store::Store;
+    use reelforge_core::error::ErrorKind;
+    use reelforge_models::analysis::{BoxFuture, SliceAnalysis, SliceInput};
+
+    struct FailingAnalyzer;
+
+    impl VideoAnalyzer for FailingAnalyzer {
+        fn name(&self) -> &str {
+            "failing"
+        }
+        fn analyze_slice<'a>(&'a self, _: SliceInput<'a>) -> BoxFuture<'a, Result<SliceAnalysis>> {
+            Box::pin(async {
+                Err(Error::Provider {
+                    provider: "failing".into(),
+                    message: "model unavailable".into(),
+                    retryable: true,
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn regression_an_analyser_failure_neither_hangs_the_decoder_nor_reports_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        // Long enough that the decoder cannot buffer everything before the failure.
+        let video = dir.path().join("v.mp4");
+        let status = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=160x90:rate=25:duration=60",
+            ])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+            .arg(&video)
+            .status()
+            .expect("ffmpeg is installed");
+        assert!(status.success());
+        let config = EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..EngineConfig::default()
+        };
+        let probe = media::probe(&config.ffprobe, &video).await.unwrap();
+        let prepared = PreparedIngest {
+            job_id: "job".into(),
+            video_id: "0123456789abcdef".into(),
+            sha256: "0".repeat(64),
+            filename: "v.mp4".into(),
+            size_bytes: 1,
+            source: video.clone(),
+            keep_source_at: None,
+            slices: crate::ingest::plan::plan_slices(probe.duration_ms, 2_000, &probe.keyframes_ms)
+                .unwrap(),
+            probe,
+            slice_ms: 2_000,
+            clip_ms: 2_000,
+            subtitles: Vec::new(),
+        };
+        let store = Store::temporary().unwrap();
+        let writer = store.begin_video(&prepared.video_id).unwrap();
+        let pipeline = Pipeline {
+            config: &config,
+            analyzer: &FailingAnalyzer,
+            text_embedder: reelforge_models::testing::text_embedder(),
+            transcriber: None,
+            image_embedder: None,
+            search: None,
+        };
+        let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
+        let run = pipeline.run(&prepared, &staging, &writer, &sink);
+        let err = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("the pipeline ended instead of waiting on a blocked decoder")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Provider, "{err}");
+        assert!(err.to_string().contains("model unavailable"), "{err}");
+    }
+}

@@ -1,0 +1,327 @@
+//! Ingest jobs: a running job's replayable event log, its state and its cancel switch
+//! (`JobHandle`); the sink a job reports to (push-style, like ripgrep's `Sink`); and the
+//! registry of jobs not yet final, persisted in the store (`Jobs`). Watchers read the log
+//! from any position and wait for more, so a slow or late watcher never loses events and
+//! never slows the job.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use reelforge_core::error::{Error, ErrorKind, Result};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{now_unix_ms, IngestEvent, JobRecord, JobState, Store};
+use crate::util::blocking;
+
+pub struct JobHandle {
+    record: Mutex<JobRecord>,
+    /// Bumped on every change of `record`.
+    changed: watch::Sender<u64>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl JobHandle {
+    pub(crate) fn new(record: JobRecord) -> Arc<Self> {
+        Arc::new(JobHandle {
+            record: Mutex::new(record),
+            changed: watch::channel(0).0,
+            cancel: CancellationToken::new(),
+        })
+    }
+
+    pub fn id(&self) -> String {
+        self.lock().job_id.clone()
+    }
+
+    pub fn snapshot(&self) -> JobRecord {
+        self.lock().clone()
+    }
+
+    pub fn state(&self) -> JobState {
+        self.lock().state
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, JobRecord> {
+        self.record.lock().expect("job record poisoned")
+    }
+
+    pub(crate) fn update(&self, f: impl FnOnce(&mut JobRecord)) {
+        f(&mut self.lock());
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn finish(&self, state: JobState, error: Option<String>) {
+        self.update(|r| {
+            r.state = state;
+            r.error = error;
+            r.finished_unix_ms = Some(now_unix_ms());
+        });
+    }
+
+    /// Waits until the job reaches a final state.
+    pub async fn wait(&self) -> JobState {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let state = self.state();
+            if state.is_final() {
+                return state;
+            }
+            if rx.changed().await.is_err() {
+                return self.state();
+            }
+        }
+    }
+}
+
+impl IngestSink for JobHandle {
+    fn emit(&self, event: IngestEvent) {
+        self.update(|r| {
+            match &event {
+                IngestEvent::Accepted { slices, .. } => r.slices_total = slices.len() as u32,
+                IngestEvent::SliceFinished { .. } => r.slices_done += 1,
+                _ => {}
+            }
+            r.events.push(event);
+        });
+    }
+}
+
+/// Receives a job's events as they happen (push-style, like ripgrep's `Sink`).
+pub trait IngestSink: Send + Sync {
+    fn emit(&self, event: IngestEvent);
+}
+
+/// Collects events in memory, for tests and benchmarks.
+#[derive(Default)]
+pub struct CollectSink(pub Mutex<Vec<IngestEvent>>);
+
+impl IngestSink for CollectSink {
+    fn emit(&self, event: IngestEvent) {
+        self.0.lock().expect("sink poisoned").push(event);
+    }
+}
+
+impl CollectSink {
+    pub fn events(&self) -> Vec<IngestEvent> {
+        self.0.lock().expect("sink poisoned").clone()
+    }
+}
+
+/// A job's events from the start: live (following a running job) or replayed from its
+/// stored record.
+pub struct JobEvents {
+    job_id: String,
+    source: Source,
+    next: usize,
+}
+
+enum Source {
+    Live(Arc<JobHandle>, watch::Receiver<u64>),
+    Stored(VecDeque<IngestEvent>),
+}
+
+impl JobEvents {
+    pub fn live(handle: Arc<JobHandle>) -> Self {
+        let rx = handle.changed.subscribe();
+        JobEvents {
+            job_id: handle.id(),
+            source: Source::Live(handle, rx),
+            next: 0,
+        }
+    }
+
+    pub fn stored(record: JobRecord) -> Self {
+        JobEvents {
+            job_id: record.job_id,
+            source: Source::Stored(record.events.into()),
+            next: 0,
+        }
+    }
+
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// The next event and its sequence number, or `None` once the job has ended and every
+    /// event was returned.
+    pub async fn next(&mut self) -> Option<(u64, IngestEvent)> {
+        let seq = self.next as u64;
+        match &mut self.source {
+            Source::Stored(events) => {
+                let e = events.pop_front()?;
+                self.next += 1;
+                Some((seq, e))
+            }
+            Source::Live(handle, rx) => loop {
+                rx.borrow_and_update();
+                let (event, done) = {
+                    let r = handle.lock();
+                    (r.events.get(self.next).cloned(), r.state.is_final())
+                };
+                if let Some(e) = event {
+                    self.next += 1;
+                    return Some((seq, e));
+                }
+                if done || rx.changed().await.is_err() {
+                    return None;
+                }
+            },
+        }
+    }
+}
+
+/// Jobs not yet final, by job id and by video, and the store their records persist in.
+pub struct Jobs {
+    store: Store,
+    running: Mutex<HashMap<String, Arc<JobHandle>>>,
+    /// Running job id by video id: one ingest per video at a time.
+    by_video: Mutex<HashMap<String, String>>,
+}
+
+impl Jobs {
+    /// The registry over `store`; jobs a previous process left unfinished are recorded
+    /// as interrupted.
+    pub fn open(store: Store) -> Result<Jobs> {
+        for mut job in store.jobs()? {
+            if !job.state.is_final() {
+                job.state = JobState::Interrupted;
+                job.error = Some("the server stopped while this job ran; ingest again".into());
+                job.events.push(IngestEvent::Failed {
+                    kind: ErrorKind::Unavailable,
+                    message: job.error.clone().unwrap_or_default(),
+                });
+                job.finished_unix_ms = Some(now_unix_ms());
+                store.put_job(&job)?;
+            }
+        }
+        Ok(Jobs {
+            store,
+            running: Mutex::default(),
+            by_video: Mutex::default(),
+        })
+    }
+
+    /// The job with this id if it is not final yet.
+    pub fn running(&self, job_id: &str) -> Option<Arc<JobHandle>> {
+        self.running
+            .lock()
+            .expect("job registry poisoned")
+            .get(job_id)
+            .cloned()
+    }
+
+    /// The job ingesting `video_id` now, if any.
+    pub fn running_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {
+        let by_video = self.by_video.lock().expect("job registry poisoned");
+        let job_id = by_video.get(video_id)?;
+        self.running(job_id)
+    }
+
+    /// Registers a new job for its video, or returns the job another request for the
+    /// same video registered first (it won the race: follow it).
+    pub fn register(&self, handle: &Arc<JobHandle>) -> Option<Arc<JobHandle>> {
+        let (job_id, video_id) = {
+            let r = handle.lock();
+            (r.job_id.clone(), r.video_id.clone())
+        };
+        let mut by_video = self.by_video.lock().expect("job registry poisoned");
+        if let Some(other) = by_video.get(&video_id) {
+            if let Some(h) = self.running(other) {
+                return Some(h);
+            }
+        }
+        by_video.insert(video_id, job_id.clone());
+        self.running
+            .lock()
+            .expect("job registry poisoned")
+            .insert(job_id, handle.clone());
+        None
+    }
+
+    /// Forgets a job that has ended (after its record was persisted).
+    pub fn unregister(&self, job_id: &str, video_id: &str) {
+        self.running
+            .lock()
+            .expect("job registry poisoned")
+            .remove(job_id);
+        self.by_video
+            .lock()
+            .expect("job registry poisoned")
+            .remove(video_id);
+    }
+
+    /// Writes the job's record as it is now.
+    pub async fn persist(&self, handle: &JobHandle) -> Result<()> {
+        let store = self.store.clone();
+        let record = handle.snapshot();
+        blocking(move || store.put_job(&record)).await
+    }
+
+    /// A job's events from the start, following it if it still runs.
+    pub async fn watch(&self, job_id: &str) -> Result<JobEvents> {
+        if let Some(h) = self.running(job_id) {
+            return Ok(JobEvents::live(h));
+        }
+        Ok(JobEvents::stored(self.job(job_id).await?))
+    }
+
+    pub async fn job(&self, job_id: &str) -> Result<JobRecord> {
+        if let Some(h) = self.running(job_id) {
+            return Ok(h.snapshot());
+        }
+        let store = self.store.clone();
+        let id = job_id.to_string();
+        blocking(move || store.job(&id))
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no job with id {job_id}")))
+    }
+
+    /// Jobs, newest first, without their event logs.
+    pub async fn list(&self) -> Result<Vec<JobRecord>> {
+        let store = self.store.clone();
+        let mut jobs = blocking(move || store.jobs()).await?;
+        let live: Vec<JobRecord> = self
+            .running
+            .lock()
+            .expect("job registry poisoned")
+            .values()
+            .map(|h| h.snapshot())
+            .collect();
+        for job in live {
+            if let Some(stored) = jobs.iter_mut().find(|j| j.job_id == job.job_id) {
+                *stored = job;
+            }
+        }
+        jobs.iter_mut().for_each(|j| j.events.clear());
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.created_unix_ms));
+        Ok(jobs)
+    }
+
+    /// Cancels a queued or running job and waits for it to stop; a finished job is
+    /// returned as it is.
+    pub async fn cancel(&self, job_id: &str) -> Result<JobRecord> {
+        match self.running(job_id) {
+            Some(h) => {
+                h.cancel.cancel();
+                h.wait().await;
+                Ok(h.snapshot())
+            }
+            None => self.job(job_id).await,
+        }
+    }
+
+    /// Cancels every running job (shutdown).
+    pub fn cancel_all(&self) {
+        let running: Vec<Arc<JobHandle>> = self
+            .running
+            .lock()
+            .expect("job registry poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for h in &running {
+            h.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! reelforge-engine: the services that do reelforge's work, composed once by
+//! `Engine::open`:
+//!
+//! - `Ingest` (`ingest`): uploads, server-side paths, jobs through the one decode pass into
+//!   the video store, Bedrock Data Automation results;
+//! - `Catalog` (`catalog`): stored videos and jobs, deletes, start-up checks;
+//! - `Search` (`search`): checked requests run against the search backend with the
+//!   configured models; the index kept in step with the store;
+//! - `Highlights` (`highlights`): strategies, post-processing, render, timelines;
+//! - `Library` (`library`): the highlight library Template matches against.
+//!
+//! Below them: the video store (`store`), ingest jobs (`jobs`) and `util`. The engine
+//! knows nothing of gRPC; the server's API layer converts and calls these services.
+
+pub mod catalog;
+pub mod config;
+pub mod highlights;
+pub mod ingest;
+pub mod jobs;
+pub mod library;
+pub mod search;
+pub mod store;
+pub mod util;
+
+use std::sync::Arc;
+
+use reelforge_core::error::Result;
+use reelforge_models::Providers;
+use reelforge_search::{SearchBackend, SearchIndex};
+
+pub use catalog::Catalog;
+pub use config::EngineConfig;
+pub use highlights::Highlights;
+pub use ingest::Ingest;
+pub use library::Library;
+pub use search::Search;
+
+use jobs::Jobs;
+use library::LibraryStore;
+use store::Store;
+
+/// Every service, composed over one store.
+#[derive(Clone)]
+pub struct Engine {
+    pub ingest: Arc<Ingest>,
+    pub catalog: Arc<Catalog>,
+    pub search: Arc<Search>,
+    pub highlights: Arc<Highlights>,
+    pub library: Arc<Library>,
+    store: Store,
+}
+
+impl Engine {
+    /// Opens the store under `config.data_dir` (jobs a previous process left unfinished
+    /// are recorded as interrupted, what interrupted ingests left is collected, temporary
+    /// files are cleared) and composes the services with `providers`.
+    pub fn open(config: EngineConfig, providers: Providers) -> Result<Engine> {
+        Self::open_with(config, providers, false)
+    }
+
+    /// As `open`, with an empty search index, for `reindex`: every video is then ingested
+    /// again with the configured models and indexed afresh.
+    pub fn open_to_reindex(config: EngineConfig, providers: Providers) -> Result<Engine> {
+        Self::open_with(config, providers, true)
+    }
+
+    fn open_with(config: EngineConfig, providers: Providers, reset_search: bool) -> Result<Engine> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
+        for dir in ["staging", "uploads"] {
+            let _ = std::fs::remove_dir_all(config.data_dir.join(dir));
+        }
+        let jobs = Arc::new(Jobs::open(store.clone())?);
+        let collected = store.collect_garbage()?;
+        if collected > 0 {
+            tracing::info!("removed {collected} records that interrupted ingests left behind");
+        }
+        if reset_search {
+            SearchIndex::drop_all(store.db())?;
+        }
+        let backend: Arc<dyn SearchBackend> = Arc::new(SearchIndex::open(store.db())?);
+        let search = Arc::new(Search::new(
+            backend,
+            store.clone(),
+            providers.text_embedder.clone(),
+            providers.reranker.clone(),
+            providers.image_embedder.clone(),
+        ));
+        let catalog = Arc::new(Catalog::new(
+            store.clone(),
+            jobs.clone(),
+            search.clone(),
+            providers.text_embedder.clone(),
+            config.data_dir.join("media"),
+        ));
+        let library = Arc::new(Library::new(
+            LibraryStore::open(store.db())?,
+            catalog.clone(),
+            providers.text_embedder.clone(),
+        ));
+        let highlights = Arc::new(Highlights::new(
+            &config,
+            catalog.clone(),
+            search.clone(),
+            library.clone(),
+            providers.clone(),
+        ));
+        let ingest = Ingest::new(config, store.clone(), jobs, search.clone(), providers);
+        Ok(Engine {
+            ingest,
+            catalog,
+            search,
+            highlights,
+            library,
+            store,
+        })
+    }
+
+    /// Stops accepting work, interrupts running jobs (recording them as interrupted) and
+    /// flushes the store.
+    pub async fn shutdown(&self) {
+        self.ingest.shutdown().await;
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+}

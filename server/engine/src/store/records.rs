@@ -1,0 +1,158 @@
+//! Records stored in sled (JSON values): what a video, a frame, a text document, a job and
+//! its events look like on disk.
+
+use reelforge_core::error::ErrorKind;
+use reelforge_media::ProbeRecord;
+use reelforge_models::analysis::SliceAnalysis;
+use reelforge_models::TranscriptSegment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VideoRecord {
+    pub video_id: String,
+    pub filename: String,
+    /// The file the server reads for cuts and renders: an uploaded copy under the data dir,
+    /// or the original server-side path.
+    pub source_path: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub probe: ProbeRecord,
+    pub slice_ms: i64,
+    /// Clip grid for matching: clip `i` covers `[i * clip_ms, min((i + 1) * clip_ms, duration))`.
+    pub clip_ms: i64,
+    pub slice_count: u32,
+    pub analyzer: String,
+    pub ingested_at_unix_ms: i64,
+    /// Thumbnails directory of this ingest, under the data dir.
+    pub thumbnails_dir: String,
+    /// Which generation of video-owned records is this video's (see `store::VideoWriter`).
+    pub generation: u32,
+    /// The text embedder that made this video's `text` embeddings, and their size.
+    #[serde(default)]
+    pub text_embedder: String,
+    #[serde(default)]
+    pub text_dimensions: u32,
+    /// The speech model that transcribed this video ("" when speech was not transcribed).
+    #[serde(default)]
+    pub transcriber: String,
+    /// A few sentences on the whole video: its strongest moments and what is said.
+    #[serde(default)]
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FrameRecord {
+    pub t_ms: i64,
+    /// Absolute path of the JPEG.
+    pub path: String,
+}
+
+/// A searchable text unit (e.g. a slice description) on a video's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DocRecord {
+    /// e.g. "slice_description".
+    pub source: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+}
+
+/// A subtitle cue (from a sidecar file or a subtitle stream) on a video's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SubtitleRecord {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// The server stopped while the job was queued or running.
+    Interrupted,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub video_id: String,
+    pub filename: String,
+    pub state: JobState,
+    pub error: Option<String>,
+    pub slices_done: u32,
+    pub slices_total: u32,
+    pub created_unix_ms: i64,
+    pub finished_unix_ms: Option<i64>,
+    /// The job's full event log, so it can be replayed after a restart.
+    pub events: Vec<IngestEvent>,
+}
+
+/// What an ingest job reports, in order; kept with the job so it can be replayed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IngestEvent {
+    Accepted {
+        video_id: String,
+        filename: String,
+        /// Planned slices as (start_ms, end_ms).
+        slices: Vec<(i64, i64)>,
+        already_ingested: bool,
+    },
+    Probe {
+        probe: ProbeRecord,
+    },
+    SliceStarted {
+        index: u32,
+        start_ms: i64,
+        end_ms: i64,
+    },
+    Progress {
+        position_ms: i64,
+        duration_ms: i64,
+    },
+    SliceFinished {
+        analysis: SliceAnalysis,
+    },
+    /// Speech transcribed with a slice (segments may start a little before the slice
+    /// when a sentence ran across its start). Empty when the slice had no speech.
+    SliceTranscript {
+        index: u32,
+        segments: Vec<TranscriptSegment>,
+        skipped_silent_ms: i64,
+        decoded_ms: i64,
+    },
+    EmbeddingsStored {
+        kind: String,
+        count: u32,
+        dimensions: u32,
+    },
+    Done {
+        video_id: String,
+        already_ingested: bool,
+        slice_count: u32,
+        analysis_seconds: f64,
+        realtime_factor: f64,
+    },
+    Failed {
+        kind: ErrorKind,
+        message: String,
+    },
+}
+
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,123 @@
+//! Slice analysis: the `VideoAnalyzer` trait (Nova implements it on Bedrock, see
+//! `bedrock::nova`) and the offline default, `SignalAnalyzer`, which scores slices from
+//! measured signals alone.
+
+mod signal;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use signal::{caption_clip, SignalAnalyzer};
+
+use reelforge_core::error::Result;
+pub use reelforge_core::BoxFuture;
+
+/// Measured signals of one fixed window of a video.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct SignalWindow {
+    pub start_ms: i64,
+    /// RMS loudness in dBFS; `media::signals::SILENCE_DB` for silence or no audio.
+    pub loudness_db: f32,
+    /// Mean motion energy of the window's analysis frames, 0..1.
+    pub motion: f32,
+    pub scene_cut: bool,
+}
+
+/// Running levels of the video before a slice, so an analyser can score change over time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Baseline {
+    pub loudness_db: f32,
+    pub motion: f32,
+    /// Number of windows the baseline has seen; 0 means none yet.
+    pub windows: u32,
+}
+
+impl Baseline {
+    /// No level seen yet.
+    pub fn start() -> Self {
+        Baseline {
+            loudness_db: reelforge_media::signals::SILENCE_DB,
+            motion: 0.0,
+            windows: 0,
+        }
+    }
+
+    /// Moves the running levels towards `windows` (an exponential average with a time
+    /// constant of about 20 s of 0.5 s windows), after a slice has been analysed.
+    pub fn absorb(&mut self, windows: &[SignalWindow]) {
+        const ALPHA: f32 = reelforge_media::decode::AUDIO_WINDOW_MS as f32 / 20_000.0;
+        for w in windows {
+            if self.windows == 0 {
+                self.loudness_db = w.loudness_db;
+                self.motion = w.motion;
+            } else {
+                self.loudness_db += ALPHA * (w.loudness_db - self.loudness_db);
+                self.motion += ALPHA * (w.motion - self.motion);
+            }
+            self.windows += 1;
+        }
+    }
+}
+
+/// What an analyser gets for one slice.
+pub struct SliceInput<'a> {
+    pub source: &'a Path,
+    pub video_duration_ms: i64,
+    pub index: u32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub windows: &'a [SignalWindow],
+    pub cut_points_ms: &'a [i64],
+    pub baseline: Baseline,
+}
+
+/// A highlight candidate inside a slice, on the video's absolute timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentCandidate {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub score: f32,
+    pub description: String,
+}
+
+/// An analyser's result for one slice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SliceAnalysis {
+    pub index: u32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub highlight_score: f32,
+    pub motion_mean: f32,
+    pub loudness_mean_db: f32,
+    pub cut_points_ms: Vec<i64>,
+    pub segments: Vec<SegmentCandidate>,
+    pub description: String,
+    pub analyzer: String,
+    pub keyframe_aligned: bool,
+    /// What a remote model's call cost; `None` for the offline analyser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ModelUsage>,
+}
+
+/// One model call's cost.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Video bytes sent (the analysis proxy), and the source's bytes for the same range.
+    pub bytes_sent: u64,
+    pub source_bytes: u64,
+}
+
+/// Reads one slice of a video and says what is in it and where its highlights are.
+pub trait VideoAnalyzer: Send + Sync {
+    /// Stable name recorded with every result, e.g. "signal-analyzer-v1".
+    fn name(&self) -> &str;
+    fn analyze_slice<'a>(&'a self, input: SliceInput<'a>) -> BoxFuture<'a, Result<SliceAnalysis>>;
+    /// The longest span the analyser reads well in one call (`None`: no limit). Direct
+    /// reads a longer video in equal slices within it instead.
+    fn max_span_ms(&self) -> Option<i64> {
+        None
+    }
+}

@@ -1,0 +1,329 @@
+//! Nova Lite / Pro as the video analyser, through Converse: each slice (or the whole
+//! video, for Direct) becomes an analysis proxy (`media::proxy`) sent as a video content
+//! block, with a prompt in the design's shape (the task in steps, explicit highlight
+//! dimensions, the true duration as a bound) and a tool whose JSON schema the model must
+//! fill (a forced tool choice: Nova's constrained decoding). A text answer instead of the
+//! tool call is read by the robust JSON parser. Token usage and bytes sent are recorded
+//! per call. A proxy over `models.bedrock.inline_video_limit_bytes` is put in the S3
+//! staging location and passed as an `s3Location`, then removed.
+
+use std::path::PathBuf;
+
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message, S3Location,
+    SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema,
+    ToolSpecification, VideoBlock, VideoFormat, VideoSource,
+};
+use aws_smithy_types::{Document, Number};
+use serde_json::{json, Value};
+
+use super::{sdk_error, Bedrock, VideoPayload};
+use crate::analysis::{
+    BoxFuture, ModelUsage, SegmentCandidate, SliceAnalysis, SliceInput, VideoAnalyzer,
+};
+use reelforge_core::answer::parse_model_segments;
+use reelforge_core::error::{Error, Result};
+use reelforge_media::proxy::{self, ProxySpec};
+
+pub const TOOL_NAME: &str = "report_highlights";
+/// The longest video Nova reads at 1 frame a second (beyond, it samples 960 frames).
+pub const MAX_FULL_RATE_MS: i64 = 16 * 60 * 1000;
+
+pub struct NovaAnalyzer {
+    bedrock: Bedrock,
+    model_id: String,
+    name: String,
+    ffmpeg: String,
+    work_dir: PathBuf,
+    proxy: ProxySpec,
+}
+
+impl NovaAnalyzer {
+    pub fn new(bedrock: Bedrock, model_id: &str, ffmpeg: &str, work_dir: PathBuf) -> Self {
+        NovaAnalyzer {
+            bedrock,
+            model_id: model_id.to_string(),
+            name: format!("bedrock:{model_id}"),
+            ffmpeg: ffmpeg.to_string(),
+            work_dir,
+            proxy: ProxySpec::default(),
+        }
+    }
+}
+
+/// The tool's input schema: what the model must fill.
+pub fn tool_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "summary": { "type": "string", "description": "One sentence on what the clip shows." },
+            "highlights": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "start": { "type": "number", "description": "Seconds from the clip's start." },
+                        "end": { "type": "number", "description": "Seconds from the clip's start, after start." },
+                        "score": { "type": "number", "description": "0 to 1: how strong a highlight." },
+                        "priority": { "type": "integer", "enum": [1, 2, 3], "description": "1 must have, 3 nice to have." },
+                        "description": { "type": "string" },
+                        "reason": { "type": "string", "description": "Which highlight dimensions it meets." }
+                    },
+                    "required": ["start", "end", "score", "priority", "description"]
+                }
+            }
+        },
+        "required": ["summary", "highlights"]
+    })
+}
+
+/// The prompt for one clip of `duration_ms`.
+pub fn prompt(duration_ms: i64) -> String {
+    let d = duration_ms as f64 / 1000.0;
+    format!(
+        "You are a video editor choosing highlights.\n\
+         The clip is {d:.1} seconds long; every time you give is in seconds from its start, \
+         between 0 and {d:.1}.\n\
+         Work step by step:\n\
+         1. Watch the whole clip and note what happens, in order.\n\
+         2. Judge each moment on these dimensions: action and motion, emotional peaks \
+         (cheering, laughter, surprise), key events (goals, reveals, arrivals), visual \
+         spectacle, and sound (sudden loud audio, music drops).\n\
+         3. Choose the moments that score high on at least one dimension; each is 1 to 20 \
+         seconds long and they do not overlap.\n\
+         4. Give each a score from 0 to 1, a priority (1 must have, 2 good, 3 nice to have), \
+         a one-sentence description and the dimensions it meets.\n\
+         Answer by calling the {TOOL_NAME} tool. If you cannot, answer with JSON only, for \
+         example: {{\"summary\": \"A cyclist races downhill.\", \"highlights\": [{{\"start\": \
+         3.0, \"end\": 8.5, \"score\": 0.9, \"priority\": 1, \"description\": \"The rider \
+         jumps the ramp.\", \"reason\": \"action\"}}]}}.\n\
+         If nothing stands out, return an empty highlights list."
+    )
+}
+
+pub fn json_to_document(v: &Value) -> Document {
+    match v {
+        Value::Null => Document::Null,
+        Value::Bool(b) => Document::Bool(*b),
+        Value::Number(n) => Document::Number(match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Number::PosInt(u),
+            (None, Some(i)) => Number::NegInt(i),
+            _ => Number::Float(n.as_f64().unwrap_or(0.0)),
+        }),
+        Value::String(s) => Document::String(s.clone()),
+        Value::Array(a) => Document::Array(a.iter().map(json_to_document).collect()),
+        Value::Object(o) => Document::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), json_to_document(v)))
+                .collect(),
+        ),
+    }
+}
+
+pub fn document_to_json(d: &Document) -> Value {
+    match d {
+        Document::Null => Value::Null,
+        Document::Bool(b) => Value::Bool(*b),
+        Document::Number(Number::PosInt(u)) => json!(u),
+        Document::Number(Number::NegInt(i)) => json!(i),
+        Document::Number(Number::Float(f)) => json!(f),
+        Document::String(s) => Value::String(s.clone()),
+        Document::Array(a) => Value::Array(a.iter().map(document_to_json).collect()),
+        Document::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), document_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn build<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
+    r.map_err(|e| Error::internal(format!("building a Converse request: {e}")))
+}
+
+impl NovaAnalyzer {
+    async fn analyze(&self, input: SliceInput<'_>) -> Result<SliceAnalysis> {
+        tokio::fs::create_dir_all(&self.work_dir).await?;
+        let dir = tempfile::tempdir_in(&self.work_dir)?;
+        let proxy_path = dir.path().join("proxy.mp4");
+        let sent = proxy::make(
+            &self.ffmpeg,
+            input.source,
+            input.start_ms,
+            input.end_ms,
+            self.proxy,
+            &proxy_path,
+        )
+        .await?;
+        let source_size = tokio::fs::metadata(input.source)
+            .await
+            .map_or(0, |m| m.len());
+        let what = format!("the analysis proxy of slice {}", input.index);
+        let payload = self
+            .bedrock
+            .video_payload(&proxy_path, sent, &what, "proxies")
+            .await?;
+        let staged = payload.staged_key();
+        let answer = self.converse(payload, sent, source_size, &input).await;
+        self.bedrock.release(staged).await;
+        answer
+    }
+
+    async fn converse(
+        &self,
+        payload: VideoPayload,
+        sent: u64,
+        source_size: u64,
+        input: &SliceInput<'_>,
+    ) -> Result<SliceAnalysis> {
+        let source = match payload {
+            VideoPayload::Inline(bytes) => VideoSource::Bytes(Blob::new(bytes)),
+            VideoPayload::Staged { uri, owner, .. } => VideoSource::S3Location(build(
+                S3Location::builder()
+                    .uri(uri)
+                    .set_bucket_owner(owner)
+                    .build(),
+            )?),
+        };
+        let video = build(
+            VideoBlock::builder()
+                .format(VideoFormat::Mp4)
+                .source(source)
+                .build(),
+        )?;
+        let duration_ms = input.end_ms - input.start_ms;
+        let message = build(
+            Message::builder()
+                .role(ConversationRole::User)
+                .content(ContentBlock::Video(video))
+                .content(ContentBlock::Text(prompt(duration_ms)))
+                .build(),
+        )?;
+        let tool = build(
+            ToolSpecification::builder()
+                .name(TOOL_NAME)
+                .description("Report the clip's highlights with times in seconds from its start.")
+                .input_schema(ToolInputSchema::Json(json_to_document(&tool_schema())))
+                .build(),
+        )?;
+        let tools = build(
+            ToolConfiguration::builder()
+                .tools(Tool::ToolSpec(tool))
+                .tool_choice(ToolChoice::Tool(build(
+                    SpecificToolChoice::builder().name(TOOL_NAME).build(),
+                )?))
+                .build(),
+        )?;
+        let out = {
+            let _permit = self.bedrock.permit().await?;
+            self.bedrock
+                .client
+                .converse()
+                .model_id(&self.model_id)
+                .system(SystemContentBlock::Text(
+                    "You find the highlights of videos and report them precisely.".into(),
+                ))
+                .messages(message)
+                .tool_config(tools)
+                .inference_config(
+                    InferenceConfiguration::builder()
+                        .max_tokens(2048)
+                        .temperature(0.0)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.model_id, e))?
+        };
+        let call = ModelUsage {
+            input_tokens: out.usage().map_or(0, |t| t.input_tokens().max(0) as u64),
+            output_tokens: out.usage().map_or(0, |t| t.output_tokens().max(0) as u64),
+            bytes_sent: sent,
+            source_bytes: if input.video_duration_ms > 0 {
+                source_size * duration_ms as u64 / input.video_duration_ms as u64
+            } else {
+                0
+            },
+        };
+        // The tool call's input, or JSON in a text answer.
+        let mut answer: Option<Value> = None;
+        let mut text = String::new();
+        if let Some(ConverseOutput::Message(m)) = out.output() {
+            for block in m.content() {
+                match block {
+                    ContentBlock::ToolUse(t) if t.name() == TOOL_NAME => {
+                        answer = Some(document_to_json(t.input()))
+                    }
+                    ContentBlock::Text(t) => text.push_str(t),
+                    _ => {}
+                }
+            }
+        }
+        let answer_text = match &answer {
+            Some(v) => v.to_string(),
+            None => text,
+        };
+        let (segments, rejected) =
+            parse_model_segments(&answer_text, "", &self.name, input.start_ms, duration_ms)
+                .map_err(|e| {
+                    Error::Unavailable(format!(
+                        "{} answered slice {} without usable highlights: {e}",
+                        self.name, input.index
+                    ))
+                })?;
+        let summary = extract_summary(&answer_text);
+        let n = input.windows.len().max(1) as f32;
+        let mut description = summary.clone();
+        if !rejected.is_empty() {
+            description.push_str(&format!(
+                " ({} proposed highlights rejected: {})",
+                rejected.len(),
+                rejected[0].reason
+            ));
+        }
+        Ok(SliceAnalysis {
+            index: input.index,
+            start_ms: input.start_ms,
+            end_ms: input.end_ms,
+            highlight_score: segments.iter().map(|s| s.score).fold(0.0, f32::max),
+            motion_mean: input.windows.iter().map(|w| w.motion).sum::<f32>() / n,
+            loudness_mean_db: input.windows.iter().map(|w| w.loudness_db).sum::<f32>() / n,
+            cut_points_ms: input.cut_points_ms.to_vec(),
+            segments: segments
+                .into_iter()
+                .map(|s| SegmentCandidate {
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                    score: s.score,
+                    description: s.description,
+                })
+                .collect(),
+            description,
+            analyzer: self.name.clone(),
+            keyframe_aligned: false,
+            usage: Some(call),
+        })
+    }
+}
+
+fn extract_summary(answer: &str) -> String {
+    reelforge_core::answer::extract_json(answer)
+        .and_then(|v| v["summary"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl VideoAnalyzer for NovaAnalyzer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn analyze_slice<'a>(&'a self, input: SliceInput<'a>) -> BoxFuture<'a, Result<SliceAnalysis>> {
+        Box::pin(self.analyze(input))
+    }
+
+    /// Nova samples 1 frame a second up to 16 minutes, and a fixed 960 frames beyond.
+    fn max_span_ms(&self) -> Option<i64> {
+        Some(MAX_FULL_RATE_MS)
+    }
+}

@@ -1,0 +1,364 @@
+//! The conformance suites every provider passes, local and Bedrock alike (the Bedrock
+//! ones through the real SDK against the wire-format stub in `tests/`).
+//! Text embedders: dimensions, normalisation, batching equals one by one, empty input
+//! refused, long input truncated with a flag, related texts closer than unrelated ones.
+//! Rerankers: every candidate scored once, in order, relevant first, deterministic,
+//! empty query refused. Transcribers: silence gives nothing, speech gives its words at
+//! the right times, unsettled tails are reported, empty audio is fine.
+//! Video analysers (the offline signal analyser, Nova): each slice's result names the
+//! slice and the analyser, its segments lie inside the slice on the video's timeline
+//! (wherever the slice starts), scores are in 0..1, and reading the same slice twice
+//! gives the same segments. Video embedders: dimensions, normalisation, order kept,
+//! spans over the limit and empty queries refused, and moving footage closer to words
+//! about motion than a still picture is.
+
+use std::path::Path;
+
+use super::{
+    EmbedPurpose, RerankCandidate, Reranker, SpeechAudio, TextEmbedder, Transcriber, VideoEmbedder,
+};
+use crate::analysis::{Baseline, SignalWindow, SliceInput, VideoAnalyzer};
+use reelforge_core::error::Error;
+use reelforge_core::eval::word_error_rate;
+use reelforge_core::vector::cosine;
+
+/// Signal windows (500 ms) over `[start_ms, end_ms)`: still and quiet, with a loud,
+/// moving burst over the middle fifth.
+fn burst_windows(start_ms: i64, end_ms: i64) -> Vec<SignalWindow> {
+    let n = ((end_ms - start_ms) / 500) as usize;
+    (0..n)
+        .map(|i| {
+            let burst = i >= n * 2 / 5 && i < n * 3 / 5;
+            SignalWindow {
+                start_ms: start_ms + i as i64 * 500,
+                loudness_db: if burst { -12.0 } else { -50.0 },
+                motion: if burst { 0.2 } else { 0.001 },
+                scene_cut: i == n * 2 / 5,
+            }
+        })
+        .collect()
+}
+
+/// Runs every video analyser check on slices of the video at `source` (at least 40 s
+/// long); panics with what failed.
+pub async fn video_analyzer(analyzer: &dyn VideoAnalyzer, source: &Path, duration_ms: i64) {
+    assert!(duration_ms >= 40_000, "the suite needs 40 s of video");
+    let baseline = Baseline {
+        loudness_db: -50.0,
+        motion: 0.001,
+        windows: 20,
+    };
+    for (index, start_ms, end_ms) in [(0, 0, 10_000), (3, 30_000, 40_000)] {
+        let windows = burst_windows(start_ms, end_ms);
+        let cuts = [start_ms + (end_ms - start_ms) * 2 / 5];
+        let input = || SliceInput {
+            source,
+            video_duration_ms: duration_ms,
+            index,
+            start_ms,
+            end_ms,
+            windows: &windows,
+            cut_points_ms: &cuts,
+            baseline,
+        };
+        let a = analyzer
+            .analyze_slice(input())
+            .await
+            .unwrap_or_else(|e| panic!("slice {index} is analysed: {e}"));
+        assert_eq!(
+            (a.index, a.start_ms, a.end_ms),
+            (index, start_ms, end_ms),
+            "the result names its slice"
+        );
+        assert_eq!(a.analyzer, analyzer.name(), "the result names its analyser");
+        assert!(
+            (0.0..=1.0).contains(&a.highlight_score),
+            "slice {index}: highlight score {}",
+            a.highlight_score
+        );
+        assert!(!a.segments.is_empty(), "slice {index}: the burst is found");
+        for s in &a.segments {
+            assert!(
+                start_ms <= s.start_ms && s.start_ms < s.end_ms && s.end_ms <= end_ms,
+                "slice {index} ({start_ms}-{end_ms} ms): segment {}-{} ms is outside it",
+                s.start_ms,
+                s.end_ms
+            );
+            assert!((0.0..=1.0).contains(&s.score), "score {}", s.score);
+        }
+        let again = analyzer
+            .analyze_slice(input())
+            .await
+            .expect("analysed again");
+        let spans = |x: &crate::analysis::SliceAnalysis| -> Vec<(i64, i64)> {
+            x.segments.iter().map(|s| (s.start_ms, s.end_ms)).collect()
+        };
+        assert_eq!(spans(&a), spans(&again), "slice {index}: deterministic");
+    }
+}
+
+/// Runs every video embedder check; `moving` and `still` are spans of the video at
+/// `source` that show motion and a still picture. Panics with what failed.
+pub async fn video_embedder(
+    embedder: &dyn VideoEmbedder,
+    source: &Path,
+    duration_ms: i64,
+    moving: (i64, i64),
+    still: (i64, i64),
+) {
+    let spans = [moving, still];
+    let vectors = embedder
+        .embed_spans(source, duration_ms, &spans)
+        .await
+        .expect("spans embed");
+    assert_eq!(vectors.len(), 2);
+    for v in &vectors {
+        assert_eq!(v.len(), embedder.dimensions());
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    let reversed = embedder
+        .embed_spans(source, duration_ms, &[still, moving])
+        .await
+        .expect("spans embed");
+    assert!(cosine(&reversed[0], &vectors[1]) > 0.9999, "order is kept");
+    assert!(cosine(&reversed[1], &vectors[0]) > 0.9999, "order is kept");
+    let query = embedder
+        .embed_queries(&["fast motion and action".to_string()])
+        .await
+        .expect("a query embeds");
+    assert_eq!(query[0].vector.len(), embedder.dimensions());
+    let (to_moving, to_still) = (
+        cosine(&query[0].vector, &vectors[0]),
+        cosine(&query[0].vector, &vectors[1]),
+    );
+    assert!(
+        to_moving > to_still,
+        "words about motion find the moving span: {to_moving} vs {to_still}"
+    );
+    let long = embedder
+        .embed_spans(source, duration_ms, &[(0, embedder.max_span_ms() + 1000)])
+        .await;
+    assert!(
+        matches!(long, Err(Error::InvalidInput(ref m)) if m.contains("span")),
+        "{long:?}"
+    );
+    assert!(embedder
+        .embed_spans(source, duration_ms, &[])
+        .await
+        .expect("no spans")
+        .is_empty());
+    let empty = embedder.embed_queries(&[" ".to_string()]).await;
+    assert!(
+        matches!(empty, Err(Error::InvalidInput(ref m)) if m.contains("empty")),
+        "{empty:?}"
+    );
+}
+
+/// Runs every check; panics with what failed.
+pub async fn text_embedder(embedder: &dyn TextEmbedder) {
+    let texts: Vec<String> = [
+        "A goal is scored and the crowd erupts.",
+        "The striker shoots and the fans cheer loudly.",
+        "Quarterly tax filing deadlines for small businesses.",
+        "slow pan over a quiet lake at dawn",
+    ]
+    .map(String::from)
+    .to_vec();
+    let batch = embedder
+        .embed(&texts, EmbedPurpose::Index)
+        .await
+        .expect("batch embeds");
+    assert_eq!(batch.len(), texts.len());
+    for (i, e) in batch.iter().enumerate() {
+        assert_eq!(
+            e.vector.len(),
+            embedder.dimensions(),
+            "text {i}: dimensions"
+        );
+        let norm = e.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "text {i}: norm {norm}");
+        assert!(!e.truncated, "text {i} is short");
+    }
+    for (i, text) in texts.iter().enumerate() {
+        let single = embedder
+            .embed(std::slice::from_ref(text), EmbedPurpose::Index)
+            .await
+            .expect("single embeds");
+        let similarity = cosine(&single[0].vector, &batch[i].vector);
+        assert!(
+            similarity > 0.9999,
+            "text {i}: batch and single differ (cosine {similarity})"
+        );
+    }
+    let related = cosine(&batch[0].vector, &batch[1].vector);
+    let unrelated = cosine(&batch[0].vector, &batch[2].vector);
+    assert!(
+        related > unrelated + 0.3,
+        "related {related} vs unrelated {unrelated}"
+    );
+
+    let empty = embedder
+        .embed(&["  ".to_string()], EmbedPurpose::Query)
+        .await;
+    assert!(
+        matches!(empty, Err(Error::InvalidInput(ref m)) if m.contains("empty")),
+        "{empty:?}"
+    );
+    assert!(embedder
+        .embed(&[], EmbedPurpose::Query)
+        .await
+        .expect("no texts")
+        .is_empty());
+
+    // 5,600 words (29,400 characters): beyond what any of the providers reads.
+    let long = "the crowd cheers as the team scores again ".repeat(700);
+    let long = embedder
+        .embed(&[long], EmbedPurpose::Index)
+        .await
+        .expect("long text embeds");
+    assert!(
+        long[0].truncated,
+        "a 5,600-word text is truncated and says so"
+    );
+    assert_eq!(long[0].vector.len(), embedder.dimensions());
+}
+
+/// Runs every reranker check; panics with what failed.
+pub async fn reranker(reranker: &dyn Reranker) {
+    let candidates: Vec<RerankCandidate> = [
+        ("Quarterly tax filing deadlines for small businesses.", 0.0),
+        (
+            "The striker shoots from distance and scores; the fans cheer.",
+            0.0,
+        ),
+        ("A slow pan over a quiet lake at dawn.", 0.0),
+        ("Goal! A late winner in the final minute of the match.", 0.0),
+    ]
+    .map(|(t, s)| RerankCandidate {
+        text: t.into(),
+        first_stage_score: s,
+        vector: None,
+    })
+    .to_vec();
+    let query = "a goal scored at the end of a football match";
+    let scores = reranker.rerank(query, &candidates).await.expect("reranks");
+    let mut seen: Vec<usize> = scores.iter().map(|s| s.index).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![0, 1, 2, 3], "every candidate exactly once");
+    assert!(
+        scores.windows(2).all(|w| w[0].score >= w[1].score),
+        "most relevant first: {scores:?}"
+    );
+    let top_two: Vec<usize> = scores[..2].iter().map(|s| s.index).collect();
+    assert!(
+        top_two.contains(&1) && top_two.contains(&3),
+        "the football candidates rank first: {scores:?}"
+    );
+    let again = reranker.rerank(query, &candidates).await.expect("reranks");
+    assert_eq!(scores, again, "deterministic");
+
+    // The first-stage score counts: between two equally unrelated texts it decides.
+    let tie = [
+        RerankCandidate {
+            text: "Invoices are due at month end.".into(),
+            first_stage_score: 1.0,
+            vector: None,
+        },
+        RerankCandidate {
+            text: "Invoices are due at month end.".into(),
+            first_stage_score: 9.0,
+            vector: None,
+        },
+    ];
+    let tie = reranker.rerank(query, &tie).await.expect("reranks");
+    assert_eq!(tie[0].index, 1, "{tie:?}");
+
+    assert!(reranker
+        .rerank(query, &[])
+        .await
+        .expect("no candidates")
+        .is_empty());
+    let empty = reranker.rerank(" ", &candidates).await;
+    assert!(
+        matches!(empty, Err(Error::InvalidInput(ref m)) if m.contains("empty")),
+        "{empty:?}"
+    );
+}
+
+/// Runs every transcriber check on `speech` (16 kHz mono read speech) and its reference
+/// text; panics with what failed. Returns the word error rate on `speech`.
+pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], reference: &str) -> f64 {
+    let rate = 16_000usize;
+    // 3 s of silence, the speech, 3 s of silence, placed 60 s into a video.
+    let mut samples = vec![0f32; 3 * rate];
+    samples.extend_from_slice(speech);
+    samples.extend(std::iter::repeat_n(0f32, 3 * rate));
+    let speech_end_ms = 60_000 + ((3 * rate + speech.len()) * 1000 / rate) as i64;
+    let out = transcriber
+        .transcribe(SpeechAudio {
+            start_ms: 60_000,
+            samples: samples.clone(),
+            is_final: true,
+        })
+        .await
+        .expect("transcribes");
+    assert!(!out.segments.is_empty(), "speech gives segments");
+    for s in &out.segments {
+        assert!(s.start_ms <= s.end_ms, "{s:?}");
+        assert!(
+            s.start_ms >= 60_000 + 2_000 && s.end_ms <= speech_end_ms + 1_500,
+            "segment {s:?} lies outside the speech (60-{speech_end_ms} ms)"
+        );
+    }
+    let text: Vec<&str> = out.segments.iter().map(|s| s.text.as_str()).collect();
+    let wer = word_error_rate(reference, &text.join(" "));
+    assert_eq!(
+        out.settled_ms,
+        60_000 + (samples.len() * 1000 / rate) as i64
+    );
+
+    let silence = transcriber
+        .transcribe(SpeechAudio {
+            start_ms: 0,
+            samples: vec![0f32; 20 * rate],
+            is_final: true,
+        })
+        .await
+        .expect("silence transcribes");
+    assert!(silence.segments.is_empty(), "{:?}", silence.segments);
+    assert_eq!(silence.settled_ms, 20_000);
+
+    let empty = transcriber
+        .transcribe(SpeechAudio {
+            start_ms: 5_000,
+            samples: Vec::new(),
+            is_final: true,
+        })
+        .await
+        .expect("empty audio transcribes");
+    assert!(empty.segments.is_empty());
+    assert_eq!(empty.settled_ms, 5_000);
+
+    // Cut in the middle of the speech: what runs into the cut is left unsettled, and
+    // nothing reported ends past it.
+    let cut = 3 * rate + speech.len() / 2;
+    let partial = transcriber
+        .transcribe(SpeechAudio {
+            start_ms: 0,
+            samples: samples[..cut].to_vec(),
+            is_final: false,
+        })
+        .await
+        .expect("partial audio transcribes");
+    let cut_ms = (cut * 1000 / rate) as i64;
+    assert!(partial.settled_ms < cut_ms, "{partial:?}");
+    assert!(
+        partial
+            .segments
+            .iter()
+            .all(|s| s.end_ms <= partial.settled_ms + 20),
+        "{partial:?}"
+    );
+    wer
+}

@@ -1,0 +1,168 @@
+//! reelforge-models: model providers behind traits, chosen by config (`[models]`,
+//! `Providers::load`): the offline embedded default (MiniLM, Whisper, the signal
+//! analyser, a local reranker, CLIP weights you bring) and AWS Bedrock (Nova, Titan, Nova
+//! Multimodal Embeddings, Cohere Rerank, Data Automation), each implementing the same
+//! trait and passing the same `conformance` suite (the `testing` feature).
+
+pub mod analysis;
+pub mod bedrock;
+pub mod clip;
+pub mod config;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+mod minilm;
+mod providers;
+mod rerank;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod whisper;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use clip::{ClipEmbedder, ImageTextEmbedder};
+pub use config::ModelsConfig;
+pub use minilm::MiniLmEmbedder;
+pub use providers::{
+    default_reranker, load_default_text_embedder, load_default_transcriber, load_image_embedder,
+    load_transcriber, Providers,
+};
+pub use reelforge_media::images::RgbImage;
+pub use rerank::{lexical_overlap, EmbeddingReranker};
+pub use whisper::WhisperTranscriber;
+
+use reelforge_core::error::{Error, Result};
+use reelforge_core::BoxFuture;
+
+/// Why a text is embedded: some providers embed queries and documents differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedPurpose {
+    Index,
+    Query,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextEmbedding {
+    /// L2-normalised.
+    pub vector: Vec<f32>,
+    /// The text was longer than the model reads; only its start was embedded.
+    pub truncated: bool,
+}
+
+/// Turns texts into vectors whose cosine similarity reflects meaning.
+pub trait TextEmbedder: Send + Sync {
+    /// Stable name recorded with stored vectors, e.g. "local:all-minilm-l6-v2".
+    fn name(&self) -> &str;
+    fn dimensions(&self) -> usize;
+    /// One embedding per text, in order. An empty text is `InvalidInput`.
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+        purpose: EmbedPurpose,
+    ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>>;
+}
+
+/// Embeds spans of video (picture and sound) into a space shared with text, so a
+/// highlight point's words find the clips that show it (Nova Multimodal Embeddings).
+pub trait VideoEmbedder: Send + Sync {
+    fn name(&self) -> &str;
+    fn dimensions(&self) -> usize;
+    /// The longest span one embedding covers.
+    fn max_span_ms(&self) -> i64;
+    /// One L2-normalised vector per `(start_ms, end_ms)` span of the video at `source`
+    /// (`duration_ms` long), in order. A span longer than `max_span_ms` is `InvalidInput`.
+    fn embed_spans<'a>(
+        &'a self,
+        source: &'a Path,
+        duration_ms: i64,
+        spans: &'a [(i64, i64)],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>>>;
+    /// Texts that look for video, in the same space; an empty text is `InvalidInput`.
+    fn embed_queries<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>>;
+}
+
+/// 16 kHz mono audio to transcribe, on a video's timeline.
+#[derive(Debug, Clone)]
+pub struct SpeechAudio {
+    /// Where `samples[0]` is in the video.
+    pub start_ms: i64,
+    /// 16 kHz mono, -1..1.
+    pub samples: Vec<f32>,
+    /// No audio follows. When false, speech running into the end may be left unsettled
+    /// (see `Transcription::settled_ms`) for the caller to send again with what follows.
+    pub is_final: bool,
+}
+
+/// Speech in a video: what was said and when, on the video's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TranscriptSegment {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+    /// The model's mean token log-probability for the window (confidence).
+    pub avg_logprob: f32,
+    /// The model's probability that the window held no speech.
+    pub no_speech_prob: f32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcription {
+    pub segments: Vec<TranscriptSegment>,
+    /// Audio before this time is fully transcribed; the caller passes the rest again,
+    /// followed by the next audio. Equals the audio's end when `is_final`.
+    pub settled_ms: i64,
+    /// Audio skipped by the loudness gate, and audio the model read.
+    pub skipped_silent_ms: i64,
+    pub decoded_ms: i64,
+}
+
+/// Turns speech into timed text.
+pub trait Transcriber: Send + Sync {
+    /// Stable name recorded with transcripts, e.g. "local:whisper-tiny-en".
+    fn name(&self) -> &str;
+    fn transcribe<'a>(&'a self, audio: SpeechAudio) -> BoxFuture<'a, Result<Transcription>>;
+}
+
+/// A candidate for reranking: its text and the score first-stage retrieval gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerankCandidate {
+    pub text: String,
+    /// Any scale (BM25, fused rank score); the reranker normalises over the candidates.
+    pub first_stage_score: f32,
+    /// The candidate's stored vector by the configured text embedder, when there is one:
+    /// an embedding reranker uses it instead of embedding the text again.
+    pub vector: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RerankScore {
+    /// Index into the candidates.
+    pub index: usize,
+    /// Higher is more relevant; comparable within one call only.
+    pub score: f32,
+}
+
+/// Orders candidates by relevance to a query.
+pub trait Reranker: Send + Sync {
+    fn name(&self) -> &str;
+    /// Scores for every candidate, most relevant first. An empty query is `InvalidInput`.
+    fn rerank<'a>(
+        &'a self,
+        query: &'a str,
+        candidates: &'a [RerankCandidate],
+    ) -> BoxFuture<'a, Result<Vec<RerankScore>>>;
+}
+
+/// Rejects empty texts with the index of the first one.
+pub(crate) fn check_texts(texts: &[String]) -> Result<()> {
+    match texts.iter().position(|t| t.trim().is_empty()) {
+        Some(i) => Err(Error::invalid(format!(
+            "text {i} is empty: there is nothing to embed"
+        ))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,173 @@
+//! Choosing and loading the providers `[models]` names: local models from the models
+//! directory, Bedrock ones through one SDK client. The one place a role's provider is
+//! decided.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use reelforge_core::error::{Error, Result};
+
+use crate::analysis::{SignalAnalyzer, VideoAnalyzer};
+use crate::bedrock::{self, Bedrock, DataAutomation};
+use crate::{
+    ClipEmbedder, EmbeddingReranker, ImageTextEmbedder, MiniLmEmbedder, ModelsConfig, Reranker,
+    TextEmbedder, Transcriber, VideoEmbedder, WhisperTranscriber,
+};
+
+/// The model providers an engine works with, chosen by config.
+#[derive(Clone)]
+pub struct Providers {
+    pub analyzer: Arc<dyn VideoAnalyzer>,
+    pub text_embedder: Arc<dyn TextEmbedder>,
+    /// `None`: speech is not transcribed.
+    pub transcriber: Option<Arc<dyn Transcriber>>,
+    pub reranker: Arc<dyn Reranker>,
+    /// `None`: thumbnails are not embedded (no CLIP weights configured).
+    pub image_embedder: Option<Arc<dyn ImageTextEmbedder>>,
+    /// `None`: Points + clips matches clips by their captions.
+    pub video_embedder: Option<Arc<dyn VideoEmbedder>>,
+    /// `None`: no Bedrock Data Automation project is configured.
+    pub data_automation: Option<DataAutomation>,
+}
+
+/// Wraps a load failure with what was being loaded and the setting that chose it.
+fn loading(what: &str) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| Error::FailedPrecondition(format!("cannot load {what}: {e}"))
+}
+
+impl Providers {
+    /// Loads the local models and connects the Bedrock ones `config` names. `ffmpeg`
+    /// cuts the proxies remote models are sent; `staging` holds them while in flight.
+    pub async fn load(config: &ModelsConfig, ffmpeg: &str, staging: &Path) -> Result<Providers> {
+        let started = std::time::Instant::now();
+        let uses_bedrock = [
+            &config.text_embedder,
+            &config.reranker,
+            &config.analyzer,
+            &config.video_embedder,
+        ]
+        .iter()
+        .any(|s| bedrock::model_of(s).is_some())
+            || !config.bedrock.data_automation_project_arn.is_empty();
+        let bedrock = match uses_bedrock {
+            true => Some(Bedrock::connect(&config.bedrock).await.map_err(|e| {
+                Error::FailedPrecondition(format!(
+                    "cannot set up the Bedrock client (models.bedrock): {e}"
+                ))
+            })?),
+            false => None,
+        };
+        let text_embedder: Arc<dyn TextEmbedder> = match (
+            bedrock::model_of(&config.text_embedder).and_then(bedrock::EmbedModel::from_id),
+            &bedrock,
+        ) {
+            (Some(model), Some(bedrock)) => Arc::new(bedrock::BedrockEmbedder::new(
+                bedrock.clone(),
+                model,
+                config.bedrock.embedding_dimensions,
+            )?),
+            _ => Arc::new(
+                load_default_text_embedder(&config.dir, config.threads)
+                    .map_err(loading("the offline text embedding model"))?,
+            ),
+        };
+        tracing::info!(
+            "text embedder {} ({} dims) ready in {} ms",
+            text_embedder.name(),
+            text_embedder.dimensions(),
+            started.elapsed().as_millis()
+        );
+        let started = std::time::Instant::now();
+        let transcriber = load_transcriber(config)
+            .map_err(loading("the offline speech model"))?
+            .map(|t| Arc::new(t) as Arc<dyn Transcriber>);
+        match &transcriber {
+            Some(t) => tracing::info!(
+                "loaded {} in {} ms",
+                t.name(),
+                started.elapsed().as_millis()
+            ),
+            None => tracing::info!("speech is not transcribed (models.transcriber = \"none\")"),
+        }
+        let image_embedder = load_image_embedder(config)
+            .map_err(loading("the image embedder (models.image_embedder)"))?
+            .map(|e| Arc::new(e) as Arc<dyn ImageTextEmbedder>);
+        if let Some(e) = &image_embedder {
+            tracing::info!(
+                "thumbnails are embedded by {} ({} dims)",
+                e.name(),
+                e.dimensions()
+            );
+        }
+        let video_embedder = match (&bedrock, bedrock::model_of(&config.video_embedder)) {
+            (Some(b), Some(_)) => Some(Arc::new(bedrock::NovaVideoEmbedder::new(
+                b.clone(),
+                config.bedrock.embedding_dimensions,
+                ffmpeg,
+                staging.join("clips"),
+            )?) as Arc<dyn VideoEmbedder>),
+            _ => None,
+        };
+        Ok(Providers {
+            image_embedder,
+            video_embedder,
+            data_automation: bedrock.as_ref().and_then(|b| b.data_automation().cloned()),
+            analyzer: match (&bedrock, bedrock::model_of(&config.analyzer)) {
+                (Some(b), Some(model)) => Arc::new(bedrock::NovaAnalyzer::new(
+                    b.clone(),
+                    model,
+                    ffmpeg,
+                    staging.join("proxies"),
+                )),
+                _ => Arc::new(SignalAnalyzer),
+            },
+            reranker: match &bedrock {
+                Some(b) if bedrock::model_of(&config.reranker).is_some() => {
+                    Arc::new(bedrock::CohereReranker::new(b.clone()))
+                }
+                _ => Arc::new(default_reranker(text_embedder.clone())),
+            },
+            text_embedder,
+            transcriber,
+        })
+    }
+}
+
+/// The configured speech model, or `None` when `models.transcriber` is "none".
+pub fn load_transcriber(models: &ModelsConfig) -> Result<Option<WhisperTranscriber>> {
+    if models.transcriber == "none" {
+        return Ok(None);
+    }
+    load_default_transcriber(&models.dir, models.threads, models.speech_gate_db).map(Some)
+}
+
+/// The configured image-text embedder, or `None` when `models.image_embedder` is empty.
+pub fn load_image_embedder(models: &ModelsConfig) -> Result<Option<ClipEmbedder>> {
+    match models.image_embedder.strip_prefix("clip:") {
+        Some(dir) => ClipEmbedder::load(Path::new(dir), models.threads).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The offline default speech model from the models directory.
+pub fn load_default_transcriber(
+    models_dir: &Path,
+    threads: usize,
+    gate_db: f32,
+) -> Result<WhisperTranscriber> {
+    WhisperTranscriber::load(
+        &models_dir.join(WhisperTranscriber::DIR_NAME),
+        threads,
+        gate_db,
+    )
+}
+
+/// The offline default reranker: the text embedder's cosine blended with lexical overlap.
+pub fn default_reranker(embedder: Arc<dyn TextEmbedder>) -> EmbeddingReranker {
+    EmbeddingReranker::new(embedder)
+}
+
+/// The offline default text embedder from the models directory `scripts/setup.sh` fills.
+pub fn load_default_text_embedder(models_dir: &Path, threads: usize) -> Result<MiniLmEmbedder> {
+    MiniLmEmbedder::load(&models_dir.join(MiniLmEmbedder::DIR_NAME), threads)
+}

@@ -1,0 +1,59 @@
+//! The search backend seam: what the engine's search service needs of an index, whatever
+//! keeps it. The embedded index (`SearchIndex`, sled on disk, memory for queries)
+//! implements it; a distributed store (Milvus) implements the same calls over the
+//! network, which is why every call is async and filters are declarative.
+
+use reelforge_core::error::Result;
+use reelforge_core::BoxFuture;
+
+use crate::doc::{Bm25Hit, DocFilter, SearchDoc, Space};
+use crate::text::Analyzer;
+
+/// A stored document fetched by id, with its vector when asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub doc: SearchDoc,
+    pub vector: Option<Vec<f32>>,
+}
+
+pub trait SearchBackend: Send + Sync {
+    /// e.g. "embedded".
+    fn name(&self) -> &'static str;
+    /// The text analysis its lexical path uses (snippets mark the same terms).
+    fn analyzer(&self) -> &Analyzer;
+    /// Replaces a video's documents (each with its vector) and records the store
+    /// generation they came from; an interrupted replace leaves the video unmarked, so
+    /// it is redone.
+    fn replace_video<'a>(
+        &'a self,
+        video_id: &'a str,
+        generation: u32,
+        docs: Vec<(SearchDoc, Vec<f32>)>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Removes a video's documents; returns how many.
+    fn remove_video<'a>(&'a self, video_id: &'a str) -> BoxFuture<'a, Result<u64>>;
+    /// The store generation of a video whose documents are indexed.
+    fn indexed_generation<'a>(&'a self, video_id: &'a str) -> BoxFuture<'a, Result<Option<u32>>>;
+    fn indexed_videos(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+    /// The best `limit` documents by BM25 among those `filter` accepts.
+    fn lexical<'a>(
+        &'a self,
+        query: &'a str,
+        filter: &'a DocFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Bm25Hit>>>;
+    /// The `limit` nearest documents of `space` to a unit `vector` by cosine.
+    fn nearest<'a>(
+        &'a self,
+        space: Space,
+        vector: &'a [f32],
+        filter: &'a DocFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(u64, f32)>>>;
+    /// Documents by id, in order (`None` for one that is gone).
+    fn fetch<'a>(
+        &'a self,
+        ids: &'a [u64],
+        with_vectors: bool,
+    ) -> BoxFuture<'a, Result<Vec<Option<Fetched>>>>;
+}
