@@ -146,6 +146,18 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
         })
         .collect();
     assert_eq!(slices.len(), 6, "one result per 10 s slice of 60 s");
+    // First, the request as the server runs it: what was left unset has its default.
+    match &events[0] {
+        Event::Started(s) => {
+            assert_eq!(s.highlight_id, done.highlight_id);
+            let e = s.effective.clone().unwrap();
+            assert_eq!((e.slice_seconds, e.concurrency), (10.0, 3));
+            assert_eq!((e.min_segment_seconds, e.max_segment_seconds), (1.0, 20.0));
+            assert_eq!(e.render, Some(true));
+            assert_eq!(e.similarity_threshold, None, "not an option of Sliced");
+        }
+        other => panic!("the first event is not started: {other:?}"),
+    }
     assert!(slices
         .iter()
         .all(|s| s.error.is_empty() && s.model == "signal-analyzer-v1"));
@@ -379,6 +391,11 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
         stdout.contains("slice 6") && stdout.contains("chosen"),
         "{stdout}"
     );
+    // The CLI sent only what was set and shows the server's defaults for the rest.
+    assert!(
+        stdout.contains("sliced highlight; 10 s slices, 4 at a time; segments 1-20 s"),
+        "{stdout}"
+    );
     assert!(probe(&out_reel).0 > 1.0);
     let truth = data.path().join("truth.json");
     std::fs::write(
@@ -590,6 +607,19 @@ async fn points_templates_and_music_find_the_known_moments() {
 
     // Points + clips: the analyser's points, each matched against the 2 s clips.
     let (events, done) = run(&mut client, points(&|_| {})).await.unwrap();
+    // Points' own defaults, resolved for the models configured: clips by their
+    // captions at the caption threshold, the transcript's lines as points, no pre-filter.
+    match &events[0] {
+        Event::Started(s) => {
+            let e = s.effective.clone().unwrap();
+            assert_eq!(e.similarity_threshold, Some(0.6));
+            assert_eq!(
+                (e.transcript_points, e.prefilter),
+                (Some(true), Some(false))
+            );
+        }
+        other => panic!("the first event is not started: {other:?}"),
+    }
     let written = points_of(&events);
     assert!(!written.is_empty());
     assert!(written
