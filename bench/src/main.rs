@@ -4,8 +4,10 @@
 
 mod highlight;
 mod ingest;
+mod load;
 mod measure;
 mod models;
+mod quality;
 mod search;
 
 use std::path::PathBuf;
@@ -71,6 +73,30 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Search quality on the judged corpus through the real search service: nDCG@10 of
+    /// each recall path, each fusion, with and without the local reranker.
+    Quality {
+        #[arg(long, default_value_t = 10_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 144)]
+        queries: usize,
+    },
+    /// Searches over real gRPC against the release server (beside this binary) holding
+    /// the judged corpus: one caller, N callers, N callers during two ingests and a
+    /// render; the callers' p50/p99, errors, the server's stage times and memory.
+    Load {
+        #[arg(long, default_value_t = 10_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 32)]
+        callers: usize,
+        /// Length of the one-caller and N-caller phases (the last runs as long as its
+        /// background work, at most six times this).
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Where demo.mp4 and speech.mp4 are (scripts/setup.sh makes them).
+        #[arg(long, default_value = "assets/samples")]
+        samples: PathBuf,
+    },
     /// One pass in this process, printed as JSON (used by `bench ingest`).
     #[command(hide = true)]
     IngestPass {
@@ -98,6 +124,23 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(ingest::ingest_pass(&config, &file, pass))
         }
         BenchCommand::Models { texts, speech } => models::models(&config, texts, &speech),
+        BenchCommand::Load {
+            docs,
+            callers,
+            seconds,
+            samples,
+        } => runtime.block_on(load::load(
+            &config.models.dir,
+            &load::LoadOptions {
+                docs,
+                callers,
+                seconds,
+                samples,
+            },
+        )),
+        BenchCommand::Quality { docs, queries } => {
+            runtime.block_on(quality::quality(&config, docs, queries))
+        }
         BenchCommand::Search {
             docs,
             dims,

@@ -42,6 +42,10 @@ pub struct SearchArgs {
     pub time: Option<String>,
     #[arg(long, value_enum, default_value = "rrf")]
     pub fusion: FusionArg,
+    /// Rerank the fused candidates (default: the server's; on with Cohere Rerank, off
+    /// with the local reranker).
+    #[arg(long, conflicts_with = "no_rerank")]
+    pub rerank: bool,
     /// Keep the fused order (no rerank).
     #[arg(long)]
     pub no_rerank: bool,
@@ -97,7 +101,11 @@ pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
             } as i32,
             ..Default::default()
         }),
-        rerank: Some(!args.no_rerank),
+        rerank: match (args.rerank, args.no_rerank) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
         rerank_threshold: args.min_score,
         merge_adjacent: args.merge,
     };
@@ -153,14 +161,21 @@ pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
                 }
             }
             Some(pb::search_response::Item::Stats(st)) => {
+                let embed = if st.query_cached {
+                    "query vector cached".to_string()
+                } else {
+                    format!(
+                        "embed {:.1} ms ({:.1} ms queued, {} in the batch)",
+                        st.embed_ms, st.queue_ms, st.embed_batch
+                    )
+                };
                 println!(
-                    "{} results in {:.1} ms (bm25 {:.1} ms over {} candidates, embed {:.1} ms, \
+                    "{} results in {:.1} ms (bm25 {:.1} ms over {} candidates, {embed}, \
                      vectors {:.1} ms over {}, rerank {:.1} ms)",
                     st.results,
                     st.total_ms,
                     st.bm25_ms,
                     st.bm25_candidates,
-                    st.embed_ms,
                     st.vector_ms,
                     st.vector_candidates,
                     st.rerank_ms

@@ -13,6 +13,8 @@ use reelforge_engine::EngineConfig;
 pub struct Config {
     /// Address the gRPC server listens on; port 0 picks a free port.
     pub listen: String,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`); "" for none.
+    pub metrics_listen: String,
     pub engine: EngineConfig,
 }
 
@@ -20,6 +22,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:50051".into(),
+            metrics_listen: String::new(),
             engine: EngineConfig::default(),
         }
     }
@@ -52,11 +55,20 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
         let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(&e))?;
         let mut config = Config::default();
-        if let Some(listen) = table.remove("listen") {
-            config.listen = listen
-                .as_str()
-                .ok_or_else(|| bad(&"listen must be a string such as \"127.0.0.1:50051\""))?
-                .to_string();
+        for (key, value) in [
+            ("listen", &mut config.listen),
+            ("metrics_listen", &mut config.metrics_listen),
+        ] {
+            if let Some(v) = table.remove(key) {
+                *value = v
+                    .as_str()
+                    .ok_or_else(|| {
+                        bad(&format!(
+                            "{key} must be an address such as \"127.0.0.1:9464\""
+                        ))
+                    })?
+                    .to_string();
+            }
         }
         config.engine = toml::Value::Table(table).try_into().map_err(|e| bad(&e))?;
         Ok(config)
@@ -65,6 +77,7 @@ impl Config {
     fn apply_env(&mut self, name: &str, value: &str) -> Result<()> {
         match name {
             "LISTEN" => self.listen = value.into(),
+            "METRICS_LISTEN" => self.metrics_listen = value.into(),
             // Variables the client or other tools read (REELFORGE_ADDR, ...) are not ours.
             _ => {
                 self.engine.apply_env(name, value)?;
@@ -82,6 +95,7 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut table = toml::Table::new();
         table.insert("listen".into(), self.listen.clone().into());
+        table.insert("metrics_listen".into(), self.metrics_listen.clone().into());
         let engine = toml::Value::try_from(&self.engine).map_err(|_| fmt::Error)?;
         if let toml::Value::Table(engine) = engine {
             table.extend(engine);

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reelforge_engine::Engine;
 use reelforge_models::{self as models, Providers};
+use reelforge_server::metrics::Metrics;
 use reelforge_server::{api, Config};
 use tokio::net::TcpListener;
 
@@ -23,6 +24,9 @@ struct Args {
     /// Address to listen on (port 0 picks a free one; the bound address is printed).
     #[arg(long)]
     listen: Option<String>,
+    /// Address for Prometheus metrics (`GET /metrics`); off unless set.
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// Directory for the store, thumbnails and uploaded sources.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -73,6 +77,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(listen) = args.metrics_listen {
+        config.metrics_listen = listen;
+    }
     if let Some(dir) = args.data_dir {
         config.engine.data_dir = dir;
     }
@@ -112,9 +119,11 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The models the configuration names, loaded (local) or connected (Bedrock).
+/// The models the configuration names, loaded (local) or connected (Bedrock); their
+/// background pools and every media tool run at `background_nice`.
 async fn load_providers(config: &Config) -> anyhow::Result<Providers> {
     let engine = &config.engine;
+    reelforge_media::process::set_background_nice(engine.background_nice);
     Ok(Providers::load(
         &engine.models,
         &engine.ffmpeg,
@@ -178,6 +187,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics_listener = match config.metrics_listen.as_str() {
+        "" => None,
+        addr => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?,
+        ),
+    };
     let providers = load_providers(&config).await?;
     let engine =
         Engine::open(config.engine, providers).context("cannot open the data directory")?;
@@ -198,13 +215,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("reelforge-server listening on {addr}");
     std::io::stdout().flush()?;
 
+    let metrics = Metrics::new();
+    let stopping = tokio_util::sync::CancellationToken::new();
+    if let Some(listener) = metrics_listener {
+        eprintln!(
+            "reelforge-server metrics on http://{}/metrics",
+            listener.local_addr()?
+        );
+        let (metrics, stopped) = (metrics.clone(), stopping.clone());
+        tokio::spawn(async move {
+            let stop = async move { stopped.cancelled().await };
+            if let Err(e) = reelforge_server::metrics::serve(metrics, listener, stop).await {
+                tracing::error!("the metrics endpoint stopped: {e}");
+            }
+        });
+    }
     let shutdown_engine = engine.clone();
     let shutdown = async move {
         signals.wait().await;
         tracing::info!("shutting down: interrupting running jobs and flushing the store");
+        stopping.cancel();
         shutdown_engine.shutdown().await;
     };
-    api::serve(engine.clone(), listener, shutdown).await?;
+    api::serve(engine.clone(), listener, metrics, shutdown).await?;
     engine.flush()?;
     tracing::info!("stopped");
     Ok(())

@@ -52,6 +52,7 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
         "reelforge-bench",
         "bench",
         &[
+            "reelforge-proto",
             "reelforge-core",
             "reelforge-media",
             "reelforge-models",
@@ -132,7 +133,7 @@ const MODULES: [(&str, &[&str]); 6] = [
             "highlights",
         ],
     ),
-    ("server", &["config", "api"]),
+    ("server", &["config", "metrics", "api"]),
 ];
 
 /// Below the server, nothing knows gRPC.

@@ -49,10 +49,13 @@ async fn spoken_phrases_and_scenes_are_found_filtered_explained_and_deleted() {
     let mut client = SearchClient::new(server.channel().await);
 
     // A line of dialogue, searched in the transcripts, found right after ingest.
+    // The local reranker is asked for: it is off by default (it does not beat fusion).
     let line = "had he married a more amiable woman";
-    let (results, stats) = search(&mut client, request(line, pb::SearchMode::Transcript, 5))
-        .await
-        .unwrap();
+    let reranked = pb::SearchRequest {
+        rerank: Some(true),
+        ..request(line, pb::SearchMode::Transcript, 5)
+    };
+    let (results, stats) = search(&mut client, reranked).await.unwrap();
     let top = &results[0];
     assert_eq!(top.video_id, speech_id);
     assert_eq!(top.source, "transcript_chunk");
@@ -74,6 +77,14 @@ async fn spoken_phrases_and_scenes_are_found_filtered_explained_and_deleted() {
     assert!(results.iter().all(|r| r.source == "transcript_chunk"));
     assert_eq!(stats.results as usize, results.len());
     assert!(stats.total_ms > 0.0);
+    // Unasked, the same search is fused and not reranked, and its query vector is the one
+    // just made (a search embeds a query once; recent queries are remembered).
+    let (plain, plain_stats) = search(&mut client, request(line, pb::SearchMode::Transcript, 5))
+        .await
+        .unwrap();
+    assert_eq!(plain[0].video_id, speech_id);
+    assert!(plain.iter().all(|r| !r.scores.unwrap().reranked));
+    assert!(plain_stats.query_cached && plain_stats.embed_batch == 0);
 
     // A scene, by what is seen: the bikes clip at 20-30 s of the demo.
     let (results, _) = search(
@@ -484,5 +495,91 @@ async fn bda_results_import_as_searchable_timed_documents() {
     .await
     .unwrap();
     assert!(results.iter().all(|r| r.video_id != bda_id), "{results:?}");
+    server.stop().await;
+}
+
+/// A free loopback port (bound, then released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` over plain HTTP/1.1.
+async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: reelforge\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+#[tokio::test]
+async fn metrics_count_rpcs_by_status_and_time_search_stages() {
+    let data = tempfile::tempdir().unwrap();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(
+        data.path(),
+        &[],
+        &[
+            ("REELFORGE_METRICS_LISTEN", metrics.as_str()),
+            ("REELFORGE_TRANSCRIBER", "none"),
+        ],
+    )
+    .await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bda/result.json");
+    let out = server.cli(&["import-bda", fixture.to_str().unwrap()]);
+    assert!(out.status.success());
+    let mut client = SearchClient::new(server.channel().await);
+    for _ in 0..2 {
+        search(
+            &mut client,
+            request("goalkeeper saves the penalty", pb::SearchMode::All, 3),
+        )
+        .await
+        .unwrap();
+    }
+    let err = search(&mut client, request(" ", pb::SearchMode::All, 3))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let text = scrape(&metrics).await;
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(
+        has(r#"reelforge_rpc_requests_total{code="OK",rpc="reelforge.v1.Search/Search"} 2"#),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"reelforge_rpc_requests_total{code="INVALID_ARGUMENT",rpc="reelforge.v1.Search/Search"} 1"#
+        ),
+        "{text}"
+    );
+    for stage in [
+        "queue", "embed", "bm25", "vectors", "fuse", "rerank", "total",
+    ] {
+        assert!(
+            has(&format!(
+                r#"reelforge_search_stage_seconds_count{{stage="{stage}"}} 2"#
+            )),
+            "{stage}: {text}"
+        );
+    }
+    // The same query twice: embedded once, then from the cache.
+    assert!(
+        has(r#"reelforge_search_query_vectors_total{source="model"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"reelforge_search_query_vectors_total{source="cache"} 1"#),
+        "{text}"
+    );
     server.stop().await;
 }

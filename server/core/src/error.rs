@@ -54,6 +54,38 @@ impl Error {
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(msg.into())
     }
+
+    /// The same error again, for each of several callers one failure answers (an I/O
+    /// error becomes `Internal` with its message).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidInput(m) => Error::InvalidInput(m.clone()),
+            Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
+            Error::FailedPrecondition(m) => Error::FailedPrecondition(m.clone()),
+            Error::Media {
+                message,
+                stderr_tail,
+            } => Error::Media {
+                message: message.clone(),
+                stderr_tail: stderr_tail.clone(),
+            },
+            Error::Provider {
+                provider,
+                message,
+                retryable,
+            } => Error::Provider {
+                provider: provider.clone(),
+                message: message.clone(),
+                retryable: *retryable,
+            },
+            Error::Storage(m) => Error::Storage(m.clone()),
+            Error::Io(e) => Error::Internal(format!("i/o: {e}")),
+            Error::Cancelled(m) => Error::Cancelled(m.clone()),
+            Error::Unavailable(m) => Error::Unavailable(m.clone()),
+            Error::Internal(m) => Error::Internal(m.clone()),
+        }
+    }
 }
 
 #[cfg(feature = "sled")]

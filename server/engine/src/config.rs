@@ -20,6 +20,9 @@ pub struct EngineConfig {
     pub ffprobe: String,
     /// Most memory sled may use to cache pages of the store.
     pub store_cache_mb: u64,
+    /// Nice value (0-19) of background work: ffmpeg (ingest, renders) and the model pools
+    /// that serve ingest, so searches get the CPU first. 0 runs everything alike.
+    pub background_nice: i32,
     pub ingest: IngestConfig,
     pub models: ModelsConfig,
 }
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             store_cache_mb: 64,
+            background_nice: 10,
             ingest: IngestConfig::default(),
             models: ModelsConfig::default(),
         }
@@ -89,6 +93,7 @@ impl EngineConfig {
             "FFMPEG" => self.ffmpeg = value.into(),
             "FFPROBE" => self.ffprobe = value.into(),
             "STORE_CACHE_MB" => self.store_cache_mb = parse_env(name, value)?,
+            "BACKGROUND_NICE" => self.background_nice = parse_env(name, value)?,
             "SLICE_SECONDS" => self.ingest.slice_seconds = parse_env(name, value)?,
             "CLIP_SECONDS" => self.ingest.clip_seconds = parse_env(name, value)?,
             "ANALYSIS_FPS" => self.ingest.analysis_fps = parse_env(name, value)?,
@@ -103,6 +108,12 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<()> {
         if self.store_cache_mb == 0 {
             return Err(Error::invalid("store_cache_mb must be at least 1"));
+        }
+        if !(0..=19).contains(&self.background_nice) {
+            return Err(Error::invalid(format!(
+                "background_nice is a nice value, 0 (as searches) to 19 (lowest); got {}",
+                self.background_nice
+            )));
         }
         self.models.validate()?;
         let i = &self.ingest;

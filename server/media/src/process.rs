@@ -1,8 +1,11 @@
 //! Running ffmpeg/ffprobe: children are killed when dropped, stderr is read concurrently
-//! (so a chatty child never blocks) and its tail is carried in errors.
+//! (so a chatty child never blocks) and its tail is carried in errors. Media work is
+//! background work (ingest, renders): children run at the background priority, as do the
+//! model pools that serve ingest, so searches get the CPU first on a busy machine.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncReadExt;
@@ -56,11 +59,44 @@ pub struct MediaChild {
     program: String,
 }
 
-/// Spawns `cmd` with stderr captured, stdin closed and kill-on-drop set.
+/// The nice value (0-19) of background work: media tools and the threads that call
+/// `run_in_background`. A process-wide OS attribute, set once at start from the
+/// configuration; 0 leaves priorities alone.
+static BACKGROUND_NICE: AtomicI32 = AtomicI32::new(0);
+
+pub fn set_background_nice(nice: i32) {
+    BACKGROUND_NICE.store(nice.clamp(0, 19), Ordering::Relaxed);
+}
+
+/// Lowers the calling thread to the background priority (on Linux the nice value is a
+/// per-thread attribute): for the model pools that serve ingest.
+pub fn run_in_background() {
+    let nice = BACKGROUND_NICE.load(Ordering::Relaxed);
+    if nice > 0 {
+        // SAFETY: setpriority only changes the scheduling weight of the given thread.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        }
+    }
+}
+
+/// Spawns `cmd` at the background priority, with stderr captured, stdin closed and
+/// kill-on-drop set.
 pub fn spawn(mut cmd: Command, program: &str) -> Result<MediaChild> {
     cmd.stdin(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    let nice = BACKGROUND_NICE.load(Ordering::Relaxed);
+    if nice > 0 {
+        // SAFETY: setpriority is a plain system call, safe between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                Ok(())
+            });
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::FailedPrecondition(format!(

@@ -55,6 +55,12 @@ pub trait TextEmbedder: Send + Sync {
     /// Stable name recorded with stored vectors, e.g. "local:all-minilm-l6-v2".
     fn name(&self) -> &str;
     fn dimensions(&self) -> usize;
+    /// Whether concurrent queries are best embedded together in one call (a local model:
+    /// a batch costs little more than one text) rather than one call each (a remote API
+    /// with its own concurrency).
+    fn batch_queries(&self) -> bool {
+        false
+    }
     /// One embedding per text, in order. An empty text is `InvalidInput`.
     fn embed<'a>(
         &'a self,
@@ -149,12 +155,29 @@ pub struct RerankScore {
 /// Orders candidates by relevance to a query.
 pub trait Reranker: Send + Sync {
     fn name(&self) -> &str;
+    /// Whether a search reranks when the request does not say: a reranker on by default
+    /// must beat fusion alone on judged queries (`reelforge-bench quality`).
+    fn on_by_default(&self) -> bool {
+        true
+    }
     /// Scores for every candidate, most relevant first. An empty query is `InvalidInput`.
     fn rerank<'a>(
         &'a self,
         query: &'a str,
         candidates: &'a [RerankCandidate],
     ) -> BoxFuture<'a, Result<Vec<RerankScore>>>;
+    /// As `rerank`, with the query's vector by the configured text embedder when the
+    /// caller already has it: a reranker that compares embeddings then does not embed the
+    /// query a second time. Others ignore it.
+    fn rerank_with_vector<'a>(
+        &'a self,
+        query: &'a str,
+        query_vector: Option<&'a [f32]>,
+        candidates: &'a [RerankCandidate],
+    ) -> BoxFuture<'a, Result<Vec<RerankScore>>> {
+        let _ = query_vector;
+        self.rerank(query, candidates)
+    }
 }
 
 /// Rejects empty texts with the index of the first one.

@@ -1,7 +1,9 @@
 //! all-MiniLM-L6-v2 (sentence-transformers, 384 dims) on candle's CPU backend: WordPiece
 //! tokenisation, BERT forward pass, attention-masked mean pooling, L2 normalisation.
-//! Inference runs on its own rayon pool (one thread was fastest on 2 cores) inside
-//! `spawn_blocking`, never on the async runtime.
+//! Inference runs inside `spawn_blocking`, never on the async runtime, on rayon pools of
+//! its own (one thread each was fastest on 2 cores): one for documents (ingest's batches,
+//! at the background priority) and one for queries, so a search never queues behind an
+//! ingest batch and gets the CPU first when both run.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,7 +30,10 @@ pub struct MiniLmEmbedder {
 struct Inner {
     model: BertModel,
     tokenizer: Tokenizer,
+    /// Documents: ingest, indexing, library entries.
     pool: rayon::ThreadPool,
+    /// Queries: searches and the texts matched at highlight time.
+    query_pool: rayon::ThreadPool,
     dimensions: usize,
 }
 
@@ -81,16 +86,24 @@ impl MiniLmEmbedder {
             unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu) }
                 .map_err(provider_error)?;
         let model = BertModel::load(vb, &config).map_err(provider_error)?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("minilm-{i}"))
-            .build()
-            .map_err(provider_error)?;
+        let pool = |name: &'static str, background: bool| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.max(1))
+                .thread_name(move |i| format!("minilm-{name}-{i}"))
+                .start_handler(move |_| {
+                    if background {
+                        reelforge_media::process::run_in_background();
+                    }
+                })
+                .build()
+                .map_err(provider_error)
+        };
         Ok(MiniLmEmbedder {
             inner: Arc::new(Inner {
                 model,
                 tokenizer,
-                pool,
+                pool: pool("docs", true)?,
+                query_pool: pool("query", false)?,
                 dimensions: config.hidden_size,
             }),
         })
@@ -168,11 +181,15 @@ impl TextEmbedder for MiniLmEmbedder {
         self.inner.dimensions
     }
 
-    /// MiniLM embeds queries and documents alike.
+    fn batch_queries(&self) -> bool {
+        true
+    }
+
+    /// MiniLM embeds queries and documents alike; queries run on their own pool.
     fn embed<'a>(
         &'a self,
         texts: &'a [String],
-        _purpose: EmbedPurpose,
+        purpose: EmbedPurpose,
     ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>> {
         Box::pin(async move {
             check_texts(texts)?;
@@ -181,9 +198,15 @@ impl TextEmbedder for MiniLmEmbedder {
             }
             let inner = self.inner.clone();
             let texts = texts.to_vec();
-            tokio::task::spawn_blocking(move || inner.pool.install(|| inner.embed_all(&texts)))
-                .await
-                .map_err(|e| Error::internal(format!("embedding task: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                let pool = match purpose {
+                    EmbedPurpose::Query => &inner.query_pool,
+                    EmbedPurpose::Index => &inner.pool,
+                };
+                pool.install(|| inner.embed_all(&texts))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("embedding task: {e}")))?
         })
     }
 }

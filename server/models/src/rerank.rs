@@ -67,9 +67,25 @@ impl Reranker for EmbeddingReranker {
         &self.name
     }
 
+    /// Off unless asked for: on the judged corpus it scores below RRF alone (nDCG@10
+    /// 0.866 against 0.869 with MiniLM), since its semantic part repeats the vector
+    /// recall's cosine and its lexical part the BM25 score fusion already weighed.
+    fn on_by_default(&self) -> bool {
+        false
+    }
+
     fn rerank<'a>(
         &'a self,
         query: &'a str,
+        candidates: &'a [RerankCandidate],
+    ) -> BoxFuture<'a, Result<Vec<RerankScore>>> {
+        self.rerank_with_vector(query, None, candidates)
+    }
+
+    fn rerank_with_vector<'a>(
+        &'a self,
+        query: &'a str,
+        query_vector: Option<&'a [f32]>,
         candidates: &'a [RerankCandidate],
     ) -> BoxFuture<'a, Result<Vec<RerankScore>>> {
         Box::pin(async move {
@@ -81,17 +97,24 @@ impl Reranker for EmbeddingReranker {
             if candidates.is_empty() {
                 return Ok(Vec::new());
             }
-            let query_vec = self
-                .embedder
-                .embed(&[query.to_string()], EmbedPurpose::Query)
-                .await?;
+            // The caller's query vector when it fits this embedder, else embedded here.
+            let dims = self.embedder.dimensions();
+            let query_vec: Vec<f32> = match query_vector.filter(|v| v.len() == dims) {
+                Some(v) => v.to_vec(),
+                None => {
+                    self.embedder
+                        .embed(&[query.to_string()], EmbedPurpose::Query)
+                        .await?
+                        .remove(0)
+                        .vector
+                }
+            };
             // Candidates with a vector of the right size are not embedded again; empty
             // texts cannot be embedded and score on the lexical part only.
-            let dims = self.embedder.dimensions();
             let mut semantic = vec![0f32; candidates.len()];
             for (i, c) in candidates.iter().enumerate() {
                 if let Some(v) = c.vector.as_ref().filter(|v| v.len() == dims) {
-                    semantic[i] = cosine(&query_vec[0].vector, v);
+                    semantic[i] = cosine(&query_vec, v);
                 }
             }
             let with_text: Vec<usize> = (0..candidates.len())
@@ -109,7 +132,7 @@ impl Reranker for EmbeddingReranker {
                 .collect();
             let vectors = self.embedder.embed(&texts, EmbedPurpose::Index).await?;
             for (&i, v) in with_text.iter().zip(&vectors) {
-                semantic[i] = cosine(&query_vec[0].vector, &v.vector);
+                semantic[i] = cosine(&query_vec, &v.vector);
             }
             let lexical = lexical_scores(query, candidates);
             let mut scores: Vec<RerankScore> = (0..candidates.len())

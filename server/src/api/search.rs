@@ -13,16 +13,18 @@ use reelforge_engine::Search;
 use reelforge_search::DocKind;
 
 use super::status::to_status;
+use crate::metrics::Metrics;
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::SearchResponse, Status>> + Send>>;
 
 pub struct SearchApi {
     search: Arc<Search>,
+    metrics: Arc<Metrics>,
 }
 
 impl SearchApi {
-    pub fn new(search: Arc<Search>) -> Self {
-        SearchApi { search }
+    pub fn new(search: Arc<Search>, metrics: Arc<Metrics>) -> Self {
+        SearchApi { search, metrics }
     }
 }
 
@@ -127,6 +129,9 @@ fn stats(results: usize, t: &SearchTimings) -> pb::SearchResponse {
             fuse_ms: t.fuse_ms,
             rerank_ms: t.rerank_ms,
             total_ms: t.total_ms,
+            queue_ms: t.queue_ms,
+            query_cached: t.query_cached,
+            embed_batch: t.embed_batch,
         })),
     }
 }
@@ -141,6 +146,7 @@ impl pb::search_server::Search for SearchApi {
     ) -> Result<Response<Self::SearchStream>, Status> {
         let req = request(req.into_inner()).map_err(to_status)?;
         let (hits, timings) = self.search.search(&req).await.map_err(to_status)?;
+        self.metrics.search(&timings);
         let mut out: Vec<Result<pb::SearchResponse, Status>> = hits
             .iter()
             .enumerate()

@@ -51,7 +51,7 @@ pub struct StrategyOptions {
 pub struct HighlightRequest {
     /// The video (every strategy but Script, which uses `options.video_ids`).
     pub video_id: String,
-    /// A registered strategy's name (`strategy::NAMES`).
+    /// A registered strategy's name (`strategy::names()`).
     pub strategy: String,
     pub options: StrategyOptions,
     /// Reel length to aim for (`None`: every chosen segment).
@@ -120,7 +120,7 @@ impl HighlightRequest {
         let strategy = strategy::find(name).ok_or_else(|| {
             Error::invalid(format!(
                 "strategy {name:?} is not a highlight strategy (one of {})",
-                strategy::NAMES.join(", ")
+                strategy::names().join(", ")
             ))
         })?;
         let options = strategy.options(&self.options, context)?;

@@ -2,6 +2,7 @@
 //! search backend with the configured models (`query`), and the index kept in step with
 //! the video store (`indexer`, `reconcile`).
 
+pub mod embed;
 pub mod indexer;
 pub mod query;
 pub mod request;
@@ -18,12 +19,16 @@ pub use request::{FusionRequest, Mode, Query, SearchRequest, MAX_QUERY_CHARS, MA
 
 use crate::store::Store;
 use crate::util::blocking;
+use embed::QueryEmbedder;
 
 pub struct Search {
     backend: Arc<dyn SearchBackend>,
     /// Read only: which videos exist and their file names.
     store: Store,
+    /// Documents are embedded with it when indexed.
     text_embedder: Arc<dyn TextEmbedder>,
+    /// Queries: the same model, cached and batched across callers.
+    queries: QueryEmbedder,
     reranker: Arc<dyn Reranker>,
     image_embedder: Option<Arc<dyn ImageTextEmbedder>>,
 }
@@ -39,6 +44,7 @@ impl Search {
         Search {
             backend,
             store,
+            queries: QueryEmbedder::new(text_embedder.clone()),
             text_embedder,
             reranker,
             image_embedder,
@@ -52,7 +58,7 @@ impl Search {
     /// Runs a search; video ids in the filter must exist. Hits carry their video's file
     /// name.
     pub async fn search(&self, req: &SearchRequest) -> Result<(Vec<SearchHit>, SearchTimings)> {
-        let query = req.validate()?;
+        let query = req.validate(self.reranker.on_by_default())?;
         let (store, ids) = (self.store.clone(), req.video_ids.clone());
         blocking(move || {
             for id in &ids {
@@ -66,7 +72,7 @@ impl Search {
         })
         .await?;
         let models = SearchModels {
-            text_embedder: self.text_embedder.as_ref(),
+            query_embedder: &self.queries,
             reranker: self.reranker.as_ref(),
             image_embedder: self.image_embedder.as_deref(),
         };

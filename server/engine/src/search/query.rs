@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use reelforge_core::error::{Error, Result};
-use reelforge_models::{EmbedPurpose, ImageTextEmbedder, RerankCandidate, Reranker, TextEmbedder};
+use reelforge_models::{ImageTextEmbedder, RerankCandidate, Reranker};
 use reelforge_search::fusion::fuse;
 use reelforge_search::text::Analyzer;
 use reelforge_search::{DocKind, SearchBackend, Space};
 
+use super::embed::QueryEmbedder;
 use super::request::Query;
 
 /// Candidates each recall path contributes, at least.
@@ -22,7 +23,8 @@ const SNIPPET_CHARS: usize = 220;
 
 /// The models a search may use.
 pub struct SearchModels<'a> {
-    pub text_embedder: &'a dyn TextEmbedder,
+    /// The text embedder, for queries.
+    pub query_embedder: &'a QueryEmbedder,
     pub reranker: &'a dyn Reranker,
     /// For visual search; `None` when no image-text model is configured.
     pub image_embedder: Option<&'a dyn ImageTextEmbedder>,
@@ -63,7 +65,14 @@ pub struct SearchHit {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchTimings {
     pub bm25_ms: f64,
+    /// Getting the query's vector: waiting for the model and running it.
     pub embed_ms: f64,
+    /// Of `embed_ms`, the wait for the model (queries ahead in the batch, a batch running).
+    pub queue_ms: f64,
+    /// The query's vector came from the cache.
+    pub query_cached: bool,
+    /// Queries in the model call that embedded this one (0 when cached).
+    pub embed_batch: u32,
     pub vector_ms: f64,
     pub fuse_ms: f64,
     pub rerank_ms: f64,
@@ -82,7 +91,7 @@ pub async fn run(
     if q.visual {
         return visual(index, models.image_embedder, q, started).await;
     }
-    let (embedder, reranker) = (models.text_embedder, models.reranker);
+    let reranker = models.reranker;
     let mut t = SearchTimings::default();
     let depth = (q.top_k * 4).max(MIN_CANDIDATES);
 
@@ -91,13 +100,13 @@ pub async fn run(
     t.bm25_ms = ms(stage);
     t.bm25_candidates = lexical.len() as u32;
 
-    let stage = Instant::now();
-    let query_vector = embedder
-        .embed(std::slice::from_ref(&q.query), EmbedPurpose::Query)
-        .await?
-        .remove(0)
-        .vector;
-    t.embed_ms = ms(stage);
+    // The query is embedded once; recall and the reranker share the vector.
+    let query_vector = models.query_embedder.embed(&q.query).await?;
+    t.embed_ms = query_vector.embed_ms;
+    t.queue_ms = query_vector.queue_ms;
+    t.query_cached = query_vector.cached;
+    t.embed_batch = query_vector.batch as u32;
+    let query_vector = query_vector.vector;
     let stage = Instant::now();
     let nearest = index
         .nearest(Space::Text, &query_vector, &q.filter, depth)
@@ -169,7 +178,9 @@ pub async fn run(
                 vector,
             })
             .collect();
-        let scores = reranker.rerank(&q.query, &candidates).await?;
+        let scores = reranker
+            .rerank_with_vector(&q.query, Some(&query_vector), &candidates)
+            .await?;
         let mut reordered = Vec::with_capacity(hits.len());
         for s in scores {
             if q.rerank_threshold.is_some_and(|t| s.score < t) {

@@ -71,7 +71,7 @@ pub struct SearchRequest {
     /// Only these kinds (empty: the mode's).
     pub kinds: Vec<DocKind>,
     pub fusion: FusionRequest,
-    /// `None`: rerank (the default).
+    /// `None`: the configured reranker's default (Cohere: on; the local one: off).
     pub rerank: Option<bool>,
     /// Drop results whose rerank score is below this.
     pub rerank_threshold: Option<f32>,
@@ -96,8 +96,9 @@ impl SearchRequest {
         }
     }
 
-    /// Checks everything about the request that needs no store, and applies defaults.
-    pub fn validate(&self) -> Result<Query> {
+    /// Checks everything about the request that needs no store, and applies defaults;
+    /// `rerank_by_default`: the configured reranker's own default.
+    pub fn validate(&self, rerank_by_default: bool) -> Result<Query> {
         let chars = self.query.chars().count();
         if self.query.trim().is_empty() {
             return Err(Error::invalid("query is empty: say what to look for"));
@@ -171,7 +172,7 @@ impl SearchRequest {
                 time_range: self.time_range,
             },
             fusion,
-            rerank: self.rerank.unwrap_or(true),
+            rerank: self.rerank.unwrap_or(rerank_by_default),
             rerank_threshold: self.rerank_threshold,
             merge_adjacent: self.merge_adjacent,
         })
@@ -261,19 +262,20 @@ mod tests {
             ),
         ];
         for (req, field) in cases {
-            let err = req.validate().unwrap_err();
+            let err = req.validate(true).unwrap_err();
             assert!(matches!(err, Error::InvalidInput(_)), "{err}");
             assert!(err.to_string().contains(field), "{err} should name {field}");
         }
-        let ok = request("a goal").validate().unwrap();
+        let ok = request("a goal").validate(true).unwrap();
         assert_eq!(ok.fusion, Fusion::Rrf { k: 60.0 });
         assert!(ok.rerank);
+        assert!(!request("a goal").validate(false).unwrap().rerank);
         assert_eq!(
             SearchRequest {
                 fusion: FusionRequest::Weighted { weights: None },
                 ..request("a")
             }
-            .validate()
+            .validate(true)
             .unwrap()
             .fusion,
             Fusion::WEIGHTED

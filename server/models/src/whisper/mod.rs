@@ -128,6 +128,8 @@ impl WhisperTranscriber {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("whisper-{i}"))
+            // Speech is transcribed at ingest: background work.
+            .start_handler(|_| reelforge_media::process::run_in_background())
             .build()
             .map_err(|e| provider_error(&name, e))?;
         Ok(WhisperTranscriber {

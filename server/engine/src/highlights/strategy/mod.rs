@@ -28,7 +28,7 @@ use crate::search::Search;
 use crate::store::VideoRecord;
 
 /// Every strategy, by name.
-static STRATEGIES: [&dyn Strategy; 5] = [
+static STRATEGIES: &[&dyn Strategy] = &[
     &direct::Direct,
     &sliced::Sliced,
     &script::Script,
@@ -36,12 +36,14 @@ static STRATEGIES: [&dyn Strategy; 5] = [
     &template::Template,
 ];
 
-/// The registered strategies' names.
-pub const NAMES: [&str; 5] = ["direct", "sliced", "script", "points", "template"];
-
 /// The registered strategy called `name`.
 pub fn find(name: &str) -> Option<&'static dyn Strategy> {
     STRATEGIES.iter().copied().find(|s| s.name() == name)
+}
+
+/// The registered strategies' names.
+pub fn names() -> Vec<&'static str> {
+    STRATEGIES.iter().map(|s| s.name()).collect()
 }
 
 /// What a strategy reads.

@@ -1,0 +1,3 @@
+//! What the benchmarks share with `bench/search-compare`: the judged corpus.
+
+pub mod judged;

@@ -1,0 +1,210 @@
+//! Prometheus metrics on their own HTTP port (`metrics_listen`, off by default): every
+//! RPC's count by gRPC status and its latency (a tower layer around the services, so no
+//! handler records them itself), and search stage by stage (queue wait, embed, BM25,
+//! vectors, fuse, rerank, total) with the query cache and the embedding batch sizes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use prometheus::{
+    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts,
+    Registry, TextEncoder,
+};
+use reelforge_engine::search::SearchTimings;
+use tokio::net::TcpListener;
+
+pub struct Metrics {
+    registry: Registry,
+    rpcs: IntCounterVec,
+    rpc_seconds: HistogramVec,
+    search_seconds: HistogramVec,
+    query_vectors: IntCounterVec,
+    embed_batch: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let registry = Registry::new();
+        // 0.1 ms to ~105 s.
+        let seconds = exponential_buckets(1e-4, 2.0, 21).expect("valid buckets");
+        let rpcs = IntCounterVec::new(
+            Opts::new(
+                "reelforge_rpc_requests_total",
+                "RPCs by method and gRPC status",
+            ),
+            &["rpc", "code"],
+        )
+        .expect("valid metric");
+        let rpc_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "reelforge_rpc_seconds",
+                "Time to an RPC's response headers (a stream's first message)",
+            )
+            .buckets(seconds.clone()),
+            &["rpc"],
+        )
+        .expect("valid metric");
+        let search_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "reelforge_search_stage_seconds",
+                "Search time by stage: queue (waiting for the embedding model), embed (queue included), bm25, vectors, fuse, rerank, total",
+            )
+            .buckets(seconds),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let query_vectors = IntCounterVec::new(
+            Opts::new(
+                "reelforge_search_query_vectors_total",
+                "Query vectors by where they came from: cache or model",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let embed_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "reelforge_search_embed_batch_queries",
+                "Queries embedded in the same model call as a search's",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(rpcs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rpc_seconds.clone()),
+            Box::new(search_seconds.clone()),
+            Box::new(query_vectors.clone()),
+            Box::new(embed_batch.clone()),
+        ] {
+            registry.register(m).expect("metrics registered once");
+        }
+        Arc::new(Metrics {
+            registry,
+            rpcs,
+            rpc_seconds,
+            search_seconds,
+            query_vectors,
+            embed_batch,
+        })
+    }
+
+    /// Records one search's stages.
+    pub fn search(&self, t: &SearchTimings) {
+        for (stage, ms) in [
+            ("queue", t.queue_ms),
+            ("embed", t.embed_ms),
+            ("bm25", t.bm25_ms),
+            ("vectors", t.vector_ms),
+            ("fuse", t.fuse_ms),
+            ("rerank", t.rerank_ms),
+            ("total", t.total_ms),
+        ] {
+            self.search_seconds
+                .with_label_values(&[stage])
+                .observe(ms / 1000.0);
+        }
+        let source = if t.query_cached { "cache" } else { "model" };
+        self.query_vectors.with_label_values(&[source]).inc();
+        if t.embed_batch > 0 {
+            self.embed_batch.observe(t.embed_batch as f64);
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("metrics encode as text");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Counts and times every RPC (a tower layer around the gRPC services).
+#[derive(Clone)]
+pub struct MetricsLayer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for MetricsService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let rpc = req.uri().path().trim_start_matches('/').to_string();
+        let metrics = self.metrics.clone();
+        let started = Instant::now();
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            let response = future.await;
+            if let Ok(r) = &response {
+                // A failed call answers with its status in the headers; a stream that
+                // starts counts as OK (its later failure travels in the trailers).
+                let code = r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or("OK", |c| {
+                        super::api::status::code_name(tonic::Code::from_i32(c))
+                    });
+                metrics.rpcs.with_label_values(&[&rpc, code]).inc();
+                metrics
+                    .rpc_seconds
+                    .with_label_values(&[&rpc])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            response
+        })
+    }
+}
