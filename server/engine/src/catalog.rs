@@ -68,6 +68,16 @@ impl Catalog {
         &self.jobs
     }
 
+    /// Runs `f` on the store for one video, off the async runtime.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        video_id: &str,
+        f: impl FnOnce(&Store, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (store, id) = (self.store.clone(), video_id.to_string());
+        blocking(move || f(&store, &id)).await
+    }
+
     pub async fn videos(&self) -> Result<Vec<VideoRecord>> {
         let store = self.store.clone();
         blocking(move || store.videos()).await
@@ -76,8 +86,7 @@ impl Catalog {
     /// A stored video's record, or `None`.
     pub async fn find(&self, video_id: &str) -> Result<Option<VideoRecord>> {
         validate_video_id(video_id)?;
-        let (store, id) = (self.store.clone(), video_id.to_string());
-        blocking(move || store.video(&id)).await
+        self.on_store(video_id, |s, id| s.video(id)).await
     }
 
     pub async fn video(&self, video_id: &str, include_signals: bool) -> Result<VideoDetail> {
@@ -129,20 +138,17 @@ impl Catalog {
 
     /// A video's slice analyses (its live generation).
     pub async fn slices(&self, video_id: &str) -> Result<Vec<SliceAnalysis>> {
-        let (store, id) = (self.store.clone(), video_id.to_string());
-        blocking(move || store.slices(&id)).await
+        self.on_store(video_id, |s, id| s.slices(id)).await
     }
 
     /// A video's transcript, in time order.
     pub async fn transcript(&self, video_id: &str) -> Result<Vec<TranscriptSegment>> {
-        let (store, id) = (self.store.clone(), video_id.to_string());
-        blocking(move || store.transcript(&id)).await
+        self.on_store(video_id, |s, id| s.transcript(id)).await
     }
 
     /// A video's thumbnails, in time order.
     pub async fn frames(&self, video_id: &str) -> Result<Vec<FrameRecord>> {
-        let (store, id) = (self.store.clone(), video_id.to_string());
-        blocking(move || store.frames(&id)).await
+        self.on_store(video_id, |s, id| s.frames(id)).await
     }
 
     /// A video's vectors of one kind, by owner index.
@@ -151,8 +157,8 @@ impl Catalog {
         video_id: &str,
         kind: EmbeddingKind,
     ) -> Result<Vec<(u32, Vec<f32>)>> {
-        let (store, id) = (self.store.clone(), video_id.to_string());
-        blocking(move || store.embeddings(&id, kind)).await
+        self.on_store(video_id, move |s, id| s.embeddings(id, kind))
+            .await
     }
 
     /// Keeps vectors derived after ingest (clip video embeddings) with the video's live
@@ -163,8 +169,10 @@ impl Catalog {
         kind: EmbeddingKind,
         vectors: Vec<(u32, Vec<f32>)>,
     ) -> Result<()> {
-        let (store, id) = (self.store.clone(), video_id.to_string());
-        blocking(move || store.put_live_embeddings(&id, kind, &vectors)).await
+        self.on_store(video_id, move |s, id| {
+            s.put_live_embeddings(id, kind, &vectors)
+        })
+        .await
     }
 
     /// A job's events from the start, following it if it still runs.

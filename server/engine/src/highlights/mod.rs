@@ -128,12 +128,16 @@ impl Highlights {
         }
     }
 
+    /// What strategies resolve their defaults against: the models configured.
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            video_embedder: self.providers.video_embedder.is_some(),
+        }
+    }
+
     /// Checks a request and fills in its defaults (the strategies' too).
     pub fn plan(&self, req: &HighlightRequest) -> Result<HighlightPlan> {
-        let defaults = Defaults {
-            video_embedder: self.providers.video_embedder.is_some(),
-        };
-        req.validate(&self.allowed_roots, &defaults)
+        req.validate(&self.allowed_roots, &self.defaults())
     }
 
     fn dir(&self, highlight_id: &str) -> PathBuf {
@@ -199,6 +203,7 @@ impl Highlights {
             }
         };
         let cx = Context {
+            defaults: self.defaults(),
             catalog: &self.catalog,
             search: &self.search,
             library: &self.library,

@@ -85,6 +85,8 @@ pub struct Defaults {
 
 /// The services and models a strategy may use, and where its events go.
 pub struct Context<'a> {
+    /// What the options were resolved against.
+    pub defaults: Defaults,
     pub catalog: &'a Catalog,
     pub search: &'a Search,
     pub library: &'a Library,

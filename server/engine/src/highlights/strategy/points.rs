@@ -50,10 +50,7 @@ impl Strategy for Points {
     ) -> BoxFuture<'a, Result<Proposal>> {
         Box::pin(async move {
             let video = one(video);
-            let defaults = Defaults {
-                video_embedder: cx.providers.video_embedder.is_some(),
-            };
-            let o = MatchOptions::read(options, false, |u| threshold(u, &defaults))?;
+            let o = MatchOptions::read(options, false, |u| threshold(u, &cx.defaults))?;
             let segments = points_and_clips(cx, video, &o).await?;
             Ok(of_video(segments, Shaping::Exclusive, video))
         })
