@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto}");
     }
     tonic_prost_build::configure()
+        // Maps in a stable order: the same record encodes to the same bytes (and the CLI
+        // prints them sorted).
+        .btree_map(".")
         .file_descriptor_set_path(out_dir.join("reelforge_descriptor.bin"))
         .type_attribute(".reelforge.v1", "#[derive(serde::Serialize)]")
         .type_attribute(".reelforge.v1", "#[serde(rename_all = \"snake_case\")]")

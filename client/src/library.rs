@@ -96,12 +96,24 @@ pub async fn run(channel: Channel, command: LibraryCommand) -> anyhow::Result<()
             }
         }
         LibraryCommand::List { category, json } => {
-            let r = client
-                .list_entries(pb::ListLibraryEntriesRequest {
-                    category: category.unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
+            let category = category.unwrap_or_default();
+            let mut r = pb::ListLibraryEntriesResponse::default();
+            loop {
+                let page = client
+                    .list_entries(pb::ListLibraryEntriesRequest {
+                        category: category.clone(),
+                        page_size: 500,
+                        page_token: std::mem::take(&mut r.next_page_token),
+                    })
+                    .await?
+                    .into_inner();
+                r.entries.extend(page.entries);
+                r.scripts.extend(page.scripts);
+                r.next_page_token = page.next_page_token;
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+            }
             if json {
                 return output::json_line(&r);
             }

@@ -4,6 +4,7 @@ mod highlight;
 mod ingest;
 mod library;
 mod output;
+mod pages;
 mod search;
 mod videos;
 

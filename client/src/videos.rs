@@ -5,12 +5,24 @@ use reelforge_proto::v1 as pb;
 use tokio_stream::StreamExt;
 
 use crate::output::{self, clock};
-use crate::Client;
+use crate::{pages, Client};
 
 #[derive(Subcommand)]
 pub enum VideosCommand {
-    /// List stored videos.
+    /// List stored videos, newest first.
     List {
+        /// Only videos whose file name contains this (case-insensitive).
+        #[arg(long)]
+        name: Option<String>,
+        /// Only videos ingested since then: how long ago (30m, 12h, 7d) or Unix ms.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only videos ingested before then (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many (default: all, fetched page by page).
+        #[arg(long)]
+        limit: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -31,6 +43,13 @@ pub enum VideosCommand {
 pub enum JobsCommand {
     /// List jobs, newest first.
     List {
+        /// Only jobs in this state (repeatable): queued, running, succeeded, failed,
+        /// cancelled, interrupted.
+        #[arg(long = "state", value_parser = parse_state)]
+        states: Vec<pb::JobState>,
+        /// At most this many (default: all, fetched page by page).
+        #[arg(long)]
+        limit: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -48,12 +67,37 @@ pub enum JobsCommand {
 
 pub async fn run_videos(client: &mut Client, command: VideosCommand) -> anyhow::Result<()> {
     match command {
-        VideosCommand::List { json } => {
-            let videos = client
-                .list_videos(pb::ListVideosRequest {})
-                .await?
-                .into_inner()
-                .videos;
+        VideosCommand::List {
+            name,
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            let bound = |flag: &str, t: Option<String>| -> anyhow::Result<i64> {
+                t.map_or(Ok(0), |t| pages::since(flag, &t))
+            };
+            let request = pb::ListVideosRequest {
+                name_contains: name.unwrap_or_default(),
+                ingested_after_unix_ms: bound("--since", since)?,
+                ingested_before_unix_ms: bound("--until", until)?,
+                ..Default::default()
+            };
+            let videos = pages::collect(limit, |page_size, page_token| {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move {
+                    let r = client
+                        .list_videos(pb::ListVideosRequest {
+                            page_size,
+                            page_token,
+                            ..request
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.videos, r.next_page_token))
+                }
+            })
+            .await?;
             if json {
                 return output::json_line(&videos);
             }
@@ -165,14 +209,39 @@ fn job_json(j: &pb::Job) -> serde_json::Value {
     value
 }
 
+fn parse_state(text: &str) -> Result<pb::JobState, String> {
+    pb::JobState::from_str_name(&format!("JOB_STATE_{}", text.trim().to_uppercase()))
+        .filter(|s| *s != pb::JobState::Unspecified)
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a job state: use queued, running, succeeded, failed, cancelled or interrupted"
+            )
+        })
+}
+
 pub async fn run_jobs(client: &mut Client, command: JobsCommand) -> anyhow::Result<()> {
     match command {
-        JobsCommand::List { json } => {
-            let jobs = client
-                .list_jobs(pb::ListJobsRequest {})
-                .await?
-                .into_inner()
-                .jobs;
+        JobsCommand::List {
+            states,
+            limit,
+            json,
+        } => {
+            let states: Vec<i32> = states.into_iter().map(|s| s as i32).collect();
+            let jobs = pages::collect(limit, |page_size, page_token| {
+                let (mut client, states) = (client.clone(), states.clone());
+                async move {
+                    let r = client
+                        .list_jobs(pb::ListJobsRequest {
+                            page_size,
+                            page_token,
+                            states,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.jobs, r.next_page_token))
+                }
+            })
+            .await?;
             if json {
                 return output::json_line(&jobs.iter().map(job_json).collect::<Vec<_>>());
             }

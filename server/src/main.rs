@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reelforge_engine::Engine;
 use reelforge_models::{self as models, Providers};
+use reelforge_server::logging::{self, LogFormat};
 use reelforge_server::metrics::Metrics;
 use reelforge_server::{api, Config};
 use tokio::net::TcpListener;
@@ -30,6 +31,9 @@ struct Args {
     /// Directory for the store, thumbnails and uploaded sources.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object per line, with the call's request id).
+    #[arg(long, env = "REELFORGE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     /// A directory clients may ingest server-side files from (repeatable).
     #[arg(long = "allow-root")]
     allow_roots: Vec<PathBuf>,
@@ -66,13 +70,7 @@ enum ModelsCommand {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hnsw_rs=warn".into()),
-        )
-        .init();
+    logging::init(args.log_format);
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
@@ -115,7 +113,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Reindex) => runtime.block_on(reindex(config)),
-        None => runtime.block_on(serve(config)),
+        None => runtime.block_on(serve(config, args.log_format)),
     }
 }
 
@@ -182,8 +180,12 @@ async fn reindex(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    eprintln!("reelforge-server effective configuration:\n{config}");
+async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
+    match log_format {
+        LogFormat::Text => eprintln!("reelforge-server effective configuration:\n{config}"),
+        // One JSON line like every other, the TOML as a field.
+        LogFormat::Json => tracing::info!(config = %config, "effective configuration"),
+    }
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

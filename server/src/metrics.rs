@@ -14,6 +14,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 use reelforge_engine::search::SearchTimings;
+
+use crate::codes::{code_name, response_code};
 use tokio::net::TcpListener;
 
 pub struct Metrics {
@@ -190,14 +192,7 @@ where
             if let Ok(r) = &response {
                 // A failed call answers with its status in the headers; a stream that
                 // starts counts as OK (its later failure travels in the trailers).
-                let code = r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or("OK", |c| {
-                        super::api::status::code_name(tonic::Code::from_i32(c))
-                    });
+                let code = response_code(r.headers()).map_or("OK", code_name);
                 metrics.rpcs.with_label_values(&[&rpc, code]).inc();
                 metrics
                     .rpc_seconds

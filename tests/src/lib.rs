@@ -3,6 +3,7 @@
 //! `reelforge` CLI binary.
 
 pub mod bedrock_stub;
+pub mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,14 +16,18 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+/// `target/<profile>`: where `cargo test --workspace` puts the binaries it builds.
+pub fn binary_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
 /// A binary built by `cargo test --workspace`, next to the test executable's directory.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let path = dir.join(name);
+    let path = binary_dir().join(name);
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test --workspace` so the binaries are built",
@@ -193,6 +198,26 @@ impl Server {
 
     /// Starts the server with extra `REELFORGE_*` environment variables.
     pub async fn start_with(data_dir: &Path, roots: &[&Path], env: &[(&str, &str)]) -> Server {
+        Self::spawn(data_dir, roots, env, Stdio::inherit()).await
+    }
+
+    /// Starts the server with its log (stderr) written to `log`.
+    pub async fn start_logging_to(
+        data_dir: &Path,
+        roots: &[&Path],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Server {
+        let file = std::fs::File::create(log).expect("create the server's log file");
+        Self::spawn(data_dir, roots, env, Stdio::from(file)).await
+    }
+
+    async fn spawn(
+        data_dir: &Path,
+        roots: &[&Path],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let mut cmd = tokio::process::Command::new(binary("reelforge-server"));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
@@ -201,15 +226,16 @@ impl Server {
         for root in roots {
             cmd.arg("--allow-root").arg(root);
         }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
         cmd.env("REELFORGE_MODELS_DIR", models)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true);
+        // The caller's variables win over the defaults above.
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut child = cmd.spawn().expect("start reelforge-server");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();

@@ -67,8 +67,11 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
         &[
             "reelforge-proto",
             "reelforge-core",
+            "reelforge-media",
             "reelforge-models",
+            "reelforge-search",
             "reelforge-engine",
+            "reelforge-server",
         ],
     ),
 ];
@@ -79,7 +82,7 @@ const MODULES: [(&str, &[&str]); 6] = [
     (
         "server/core",
         &[
-            "error", "time", "ids", "vector", "segments", "answer", "eval", "script",
+            "error", "time", "ids", "vector", "segments", "answer", "eval", "script", "page",
         ],
     ),
     (
@@ -133,7 +136,7 @@ const MODULES: [(&str, &[&str]); 6] = [
             "highlights",
         ],
     ),
-    ("server", &["config", "metrics", "api"]),
+    ("server", &["config", "codes", "logging", "metrics", "api"]),
 ];
 
 /// Below the server, nothing knows gRPC.

@@ -6,7 +6,8 @@ use reelforge_engine::store::Store;
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::ingest_event::Event;
 use reelforge_tests::{
-    demo_video, done_video_id, drain, fixtures, path_request, stored_video, upload_chunks, Server,
+    demo_video, done_video_id, drain, fixtures, ingest_path_done, path_request, stored_video,
+    upload_chunks, Server,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -128,7 +129,7 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
         2
     );
     let videos = client
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -355,7 +356,7 @@ async fn bad_inputs_get_clear_errors_and_lose_nothing() {
     assert_eq!(before, after);
     assert_eq!(
         client
-            .list_videos(pb::ListVideosRequest {})
+            .list_videos(pb::ListVideosRequest::default())
             .await
             .unwrap()
             .into_inner()
@@ -402,7 +403,7 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
         ids.push(done_video_id(&events));
     }
     let job_id = client
-        .list_jobs(pb::ListJobsRequest {})
+        .list_jobs(pb::ListJobsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -469,7 +470,7 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
     let server = Server::start(data.path(), &[&f.dir]).await;
     let mut client = server.client().await;
     let videos = client
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -566,7 +567,7 @@ async fn a_job_outlives_its_client_and_can_be_cancelled() {
     let (_, status) = drain(stream).await;
     assert_eq!(status.unwrap_err().code(), Code::Cancelled);
     let videos = client
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -645,7 +646,7 @@ async fn concurrent_good_and_bad_requests_all_get_their_answers() {
     let videos = server
         .client()
         .await
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -780,4 +781,282 @@ async fn health_and_reflection_v1_and_v1alpha_are_served() {
         Some(r1::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
     ));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn lists_page_by_token_with_filters_over_grpc_and_the_cli() {
+    use pb::library_client::LibraryClient;
+
+    let f = fixtures();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[&f.dir]).await;
+    let mut client = server.client().await;
+    let (_, small) = ingest_path_done(&mut client, &f.small, 4.0).await;
+    let (_, silent) = ingest_path_done(&mut client, &f.silent, 4.0).await;
+
+    // Every video once, newest first, one per page.
+    let list = |req: pb::ListVideosRequest| {
+        let mut client = client.clone();
+        async move { client.list_videos(req).await.map(|r| r.into_inner()) }
+    };
+    let first = list(pb::ListVideosRequest {
+        page_size: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.videos.len(), 1);
+    assert_eq!(first.videos[0].video_id, silent, "newest first");
+    assert!(!first.next_page_token.is_empty());
+    let second = list(pb::ListVideosRequest {
+        page_size: 1,
+        page_token: first.next_page_token.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(second.videos.len(), 1);
+    assert_eq!(second.videos[0].video_id, small);
+    assert_eq!(second.next_page_token, "", "the last page has no token");
+    let newer_at = first.videos[0].ingested_at_unix_ms;
+
+    // Filters: name (case-insensitive) and ingest time.
+    let ids =
+        |r: pb::ListVideosResponse| r.videos.into_iter().map(|v| v.video_id).collect::<Vec<_>>();
+    let by_name = list(pb::ListVideosRequest {
+        name_contains: "SILENT".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ids(by_name), vec![silent.clone()]);
+    let since = list(pb::ListVideosRequest {
+        ingested_after_unix_ms: newer_at,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ids(since), vec![silent.clone()]);
+    let before = list(pb::ListVideosRequest {
+        ingested_before_unix_ms: newer_at,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ids(before), vec![small.clone()]);
+
+    // What a caller can get wrong, each named.
+    let refused = [
+        (
+            pb::ListVideosRequest {
+                page_size: -1,
+                ..Default::default()
+            },
+            "page_size",
+        ),
+        (
+            pb::ListVideosRequest {
+                page_token: "not-a-token".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+        (
+            pb::ListVideosRequest {
+                page_token: first.next_page_token.clone(),
+                name_contains: "small".into(),
+                ..Default::default()
+            },
+            "other filters",
+        ),
+        (
+            pb::ListVideosRequest {
+                ingested_after_unix_ms: 2_000,
+                ingested_before_unix_ms: 1_000,
+                ..Default::default()
+            },
+            "ingested_after_unix_ms",
+        ),
+    ];
+    for (req, needle) in refused {
+        let status = list(req.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{req:?}: {status:?}");
+        assert!(status.message().contains(needle), "{req:?}: {status:?}");
+    }
+
+    // Jobs by state, paged.
+    let mut token = String::new();
+    let mut succeeded = Vec::new();
+    loop {
+        let page = client
+            .list_jobs(pb::ListJobsRequest {
+                page_size: 1,
+                page_token: token,
+                states: vec![pb::JobState::Succeeded as i32],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        succeeded.extend(page.jobs.into_iter().map(|j| j.video_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(succeeded, vec![silent.clone(), small.clone()]);
+    let failed = client
+        .list_jobs(pb::ListJobsRequest {
+            states: vec![pb::JobState::Failed as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(failed.jobs.is_empty(), "{failed:?}");
+    let status = client
+        .list_jobs(pb::ListJobsRequest {
+            states: vec![99],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("states[0]"), "{status:?}");
+
+    // Library entries page too; the scripts come with the first page.
+    let mut library = LibraryClient::new(server.channel().await);
+    for (start, end) in [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)] {
+        library
+            .add_entry(pb::AddLibraryEntryRequest {
+                video_id: small.clone(),
+                start_seconds: start,
+                end_seconds: end,
+                category: "tone".into(),
+                description: format!("a steady tone from {start} s"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    library
+        .set_script(pb::SetCategoryScriptRequest {
+            category: "tone".into(),
+            script: "start, then end".into(),
+        })
+        .await
+        .unwrap();
+    let page = |token: String| {
+        let mut library = library.clone();
+        async move {
+            library
+                .list_entries(pb::ListLibraryEntriesRequest {
+                    category: "tone".into(),
+                    page_size: 2,
+                    page_token: token,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let one = page(String::new()).await;
+    let two = page(one.next_page_token.clone()).await;
+    let starts: Vec<i64> = one
+        .entries
+        .iter()
+        .chain(&two.entries)
+        .map(|e| e.start_ms)
+        .collect();
+    assert_eq!(starts, vec![0, 2_000, 4_000], "oldest first, each once");
+    assert_eq!(one.scripts.len(), 1);
+    assert!(
+        two.scripts.is_empty() && two.next_page_token.is_empty(),
+        "{two:?}"
+    );
+
+    // The CLI pages through and filters.
+    let out = server.cli(&["videos", "list", "--limit", "1", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+    let out = server.cli(&["jobs", "list", "--state", "succeeded"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&small) && text.contains(&silent),
+        "{text}"
+    );
+    let out = server.cli(&["jobs", "list", "--state", "done"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not a job state"),
+        "{err}"
+    );
+    let out = server.cli(&["videos", "list", "--since", "yesterday"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--since"), "{err}");
+}
+
+#[tokio::test]
+async fn json_logs_carry_each_calls_request_id_and_return_it() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("server.log");
+    let server = Server::start_logging_to(
+        data.path(),
+        &[],
+        &[("REELFORGE_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        &log,
+    )
+    .await;
+    let mut client = server.client().await;
+
+    let mut request = tonic::Request::new(pb::GetVideoRequest {
+        video_id: "0123456789abcdef".into(),
+        include_signals: false,
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "caller-trace-42".parse().unwrap());
+    let status = client.get_video(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        status
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("caller-trace-42"),
+        "the caller's id comes back"
+    );
+    let reply = client
+        .list_videos(pb::ListVideosRequest::default())
+        .await
+        .unwrap();
+    let made = reply
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(made.len(), 36, "a request without an id gets one: {made}");
+    server.stop().await;
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let refused = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "caller-trace-42")
+        .unwrap_or_else(|| panic!("no line with the request id in:\n{text}"));
+    assert_eq!(refused["fields"]["code"], "NOT_FOUND", "{refused}");
+    assert_eq!(
+        refused["span"]["rpc"], "reelforge.v1.Ingest/GetVideo",
+        "{refused}"
+    );
+    assert!(
+        refused["fields"]["detail"]
+            .as_str()
+            .is_some_and(|m| m.contains("0123456789abcdef")),
+        "{refused}"
+    );
 }

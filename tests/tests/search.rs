@@ -337,7 +337,7 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
     assert_eq!((results[0].start_ms, results[0].end_ms), (5_000, 7_000));
 
     let before = ingest
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -354,7 +354,7 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
         err.message()
     );
     let after = ingest
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -383,7 +383,7 @@ async fn bda_results_import_as_searchable_timed_documents() {
     assert!(stdout.contains("(new record)"), "{stdout}");
     let mut ingest = server.client().await;
     let videos = ingest
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -474,7 +474,7 @@ async fn bda_results_import_as_searchable_timed_documents() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
     let videos = ingest
-        .list_videos(pb::ListVideosRequest {})
+        .list_videos(pb::ListVideosRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod error;
 pub mod eval;
 pub mod ids;
+pub mod page;
 pub mod script;
 pub mod segments;
 pub mod time;

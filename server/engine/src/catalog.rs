@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use reelforge_core::error::{Error, Result};
 use reelforge_core::ids::validate_video_id;
+use reelforge_core::page::{newest_first, Page, PageRequest};
 use reelforge_models::analysis::{SignalWindow, SliceAnalysis};
 use reelforge_models::{TextEmbedder, TranscriptSegment};
 
 use crate::jobs::{JobEvents, Jobs};
 use crate::search::Search;
-use crate::store::{EmbeddingKind, FrameRecord, JobRecord, Store, SubtitleRecord, VideoRecord};
+use crate::store::{
+    EmbeddingKind, FrameRecord, JobRecord, JobState, Store, SubtitleRecord, VideoRecord,
+};
 use crate::util::blocking;
 
 /// A stored video with its derived records.
@@ -26,6 +29,76 @@ pub struct VideoDetail {
     pub transcript: Vec<TranscriptSegment>,
     pub subtitles: Vec<SubtitleRecord>,
     pub embedding_counts: BTreeMap<String, u32>,
+}
+
+/// Which stored videos a listing selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VideoFilter {
+    /// Text the file name contains, compared case-insensitively.
+    pub name_contains: Option<String>,
+    /// Ingested at or after this time (Unix ms).
+    pub ingested_after_unix_ms: Option<i64>,
+    /// Ingested before this time (Unix ms).
+    pub ingested_before_unix_ms: Option<i64>,
+}
+
+impl VideoFilter {
+    /// The filter with its text trimmed and lower-cased, or what is wrong with it.
+    fn checked(&self) -> Result<VideoFilter> {
+        let name = self
+            .name_contains
+            .as_deref()
+            .map(|n| n.trim().to_lowercase())
+            .filter(|n| !n.is_empty());
+        if name.as_ref().is_some_and(|n| n.chars().count() > 256) {
+            return Err(Error::invalid(
+                "name_contains is longer than 256 characters; send part of the file name",
+            ));
+        }
+        for (field, value) in [
+            ("ingested_after_unix_ms", self.ingested_after_unix_ms),
+            ("ingested_before_unix_ms", self.ingested_before_unix_ms),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(Error::invalid(format!(
+                    "{field} must be a Unix time in milliseconds (0 or unset: no bound); got {}",
+                    value.unwrap_or_default()
+                )));
+            }
+        }
+        if let (Some(after), Some(before)) =
+            (self.ingested_after_unix_ms, self.ingested_before_unix_ms)
+        {
+            if after >= before {
+                return Err(Error::invalid(format!(
+                    "ingested_after_unix_ms ({after}) must be earlier than ingested_before_unix_ms ({before})"
+                )));
+            }
+        }
+        Ok(VideoFilter {
+            name_contains: name,
+            ..self.clone()
+        })
+    }
+
+    fn canonical(&self) -> String {
+        format!(
+            "name={:?};after={:?};before={:?}",
+            self.name_contains, self.ingested_after_unix_ms, self.ingested_before_unix_ms
+        )
+    }
+
+    fn selects(&self, v: &VideoRecord) -> bool {
+        self.name_contains
+            .as_ref()
+            .is_none_or(|n| v.filename.to_lowercase().contains(n.as_str()))
+            && self
+                .ingested_after_unix_ms
+                .is_none_or(|t| v.ingested_at_unix_ms >= t)
+            && self
+                .ingested_before_unix_ms
+                .is_none_or(|t| v.ingested_at_unix_ms < t)
+    }
 }
 
 /// What the matching strategies read of one stored video.
@@ -184,9 +257,39 @@ impl Catalog {
         self.jobs.job(job_id).await
     }
 
-    /// Jobs, newest first, without their event logs.
-    pub async fn list_jobs(&self) -> Result<Vec<JobRecord>> {
-        self.jobs.list().await
+    /// One page of the jobs in `states` (every state when empty), newest first, without
+    /// their event logs.
+    pub async fn list_jobs(
+        &self,
+        states: &[JobState],
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<JobRecord>> {
+        let mut states = states.to_vec();
+        states.sort();
+        states.dedup();
+        let page = PageRequest::parse(page_size, page_token, &format!("states={states:?}"))?;
+        let mut jobs = self.jobs.list().await?;
+        jobs.retain(|j| states.is_empty() || states.contains(&j.state));
+        Ok(page.cut(jobs, |j| {
+            format!("{}\n{}", newest_first(j.created_unix_ms), j.job_id)
+        }))
+    }
+
+    /// One page of the stored videos that `filter` selects, newest first.
+    pub async fn list_videos(
+        &self,
+        filter: &VideoFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<VideoRecord>> {
+        let filter = filter.checked()?;
+        let page = PageRequest::parse(page_size, page_token, &filter.canonical())?;
+        let mut videos = self.videos().await?;
+        videos.retain(|v| filter.selects(v));
+        Ok(page.cut(videos, |v| {
+            format!("{}\n{}", newest_first(v.ingested_at_unix_ms), v.video_id)
+        }))
     }
 
     /// Cancels a queued or running job and waits for it to stop.

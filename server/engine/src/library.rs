@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use reelforge_core::error::{Error, Result};
 use reelforge_core::ids::validate_video_id;
+use reelforge_core::page::{Page, PageRequest};
 use reelforge_core::script::parse_script;
 use reelforge_core::vector::l2_normalise;
 use reelforge_models::{EmbedPurpose, TextEmbedder};
@@ -234,22 +235,41 @@ impl Library {
         Ok(e)
     }
 
-    /// Entries and scripts of `category` (every one for "").
+    /// One page of the entries of `category` (every one for ""), by category and then
+    /// oldest first, and on the first page the categories' scripts.
     pub async fn list(
         &self,
         category: &str,
-    ) -> Result<(Vec<LibraryEntry>, BTreeMap<String, Vec<String>>)> {
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Page<LibraryEntry>, BTreeMap<String, Vec<String>>)> {
         let category = match category.trim() {
             "" => None,
             c => Some(check_category(c)?),
         };
+        let page = PageRequest::parse(
+            page_size,
+            page_token,
+            &format!("category={}", category.as_deref().unwrap_or("")),
+        )?;
         let store = self.store.clone();
         blocking(move || {
-            let mut scripts = store.scripts()?;
+            let mut scripts = match page.is_first() {
+                true => store.scripts()?,
+                false => BTreeMap::new(),
+            };
             if let Some(c) = &category {
                 scripts.retain(|k, _| k == c);
             }
-            Ok((store.list(category.as_deref())?, scripts))
+            let entries = page.cut(store.list(category.as_deref())?, |e| {
+                format!(
+                    "{}\n{:020}\n{}",
+                    e.category,
+                    e.created_unix_ms.max(0),
+                    e.entry_id
+                )
+            });
+            Ok((entries, scripts))
         })
         .await
     }

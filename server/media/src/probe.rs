@@ -99,6 +99,12 @@ fn seconds_to_ms(s: Option<&str>) -> Option<i64> {
         .map(|v| (v * 1000.0).round() as i64)
 }
 
+/// Reads what `ffprobe -show_format -show_streams -of json` printed (outside input: the
+/// fuzz tests feed it mutated output).
+pub fn parse_ffprobe_json(json: &[u8]) -> Result<ProbeRecord> {
+    parse_ffprobe(json).map(|(record, _)| record)
+}
+
 /// Parses `ffprobe -show_format -show_streams -of json`.
 fn parse_ffprobe(json: &[u8]) -> Result<(ProbeRecord, Option<i64>)> {
     let out: FfprobeOutput = serde_json::from_slice(json)

@@ -56,6 +56,10 @@ fn string(v: &Value, path: &str, name: &str) -> Result<Option<String>> {
     }
 }
 
+/// Times past this are not times in a video (found by fuzzing: i64::MAX overflowed the
+/// duration check).
+const MAX_MILLIS: i64 = 30 * 24 * 3_600_000;
+
 fn millis(v: &Value, path: &str, name: &str) -> Result<Option<i64>> {
     let at = format!("{path}.{name}");
     match field(v, path, name)? {
@@ -67,6 +71,12 @@ fn millis(v: &Value, path: &str, name: &str) -> Result<Option<i64>> {
                 .ok_or_else(|| invalid(&at, format!("must be a whole number of ms, found {n}")))?;
             if ms < 0 {
                 return Err(invalid(&at, format!("must not be negative, found {ms}")));
+            }
+            if ms > MAX_MILLIS {
+                return Err(invalid(
+                    &at,
+                    format!("{ms} ms is more than 30 days; not a time in a video"),
+                ));
             }
             Ok(Some(ms))
         }
@@ -173,7 +183,7 @@ pub fn parse(json: &[u8]) -> Result<BdaAsset> {
         origin: "bda".into(),
     };
     let check_inside = |path: &str, (start, end): (i64, i64)| {
-        if end > duration_ms + 1_000 || start > duration_ms {
+        if end > duration_ms.saturating_add(1_000) || start > duration_ms {
             Err(invalid(
                 path,
                 format!("{start}..{end} ms lies beyond the video's duration_millis {duration_ms}"),
@@ -384,6 +394,11 @@ mod tests {
             (
                 Box::new(|v| v["metadata"]["semantic_modality"] = "IMAGE".into()),
                 "only VIDEO",
+            ),
+            (
+                // Regression (found by fuzzing): this overflowed the duration check.
+                Box::new(|v| v["metadata"]["duration_millis"] = i64::MAX.into()),
+                "metadata.duration_millis: 9223372036854775807 ms is more than 30 days",
             ),
             (
                 Box::new(|v| v["shots"][0]["start_timestamp_millis"] = "soon".into()),

@@ -9,7 +9,10 @@ use reelforge_media::{ProbeRecord, StreamRecord};
 use reelforge_models::analysis::{ModelUsage, SegmentCandidate, SignalWindow, SliceAnalysis};
 use reelforge_models::TranscriptSegment;
 
-use super::status::{code_for, code_name};
+use reelforge_core::Error;
+
+use super::status::code_for;
+use crate::codes::code_name;
 
 pub fn options(o: Option<pb::IngestOptions>) -> IngestOptions {
     let pb::IngestOptions {
@@ -151,6 +154,30 @@ pub fn video(d: &VideoDetail) -> pb::Video {
             })
             .collect(),
     }
+}
+
+/// The job states a listing asks for, or which entry of `states` is not one.
+pub fn job_states(states: &[i32]) -> Result<Vec<JobState>, Error> {
+    states
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| match pb::JobState::try_from(s) {
+            Ok(pb::JobState::Queued) => Ok(JobState::Queued),
+            Ok(pb::JobState::Running) => Ok(JobState::Running),
+            Ok(pb::JobState::Succeeded) => Ok(JobState::Succeeded),
+            Ok(pb::JobState::Failed) => Ok(JobState::Failed),
+            Ok(pb::JobState::Cancelled) => Ok(JobState::Cancelled),
+            Ok(pb::JobState::Interrupted) => Ok(JobState::Interrupted),
+            _ => Err(Error::invalid(format!(
+                "states[{i}] = {s} is not a job state; use QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED or INTERRUPTED"
+            ))),
+        })
+        .collect()
+}
+
+/// A listing's filter on ingest time: 0 means no bound.
+pub fn time_bound(unix_ms: i64) -> Option<i64> {
+    (unix_ms != 0).then_some(unix_ms)
 }
 
 pub fn job(j: &JobRecord) -> pb::Job {

@@ -281,7 +281,18 @@ impl pb::highlight_server::Highlight for HighlightApi {
             let sink = move |e: HighlightEvent| {
                 let _ = sink_tx.send(Ok(event(e)));
             };
-            let outcome = highlights.run(&plan, &sink).await;
+            // Its own task, so that a bug that panics ends the stream with INTERNAL
+            // instead of a stream that just stops (which reads as success).
+            let work = tokio::spawn(async move { highlights.run(&plan, &sink).await });
+            let outcome = match work.await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!("highlight task failed: {e}");
+                    Err(Error::internal(
+                        "the highlight stopped on a server bug; the server's log has the details",
+                    ))
+                }
+            };
             let last = outcome.map_err(to_status).map(|r| pb::HighlightEvent {
                 event: Some(pb::highlight_event::Event::Done(pb::HighlightResult {
                     highlight_id: r.highlight_id,

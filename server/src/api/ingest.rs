@@ -10,12 +10,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use reelforge_engine::catalog::VideoFilter;
 use reelforge_engine::jobs::JobEvents;
 use reelforge_engine::store::IngestEvent;
 use reelforge_engine::{Catalog, Ingest};
 
 use super::convert;
-use super::status::{code_for, to_status};
+use super::status::{bounded, code_for, to_status};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::IngestEvent, Status>> + Send>>;
 
@@ -43,7 +44,7 @@ fn stream_job(mut events: JobEvents) -> EventStream {
         while let Some((seq, event)) = events.next().await {
             let failure = match &event {
                 IngestEvent::Failed { kind, message } => {
-                    Some(Status::new(code_for(*kind), message.clone()))
+                    Some(Status::new(code_for(*kind), bounded(message)))
                 }
                 _ => None,
             };
@@ -161,11 +162,22 @@ impl pb::ingest_server::Ingest for IngestApi {
 
     async fn list_jobs(
         &self,
-        _request: Request<pb::ListJobsRequest>,
+        request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let jobs = self.catalog.list_jobs().await.map_err(to_status)?;
+        let pb::ListJobsRequest {
+            page_size,
+            page_token,
+            states,
+        } = request.into_inner();
+        let states = convert::job_states(&states).map_err(to_status)?;
+        let page = self
+            .catalog
+            .list_jobs(&states, page_size, &page_token)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ListJobsResponse {
-            jobs: jobs.iter().map(convert::job).collect(),
+            jobs: page.items.iter().map(convert::job).collect(),
+            next_page_token: page.next_token,
         }))
     }
 
@@ -184,12 +196,28 @@ impl pb::ingest_server::Ingest for IngestApi {
 
     async fn list_videos(
         &self,
-        _request: Request<pb::ListVideosRequest>,
+        request: Request<pb::ListVideosRequest>,
     ) -> Result<Response<pb::ListVideosResponse>, Status> {
-        let mut videos = self.catalog.videos().await.map_err(to_status)?;
-        videos.sort_by_key(|v| std::cmp::Reverse(v.ingested_at_unix_ms));
+        let pb::ListVideosRequest {
+            page_size,
+            page_token,
+            name_contains,
+            ingested_after_unix_ms,
+            ingested_before_unix_ms,
+        } = request.into_inner();
+        let filter = VideoFilter {
+            name_contains: Some(name_contains),
+            ingested_after_unix_ms: convert::time_bound(ingested_after_unix_ms),
+            ingested_before_unix_ms: convert::time_bound(ingested_before_unix_ms),
+        };
+        let page = self
+            .catalog
+            .list_videos(&filter, page_size, &page_token)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ListVideosResponse {
-            videos: videos.iter().map(convert::video_summary).collect(),
+            videos: page.items.iter().map(convert::video_summary).collect(),
+            next_page_token: page.next_token,
         }))
     }
 

@@ -66,10 +66,19 @@ impl pb::library_server::Library for LibraryApi {
         &self,
         req: Request<pb::ListLibraryEntriesRequest>,
     ) -> Result<Response<pb::ListLibraryEntriesResponse>, Status> {
-        let pb::ListLibraryEntriesRequest { category } = req.into_inner();
-        let (entries, scripts) = self.library.list(&category).await.map_err(to_status)?;
+        let pb::ListLibraryEntriesRequest {
+            category,
+            page_size,
+            page_token,
+        } = req.into_inner();
+        let (entries, scripts) = self
+            .library
+            .list(&category, page_size, &page_token)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ListLibraryEntriesResponse {
-            entries: entries.iter().map(entry).collect(),
+            next_page_token: entries.next_token,
+            entries: entries.items.iter().map(entry).collect(),
             scripts: scripts
                 .into_iter()
                 .map(|(category, events)| pb::CategoryScript { category, events })

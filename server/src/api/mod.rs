@@ -28,6 +28,7 @@ pub use status::to_status;
 use reelforge_engine::Engine;
 use std::sync::Arc;
 
+use crate::logging::RequestIdLayer;
 use crate::metrics::{Metrics, MetricsLayer};
 
 /// Largest gRPC message accepted (upload chunks are far smaller).
@@ -85,6 +86,7 @@ pub async fn serve(
     let library = LibraryServer::new(LibraryApi::new(engine.library));
 
     tonic::transport::Server::builder()
+        .layer(RequestIdLayer)
         .layer(MetricsLayer(metrics))
         .add_service(health_service)
         .add_service(reflection_v1)

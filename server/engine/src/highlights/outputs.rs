@@ -74,7 +74,7 @@ pub(super) fn fit_in_order(
             if room < fit.min_segment_ms {
                 break;
             }
-            s.end_ms = s.end_ms.min(s.start_ms + room);
+            s.end_ms = s.end_ms.min(s.start_ms.saturating_add(room));
         }
         total += s.duration_ms();
         chosen.push(s);

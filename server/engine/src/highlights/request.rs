@@ -94,12 +94,18 @@ impl std::fmt::Debug for HighlightPlan {
     }
 }
 
-/// Seconds as a caller gives them: finite and not negative.
+/// The longest time any highlight option may give: ten days.
+const MAX_SECONDS: f64 = 864_000.0;
+
+/// Seconds as a caller gives them: finite, not negative, at most ten days (larger values
+/// overflowed the reel's arithmetic: found by the hostile-clients test).
 fn seconds(value: Option<f64>, field: &str) -> Result<Option<f64>> {
     match value {
-        Some(s) if !s.is_finite() || s < 0.0 => Err(Error::invalid(format!(
-            "{field} must be a non-negative number of seconds, got {s}"
-        ))),
+        Some(s) if !s.is_finite() || !(0.0..=MAX_SECONDS).contains(&s) => {
+            Err(Error::invalid(format!(
+                "{field} must be a number of seconds from 0 to {MAX_SECONDS} (ten days), got {s}"
+            )))
+        }
         other => Ok(other),
     }
 }
@@ -212,5 +218,23 @@ impl HighlightPlan {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_finite_non_negative_and_at_most_ten_days() {
+        assert_eq!(seconds(Some(60.0), "t").unwrap(), Some(60.0));
+        assert_eq!(seconds(None, "t").unwrap(), None);
+        // Regression (hostile clients): f64::MAX seconds overflowed the reel arithmetic.
+        for bad in [f64::MAX, 864_001.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = seconds(Some(bad), "target_seconds")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("target_seconds"), "{bad}: {err}");
+        }
     }
 }
