@@ -218,6 +218,7 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
 
     let metrics = Metrics::new();
+    metrics.watch(engine.catalog.clone(), engine.search.clone());
     let stopping = tokio_util::sync::CancellationToken::new();
     if let Some(listener) = metrics_listener {
         eprintln!(

@@ -1,19 +1,22 @@
 //! Prometheus metrics on their own HTTP port (`metrics_listen`, off by default): every
 //! RPC's count by gRPC status and its latency (a tower layer around the services, so no
 //! handler records them itself), and search stage by stage (queue wait, embed, BM25,
-//! vectors, fuse, rerank, total) with the query cache and the embedding batch sizes.
+//! vectors, fuse, rerank, total) with the query cache and the embedding batch sizes; and,
+//! read from the engine at each scrape, jobs by state, stored videos and their seconds,
+//! the index's documents and vectors by backend, and the store's bytes on disk.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use prometheus::{
-    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use reelforge_engine::search::SearchTimings;
+use reelforge_engine::{Catalog, Search};
 
 use crate::codes::{code_name, response_code};
 use tokio::net::TcpListener;
@@ -25,6 +28,66 @@ pub struct Metrics {
     search_seconds: HistogramVec,
     query_vectors: IntCounterVec,
     embed_batch: Histogram,
+    /// Read at each scrape from what the engine holds.
+    stored: Stored,
+    sources: OnceLock<(Arc<Catalog>, Arc<Search>)>,
+}
+
+/// Gauges of what is stored, set at scrape time.
+struct Stored {
+    jobs: IntGaugeVec,
+    videos: IntGauge,
+    video_seconds: Gauge,
+    index_documents: IntGaugeVec,
+    index_vectors: IntGaugeVec,
+    store_bytes: IntGauge,
+}
+
+impl Stored {
+    fn new() -> Stored {
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        Stored {
+            jobs: IntGaugeVec::new(
+                Opts::new("reelforge_jobs", "Jobs in the store by kind and state"),
+                &["kind", "state"],
+            )
+            .expect("valid metric"),
+            videos: gauge("reelforge_videos", "Stored videos"),
+            video_seconds: Gauge::new(
+                "reelforge_video_seconds",
+                "Seconds of video stored (ingested and kept)",
+            )
+            .expect("valid metric"),
+            index_documents: IntGaugeVec::new(
+                Opts::new("reelforge_index_documents", "Search documents by backend"),
+                &["backend"],
+            )
+            .expect("valid metric"),
+            index_vectors: IntGaugeVec::new(
+                Opts::new(
+                    "reelforge_index_vectors",
+                    "Vectors held for nearest-neighbour search, by backend",
+                ),
+                &["backend"],
+            )
+            .expect("valid metric"),
+            store_bytes: gauge(
+                "reelforge_store_bytes",
+                "Bytes of the sled store on disk (the embedded index shares it)",
+            ),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.jobs.clone()),
+            Box::new(self.videos.clone()),
+            Box::new(self.video_seconds.clone()),
+            Box::new(self.index_documents.clone()),
+            Box::new(self.index_vectors.clone()),
+            Box::new(self.store_bytes.clone()),
+        ]
+    }
 }
 
 impl Metrics {
@@ -74,13 +137,16 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
         )
         .expect("valid metric");
-        for m in [
-            Box::new(rpcs.clone()) as Box<dyn prometheus::core::Collector>,
+        let stored = Stored::new();
+        let mut all: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(rpcs.clone()),
             Box::new(rpc_seconds.clone()),
             Box::new(search_seconds.clone()),
             Box::new(query_vectors.clone()),
             Box::new(embed_batch.clone()),
-        ] {
+        ];
+        all.extend(stored.collectors());
+        for m in all {
             registry.register(m).expect("metrics registered once");
         }
         Arc::new(Metrics {
@@ -90,7 +156,57 @@ impl Metrics {
             search_seconds,
             query_vectors,
             embed_batch,
+            stored,
+            sources: OnceLock::new(),
         })
+    }
+
+    /// Where the stored gauges are read from at each scrape.
+    pub fn watch(&self, catalog: Arc<Catalog>, search: Arc<Search>) {
+        let _ = self.sources.set((catalog, search));
+    }
+
+    /// Sets the stored gauges from the engine (a failed read leaves its gauge as it was
+    /// and is logged: a scrape never fails for it).
+    async fn refresh(&self) {
+        let Some((catalog, search)) = self.sources.get() else {
+            return;
+        };
+        let s = &self.stored;
+        match catalog.jobs().list().await {
+            Ok(jobs) => {
+                s.jobs.reset();
+                for job in jobs {
+                    let state = format!("{:?}", job.state).to_lowercase();
+                    s.jobs.with_label_values(&["ingest", &state]).inc();
+                }
+            }
+            Err(e) => tracing::warn!("metrics: cannot list jobs: {e}"),
+        }
+        match catalog.videos().await {
+            Ok(videos) => {
+                s.videos.set(videos.len() as i64);
+                let ms: i64 = videos.iter().map(|v| v.probe.duration_ms).sum();
+                s.video_seconds.set(ms as f64 / 1000.0);
+            }
+            Err(e) => tracing::warn!("metrics: cannot list videos: {e}"),
+        }
+        let backend = search.backend();
+        match backend.stats().await {
+            Ok(stats) => {
+                s.index_documents
+                    .with_label_values(&[backend.name()])
+                    .set(stats.documents as i64);
+                s.index_vectors
+                    .with_label_values(&[backend.name()])
+                    .set(stats.vectors as i64);
+            }
+            Err(e) => tracing::warn!("metrics: cannot read the index's size: {e}"),
+        }
+        match catalog.store_bytes().await {
+            Ok(bytes) => s.store_bytes.set(bytes as i64),
+            Err(e) => tracing::warn!("metrics: cannot read the store's size: {e}"),
+        }
     }
 
     /// Records one search's stages.
@@ -136,6 +252,7 @@ pub async fn serve(
         axum::routing::get(move || {
             let metrics = metrics.clone();
             async move {
+                metrics.refresh().await;
                 (
                     [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
                     metrics.render(),

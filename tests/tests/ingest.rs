@@ -6,8 +6,8 @@ use reelforge_engine::store::Store;
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::ingest_event::Event;
 use reelforge_tests::{
-    demo_video, done_video_id, drain, fixtures, ingest_path_done, path_request, stored_video,
-    upload_chunks, Server,
+    demo_video, done_video_id, drain, fixtures, free_port, ingest_path_done, path_request, scrape,
+    stored_video, upload_chunks, Server,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -789,10 +789,23 @@ async fn lists_page_by_token_with_filters_over_grpc_and_the_cli() {
 
     let f = fixtures();
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[&f.dir]).await;
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(
+        data.path(),
+        &[&f.dir],
+        &[("REELFORGE_METRICS_LISTEN", metrics.as_str())],
+    )
+    .await;
     let mut client = server.client().await;
     let (_, small) = ingest_path_done(&mut client, &f.small, 4.0).await;
     let (_, silent) = ingest_path_done(&mut client, &f.silent, 4.0).await;
+    // The jobs gauge counts what the listing below pages through.
+    let text = scrape(&metrics).await;
+    assert!(
+        text.lines()
+            .any(|l| l == r#"reelforge_jobs{kind="ingest",state="succeeded"} 2"#),
+        "{text}"
+    );
 
     // Every video once, newest first, one per page.
     let list = |req: pb::ListVideosRequest| {

@@ -5,7 +5,9 @@
 use pb::search_client::SearchClient;
 use pb::search_response::Item;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{demo_video, ingest_path_done, speech_video, stored_video, Server};
+use reelforge_tests::{
+    demo_video, free_port, ingest_path_done, scrape, speech_video, stored_video, Server,
+};
 use tonic::Code;
 
 fn request(query: &str, mode: pb::SearchMode, top_k: u32) -> pb::SearchRequest {
@@ -498,28 +500,6 @@ async fn bda_results_import_as_searchable_timed_documents() {
     server.stop().await;
 }
 
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET /metrics` over plain HTTP/1.1.
-async fn scrape(addr: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: reelforge\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).await.unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out
-}
-
 #[tokio::test]
 async fn metrics_count_rpcs_by_status_and_time_search_stages() {
     let data = tempfile::tempdir().unwrap();
@@ -581,5 +561,18 @@ async fn metrics_count_rpcs_by_status_and_time_search_stages() {
         has(r#"reelforge_search_query_vectors_total{source="cache"} 1"#),
         "{text}"
     );
+    // What is stored, read at the scrape: the imported video, its documents, the store.
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(value("reelforge_videos"), 1.0);
+    assert!(value("reelforge_video_seconds") > 0.0, "{text}");
+    assert!(
+        value(r#"reelforge_index_documents{backend="embedded"}"#) >= 3.0,
+        "{text}"
+    );
+    assert!(value("reelforge_store_bytes") > 0.0, "{text}");
     server.stop().await;
 }

@@ -151,6 +151,12 @@ impl Catalog {
         blocking(move || f(&store, &id)).await
     }
 
+    /// Bytes the store takes on disk (the embedded search index shares its sled file).
+    pub async fn store_bytes(&self) -> Result<u64> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.db().size_on_disk()?)).await
+    }
+
     pub async fn videos(&self) -> Result<Vec<VideoRecord>> {
         let store = self.store.clone();
         blocking(move || store.videos()).await

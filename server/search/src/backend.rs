@@ -16,6 +16,14 @@ pub struct Fetched {
     pub vector: Option<Vec<f32>>,
 }
 
+/// What an index holds, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    pub documents: u64,
+    /// Documents with a vector held for nearest-neighbour search.
+    pub vectors: u64,
+}
+
 pub trait SearchBackend: Send + Sync {
     /// e.g. "embedded".
     fn name(&self) -> &'static str;
@@ -50,6 +58,8 @@ pub trait SearchBackend: Send + Sync {
         filter: &'a DocFilter,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<(u64, f32)>>>;
+    /// How many documents (and vectors) it holds.
+    fn stats(&self) -> BoxFuture<'_, Result<BackendStats>>;
     /// Documents by id, in order (`None` for one that is gone).
     fn fetch<'a>(
         &'a self,

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use reelforge_core::error::{Error, Result};
 use reelforge_core::BoxFuture;
 
-use crate::backend::{Fetched, SearchBackend};
+use crate::backend::{BackendStats, Fetched, SearchBackend};
 use crate::bm25::{self, Bm25, QueryTerm, Scorer};
 use crate::doc::{Bm25Hit, DocFilter, DocMeta, SearchDoc, Space};
 use crate::slots::{meta, Slots};
@@ -428,6 +428,19 @@ impl SearchIndex {
 impl SearchBackend for SearchIndex {
     fn name(&self) -> &'static str {
         "embedded"
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<BackendStats>> {
+        Box::pin(self.blocking(|ix| {
+            let (documents, _) = ix.stats()?;
+            Ok(BackendStats {
+                documents,
+                vectors: {
+                    let memory = ix.memory();
+                    (memory.space(Space::Text).len() + memory.space(Space::Visual).len()) as u64
+                },
+            })
+        }))
     }
 
     fn analyzer(&self) -> &Analyzer {
