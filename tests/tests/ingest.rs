@@ -325,7 +325,26 @@ async fn bad_inputs_get_clear_errors_and_lose_nothing() {
             "{:?} lacks {message:?}",
             status.message()
         );
+        // Told under the caller's file name, never the server's temporary one.
+        assert!(
+            !status.message().contains(".part"),
+            "{:?} names the temporary file",
+            status.message()
+        );
     }
+    let status = client
+        .ingest_upload(tokio_stream::iter(upload_chunks(
+            &f.text_as_mp4,
+            0.0,
+            false,
+        )))
+        .await
+        .expect_err("text accepted as video");
+    assert!(
+        status.message().starts_with("notes.mp4 is not a video"),
+        "{:?}",
+        status.message()
+    );
 
     // Unknown and malformed ids.
     let status = client

@@ -88,6 +88,31 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The same error with `from` written as `to` in its text: a file the server named
+    /// for itself (an upload's temporary file) reported under the name the caller knows.
+    pub fn renaming(self, from: &str, to: &str) -> Error {
+        if from.is_empty() {
+            return self;
+        }
+        let r = |m: String| m.replace(from, to);
+        match self {
+            Error::InvalidInput(m) => Error::InvalidInput(r(m)),
+            Error::NotFound(m) => Error::NotFound(r(m)),
+            Error::PermissionDenied(m) => Error::PermissionDenied(r(m)),
+            Error::FailedPrecondition(m) => Error::FailedPrecondition(r(m)),
+            Error::Media {
+                message,
+                stderr_tail,
+            } => Error::Media {
+                message: r(message),
+                stderr_tail: r(stderr_tail),
+            },
+            other => other,
+        }
+    }
+}
+
 #[cfg(feature = "sled")]
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {

@@ -209,7 +209,24 @@ impl Ingest {
             return self.already_ingested(video, &source.filename).await;
         }
 
-        let probe = media::probe(&self.config.ffprobe, &source.path).await?;
+        // An upload's problems are told under the name the caller sent, not the
+        // temporary file's.
+        let callers_name = |e: Error| match source.uploaded {
+            true => {
+                let temp = source.path.display().to_string();
+                let temp_name = source
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                e.renaming(&temp, &source.filename)
+                    .renaming(&temp_name, &source.filename)
+            }
+            false => e,
+        };
+        let probe = media::probe(&self.config.ffprobe, &source.path)
+            .await
+            .map_err(callers_name)?;
         let slices = plan::plan_slices(probe.duration_ms, slice_ms, &probe.keyframes_ms)?;
         // Subtitles: sidecar files next to a server-side file, and text subtitle streams.
         // A broken file fails the request here, before a job exists.
@@ -219,7 +236,9 @@ impl Ingest {
             media::subtitles::read_sidecars(&media::subtitles::sidecars(&source.path)).await?
         };
         cues.extend(
-            media::subtitles::read_stream(&self.config.ffmpeg, &source.path, &probe).await?,
+            media::subtitles::read_stream(&self.config.ffmpeg, &source.path, &probe)
+                .await
+                .map_err(callers_name)?,
         );
         let subtitles: Vec<SubtitleRecord> = cues
             .into_iter()
