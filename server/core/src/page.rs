@@ -32,25 +32,7 @@ pub struct Page<T> {
     pub next_token: String,
 }
 
-impl<T> Page<T> {
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(f).collect(),
-            next_token: self.next_token,
-        }
-    }
-}
-
 impl PageRequest {
-    /// The first page, at the default size, for code that lists without a caller.
-    pub fn first(filter: &str) -> Self {
-        PageRequest {
-            size: DEFAULT_PAGE_SIZE,
-            after: None,
-            filter: filter.to_string(),
-        }
-    }
-
     /// Checks `page_size` and `page_token` as the caller sent them. `filter` describes
     /// everything else that selects the listing (its canonical form), so that a token
     /// cannot be replayed against another selection.
@@ -77,8 +59,8 @@ impl PageRequest {
 
     /// Sorts `items` by `key` (the listing's order is the keys' byte order; make keys
     /// unique, e.g. end them with the item's id) and cuts the page this request asks for.
-    pub fn cut<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
-        let mut keyed: Vec<(String, T)> = items.drain(..).map(|t| (key(&t), t)).collect();
+    pub fn cut<T>(&self, items: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
+        let mut keyed: Vec<(String, T)> = items.into_iter().map(|t| (key(&t), t)).collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         let start = match &self.after {
             Some(after) => keyed.partition_point(|(k, _)| k <= after),
