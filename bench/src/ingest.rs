@@ -244,7 +244,13 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
     let cpu_before = own_before + cpu_seconds(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     pipeline
-        .run(&prepared, &work.path().join("staging"), &writer, &sink)
+        .run(
+            &prepared,
+            &work.path().join("staging"),
+            &writer,
+            &sink,
+            None,
+        )
         .await?;
     Ok(PassResult {
         wall_s: started.elapsed().as_secs_f64(),

@@ -286,6 +286,15 @@ impl<'a> JobView<'a> {
                     ));
                 }
             }
+            Event::Resumed(r) => {
+                if let Some(bar) = &self.file_bar {
+                    bar.set_position(r.slices_kept as u64);
+                }
+                self.line(format!(
+                    "{}: resumed at slice {} ({})",
+                    self.name, r.from_slice, r.reason
+                ));
+            }
             Event::EmbeddingsStored(e) => {
                 self.line(format!(
                     "  stored {} {} embeddings ({} dims)",

@@ -209,6 +209,8 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     if indexed + dropped > 0 {
         tracing::info!("search index: indexed {indexed} videos, dropped {dropped}");
     }
+    // Ingests a previous process left unfinished continue where they stopped.
+    engine.resume_jobs().await;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     // Handlers are registered before the address is announced: a client that stops the

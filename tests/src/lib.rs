@@ -286,6 +286,15 @@ impl Server {
         assert!(status.success(), "server exited with {status}");
     }
 
+    /// Kills the server with SIGKILL (no shutdown of any kind) and waits for it to die.
+    pub async fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().expect("server still running") as i32;
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = child.wait().await;
+    }
+
     /// Runs the real CLI against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(binary("reelforge"))

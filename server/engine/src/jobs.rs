@@ -4,7 +4,7 @@
 //! from any position and wait for more, so a slow or late watcher never loses events and
 //! never slows the job.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use reelforge_core::error::{Error, ErrorKind, Result};
@@ -80,6 +80,7 @@ impl IngestSink for JobHandle {
             match &event {
                 IngestEvent::Accepted { slices, .. } => r.slices_total = slices.len() as u32,
                 IngestEvent::SliceFinished { .. } => r.slices_done += 1,
+                IngestEvent::Resumed { slices_kept, .. } => r.slices_done = *slices_kept,
                 _ => {}
             }
             r.events.push(event);
@@ -118,7 +119,7 @@ pub struct JobEvents {
 
 enum Source {
     Live(Arc<JobHandle>, watch::Receiver<u64>),
-    Stored(VecDeque<IngestEvent>),
+    Stored(VecDeque<IngestEvent>, JobState, Option<String>),
 }
 
 impl JobEvents {
@@ -134,7 +135,7 @@ impl JobEvents {
     pub fn stored(record: JobRecord) -> Self {
         JobEvents {
             job_id: record.job_id,
-            source: Source::Stored(record.events.into()),
+            source: Source::Stored(record.events.into(), record.state, record.error),
             next: 0,
         }
     }
@@ -143,12 +144,23 @@ impl JobEvents {
         &self.job_id
     }
 
+    /// The job's state and error now (final once `next` has returned `None`).
+    pub fn outcome(&self) -> (JobState, Option<String>) {
+        match &self.source {
+            Source::Live(handle, _) => {
+                let r = handle.lock();
+                (r.state, r.error.clone())
+            }
+            Source::Stored(_, state, error) => (*state, error.clone()),
+        }
+    }
+
     /// The next event and its sequence number, or `None` once the job has ended and every
     /// event was returned.
     pub async fn next(&mut self) -> Option<(u64, IngestEvent)> {
         let seq = self.next as u64;
         match &mut self.source {
-            Source::Stored(events) => {
+            Source::Stored(events, ..) => {
                 let e = events.pop_front()?;
                 self.next += 1;
                 Some((seq, e))
@@ -177,14 +189,21 @@ pub struct Jobs {
     running: Mutex<HashMap<String, Arc<JobHandle>>>,
     /// Running job id by video id: one ingest per video at a time.
     by_video: Mutex<HashMap<String, String>>,
+    /// Jobs a previous process left unfinished, waiting for `Ingest::resume_interrupted`.
+    to_resume: Mutex<Vec<JobRecord>>,
 }
 
 impl Jobs {
-    /// The registry over `store`; jobs a previous process left unfinished are recorded
-    /// as interrupted.
+    /// The registry over `store`. Jobs a previous process left unfinished (it was killed,
+    /// or shut down while they ran) are kept to resume when they carry their plan;
+    /// older records without one are recorded as interrupted.
     pub fn open(store: Store) -> Result<Jobs> {
+        let mut to_resume = Vec::new();
         for mut job in store.jobs()? {
-            if !job.state.is_final() {
+            let unfinished = !job.state.is_final() || job.state == JobState::Interrupted;
+            if unfinished && job.resume.is_some() {
+                to_resume.push(job);
+            } else if !job.state.is_final() {
                 job.state = JobState::Interrupted;
                 job.error = Some("the server stopped while this job ran; ingest again".into());
                 job.events.push(IngestEvent::Failed {
@@ -195,11 +214,33 @@ impl Jobs {
                 store.put_job(&job)?;
             }
         }
+        to_resume.sort_by_key(|j| j.created_unix_ms);
         Ok(Jobs {
             store,
             running: Mutex::default(),
             by_video: Mutex::default(),
+            to_resume: Mutex::new(to_resume),
         })
+    }
+
+    /// The store generations jobs waiting to resume have written (kept by the start-up
+    /// garbage collection), and their job ids (whose staging directories are kept).
+    pub fn resumable(&self) -> (HashSet<(String, u32)>, HashSet<String>) {
+        let waiting = self.to_resume.lock().expect("job registry poisoned");
+        let generations = waiting
+            .iter()
+            .filter_map(|j| {
+                let r = j.resume.as_ref()?;
+                Some((r.prepared.video_id.clone(), r.generation?))
+            })
+            .collect();
+        let ids = waiting.iter().map(|j| j.job_id.clone()).collect();
+        (generations, ids)
+    }
+
+    /// Hands over the jobs waiting to resume, oldest first (once).
+    pub fn take_resumable(&self) -> Vec<JobRecord> {
+        std::mem::take(&mut *self.to_resume.lock().expect("job registry poisoned"))
     }
 
     /// The job with this id if it is not final yet.
@@ -251,11 +292,16 @@ impl Jobs {
             .remove(video_id);
     }
 
-    /// Writes the job's record as it is now.
+    /// Writes the job's record as it is now, durably (a caller holding a job id finds
+    /// the job after a crash).
     pub async fn persist(&self, handle: &JobHandle) -> Result<()> {
         let store = self.store.clone();
         let record = handle.snapshot();
-        blocking(move || store.put_job(&record)).await
+        blocking(move || {
+            store.put_job(&record)?;
+            store.flush()
+        })
+        .await
     }
 
     /// A job's events from the start, following it if it still runs.
@@ -293,7 +339,10 @@ impl Jobs {
                 *stored = job;
             }
         }
-        jobs.iter_mut().for_each(|j| j.events.clear());
+        jobs.iter_mut().for_each(|j| {
+            j.events.clear();
+            j.resume = None;
+        });
         jobs.sort_by_key(|j| std::cmp::Reverse(j.created_unix_ms));
         Ok(jobs)
     }

@@ -68,11 +68,11 @@ impl Engine {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
-        for dir in ["staging", "uploads"] {
-            let _ = std::fs::remove_dir_all(config.data_dir.join(dir));
-        }
         let jobs = Arc::new(Jobs::open(store.clone())?);
-        let collected = store.collect_garbage()?;
+        let (keep_generations, keep_jobs) = jobs.resumable();
+        let _ = std::fs::remove_dir_all(config.data_dir.join("uploads"));
+        remove_staging_except(&config.data_dir.join("staging"), &keep_jobs);
+        let collected = store.collect_garbage(&keep_generations)?;
         if collected > 0 {
             tracing::info!("removed {collected} records that interrupted ingests left behind");
         }
@@ -106,6 +106,7 @@ impl Engine {
             library.clone(),
             providers.clone(),
         ));
+        highlights.remove_partial();
         let ingest = Ingest::new(config, store.clone(), jobs, search.clone(), providers);
         Ok(Engine {
             ingest,
@@ -117,8 +118,14 @@ impl Engine {
         })
     }
 
-    /// Stops accepting work, interrupts running jobs (recording them as interrupted) and
-    /// flushes the store.
+    /// Continues the ingest jobs a previous process left unfinished (call once, after
+    /// `open`, on the runtime).
+    pub async fn resume_jobs(&self) {
+        self.ingest.resume_interrupted().await;
+    }
+
+    /// Stops accepting work, interrupts running jobs (recording them as interrupted, to
+    /// resume at the next start) and flushes the store.
     pub async fn shutdown(&self) {
         self.ingest.shutdown().await;
     }
@@ -126,5 +133,19 @@ impl Engine {
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<()> {
         self.store.flush()
+    }
+}
+
+/// Removes job staging directories (thumbnails, uploaded sources) of jobs that will not
+/// resume.
+fn remove_staging_except(staging: &std::path::Path, keep: &std::collections::HashSet<String>) {
+    let Ok(entries) = std::fs::read_dir(staging) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !keep.contains(&name) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }

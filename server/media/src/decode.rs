@@ -30,6 +30,20 @@ pub struct DecodeSpec<'a> {
     pub with_audio: bool,
     /// Also hand over the audio samples themselves (for speech-to-text).
     pub keep_samples: bool,
+    /// Media time to start at (0: the beginning). Must sit on the analysis frame,
+    /// thumbnail and audio window grids (`on_grids`), so samples and thumbnails carry
+    /// the same times and numbers as a decode from the start.
+    pub start_ms: i64,
+}
+
+/// Whether `t_ms` is a valid `DecodeSpec::start_ms` for these rates: a whole second on
+/// which both the analysis frame and thumbnail grids fall.
+pub fn on_grids(t_ms: i64, analysis_fps: f64, thumbnail_fps: f64) -> bool {
+    let on = |fps: f64| {
+        let n = t_ms as f64 * fps / 1000.0;
+        (n - n.round()).abs() < 1e-6
+    };
+    t_ms >= 0 && t_ms % 1000 == 0 && on(analysis_fps) && on(thumbnail_fps)
 }
 
 /// Signals of one analysis frame.
@@ -66,6 +80,13 @@ pub enum Sample {
 /// Runs the decode pass, sending samples in time order per stream. Returns when ffmpeg
 /// exits; an error carries ffmpeg's stderr tail. Dropping the future kills ffmpeg.
 pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()> {
+    if !on_grids(spec.start_ms, spec.analysis_fps, spec.thumbnail_fps) {
+        return Err(Error::internal(format!(
+            "decode cannot start at {} ms: not on the analysis and thumbnail grids",
+            spec.start_ms
+        )));
+    }
+    let first_thumbnail = (spec.start_ms as f64 * spec.thumbnail_fps / 1000.0).round() as u64;
     let filter = format!(
         "[0:v:0]split=2[a][b];\
          [a]fps={afps},scale={w}:{h}:flags=area,format=yuv420p[an];\
@@ -84,7 +105,13 @@ pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()
         .args(["-threads", &decoder_threads().to_string()])
         // Frames no other frame references need no deblocking for 64x36 signals or 180p
         // thumbnails; skipping it saves ~8% of decode CPU and cannot drift.
-        .args(["-skip_loop_filter", "noref", "-i"])
+        .args(["-skip_loop_filter", "noref"]);
+    if spec.start_ms > 0 {
+        // Input seeking decodes from the keyframe before and drops frames up to the
+        // time, so the first frame out is the one at `start_ms`; timestamps restart at 0.
+        cmd.args(["-ss", &format!("{:.3}", spec.start_ms as f64 / 1000.0)]);
+    }
+    cmd.arg("-i")
         .arg(spec.source)
         .args(["-filter_complex", &filter])
         .args(["-map", "[an]", "-f", "rawvideo", "pipe:1"])
@@ -94,9 +121,10 @@ pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()
             "-q:v",
             "4",
             "-start_number",
-            "0",
+            &first_thumbnail.to_string(),
             "-f",
             "image2",
+            "-y",
         ])
         .arg(spec.thumbnails_dir.join("%06d.jpg"))
         .stdout(Stdio::piped());
@@ -117,10 +145,10 @@ pub async fn decode(spec: DecodeSpec<'_>, tx: mpsc::Sender<Sample>) -> Result<()
     // the pre-exec closure, which the Command drops when it is dropped below.
     let stdout = child.child.stdout.take().expect("stdout was piped");
     let frame_interval_ms = 1000.0 / spec.analysis_fps;
-    let video = read_frames(stdout, frame_interval_ms, tx.clone());
+    let video = read_frames(stdout, spec.start_ms, frame_interval_ms, tx.clone());
     let audio = async {
         match audio_rx {
-            Some(rx) => read_audio(rx, tx.clone(), spec.keep_samples).await,
+            Some(rx) => read_audio(rx, spec.start_ms, tx.clone(), spec.keep_samples).await,
             None => Ok(()),
         }
     };
@@ -163,6 +191,7 @@ fn give_child_fd3(cmd: &mut Command, fd: OwnedFd) {
 
 async fn read_frames(
     mut stdout: impl AsyncRead + Unpin,
+    start_ms: i64,
     frame_interval_ms: f64,
     tx: mpsc::Sender<Sample>,
 ) -> Result<()> {
@@ -186,7 +215,7 @@ async fn read_frames(
             None => (0.0, 0.0),
         };
         let sample = FrameSample {
-            t_ms: (n as f64 * frame_interval_ms).round() as i64,
+            t_ms: start_ms + (n as f64 * frame_interval_ms).round() as i64,
             motion,
             hist_distance,
             histogram,
@@ -201,6 +230,7 @@ async fn read_frames(
 
 async fn read_audio(
     mut rx: impl AsyncRead + Unpin,
+    start_ms: i64,
     tx: mpsc::Sender<Sample>,
     keep_samples: bool,
 ) -> Result<()> {
@@ -223,7 +253,7 @@ async fn read_audio(
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .collect();
         let window = AudioWindow {
-            start_ms: index * AUDIO_WINDOW_MS,
+            start_ms: start_ms + index * AUDIO_WINDOW_MS,
             rms_db: signals::rms_dbfs(&samples),
             samples: if keep_samples {
                 samples.iter().map(|&s| s as f32 / 32768.0).collect()
@@ -244,4 +274,24 @@ async fn send(tx: &mpsc::Sender<Sample>, sample: Sample) -> Result<()> {
     tx.send(sample)
         .await
         .map_err(|_| Error::Cancelled("the analysis stopped reading the decoder".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_grids;
+
+    #[test]
+    fn a_decode_starts_only_where_every_sample_grid_falls() {
+        assert!(on_grids(0, 10.0, 1.0));
+        assert!(on_grids(12_000, 10.0, 1.0));
+        assert!(on_grids(4_000, 2.0, 0.5));
+        assert!(
+            !on_grids(3_000, 2.0, 0.5),
+            "a 0.5 fps thumbnail falls every 2 s"
+        );
+        assert!(!on_grids(1_500, 10.0, 1.0), "not a whole second");
+        assert!(on_grids(1_000, 3.0, 1.0));
+        assert!(!on_grids(1_000, 2.5, 1.0), "2.5 frames in");
+        assert!(!on_grids(-1_000, 1.0, 1.0));
+    }
 }

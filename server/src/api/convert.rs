@@ -277,6 +277,15 @@ pub fn event(job_id: &str, seq: u64, e: &IngestEvent) -> pb::IngestEvent {
             code: code_name(code_for(*kind)).to_string(),
             message: message.clone(),
         }),
+        IngestEvent::Resumed {
+            from_slice,
+            slices_kept,
+            reason,
+        } => Event::Resumed(pb::JobResumed {
+            from_slice: *from_slice,
+            slices_kept: *slices_kept,
+            reason: reason.clone(),
+        }),
     };
     pb::IngestEvent {
         job_id: job_id.to_string(),

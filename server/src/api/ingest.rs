@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use reelforge_engine::catalog::VideoFilter;
 use reelforge_engine::jobs::JobEvents;
-use reelforge_engine::store::IngestEvent;
+use reelforge_engine::store::{IngestEvent, JobState};
 use reelforge_engine::{Catalog, Ingest};
 
 use super::convert;
@@ -59,6 +59,16 @@ fn stream_job(mut events: JobEvents) -> EventStream {
                 let _ = tx.send(Err(status)).await;
                 return;
             }
+        }
+        // A job interrupted by a shutdown has no `Failed` event (its log goes on when it
+        // resumes): say so, so the stream does not look finished.
+        if let (JobState::Interrupted, error) = events.outcome() {
+            let message = error.unwrap_or_else(|| "the job was interrupted".into());
+            let _ = tx
+                .send(Err(Status::unavailable(bounded(&format!(
+                    "{message}; watch job {job_id} again then"
+                )))))
+                .await;
         }
     });
     Box::pin(ReceiverStream::new(rx))

@@ -93,6 +93,9 @@ pub const FILES: [&str; 5] = [
     "reel.srt",
 ];
 
+/// Name prefix of a highlight directory still being written.
+const PARTIAL: &str = ".partial-";
+
 pub struct Highlights {
     /// `data_dir/highlights`.
     root: PathBuf,
@@ -142,6 +145,23 @@ impl Highlights {
 
     fn dir(&self, highlight_id: &str) -> PathBuf {
         self.root.join(highlight_id)
+    }
+
+    /// Where a highlight's files are written until they are complete.
+    fn partial_dir(&self, highlight_id: &str) -> PathBuf {
+        self.root.join(format!("{PARTIAL}{highlight_id}"))
+    }
+
+    /// Removes what renders a crash interrupted left behind (call at start-up).
+    pub fn remove_partial(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(PARTIAL) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// The path of one of a highlight's files, checked: a known name of an existing

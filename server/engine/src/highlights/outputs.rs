@@ -1,6 +1,7 @@
 //! What a highlight leaves behind once its segments are chosen: the reel rendered with
 //! ffmpeg (two renders at a time), background music mixed in, a still per segment, and
-//! the timeline as JSON, CMX3600 EDL and OpenTimelineIO under `data_dir/highlights/<id>/`.
+//! the timeline as JSON, CMX3600 EDL and OpenTimelineIO under `data_dir/highlights/<id>/`
+//! (written as `.partial-<id>` and renamed when complete).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -111,7 +112,10 @@ async fn mix_music(
 
 /// Renders (when asked) and writes the files of a highlight whose segments are chosen.
 pub(super) async fn finish(o: Outputs<'_>) -> Result<HighlightResult> {
-    let dir = o.h.dir(o.highlight_id);
+    // Written under a partial name and renamed whole when done, so no caller (and no
+    // restart after a crash) ever sees half a highlight.
+    let done = o.h.dir(o.highlight_id);
+    let dir = o.h.partial_dir(o.highlight_id);
     tokio::fs::create_dir_all(&dir).await?;
     // Renders run two at a time at most: each is an ffmpeg re-encode using every core.
     // Choosing without rendering waits for nothing.
@@ -128,6 +132,13 @@ pub(super) async fn finish(o: Outputs<'_>) -> Result<HighlightResult> {
         write_outputs(o, &dir).await
     }
     .await;
+    let outputs = match outputs {
+        Ok(result) => tokio::fs::rename(&dir, &done)
+            .await
+            .map(|_| result)
+            .map_err(Error::from),
+        Err(e) => Err(e),
+    };
     if outputs.is_err() {
         // Nothing half-made stays behind.
         let _ = tokio::fs::remove_dir_all(&dir).await;

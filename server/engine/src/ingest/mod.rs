@@ -33,7 +33,7 @@ use crate::config::EngineConfig;
 use crate::jobs::{IngestSink, JobHandle, Jobs};
 use crate::search::Search;
 use crate::store::{
-    now_unix_ms, IngestEvent, JobRecord, JobState, Store, SubtitleRecord, VideoRecord,
+    now_unix_ms, IngestEvent, JobRecord, JobState, ResumeRecord, Store, SubtitleRecord, VideoRecord,
 };
 use crate::util::blocking;
 
@@ -256,7 +256,7 @@ impl Ingest {
                 .join(format!("source.{}", extension_of(&source.filename)))
         });
         let job_id = uuid::Uuid::new_v4().to_string();
-        let prepared = PreparedIngest {
+        let mut prepared = PreparedIngest {
             job_id: job_id.clone(),
             video_id: video_id.clone(),
             sha256,
@@ -281,11 +281,40 @@ impl Ingest {
             created_unix_ms: now_unix_ms(),
             finished_unix_ms: None,
             events: Vec::new(),
+            resume: None,
         });
         if let Some(other) = self.jobs.register(&handle) {
             // Another request for the same bytes won the race: follow its job.
+            if source.uploaded {
+                let _ = tokio::fs::remove_file(&prepared.source).await;
+            }
             return Ok(other);
         }
+        if source.uploaded {
+            // The job keeps its upload until it ends, in its staging directory (kept
+            // across a restart so the job can resume).
+            let dir = self.staging_dir(&job_id);
+            let moved = dir.join(format!("upload.{}", extension_of(&prepared.filename)));
+            let from = prepared.source.clone();
+            let to = moved.clone();
+            let result = blocking(move || {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::rename(&from, &to)?;
+                Ok(())
+            })
+            .await;
+            if let Err(e) = result {
+                self.jobs.unregister(&job_id, &video_id);
+                return Err(e);
+            }
+            prepared.source = moved;
+        }
+        handle.update(|r| {
+            r.resume = Some(ResumeRecord {
+                prepared: prepared.clone(),
+                generation: None,
+            })
+        });
         handle.emit(IngestEvent::Accepted {
             video_id: prepared.video_id.clone(),
             filename: prepared.filename.clone(),
@@ -300,49 +329,64 @@ impl Ingest {
         let engine = self.clone();
         let job = handle.clone();
         self.tasks
-            .spawn(async move { engine.run_job(job, prepared).await });
+            .spawn(async move { engine.run_job(job, prepared, None).await });
         Ok(handle)
     }
 
-    async fn run_job(self: Arc<Self>, handle: Arc<JobHandle>, prepared: PreparedIngest) {
+    fn staging_dir(&self, job_id: &str) -> PathBuf {
+        self.config.data_dir.join("staging").join(job_id)
+    }
+
+    /// Runs a registered job to its end. `resuming`: an earlier run of it was
+    /// interrupted, and what it stored is kept.
+    async fn run_job(
+        self: Arc<Self>,
+        handle: Arc<JobHandle>,
+        prepared: PreparedIngest,
+        resuming: Option<String>,
+    ) {
         let permit = tokio::select! {
             permit = self.slots.clone().acquire_owned() => permit.ok(),
             _ = handle.cancel.cancelled() => None,
         };
+        let staging = self.staging_dir(&prepared.job_id);
         let result = match permit {
             None => Err(Error::Cancelled("cancelled while queued".into())),
             Some(_permit) => {
                 handle.update(|r| r.state = JobState::Running);
-                let _ = self.jobs.persist(&handle).await;
-                let staging = self.config.data_dir.join("staging").join(&prepared.job_id);
-                let result = self.analyse(&handle, &prepared, &staging).await;
-                let _ = tokio::fs::remove_dir_all(&staging).await;
-                result
+                self.analyse(&handle, &prepared, &staging, resuming).await
             }
         };
+        let interrupted =
+            matches!(result, Err(Error::Cancelled(_))) && self.shutting_down.load(Ordering::SeqCst);
         match result {
-            Ok(()) => handle.finish(JobState::Succeeded, None),
+            Ok(()) => {
+                handle.update(|r| r.resume = None);
+                handle.finish(JobState::Succeeded, None);
+                let _ = tokio::fs::remove_dir_all(&staging).await;
+            }
+            Err(_) if interrupted => {
+                // What the job stored, its staging directory and its upload stay for the
+                // next start, which resumes it.
+                let message = "the server shut down while this job ran; it resumes when the \
+                               server starts again"
+                    .to_string();
+                // Not a `Failed` event: the log goes on when the job resumes.
+                tracing::info!(job = %prepared.job_id, video = %prepared.video_id, "{message}");
+                handle.finish(JobState::Interrupted, Some(message));
+            }
             Err(e) => {
-                let interrupted =
-                    matches!(e, Error::Cancelled(_)) && self.shutting_down.load(Ordering::SeqCst);
                 let (state, kind, message) = match e {
-                    _ if interrupted => (
-                        JobState::Interrupted,
-                        ErrorKind::Unavailable,
-                        "the server shut down while this job ran; ingest again".to_string(),
-                    ),
                     Error::Cancelled(m) => (JobState::Cancelled, ErrorKind::Cancelled, m),
                     other => (JobState::Failed, other.kind(), other.to_string()),
                 };
                 tracing::warn!(job = %prepared.job_id, video = %prepared.video_id, ?state, "{message}");
+                self.discard(&handle, &prepared).await;
                 handle.emit(IngestEvent::Failed {
                     kind,
                     message: message.clone(),
                 });
                 handle.finish(state, Some(message));
-                if prepared.keep_source_at.is_some() {
-                    let _ = tokio::fs::remove_file(&prepared.source).await;
-                }
             }
         }
         // Persist before leaving the registry, so a watcher always finds the job somewhere.
@@ -352,15 +396,87 @@ impl Ingest {
         self.jobs.unregister(&prepared.job_id, &prepared.video_id);
     }
 
-    /// Runs the pipeline into a new store generation, discarding it unless it commits.
+    /// Removes what a job that ends without success wrote: its store generation, its
+    /// staging directory (thumbnails, an upload) and an upload already moved into place.
+    async fn discard(&self, handle: &JobHandle, prepared: &PreparedIngest) {
+        let generation = handle.snapshot().resume.and_then(|r| r.generation);
+        handle.update(|r| r.resume = None);
+        if let Some(generation) = generation {
+            let (store, id) = (self.store.clone(), prepared.video_id.clone());
+            let aborted = blocking(move || match store.resume_video(&id, generation) {
+                Ok(writer) => writer.abort(),
+                // Committed meanwhile (or never begun): nothing of ours is left to remove.
+                Err(_) => Ok(()),
+            })
+            .await;
+            if let Err(e) = aborted {
+                tracing::warn!(
+                    "could not discard a failed ingest's records (removed at next start): {e}"
+                );
+            }
+        }
+        let _ = tokio::fs::remove_dir_all(self.staging_dir(&prepared.job_id)).await;
+        if prepared.keep_source_at.is_some() {
+            let _ = tokio::fs::remove_file(&prepared.source).await;
+        }
+    }
+
+    /// Runs the pipeline into the job's store generation (a new one, or the one an
+    /// interrupted run began), recording the generation so a restart can resume it.
     async fn analyse(
         &self,
         handle: &Arc<JobHandle>,
         prepared: &PreparedIngest,
         staging: &Path,
+        resuming: Option<String>,
     ) -> Result<()> {
+        let earlier = handle.snapshot().resume.and_then(|r| r.generation);
         let (store, video_id) = (self.store.clone(), prepared.video_id.clone());
-        let writer = blocking(move || store.begin_video(&video_id)).await?;
+        let writer = blocking(move || match earlier {
+            Some(generation) => store.resume_video(&video_id, generation),
+            None => store.begin_video(&video_id),
+        })
+        .await?;
+        let generation = writer.generation();
+        handle.update(|r| {
+            if let Some(resume) = &mut r.resume {
+                resume.generation = Some(generation);
+            }
+        });
+        self.jobs.persist(handle).await?;
+        let transcribes = self.providers.transcriber.is_some() && prepared.probe.has_audio();
+        let resume = match resuming {
+            None => None,
+            Some(reason) => {
+                let w = writer.clone();
+                let written = blocking(move || w.written()).await?;
+                let thumbnails_kept = tokio::fs::try_exists(staging.join("thumbs"))
+                    .await
+                    .unwrap_or(false);
+                let resume = pipeline::Resume::plan(
+                    prepared,
+                    written,
+                    transcribes,
+                    &self.config.ingest,
+                    thumbnails_kept,
+                );
+                let kept = resume.written.slices.len() as u32;
+                tracing::info!(
+                    job = %prepared.job_id,
+                    video = %prepared.video_id,
+                    "resuming at slice {kept} of {} (decoding from {:.1} s): {reason}",
+                    prepared.slices.len(),
+                    resume.decode_from_ms as f64 / 1000.0
+                );
+                handle.emit(IngestEvent::Resumed {
+                    from_slice: kept,
+                    slices_kept: kept,
+                    reason,
+                });
+                self.jobs.persist(handle).await?;
+                Some(resume)
+            }
+        };
         let pipeline = Pipeline {
             config: &self.config,
             analyzer: self.providers.analyzer.as_ref(),
@@ -369,19 +485,117 @@ impl Ingest {
             image_embedder: self.providers.image_embedder.as_deref(),
             search: Some(&self.search),
         };
-        let result = tokio::select! {
-            r = pipeline.run(prepared, staging, &writer, handle.as_ref()) => r,
+        tokio::select! {
+            r = pipeline.run(prepared, staging, &writer, handle.as_ref(), resume) => r,
             _ = handle.cancel.cancelled() => Err(Error::Cancelled("cancelled by request".into())),
-        };
-        if result.is_err() {
-            let w = writer.clone();
-            if let Err(e) = blocking(move || w.abort()).await {
-                tracing::warn!(
-                    "could not discard a failed ingest's records (removed at next start): {e}"
-                );
-            }
         }
-        result
+    }
+
+    /// A job stopped after its commit but before its end was recorded: its video is
+    /// stored at the job's generation. It ends as succeeded (the start-up reconcile has
+    /// indexed the video); returns whether that was the case.
+    async fn committed_before_the_stop(
+        &self,
+        handle: &Arc<JobHandle>,
+        generation: Option<u32>,
+    ) -> bool {
+        let record = handle.snapshot();
+        let (store, id) = (self.store.clone(), record.video_id.clone());
+        let Ok(Some(video)) = blocking(move || store.video(&id)).await else {
+            return false;
+        };
+        if generation != Some(video.generation) {
+            return false;
+        }
+        handle.emit(IngestEvent::Done {
+            video_id: video.video_id.clone(),
+            already_ingested: false,
+            slice_count: video.slice_count,
+            analysis_seconds: 0.0,
+            realtime_factor: 0.0,
+        });
+        handle.update(|r| {
+            r.resume = None;
+            r.slices_done = video.slice_count;
+        });
+        handle.finish(JobState::Succeeded, None);
+        if let Err(e) = self.jobs.persist(handle).await {
+            tracing::error!(job = %record.job_id, "could not record the job's end: {e}");
+        }
+        self.jobs.unregister(&record.job_id, &record.video_id);
+        let _ = tokio::fs::remove_dir_all(self.staging_dir(&record.job_id)).await;
+        true
+    }
+
+    /// Continues every job a previous process left unfinished, oldest first, from what it
+    /// stored; a job whose source is gone (or whose video changed since) fails with the
+    /// reason.
+    pub async fn resume_interrupted(self: &Arc<Self>) {
+        for mut record in self.jobs.take_resumable() {
+            let Some(mut resume) = record.resume.clone() else {
+                continue;
+            };
+            let reason = match record.state {
+                JobState::Interrupted => "the server was shut down while the job ran",
+                _ => "the server stopped unexpectedly while the job ran",
+            }
+            .to_string();
+            let job_id = record.job_id.clone();
+            let prepared = &mut resume.prepared;
+            // A crash between moving an upload into place and committing leaves it there.
+            if let Some(dest) = prepared.keep_source_at.clone() {
+                let moved = !tokio::fs::try_exists(&prepared.source)
+                    .await
+                    .unwrap_or(false)
+                    && tokio::fs::try_exists(&dest).await.unwrap_or(false);
+                if moved {
+                    prepared.source = dest;
+                    prepared.keep_source_at = None;
+                }
+            }
+            let source_there = tokio::fs::try_exists(&prepared.source)
+                .await
+                .unwrap_or(false);
+            let prepared = resume.prepared.clone();
+            let generation = resume.generation;
+            record.resume = Some(resume);
+            record.state = JobState::Queued;
+            record.error = None;
+            record.finished_unix_ms = None;
+            let handle = JobHandle::new(record);
+            let refused = if !source_there {
+                Some(format!(
+                    "cannot resume: the source {} is gone; ingest it again",
+                    prepared.source.display()
+                ))
+            } else if self.jobs.register(&handle).is_some() {
+                Some("cannot resume: another job ingests this video".to_string())
+            } else {
+                None
+            };
+            if refused.is_none() && self.committed_before_the_stop(&handle, generation).await {
+                continue;
+            }
+            if let Some(message) = refused {
+                tracing::warn!(job = %job_id, "{message}");
+                self.discard(&handle, &prepared).await;
+                handle.emit(IngestEvent::Failed {
+                    kind: ErrorKind::FailedPrecondition,
+                    message: message.clone(),
+                });
+                handle.finish(JobState::Failed, Some(message));
+                if let Err(e) = self.jobs.persist(&handle).await {
+                    tracing::error!(job = %job_id, "could not record the job's end: {e}");
+                }
+                continue;
+            }
+            if let Err(e) = self.jobs.persist(&handle).await {
+                tracing::error!(job = %job_id, "could not record the resumed job: {e}");
+            }
+            let engine = self.clone();
+            self.tasks
+                .spawn(async move { engine.run_job(handle, prepared, Some(reason)).await });
+        }
     }
 
     /// A job that ends at once, pointing at what is already stored.
@@ -423,6 +637,7 @@ impl Ingest {
             created_unix_ms: now,
             finished_unix_ms: Some(now),
             events,
+            resume: None,
         });
         self.jobs.persist(&handle).await?;
         Ok(handle)

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::plan::PlannedSlice;
 use crate::config::EngineConfig;
 use crate::jobs::IngestSink;
 use crate::store::IngestEvent;
@@ -22,32 +21,13 @@ use reelforge_core::error::{Error, Result};
 use reelforge_media::decode::AUDIO_WINDOW_MS;
 use reelforge_media::signals::SILENCE_DB;
 use reelforge_media::visual::{self, ClipAccumulator};
-use reelforge_media::{self as media, DecodeSpec, ProbeRecord, Sample};
+use reelforge_media::{self as media, DecodeSpec, Sample};
 use reelforge_models::analysis::{Baseline, SignalWindow, SliceInput, VideoAnalyzer};
 use reelforge_models::{
     EmbedPurpose, ImageTextEmbedder, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment,
 };
 
-/// A video that passed every check and is ready to analyse.
-#[derive(Debug, Clone)]
-pub struct PreparedIngest {
-    pub job_id: String,
-    pub video_id: String,
-    pub sha256: String,
-    pub filename: String,
-    pub size_bytes: u64,
-    /// The file to read now.
-    pub source: PathBuf,
-    /// Where the source must live once committed (uploads move under the data dir);
-    /// `None` keeps it where it is.
-    pub keep_source_at: Option<PathBuf>,
-    pub probe: ProbeRecord,
-    pub slice_ms: i64,
-    pub clip_ms: i64,
-    pub slices: Vec<PlannedSlice>,
-    /// Subtitles from sidecar files and subtitle streams, read before the job started.
-    pub subtitles: Vec<crate::store::SubtitleRecord>,
-}
+pub use crate::store::PreparedIngest;
 
 pub struct Pipeline<'a> {
     pub config: &'a EngineConfig,
@@ -144,6 +124,65 @@ struct Analysis<'p> {
     speech_tx: Option<mpsc::Sender<SpeechJob>>,
     /// The strongest slices so far, for the summary: (score, start_ms, description).
     strongest: Vec<(f32, i64, String)>,
+    /// Slices before this one were analysed and stored by an earlier run of the job.
+    analysed: usize,
+    /// The next slice whose audio goes to the speech worker.
+    speech_next: u32,
+    /// The clip the decode starts in when it resumes mid-video: it is stored already, and
+    /// its first frame has no predecessor to measure motion against, so it is not
+    /// written again.
+    kept_clip: Option<u32>,
+}
+
+/// Where a job resumes: what an earlier run stored, and where decoding restarts.
+#[derive(Debug)]
+pub struct Resume {
+    pub written: store::Written,
+    /// Media time the decode starts at (on every sample grid).
+    pub decode_from_ms: i64,
+}
+
+impl Resume {
+    /// Plans a resume over what `written` holds. `fresh_thumbnails` is false when the
+    /// thumbnails the earlier run wrote are gone (the decode then starts at 0 to write
+    /// them again, still skipping every analysed slice).
+    pub fn plan(
+        p: &PreparedIngest,
+        written: store::Written,
+        transcribes: bool,
+        config: &crate::config::IngestConfig,
+        thumbnails_kept: bool,
+    ) -> Resume {
+        let analysed = written.slices.len();
+        let first_unanalysed = p
+            .slices
+            .get(analysed)
+            .map_or(p.probe.duration_ms, |s| s.start_ms);
+        let mut earliest = first_unanalysed;
+        if transcribes {
+            let speech = written.speech.unwrap_or(store::SpeechMark {
+                next_index: 0,
+                from_ms: 0,
+            });
+            if (speech.next_index as usize) < p.slices.len() {
+                earliest = earliest.min(speech.from_ms);
+            }
+        }
+        // The clip holding the last analysed moment may not have been written: start one
+        // clip before it, so it is described again from its first frame.
+        let clip_ms = p.clip_ms.max(1);
+        let target = ((earliest - 1).max(0) / clip_ms) * clip_ms - clip_ms;
+        let mut from = if thumbnails_kept { target.max(0) } else { 0 };
+        from -= from % 1000;
+        while from > 0 && !media::decode::on_grids(from, config.analysis_fps, config.thumbnail_fps)
+        {
+            from -= 1000;
+        }
+        Resume {
+            written,
+            decode_from_ms: from.max(0),
+        }
+    }
 }
 
 impl<'a> Pipeline<'a> {
@@ -156,6 +195,7 @@ impl<'a> Pipeline<'a> {
         staging_dir: &Path,
         writer: &VideoWriter,
         sink: &dyn IngestSink,
+        resume: Option<Resume>,
     ) -> Result<()> {
         let started = Instant::now();
         sink.emit(IngestEvent::Probe {
@@ -175,10 +215,15 @@ impl<'a> Pipeline<'a> {
             thumbnail_height: ingest.thumbnail_height,
             with_audio: p.probe.has_audio(),
             keep_samples: transcriber.is_some(),
+            start_ms: resume.as_ref().map_or(0, |r| r.decode_from_ms),
         };
         let (speech_tx, speech_rx) = mpsc::channel::<SpeechJob>(SPEECH_QUEUE);
         let (tx, rx) = mpsc::channel::<Sample>(256);
         let mut state = Analysis::new(p, ingest.analysis_fps);
+        let mut speech_before = SpeechStats::default();
+        if let Some(resume) = resume {
+            speech_before = state.resume(resume, transcriber.is_some());
+        }
         state.speech_tx = transcriber.map(|_| speech_tx);
         let analyse = async {
             let consume = async {
@@ -209,7 +254,10 @@ impl<'a> Pipeline<'a> {
         };
         let speech = async {
             match transcriber {
-                Some(t) => self.transcribe_slices(t, speech_rx, writer, sink).await,
+                Some(t) => {
+                    self.transcribe_slices(t, speech_rx, writer, sink, speech_before)
+                        .await
+                }
                 None => Ok(SpeechStats::default()),
             }
         };
@@ -307,6 +355,14 @@ impl<'a> Pipeline<'a> {
             if !state.passed(slice.end_ms) {
                 break;
             }
+            if (slice.index as usize) < state.analysed {
+                // Stored by an earlier run of the job; only its speech is still to do.
+                if slice.index >= state.speech_next {
+                    state.send_speech(slice.index, slice.end_ms).await?;
+                }
+                state.next_to_finish += 1;
+                continue;
+            }
             state.start_slices_through(slice.end_ms - 1, sink);
             let windows = state.windows_in(slice.start_ms, slice.end_ms);
             let cuts: Vec<i64> = state
@@ -329,7 +385,9 @@ impl<'a> Pipeline<'a> {
             analysis.keyframe_aligned = slice.keyframe_aligned;
             state.update_baseline(&windows);
             state.remember_strongest(&analysis);
-            state.send_speech(slice.index, slice.end_ms).await?;
+            if slice.index >= state.speech_next {
+                state.send_speech(slice.index, slice.end_ms).await?;
+            }
             let doc = DocRecord {
                 source: "slice_description".into(),
                 start_ms: analysis.start_ms,
@@ -346,7 +404,8 @@ impl<'a> Pipeline<'a> {
             let (w, record) = (writer.clone(), analysis.clone());
             blocking(move || {
                 w.put_slice(&record, &windows, &doc)?;
-                w.put_embedding(EmbeddingKind::Text, record.index, &vector)
+                w.put_embedding(EmbeddingKind::Text, record.index, &vector)?;
+                w.flush()
             })
             .await?;
             write_clips(writer, state).await?;
@@ -365,8 +424,9 @@ impl<'a> Pipeline<'a> {
         mut jobs: mpsc::Receiver<SpeechJob>,
         writer: &VideoWriter,
         sink: &dyn IngestSink,
+        before: SpeechStats,
     ) -> Result<SpeechStats> {
-        let mut stats = SpeechStats::default();
+        let mut stats = before;
         let mut carry: Option<(i64, Vec<f32>)> = None;
         while let Some(job) = jobs.recv().await {
             let (start_ms, samples) = match carry.take() {
@@ -390,8 +450,15 @@ impl<'a> Pipeline<'a> {
             }
             stats.skipped_silent_ms += out.skipped_silent_ms;
             stats.decoded_ms += out.decoded_ms;
+            let mark = store::SpeechMark {
+                next_index: job.index + 1,
+                from_ms: carry.as_ref().map_or(end_ms, |(from, _)| *from),
+            };
             let segments = out.segments;
-            if !segments.is_empty() {
+            if segments.is_empty() {
+                let w = writer.clone();
+                blocking(move || w.put_speech_mark(&mark)).await?;
+            } else {
                 let text = transcript_text(&segments);
                 if stats.opening.len() < SUMMARY_SPEECH_WORDS {
                     let room = SUMMARY_SPEECH_WORDS - stats.opening.len();
@@ -407,7 +474,8 @@ impl<'a> Pipeline<'a> {
                 let (w, stored) = (writer.clone(), segments.clone());
                 blocking(move || {
                     w.put_transcript(job.index, &stored)?;
-                    w.put_embedding(EmbeddingKind::Transcript, job.index, &vector)
+                    w.put_embedding(EmbeddingKind::Transcript, job.index, &vector)?;
+                    w.put_speech_mark(&mark)
                 })
                 .await?;
                 stats.chunks += 1;
@@ -571,7 +639,55 @@ impl<'p> Analysis<'p> {
             speech_start_ms: 0,
             speech_tx: None,
             strongest: Vec::new(),
+            analysed: 0,
+            speech_next: 0,
+            kept_clip: None,
         }
+    }
+
+    /// Takes up where an earlier run stopped: the analysed slices' windows feed the
+    /// baseline and the summary as they did then, and decoding starts at the resume
+    /// point. Returns what speech had done so far.
+    fn resume(&mut self, resume: Resume, transcribes: bool) -> SpeechStats {
+        let from = resume.decode_from_ms;
+        let written = resume.written;
+        self.analysed = written.slices.len();
+        for (analysis, windows) in &written.slices {
+            self.update_baseline(windows);
+            self.remember_strongest(analysis);
+        }
+        self.speech_next = if transcribes {
+            written.speech.map_or(0, |m| m.next_index)
+        } else {
+            self.prepared.slices.len() as u32
+        };
+        self.speech_start_ms = written.speech.map_or(0, |m| m.from_ms);
+        self.next_to_start = self.analysed;
+        self.next_to_finish = self.analysed.min(self.speech_next as usize);
+        self.video_pos_ms = from;
+        self.audio_pos_ms = from;
+        self.last_progress_ms = from;
+        if from > 0 {
+            let first = (from / self.prepared.clip_ms) as u32;
+            self.kept_clip = written.clips.contains(&first).then_some(first);
+            self.clips_written = written.clips.iter().filter(|&&c| c <= first).count() as u32;
+        }
+        let mut stats = SpeechStats::default();
+        for (index, segments) in &written.transcripts {
+            if *index >= self.speech_next || segments.is_empty() {
+                continue;
+            }
+            stats.chunks += 1;
+            stats.segments += segments.len() as u32;
+            if stats.opening.len() < SUMMARY_SPEECH_WORDS {
+                let room = SUMMARY_SPEECH_WORDS - stats.opening.len();
+                let text = transcript_text(segments);
+                stats
+                    .opening
+                    .extend(text.split_whitespace().take(room).map(String::from));
+            }
+        }
+        stats
     }
 
     /// Hands the audio up to `end_ms` to the speech worker (waiting while it is behind).
@@ -650,7 +766,11 @@ impl<'p> Analysis<'p> {
                 self.window_mut(a.start_ms).loudness_db = Some(a.rms_db);
                 self.audio_pos_ms = a.start_ms + AUDIO_WINDOW_MS;
                 if self.speech_tx.is_some() {
-                    self.speech_samples.extend_from_slice(&a.samples);
+                    // Audio before the speech worker's resume point was transcribed.
+                    let skip =
+                        ((self.speech_start_ms - a.start_ms).max(0) * SAMPLES_PER_MS) as usize;
+                    self.speech_samples
+                        .extend_from_slice(&a.samples[skip.min(a.samples.len())..]);
                 }
             }
             Sample::VideoEnd => self.video_done = true,
@@ -712,6 +832,9 @@ impl<'p> Analysis<'p> {
     }
 
     fn push_clip(&mut self, clip: ClipAccumulator) {
+        if self.kept_clip == Some((clip.start_ms / self.prepared.clip_ms) as u32) {
+            return;
+        }
         if let Some(v) = clip.finish() {
             self.clips
                 .push(((clip.start_ms / self.prepared.clip_ms) as u32, v));
@@ -892,12 +1015,107 @@ mod tests {
             search: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
-        let run = pipeline.run(&prepared, &staging, &writer, &sink);
+        let run = pipeline.run(&prepared, &staging, &writer, &sink, None);
         let err = tokio::time::timeout(std::time::Duration::from_secs(60), run)
             .await
             .expect("the pipeline ended instead of waiting on a blocked decoder")
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Provider, "{err}");
         assert!(err.to_string().contains("model unavailable"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use crate::config::IngestConfig;
+    use crate::store::{PlannedSlice, SpeechMark, Written};
+    use reelforge_models::analysis::SliceAnalysis;
+
+    /// A 60 s video in 6 s slices with a 2 s clip grid.
+    fn prepared() -> PreparedIngest {
+        PreparedIngest {
+            job_id: "j".into(),
+            video_id: "aaaaaaaaaaaaaaaa".into(),
+            sha256: String::new(),
+            filename: "a.mp4".into(),
+            size_bytes: 1,
+            source: PathBuf::from("/x/a.mp4"),
+            keep_source_at: None,
+            probe: media::ProbeRecord {
+                duration_ms: 60_000,
+                format_name: "mov".into(),
+                size_bytes: 1,
+                bit_rate: 1,
+                streams: vec![],
+                keyframes_ms: vec![0],
+                video_data_end_ms: 60_000,
+            },
+            slice_ms: 6_000,
+            clip_ms: 2_000,
+            slices: (0..10)
+                .map(|i| PlannedSlice {
+                    index: i,
+                    start_ms: i as i64 * 6_000,
+                    end_ms: (i as i64 + 1) * 6_000,
+                    keyframe_aligned: true,
+                })
+                .collect(),
+            subtitles: vec![],
+        }
+    }
+
+    fn written(slices: u32, speech: Option<SpeechMark>) -> Written {
+        let analysis = |i: u32| SliceAnalysis {
+            index: i,
+            start_ms: i as i64 * 6_000,
+            end_ms: (i as i64 + 1) * 6_000,
+            highlight_score: 0.5,
+            motion_mean: 0.0,
+            loudness_mean_db: -30.0,
+            cut_points_ms: vec![],
+            segments: vec![],
+            description: format!("slice {i}"),
+            analyzer: "test".into(),
+            keyframe_aligned: true,
+            usage: None,
+        };
+        Written {
+            slices: (0..slices).map(|i| (analysis(i), vec![])).collect(),
+            transcripts: vec![],
+            speech,
+            clips: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_resume_decodes_from_a_clip_before_the_earliest_unfinished_work() {
+        let config = IngestConfig::default();
+        let p = prepared();
+        // Three slices analysed, speech done through slice 0 with a sentence carried
+        // from 5.5 s: the decode restarts one clip before the clip holding 5.5 s.
+        let speech = Some(SpeechMark {
+            next_index: 1,
+            from_ms: 5_500,
+        });
+        let r = Resume::plan(&p, written(3, speech), true, &config, true);
+        assert_eq!(r.decode_from_ms, 2_000);
+        // Without speech, only the analysis counts: slice 3 starts at 18 s.
+        let r = Resume::plan(&p, written(3, speech), false, &config, true);
+        assert_eq!(r.decode_from_ms, 14_000);
+        // Thumbnails gone: decode from the start (analysed slices are still skipped).
+        let r = Resume::plan(&p, written(3, speech), false, &config, false);
+        assert_eq!(r.decode_from_ms, 0);
+        assert_eq!(r.written.slices.len(), 3);
+        // Nothing stored yet: from the start.
+        let r = Resume::plan(&p, written(0, None), true, &config, true);
+        assert_eq!(r.decode_from_ms, 0);
+        // A thumbnail every 4 s moves the start back onto its grid.
+        let sparse = IngestConfig {
+            thumbnail_fps: 0.25,
+            ..IngestConfig::default()
+        };
+        let r = Resume::plan(&p, written(3, speech), false, &sparse, true);
+        assert_eq!(r.decode_from_ms, 12_000);
     }
 }

@@ -3,14 +3,7 @@
 
 use reelforge_core::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlannedSlice {
-    pub index: u32,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    /// The slice starts on a keyframe (or at 0), so a stream-copy cut is exact.
-    pub keyframe_aligned: bool,
-}
+pub use crate::store::PlannedSlice;
 
 /// Upper bound on slices per video, far above any sane request.
 pub const MAX_SLICES: i64 = 20_000;

@@ -11,7 +11,7 @@
 pub mod keys;
 pub mod records;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, Transactional};
@@ -19,8 +19,8 @@ use sled::{Db, Tree};
 
 pub use keys::EmbeddingKind;
 pub use records::{
-    now_unix_ms, DocRecord, FrameRecord, IngestEvent, JobRecord, JobState, SubtitleRecord,
-    VideoRecord,
+    now_unix_ms, DocRecord, FrameRecord, IngestEvent, JobRecord, JobState, PlannedSlice,
+    PreparedIngest, ResumeRecord, SubtitleRecord, VideoRecord,
 };
 
 use reelforge_core::error::{Error, Result};
@@ -45,6 +45,9 @@ pub struct Store {
     /// re-ingests and go with the video.
     imported: Tree,
     jobs: Tree,
+    /// How far an uncommitted generation's speech worker got (`SpeechMark`), so an
+    /// interrupted ingest resumes where it stopped.
+    marks: Tree,
 }
 
 impl Store {
@@ -90,13 +93,15 @@ impl Store {
             subtitles: db.open_tree("subtitles")?,
             imported: db.open_tree("imported_docs")?,
             jobs: db.open_tree("jobs")?,
+            marks: db.open_tree("ingest_marks")?,
             db,
         })
     }
 
     /// Trees whose keys start with a video id and generation.
-    fn video_owned(&self) -> [&Tree; 7] {
+    fn video_owned(&self) -> [&Tree; 8] {
         [
+            &self.marks,
             &self.subtitles,
             &self.slices,
             &self.frames,
@@ -273,6 +278,24 @@ impl Store {
         Ok(writer)
     }
 
+    /// Continues writing `generation` of `video_id`, which an interrupted job began: what
+    /// it wrote is kept. Refused when the video was committed at or past it since.
+    pub fn resume_video(&self, video_id: &str, generation: u32) -> Result<VideoWriter> {
+        reelforge_core::ids::validate_video_id(video_id)?;
+        let current = self.video(video_id)?.map_or(0, |v| v.generation);
+        if current.wrapping_add(1) != generation {
+            return Err(Error::FailedPrecondition(format!(
+                "video {video_id} changed since the job started (generation {current} is \
+                 stored, the job wrote {generation})"
+            )));
+        }
+        Ok(VideoWriter {
+            store: self.clone(),
+            video_id: video_id.to_string(),
+            generation,
+        })
+    }
+
     fn remove_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let mut removed = 0;
         for tree in self.video_owned() {
@@ -302,8 +325,9 @@ impl Store {
     }
 
     /// Removes video-owned records that belong to no committed generation (left by a crash
-    /// mid-ingest or mid-delete). Call before any ingest starts.
-    pub fn collect_garbage(&self) -> Result<u64> {
+    /// mid-ingest or mid-delete), except the generations in `keep` (jobs about to resume).
+    /// Call before any ingest starts.
+    pub fn collect_garbage(&self, keep: &HashSet<(String, u32)>) -> Result<u64> {
         let mut live: HashMap<String, Option<u32>> = HashMap::new();
         let mut removed = 0;
         for tree in self.video_owned() {
@@ -322,7 +346,7 @@ impl Store {
                         g
                     }
                 };
-                if committed != Some(generation) {
+                if committed != Some(generation) && !keep.contains(&(id.to_string(), generation)) {
                     tree.remove(&key)?;
                     removed += 1;
                 }
@@ -415,6 +439,84 @@ impl VideoWriter {
         Ok(())
     }
 
+    /// Makes everything written so far durable (a finished slice survives a crash, so a
+    /// resumed job never analyses, or pays for, it again).
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+
+    /// Records that the speech worker is done up to `mark` (after writing its records).
+    pub fn put_speech_mark(&self, mark: &SpeechMark) -> Result<()> {
+        let key = keys::video_item(&self.video_id, self.generation, 0);
+        self.put(&self.store.marks, key, mark)
+    }
+
+    /// What this generation holds so far, for a job resuming it: the finished slices
+    /// (each with its signal windows and description vector, contiguous from 0), where
+    /// speech stopped, the transcripts, and the clips described.
+    pub fn written(&self) -> Result<Written> {
+        let prefix = keys::generation_prefix(&self.video_id, self.generation);
+        let scan = |tree: &Tree| -> Result<BTreeMap<u32, sled::IVec>> {
+            tree.scan_prefix(&prefix)
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    let index =
+                        u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4-byte suffix"));
+                    Ok((index, v))
+                })
+                .collect()
+        };
+        let embedded = |kind: EmbeddingKind| -> Result<HashSet<u32>> {
+            let mut p = prefix.clone();
+            p.push(kind as u8);
+            self.store
+                .embeddings
+                .scan_prefix(p)
+                .keys()
+                .map(|k| {
+                    let k = k?;
+                    Ok(u32::from_be_bytes(
+                        k[k.len() - 4..].try_into().expect("4-byte suffix"),
+                    ))
+                })
+                .collect()
+        };
+        let slices = scan(&self.store.slices)?;
+        let signals = scan(&self.store.signals)?;
+        let docs = scan(&self.store.docs)?;
+        let text = embedded(EmbeddingKind::Text)?;
+        let mut written = Written {
+            clips: embedded(EmbeddingKind::VisualDescriptor)?,
+            ..Written::default()
+        };
+        for i in 0u32.. {
+            let (Some(slice), Some(windows), true, true) = (
+                slices.get(&i),
+                signals.get(&i),
+                docs.contains_key(&i),
+                text.contains(&i),
+            ) else {
+                break;
+            };
+            written.slices.push((
+                serde_json::from_slice(slice)?,
+                serde_json::from_slice(windows)?,
+            ));
+        }
+        let transcribed = embedded(EmbeddingKind::Transcript)?;
+        for (index, segments) in scan(&self.store.transcripts)? {
+            if transcribed.contains(&index) {
+                written
+                    .transcripts
+                    .push((index, serde_json::from_slice(&segments)?));
+            }
+        }
+        if let Some(mark) = scan(&self.store.marks)?.get(&0) {
+            written.speech = Some(serde_json::from_slice(mark)?);
+        }
+        Ok(written)
+    }
+
     /// Publishes this generation with `video` (whose generation is set here) in one
     /// transaction, then removes the previous generation.
     pub fn commit(&self, mut video: VideoRecord) -> Result<()> {
@@ -439,6 +541,8 @@ impl VideoWriter {
                 ))?;
             }
         }
+        let mark = keys::video_item(&self.video_id, self.generation, 0);
+        self.store.marks.remove(mark)?;
         self.store.flush()
     }
 
@@ -448,6 +552,27 @@ impl VideoWriter {
             .remove_prefix(&keys::generation_prefix(&self.video_id, self.generation))?;
         Ok(())
     }
+}
+
+/// Where an uncommitted generation's speech worker stopped: the next slice index it
+/// takes, and the media time its audio starts from (a sentence the last slice cut is
+/// carried into the next one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpeechMark {
+    pub next_index: u32,
+    pub from_ms: i64,
+}
+
+/// What an uncommitted generation holds (`VideoWriter::written`).
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Finished slices from 0 with their signal windows.
+    pub slices: Vec<(SliceAnalysis, Vec<SignalWindow>)>,
+    /// Stored transcripts by slice index (only slices with speech have one).
+    pub transcripts: Vec<(u32, Vec<TranscriptSegment>)>,
+    pub speech: Option<SpeechMark>,
+    /// Clip indexes with a visual descriptor.
+    pub clips: HashSet<u32>,
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(tree: &Tree, key: &[u8]) -> Result<Option<T>> {
@@ -623,9 +748,65 @@ mod tests {
         write(&store, a, 2).commit(video(a, "sha-a", 2)).unwrap();
         drop(write(&store, a, 3)); // a re-ingest that never committed
         drop(write(&store, b, 1)); // a first ingest that never committed
-        assert_eq!(store.collect_garbage().unwrap(), 3 * 5 + 5);
+        assert_eq!(store.collect_garbage(&HashSet::new()).unwrap(), 3 * 5 + 5);
         assert_eq!(store.owned_record_count(a).unwrap(), 2 * 5);
         assert_eq!(store.owned_record_count(b).unwrap(), 0);
         assert_eq!(store.slices(a).unwrap().len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    #[test]
+    fn written_counts_slices_stored_whole_from_the_start_and_keeps_the_generation() {
+        let store = Store::temporary().unwrap();
+        let a = "aaaaaaaaaaaaaaaa";
+        let w = store.begin_video(a).unwrap();
+        for i in 0..4u32 {
+            let slice = SliceAnalysis {
+                index: i,
+                start_ms: i as i64 * 1000,
+                end_ms: (i as i64 + 1) * 1000,
+                highlight_score: 0.5,
+                motion_mean: 0.0,
+                loudness_mean_db: -30.0,
+                cut_points_ms: vec![],
+                segments: vec![],
+                description: format!("slice {i}"),
+                analyzer: "test".into(),
+                keyframe_aligned: true,
+                usage: None,
+            };
+            let doc = DocRecord {
+                source: "slice_description".into(),
+                start_ms: slice.start_ms,
+                end_ms: slice.end_ms,
+                text: slice.description.clone(),
+            };
+            w.put_slice(&slice, &[], &doc).unwrap();
+            // Slice 2's vector never made it: slices 2 and 3 are not whole.
+            if i != 2 {
+                w.put_embedding(EmbeddingKind::Text, i, &[1.0]).unwrap();
+            }
+        }
+        w.put_speech_mark(&SpeechMark {
+            next_index: 1,
+            from_ms: 900,
+        })
+        .unwrap();
+        let written = w.written().unwrap();
+        assert_eq!(written.slices.len(), 2);
+        assert_eq!(written.speech.unwrap().from_ms, 900);
+
+        // The start-up collection keeps a generation a job will resume, and a resumed
+        // writer sees what was written.
+        let keep: HashSet<(String, u32)> = [(a.to_string(), w.generation())].into();
+        assert_eq!(store.collect_garbage(&keep).unwrap(), 0);
+        let again = store.resume_video(a, w.generation()).unwrap();
+        assert_eq!(again.written().unwrap().slices.len(), 2);
+        assert!(store.resume_video(a, w.generation() + 1).is_err());
+        assert!(store.collect_garbage(&HashSet::new()).unwrap() > 0);
     }
 }

@@ -1,6 +1,8 @@
 //! Records stored in sled (JSON values): what a video, a frame, a text document, a job and
 //! its events look like on disk.
 
+use std::path::PathBuf;
+
 use reelforge_core::error::ErrorKind;
 use reelforge_media::ProbeRecord;
 use reelforge_models::analysis::SliceAnalysis;
@@ -96,6 +98,50 @@ pub struct JobRecord {
     pub finished_unix_ms: Option<i64>,
     /// The job's full event log, so it can be replayed after a restart.
     pub events: Vec<IngestEvent>,
+    /// What a job that has not ended needs to resume after a restart: its checked plan
+    /// and the store generation it writes. Dropped once the job ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeRecord>,
+}
+
+/// A job's plan as it was accepted, kept with the job until it ends so a restarted server
+/// continues it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResumeRecord {
+    pub prepared: PreparedIngest,
+    /// The generation the job writes (`None` until it starts running).
+    pub generation: Option<u32>,
+}
+
+/// A planned slice of a video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedSlice {
+    pub index: u32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The slice starts on a keyframe (or at 0), so a stream-copy cut is exact.
+    pub keyframe_aligned: bool,
+}
+
+/// A video that passed every check and is ready to analyse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparedIngest {
+    pub job_id: String,
+    pub video_id: String,
+    pub sha256: String,
+    pub filename: String,
+    pub size_bytes: u64,
+    /// The file to read now.
+    pub source: PathBuf,
+    /// Where the source must live once committed (uploads move under the data dir);
+    /// `None` keeps it where it is.
+    pub keep_source_at: Option<PathBuf>,
+    pub probe: ProbeRecord,
+    pub slice_ms: i64,
+    pub clip_ms: i64,
+    pub slices: Vec<PlannedSlice>,
+    /// Subtitles from sidecar files and subtitle streams, read before the job started.
+    pub subtitles: Vec<SubtitleRecord>,
 }
 
 /// What an ingest job reports, in order; kept with the job so it can be replayed.
@@ -147,6 +193,13 @@ pub enum IngestEvent {
     Failed {
         kind: ErrorKind,
         message: String,
+    },
+    /// The server restarted while the job ran and continues it: slices before
+    /// `from_slice` were analysed and stored before and are kept (not analysed again).
+    Resumed {
+        from_slice: u32,
+        slices_kept: u32,
+        reason: String,
     },
 }
 
