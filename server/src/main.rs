@@ -220,7 +220,11 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
 
     let metrics = Metrics::new();
-    metrics.watch(engine.catalog.clone(), engine.search.clone());
+    metrics.watch(
+        engine.catalog.clone(),
+        engine.search.clone(),
+        engine.ingest.clone(),
+    );
     let stopping = tokio_util::sync::CancellationToken::new();
     if let Some(listener) = metrics_listener {
         eprintln!(

@@ -3,7 +3,10 @@
 //! handler records them itself), and search stage by stage (queue wait, embed, BM25,
 //! vectors, fuse, rerank, total) with the query cache and the embedding batch sizes; and,
 //! read from the engine at each scrape, jobs by state, stored videos and their seconds,
-//! the index's documents and vectors by backend, and the store's bytes on disk.
+//! the index's documents and vectors by backend, the store's bytes on disk, seconds of
+//! video ingested and the wall seconds that took (their ratio is the ingest speed), and
+//! Bedrock calls, retries, throttled attempts, errors, tokens and bytes per model (from
+//! the SDK interceptor in `reelforge_models::bedrock::telemetry`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +19,8 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use reelforge_engine::search::SearchTimings;
-use reelforge_engine::{Catalog, Search};
+use reelforge_engine::{Catalog, Ingest, Search};
+use reelforge_models::bedrock::telemetry;
 
 use crate::codes::{code_name, response_code};
 use tokio::net::TcpListener;
@@ -30,7 +34,104 @@ pub struct Metrics {
     embed_batch: Histogram,
     /// Read at each scrape from what the engine holds.
     stored: Stored,
-    sources: OnceLock<(Arc<Catalog>, Arc<Search>)>,
+    /// Counters kept elsewhere (the ingest service, the Bedrock interceptor), brought up
+    /// to their value at each scrape.
+    counted: Counted,
+    sources: OnceLock<(Arc<Catalog>, Arc<Search>, Arc<Ingest>)>,
+}
+
+/// Counters whose source of truth lives outside this module.
+struct Counted {
+    ingest_jobs: prometheus::IntCounter,
+    ingest_video_seconds: prometheus::Counter,
+    ingest_analysis_seconds: prometheus::Counter,
+    /// By model and what: calls, retries, throttled, errors.
+    bedrock_calls: IntCounterVec,
+    /// By model and direction (input, output).
+    bedrock_tokens: IntCounterVec,
+    /// By model and direction (sent, received).
+    bedrock_bytes: IntCounterVec,
+}
+
+impl Counted {
+    fn new() -> Counted {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        Counted {
+            ingest_jobs: prometheus::IntCounter::new(
+                "reelforge_ingest_jobs_succeeded_total",
+                "Ingest jobs this process finished",
+            )
+            .expect("valid metric"),
+            ingest_video_seconds: prometheus::Counter::new(
+                "reelforge_ingest_video_seconds_total",
+                "Seconds of video this process analysed",
+            )
+            .expect("valid metric"),
+            ingest_analysis_seconds: prometheus::Counter::new(
+                "reelforge_ingest_analysis_seconds_total",
+                "Wall seconds that analysis took (video seconds / these = ingest speed)",
+            )
+            .expect("valid metric"),
+            bedrock_calls: counter(
+                "reelforge_bedrock_requests_total",
+                "Bedrock requests by model and outcome: call (an operation), retry (an attempt after the first), throttled and error (attempts)",
+                &["model", "kind"],
+            ),
+            bedrock_tokens: counter(
+                "reelforge_bedrock_tokens_total",
+                "Bedrock tokens by model and direction (input, output)",
+                &["model", "direction"],
+            ),
+            bedrock_bytes: counter(
+                "reelforge_bedrock_bytes_total",
+                "Bytes of Bedrock requests and answers by model and direction (sent, received)",
+                &["model", "direction"],
+            ),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.ingest_jobs.clone()),
+            Box::new(self.ingest_video_seconds.clone()),
+            Box::new(self.ingest_analysis_seconds.clone()),
+            Box::new(self.bedrock_calls.clone()),
+            Box::new(self.bedrock_tokens.clone()),
+            Box::new(self.bedrock_bytes.clone()),
+        ]
+    }
+
+    /// Brings every counter up to its source's value (sources only grow).
+    fn refresh(&self, ingest: &Ingest) {
+        let t = ingest.totals();
+        self.ingest_jobs
+            .inc_by(t.jobs_succeeded.saturating_sub(self.ingest_jobs.get()));
+        let up = |c: &prometheus::Counter, to: f64| {
+            let by = to - c.get();
+            if by > 0.0 {
+                c.inc_by(by);
+            }
+        };
+        up(&self.ingest_video_seconds, t.video_seconds);
+        up(&self.ingest_analysis_seconds, t.analysis_seconds);
+        let set = |v: &IntCounterVec, labels: &[&str], to: u64| {
+            let c = v.with_label_values(labels);
+            c.inc_by(to.saturating_sub(c.get()));
+        };
+        for (model, c) in telemetry::snapshot() {
+            let m = model.as_str();
+            set(&self.bedrock_calls, &[m, "call"], c.calls);
+            set(&self.bedrock_calls, &[m, "retry"], c.retries);
+            set(&self.bedrock_calls, &[m, "throttled"], c.throttled);
+            set(&self.bedrock_calls, &[m, "error"], c.errors);
+            set(&self.bedrock_tokens, &[m, "input"], c.input_tokens);
+            set(&self.bedrock_tokens, &[m, "output"], c.output_tokens);
+            set(&self.bedrock_bytes, &[m, "sent"], c.bytes_sent);
+            set(&self.bedrock_bytes, &[m, "received"], c.bytes_received);
+        }
+    }
 }
 
 /// Gauges of what is stored, set at scrape time.
@@ -138,6 +239,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let stored = Stored::new();
+        let counted = Counted::new();
         let mut all: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(rpcs.clone()),
             Box::new(rpc_seconds.clone()),
@@ -146,6 +248,7 @@ impl Metrics {
             Box::new(embed_batch.clone()),
         ];
         all.extend(stored.collectors());
+        all.extend(counted.collectors());
         for m in all {
             registry.register(m).expect("metrics registered once");
         }
@@ -157,21 +260,23 @@ impl Metrics {
             query_vectors,
             embed_batch,
             stored,
+            counted,
             sources: OnceLock::new(),
         })
     }
 
     /// Where the stored gauges are read from at each scrape.
-    pub fn watch(&self, catalog: Arc<Catalog>, search: Arc<Search>) {
-        let _ = self.sources.set((catalog, search));
+    pub fn watch(&self, catalog: Arc<Catalog>, search: Arc<Search>, ingest: Arc<Ingest>) {
+        let _ = self.sources.set((catalog, search, ingest));
     }
 
     /// Sets the stored gauges from the engine (a failed read leaves its gauge as it was
     /// and is logged: a scrape never fails for it).
     async fn refresh(&self) {
-        let Some((catalog, search)) = self.sources.get() else {
+        let Some((catalog, search, ingest)) = self.sources.get() else {
             return;
         };
+        self.counted.refresh(ingest);
         let s = &self.stored;
         match catalog.jobs().list().await {
             Ok(jobs) => {

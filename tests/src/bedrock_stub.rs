@@ -263,6 +263,12 @@ async fn serve_connection(
             head.push_str(&format!(
                 "x-amzn-errortype: {kind}:http://internal.amazon.com/coral/com.amazon.bedrock/\r\n"
             ));
+        } else if path.ends_with("/invoke") {
+            // InvokeModel reports the tokens it read in headers, as the service does.
+            head.push_str(&format!(
+                "x-amzn-bedrock-input-token-count: {}\r\nx-amzn-bedrock-output-token-count: 0\r\n",
+                words_in(&body)
+            ));
         }
         head.push_str("\r\n");
         write.write_all(head.as_bytes()).await?;
@@ -1024,4 +1030,14 @@ fn data_automation_status(body: &Value, state: &Arc<Mutex<State>>) -> Result<Val
             "jobDurationInSeconds": 60
         }),
     })
+}
+
+/// Words in every string of a request (the stub's token count).
+fn words_in(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.split_whitespace().count(),
+        Value::Array(items) => items.iter().map(words_in).sum(),
+        Value::Object(map) => map.values().map(words_in).sum(),
+        _ => 0,
+    }
 }

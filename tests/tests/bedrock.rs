@@ -15,7 +15,9 @@ use reelforge_models::bedrock::{
 use reelforge_models::{conformance, EmbedPurpose, TextEmbedder};
 use reelforge_proto::v1 as pb;
 use reelforge_tests::bedrock_stub::BedrockStub;
-use reelforge_tests::{demo_video, ingest_path_done, search_results, stored_video, Server};
+use reelforge_tests::{
+    demo_video, free_port, ingest_path_done, scrape, search_results, stored_video, Server,
+};
 
 const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
 
@@ -208,6 +210,13 @@ async fn throttling_is_retried_and_server_errors_exhaust_the_retries() {
     let bedrock = client(&stub, 3).await;
     let titan = BedrockEmbedder::new(bedrock, EmbedModel::Titan, 256).unwrap();
     let text = vec!["a burst of fast motion".to_string()];
+    let counted = || {
+        reelforge_models::bedrock::telemetry::snapshot()
+            .get(reelforge_models::bedrock::TITAN_TEXT_V2)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let before = counted();
 
     // Throttled on the first attempt, then served.
     stub.fail_next(429, "ThrottlingException", 1);
@@ -240,10 +249,26 @@ async fn throttling_is_retried_and_server_errors_exhaust_the_retries() {
     assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
     assert!(err.to_string().contains("ValidationException"), "{err}");
     assert_eq!(stub.requests().len(), 1);
+
+    // The SDK interceptor saw every attempt (other tests in this process use Titan too,
+    // so these are at least what this test made).
+    let after = counted();
+    assert!(after.calls - before.calls >= 4, "{after:?}");
+    assert!(
+        after.retries - before.retries >= 4,
+        "1 + 1 + 2 retries: {after:?}"
+    );
+    assert!(after.throttled - before.throttled >= 1, "{after:?}");
+    assert!(after.errors - before.errors >= 6, "{after:?}");
+    assert!(
+        after.input_tokens - before.input_tokens >= 2 * 5,
+        "{after:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_server_on_bedrock_models_ingests_and_searches() {
+    let metrics = format!("127.0.0.1:{}", free_port());
     let (stub, data, server) = demo_server(&[
         (
             "REELFORGE_TEXT_EMBEDDER",
@@ -251,6 +276,7 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
         ),
         ("REELFORGE_RERANKER", "bedrock:cohere.rerank-v3-5:0"),
         ("REELFORGE_BEDROCK_EMBEDDING_DIMENSIONS", "1024"),
+        ("REELFORGE_METRICS_LISTEN", metrics.as_str()),
     ])
     .await;
     let demo = demo_video();
@@ -301,6 +327,49 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
         after.contains(&"/model/cohere.rerank-v3-5:0/invoke".to_string()),
         "Cohere reranks: {after:?}"
     );
+    // The server's metrics count every call the stub saw, per model, with the tokens the
+    // service reported and the bytes that went each way.
+    let text = scrape(&metrics).await;
+    let value = |line: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in {text}"))
+    };
+    let requests = stub.requests();
+    for model in ["amazon.titan-embed-text-v2:0", "cohere.rerank-v3-5:0"] {
+        let path = format!("/model/{model}/invoke");
+        let seen = requests.iter().filter(|r| r.path == path).count() as u64;
+        let sent: u64 = requests
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.headers["content-length"].parse::<u64>().unwrap())
+            .sum();
+        let label = |kind: &str, what: &str| format!(r#"{kind}{{{what},model="{model}"}}"#);
+        assert_eq!(
+            value(&label("reelforge_bedrock_requests_total", r#"kind="call""#)),
+            seen,
+            "{model}"
+        );
+        assert_eq!(
+            value(&label(
+                "reelforge_bedrock_bytes_total",
+                r#"direction="sent""#
+            )),
+            sent
+        );
+        assert!(
+            value(&label(
+                "reelforge_bedrock_bytes_total",
+                r#"direction="received""#
+            )) > 0
+        );
+        assert!(
+            value(&label(
+                "reelforge_bedrock_tokens_total",
+                r#"direction="input""#
+            )) >= seen
+        );
+    }
     server.stop().await;
 
     // Back to the local embedder: its vectors cannot be compared with Titan's, so the

@@ -820,6 +820,15 @@ async fn lists_page_by_token_with_filters_over_grpc_and_the_cli() {
             .any(|l| l == r#"reelforge_jobs{kind="ingest",state="succeeded"} 2"#),
         "{text}"
     );
+    // 12 s + 8 s of video analysed by this process, and the time that took.
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(value("reelforge_ingest_jobs_succeeded_total"), 2.0);
+    assert!((value("reelforge_ingest_video_seconds_total") - 20.0).abs() < 0.5);
+    assert!(value("reelforge_ingest_analysis_seconds_total") > 0.0);
 
     // Every video once, newest first, one per page.
     let list = |req: pb::ListVideosRequest| {

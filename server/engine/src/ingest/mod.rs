@@ -46,6 +46,18 @@ pub struct Ingest {
     slots: Arc<Semaphore>,
     shutting_down: AtomicBool,
     tasks: TaskTracker,
+    totals: std::sync::Mutex<IngestTotals>,
+}
+
+/// What this process has ingested since it started (for metrics: the ratio of the two
+/// seconds is the ingest speed).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IngestTotals {
+    pub jobs_succeeded: u64,
+    /// Media seconds of the videos analysed.
+    pub video_seconds: f64,
+    /// Wall seconds their analysis took.
+    pub analysis_seconds: f64,
 }
 
 /// A file about to be ingested.
@@ -75,11 +87,17 @@ impl Ingest {
             providers,
             shutting_down: AtomicBool::new(false),
             tasks: TaskTracker::new(),
+            totals: std::sync::Mutex::default(),
         })
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// What this process has ingested so far.
+    pub fn totals(&self) -> IngestTotals {
+        *self.totals.lock().expect("totals poisoned")
     }
 
     /// Ingests a stored video again from its source with the configured models (same
@@ -350,6 +368,7 @@ impl Ingest {
             _ = handle.cancel.cancelled() => None,
         };
         let staging = self.staging_dir(&prepared.job_id);
+        let resumed = resuming.is_some();
         let result = match permit {
             None => Err(Error::Cancelled("cancelled while queued".into())),
             Some(_permit) => {
@@ -361,6 +380,29 @@ impl Ingest {
             matches!(result, Err(Error::Cancelled(_))) && self.shutting_down.load(Ordering::SeqCst);
         match result {
             Ok(()) => {
+                let analysed = handle.snapshot().events.iter().rev().find_map(|e| match e {
+                    IngestEvent::Done {
+                        analysis_seconds, ..
+                    } => Some(*analysis_seconds),
+                    _ => None,
+                });
+                // A resumed job's analysis covered what followed its resume point.
+                let from_ms = resumed
+                    .then(|| {
+                        handle.snapshot().events.iter().rev().find_map(|e| match e {
+                            IngestEvent::Resumed { from_slice, .. } => Some(*from_slice),
+                            _ => None,
+                        })
+                    })
+                    .flatten()
+                    .and_then(|i| prepared.slices.get(i as usize))
+                    .map_or(0, |s| s.start_ms);
+                if let Some(seconds) = analysed {
+                    let mut t = self.totals.lock().expect("totals poisoned");
+                    t.jobs_succeeded += 1;
+                    t.video_seconds += (prepared.probe.duration_ms - from_ms) as f64 / 1000.0;
+                    t.analysis_seconds += seconds;
+                }
                 handle.update(|r| r.resume = None);
                 handle.finish(JobState::Succeeded, None);
                 let _ = tokio::fs::remove_dir_all(&staging).await;

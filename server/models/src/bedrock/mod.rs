@@ -16,6 +16,7 @@ pub mod data_automation;
 mod embed;
 pub mod nova;
 pub mod staging;
+pub mod telemetry;
 pub mod video_embed;
 
 use std::sync::Arc;
@@ -212,7 +213,8 @@ impl Bedrock {
             ));
         }
         let mut client_config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
-            .retry_classifier(ModelTimeoutIsTransient);
+            .retry_classifier(ModelTimeoutIsTransient)
+            .interceptor(telemetry::CountCalls);
         if !config.endpoint_url.is_empty() {
             client_config = client_config.endpoint_url(config.endpoint_url.clone());
         }

@@ -246,6 +246,7 @@ impl NovaAnalyzer {
                 0
             },
         };
+        super::telemetry::add_tokens(&self.model_id, call.input_tokens, call.output_tokens);
         // The tool call's input, or JSON in a text answer.
         let mut answer: Option<Value> = None;
         let mut text = String::new();
