@@ -547,3 +547,125 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     println!("| mean IoU | {:.3} |", e.mean_iou);
     Ok(())
 }
+
+/// `reelforge highlights ...`: highlights as the jobs they are.
+#[derive(clap::Subcommand)]
+pub enum HighlightsCommand {
+    /// List highlights, newest first.
+    List {
+        /// Only highlights in this state (repeatable): running, succeeded, failed,
+        /// interrupted.
+        #[arg(long = "state", value_parser = parse_highlight_state)]
+        states: Vec<pb::HighlightState>,
+        /// At most this many (default: all, fetched page by page).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one highlight: state, segments, files.
+    Show { highlight_id: String },
+    /// Replay a highlight's events and follow it to its end, as JSON lines.
+    Watch { highlight_id: String },
+    /// Remove a finished highlight's files and record.
+    Rm { highlight_id: String },
+}
+
+fn highlight_state_name(state: i32) -> String {
+    pb::HighlightState::try_from(state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("HIGHLIGHT_STATE_UNKNOWN")
+        .trim_start_matches("HIGHLIGHT_STATE_")
+        .to_lowercase()
+}
+
+fn parse_highlight_state(text: &str) -> Result<pb::HighlightState, String> {
+    pb::HighlightState::from_str_name(&format!("HIGHLIGHT_STATE_{}", text.trim().to_uppercase()))
+        .filter(|s| *s != pb::HighlightState::Unspecified)
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a highlight state: use running, succeeded, failed or interrupted"
+            )
+        })
+}
+
+fn highlight_json(h: &pb::HighlightInfo) -> serde_json::Value {
+    let mut value = serde_json::to_value(h).unwrap_or_default();
+    value["state"] = highlight_state_name(h.state).into();
+    value
+}
+
+pub async fn run_highlights(channel: Channel, command: HighlightsCommand) -> anyhow::Result<()> {
+    let mut client = HighlightClient::new(channel);
+    match command {
+        HighlightsCommand::List {
+            states,
+            limit,
+            json,
+        } => {
+            let states: Vec<i32> = states.into_iter().map(|s| s as i32).collect();
+            let all = crate::pages::collect(limit, |page_size, page_token| {
+                let (mut client, states) = (client.clone(), states.clone());
+                async move {
+                    let r = client
+                        .list_highlights(pb::ListHighlightsRequest {
+                            page_size,
+                            page_token,
+                            states,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.highlights, r.next_page_token))
+                }
+            })
+            .await?;
+            if json {
+                return output::json_line(&all.iter().map(highlight_json).collect::<Vec<_>>());
+            }
+            println!(
+                "{:<36}  {:<11}  {:<9}  {:>9}  {:>10}  VIDEOS",
+                "HIGHLIGHT", "STATE", "STRATEGY", "REEL", "BYTES"
+            );
+            for h in all {
+                let reel = h
+                    .result
+                    .as_ref()
+                    .filter(|r| r.reel_duration_ms > 0)
+                    .map_or("-".to_string(), |r| clock(r.reel_duration_ms));
+                println!(
+                    "{:<36}  {:<11}  {:<9}  {:>9}  {:>10}  {}",
+                    h.highlight_id,
+                    highlight_state_name(h.state),
+                    h.strategy,
+                    reel,
+                    h.bytes,
+                    h.video_ids.join(",")
+                );
+            }
+        }
+        HighlightsCommand::Show { highlight_id } => {
+            let h = client
+                .get_highlight(pb::GetHighlightRequest { highlight_id })
+                .await?
+                .into_inner();
+            println!("{}", serde_json::to_string_pretty(&highlight_json(&h))?);
+        }
+        HighlightsCommand::Watch { highlight_id } => {
+            let mut stream = client
+                .watch_highlight(pb::WatchHighlightRequest { highlight_id })
+                .await?
+                .into_inner();
+            while let Some(event) = stream.message().await? {
+                output::json_line(&event)?;
+            }
+        }
+        HighlightsCommand::Rm { highlight_id } => {
+            let h = client
+                .delete_highlight(pb::DeleteHighlightRequest { highlight_id })
+                .await?
+                .into_inner();
+            println!("removed highlight {} ({} bytes)", h.highlight_id, h.bytes);
+        }
+    }
+    Ok(())
+}

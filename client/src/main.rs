@@ -50,6 +50,11 @@ enum Command {
     Search(search::SearchArgs),
     /// Make a highlight reel of a stored video (live progress; --out fetches the reel).
     Highlight(highlight::HighlightArgs),
+    /// Highlights made before: list, show, watch again, remove.
+    Highlights {
+        #[command(subcommand)]
+        command: highlight::HighlightsCommand,
+    },
     /// The highlight library the template strategy matches against.
     Library {
         #[command(subcommand)]
@@ -107,6 +112,7 @@ async fn main() {
         match command {
             Command::Search(args) => search::run(channel, args).await,
             Command::Highlight(args) => highlight::run(channel, args).await,
+            Command::Highlights { command } => highlight::run_highlights(channel, command).await,
             Command::Library { command } => library::run(channel, command).await,
             Command::Eval(_) => unreachable!("handled before connecting"),
             Command::RunBda { video } => {

@@ -24,7 +24,28 @@ pub struct EngineConfig {
     /// that serve ingest, so searches get the CPU first. 0 runs everything alike.
     pub background_nice: i32,
     pub ingest: IngestConfig,
+    pub highlights: HighlightsConfig,
     pub models: ModelsConfig,
+}
+
+/// `[highlights]`: how long finished highlights (their reels and timelines) are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HighlightsConfig {
+    /// Finished highlights older than this are removed (0 keeps them).
+    pub max_age_days: f64,
+    /// The oldest finished highlights are removed while all of them together take more
+    /// bytes than this (0: no limit).
+    pub max_bytes: u64,
+}
+
+impl Default for HighlightsConfig {
+    fn default() -> Self {
+        HighlightsConfig {
+            max_age_days: 30.0,
+            max_bytes: 20 << 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +79,7 @@ impl Default for EngineConfig {
             store_cache_mb: 64,
             background_nice: 10,
             ingest: IngestConfig::default(),
+            highlights: HighlightsConfig::default(),
             models: ModelsConfig::default(),
         }
     }
@@ -100,6 +122,8 @@ impl EngineConfig {
             "THUMBNAIL_FPS" => self.ingest.thumbnail_fps = parse_env(name, value)?,
             "MAX_CONCURRENT_JOBS" => self.ingest.max_concurrent_jobs = parse_env(name, value)?,
             "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse_env(name, value)?,
+            "HIGHLIGHTS_MAX_AGE_DAYS" => self.highlights.max_age_days = parse_env(name, value)?,
+            "HIGHLIGHTS_MAX_BYTES" => self.highlights.max_bytes = parse_env(name, value)?,
             _ => return self.models.apply_env(name, value),
         }
         Ok(true)
@@ -116,6 +140,13 @@ impl EngineConfig {
             )));
         }
         self.models.validate()?;
+        let h = &self.highlights;
+        if !(h.max_age_days.is_finite() && h.max_age_days >= 0.0) {
+            return Err(Error::invalid(format!(
+                "highlights.max_age_days must be 0 (keep) or a positive number of days, got {}",
+                h.max_age_days
+            )));
+        }
         let i = &self.ingest;
         let in_range = |v: f64, (lo, hi): (f64, f64)| v >= lo && v <= hi;
         if !in_range(i.slice_seconds, SLICE_SECONDS_RANGE) {

@@ -101,12 +101,12 @@ impl Engine {
         ));
         let highlights = Arc::new(Highlights::new(
             &config,
+            store.db(),
             catalog.clone(),
             search.clone(),
             library.clone(),
             providers.clone(),
-        ));
-        highlights.remove_partial();
+        )?);
         let ingest = Ingest::new(config, store.clone(), jobs, search.clone(), providers);
         Ok(Engine {
             ingest,

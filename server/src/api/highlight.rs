@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use reelforge_core::error::Error;
 use reelforge_core::segments::Segment;
+use reelforge_engine::highlights::jobs::{HighlightRecord, HighlightState, HighlightWatch};
 use reelforge_engine::highlights::render::Subtitles;
 use reelforge_engine::highlights::{
-    HighlightEvent, HighlightPlan, HighlightRequest, Point, StrategyOptions, UnitKind,
+    HighlightEvent, HighlightPlan, HighlightRequest, HighlightResult, Point, StrategyOptions,
+    UnitKind,
 };
 use reelforge_engine::Highlights;
 use reelforge_proto::v1 as pb;
@@ -16,9 +18,11 @@ use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::status::to_status;
+use super::status::{bounded, code_for, to_status};
+use crate::codes::code_name;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::HighlightEvent, Status>> + Send>>;
+type WatchStream = EventStream;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::FileChunk, Status>> + Send>>;
 
 /// Download chunk size.
@@ -259,9 +263,68 @@ fn event(e: HighlightEvent) -> pb::HighlightEvent {
     pb::HighlightEvent { event: Some(event) }
 }
 
+fn result(r: &HighlightResult) -> pb::HighlightResult {
+    pb::HighlightResult {
+        highlight_id: r.highlight_id.clone(),
+        strategy: r.strategy.clone(),
+        segments: r.segments.iter().map(segment).collect(),
+        candidates: r.candidates as u32,
+        reel_duration_ms: r.reel_duration_ms,
+        files: r.files.clone(),
+    }
+}
+
+fn info(r: &HighlightRecord) -> pb::HighlightInfo {
+    let (error_code, error) = match &r.error {
+        Some((kind, message)) => (code_name(code_for(*kind)).to_string(), message.clone()),
+        None => (String::new(), String::new()),
+    };
+    pb::HighlightInfo {
+        highlight_id: r.highlight_id.clone(),
+        state: match r.state {
+            HighlightState::Running => pb::HighlightState::Running,
+            HighlightState::Succeeded => pb::HighlightState::Succeeded,
+            HighlightState::Failed => pb::HighlightState::Failed,
+            HighlightState::Interrupted => pb::HighlightState::Interrupted,
+        } as i32,
+        strategy: r.strategy.clone(),
+        video_ids: r.video_ids.clone(),
+        created_unix_ms: r.created_unix_ms,
+        finished_unix_ms: r.finished_unix_ms.unwrap_or(0),
+        error_code,
+        error,
+        result: r.result.as_ref().map(result),
+        bytes: r.bytes as i64,
+    }
+}
+
+/// Streams a highlight's events to one caller, then `done` or the failure as the
+/// stream's status. The highlight does not depend on the caller.
+fn stream_highlight(mut watch: HighlightWatch) -> EventStream {
+    // Unbounded: a highlight has a bounded number of events (its slices, its render
+    // steps), and a slow reader must not lose any.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = watch.next().await {
+            if tx.send(Ok(event(e))).is_err() {
+                return;
+            }
+        }
+        let last = match watch.outcome() {
+            Ok(r) => Ok(pb::HighlightEvent {
+                event: Some(pb::highlight_event::Event::Done(result(&r))),
+            }),
+            Err((kind, message)) => Err(Status::new(code_for(kind), bounded(&message))),
+        };
+        let _ = tx.send(last);
+    });
+    Box::pin(UnboundedReceiverStream::new(rx))
+}
+
 #[tonic::async_trait]
 impl pb::highlight_server::Highlight for HighlightApi {
     type HighlightStream = EventStream;
+    type WatchHighlightStream = WatchStream;
     type DownloadStream = ChunkStream;
 
     async fn highlight(
@@ -270,42 +333,76 @@ impl pb::highlight_server::Highlight for HighlightApi {
     ) -> Result<Response<Self::HighlightStream>, Status> {
         let req = request(req.into_inner()).map_err(to_status)?;
         let plan = self.highlights.plan(&req).map_err(to_status)?;
-        // Unbounded: a job has a bounded number of events (its slices, its render
-        // steps), and a slow reader must not lose any.
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let highlights = self.highlights.clone();
-        // The job runs to its end even if the caller goes away: its files stay for
-        // `Download`.
-        tokio::spawn(async move {
-            let sink_tx = tx.clone();
-            let sink = move |e: HighlightEvent| {
-                let _ = sink_tx.send(Ok(event(e)));
-            };
-            // Its own task, so that a bug that panics ends the stream with INTERNAL
-            // instead of a stream that just stops (which reads as success).
-            let work = tokio::spawn(async move { highlights.run(&plan, &sink).await });
-            let outcome = match work.await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    tracing::error!("highlight task failed: {e}");
-                    Err(Error::internal(
-                        "the highlight stopped on a server bug; the server's log has the details",
-                    ))
-                }
-            };
-            let last = outcome.map_err(to_status).map(|r| pb::HighlightEvent {
-                event: Some(pb::highlight_event::Event::Done(pb::HighlightResult {
-                    highlight_id: r.highlight_id,
-                    strategy: r.strategy,
-                    segments: r.segments.iter().map(segment).collect(),
-                    candidates: r.candidates as u32,
-                    reel_duration_ms: r.reel_duration_ms,
-                    files: r.files,
-                })),
-            });
-            let _ = tx.send(last);
-        });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+        // A job: it runs to its end even if the caller goes away; its files stay for
+        // `Download`, and `WatchHighlight` re-attaches.
+        let handle = self.highlights.start(plan).map_err(to_status)?;
+        let id = handle.record().highlight_id;
+        let watch = self.highlights.watch(&id).map_err(to_status)?;
+        Ok(Response::new(stream_highlight(watch)))
+    }
+
+    async fn watch_highlight(
+        &self,
+        req: Request<pb::WatchHighlightRequest>,
+    ) -> Result<Response<Self::WatchHighlightStream>, Status> {
+        let id = req.into_inner().highlight_id;
+        let watch = self.highlights.watch(&id).map_err(to_status)?;
+        Ok(Response::new(stream_highlight(watch)))
+    }
+
+    async fn get_highlight(
+        &self,
+        req: Request<pb::GetHighlightRequest>,
+    ) -> Result<Response<pb::HighlightInfo>, Status> {
+        let record = self
+            .highlights
+            .get(&req.into_inner().highlight_id)
+            .map_err(to_status)?;
+        Ok(Response::new(info(&record)))
+    }
+
+    async fn list_highlights(
+        &self,
+        req: Request<pb::ListHighlightsRequest>,
+    ) -> Result<Response<pb::ListHighlightsResponse>, Status> {
+        let pb::ListHighlightsRequest {
+            page_size,
+            page_token,
+            states,
+        } = req.into_inner();
+        let states = states
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| match pb::HighlightState::try_from(s) {
+                Ok(pb::HighlightState::Running) => Ok(HighlightState::Running),
+                Ok(pb::HighlightState::Succeeded) => Ok(HighlightState::Succeeded),
+                Ok(pb::HighlightState::Failed) => Ok(HighlightState::Failed),
+                Ok(pb::HighlightState::Interrupted) => Ok(HighlightState::Interrupted),
+                _ => Err(Status::invalid_argument(format!(
+                    "states[{i}]: {s} is not a highlight state (running, succeeded, failed, interrupted)"
+                ))),
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let page = self
+            .highlights
+            .list(&states, page_size, &page_token)
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListHighlightsResponse {
+            highlights: page.items.iter().map(info).collect(),
+            next_page_token: page.next_token,
+        }))
+    }
+
+    async fn delete_highlight(
+        &self,
+        req: Request<pb::DeleteHighlightRequest>,
+    ) -> Result<Response<pb::HighlightInfo>, Status> {
+        let record = self
+            .highlights
+            .delete(&req.into_inner().highlight_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(info(&record)))
     }
 
     async fn download(

@@ -3,9 +3,11 @@
 //! shares (merge, resolve by priority, fit: `reelforge_core::segments`), and the reel
 //! rendered with its timeline (`outputs`: `render`, `music`, `export`). The matching
 //! strategies share `matching`, `units` (clips, frames and the cost filters) and
-//! `points` (claiming clips by priority).
+//! `points` (claiming clips by priority). Each run is a job (`jobs`): an id, a record,
+//! a log to watch again, retention.
 
 pub mod export;
+pub mod jobs;
 mod matching;
 pub mod music;
 mod outputs;
@@ -34,10 +36,12 @@ pub use strategy::{EventMatch, SliceOutcome};
 pub use units::{Funnel, UnitKind};
 
 use crate::catalog::Catalog;
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, HighlightsConfig};
 use crate::library::Library;
 use crate::search::Search;
+use crate::store::now_unix_ms;
 use crate::store::VideoRecord;
+use jobs::{HighlightHandle, HighlightJobs, HighlightRecord, HighlightState, HighlightWatch};
 use strategy::{Context, Defaults, Scope, Shaping};
 
 /// Candidates of one video this close merge (slicing splits and repeats moments).
@@ -72,7 +76,7 @@ pub enum HighlightEvent {
 }
 
 /// What a finished highlight leaves behind (also `timeline.json` beside the reel).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HighlightResult {
     pub highlight_id: String,
     pub strategy: String,
@@ -108,17 +112,22 @@ pub struct Highlights {
     library: Arc<Library>,
     providers: Providers,
     render_slots: Semaphore,
+    jobs: HighlightJobs,
+    retention: HighlightsConfig,
 }
 
 impl Highlights {
+    /// The service over `db` (its records) and `data_dir/highlights` (its files);
+    /// partial files a crash left are removed and retention runs once.
     pub fn new(
         config: &EngineConfig,
+        db: &sled::Db,
         catalog: Arc<Catalog>,
         search: Arc<Search>,
         library: Arc<Library>,
         providers: Providers,
-    ) -> Highlights {
-        Highlights {
+    ) -> Result<Highlights> {
+        let h = Highlights {
             root: config.data_dir.join("highlights"),
             ffmpeg: config.ffmpeg.clone(),
             ffprobe: config.ffprobe.clone(),
@@ -128,6 +137,118 @@ impl Highlights {
             library,
             providers,
             render_slots: Semaphore::new(RENDERS_AT_ONCE),
+            jobs: HighlightJobs::open(db)?,
+            retention: config.highlights.clone(),
+        };
+        h.remove_partial();
+        h.apply_retention();
+        Ok(h)
+    }
+
+    /// Starts a planned highlight as a job: recorded before its first event, run to its
+    /// end whatever the caller does (a bug that panics fails it with INTERNAL).
+    pub fn start(self: &Arc<Self>, plan: HighlightPlan) -> Result<Arc<HighlightHandle>> {
+        let highlight_id = uuid::Uuid::new_v4().to_string();
+        let video_ids = match plan.strategy.scope() {
+            Scope::Video => vec![plan.video_id.clone()],
+            Scope::Library => plan.options.video_ids.clone(),
+        };
+        let handle = self.jobs.begin(HighlightRecord {
+            highlight_id: highlight_id.clone(),
+            state: HighlightState::Running,
+            strategy: plan.strategy.name().to_string(),
+            video_ids,
+            created_unix_ms: now_unix_ms(),
+            finished_unix_ms: None,
+            error: None,
+            result: None,
+            bytes: 0,
+        })?;
+        let (h, job) = (self.clone(), handle.clone());
+        tokio::spawn(async move {
+            let (work_h, work_job, id) = (h.clone(), job.clone(), highlight_id.clone());
+            let work = tokio::spawn(async move {
+                let sink = |e: HighlightEvent| work_job.emit(e);
+                work_h.run_as(&id, &plan, &sink).await
+            });
+            let outcome = match work.await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(highlight = %highlight_id, "highlight task failed: {e}");
+                    Err(Error::internal(
+                        "the highlight stopped on a server bug; the server's log has the details",
+                    ))
+                }
+            };
+            let bytes = dir_bytes(&h.dir(&highlight_id)).await;
+            h.jobs.end(&job, &outcome, bytes);
+            h.apply_retention();
+        });
+        Ok(handle)
+    }
+
+    /// Follows a highlight from its first event (see `jobs::HighlightJobs::watch`).
+    pub fn watch(&self, highlight_id: &str) -> Result<HighlightWatch> {
+        check_highlight_id(highlight_id)?;
+        self.jobs.watch(highlight_id)
+    }
+
+    pub fn get(&self, highlight_id: &str) -> Result<HighlightRecord> {
+        check_highlight_id(highlight_id)?;
+        self.jobs.get(highlight_id)
+    }
+
+    /// One page of the highlights, newest first, optionally only those in `states`.
+    pub fn list(
+        &self,
+        states: &[HighlightState],
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<reelforge_core::page::Page<HighlightRecord>> {
+        use reelforge_core::page::{newest_first, PageRequest};
+        let mut names: Vec<String> = states.iter().map(|s| format!("{s:?}")).collect();
+        names.sort();
+        names.dedup();
+        let page = PageRequest::parse(page_size, page_token, &format!("states={names:?}"))?;
+        let mut all = self.jobs.all()?;
+        all.retain(|r| states.is_empty() || states.contains(&r.state));
+        Ok(page.cut(all, |r| {
+            format!("{}\n{}", newest_first(r.created_unix_ms), r.highlight_id)
+        }))
+    }
+
+    /// Removes a finished highlight: its files, then its record.
+    pub async fn delete(&self, highlight_id: &str) -> Result<HighlightRecord> {
+        check_highlight_id(highlight_id)?;
+        let record = self.jobs.get(highlight_id)?;
+        if record.state == HighlightState::Running {
+            return self.jobs.remove(highlight_id);
+        }
+        match tokio::fs::remove_dir_all(self.dir(highlight_id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.jobs.remove(highlight_id)
+    }
+
+    /// Removes finished highlights past `[highlights]` limits (age, then total size).
+    fn apply_retention(&self) {
+        let r = &self.retention;
+        let max_age_ms = (r.max_age_days * 86_400_000.0) as i64;
+        let expired = match self.jobs.expired(now_unix_ms(), max_age_ms, r.max_bytes) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!("highlight retention: cannot read the records: {e}");
+                return;
+            }
+        };
+        for id in expired {
+            let _ = std::fs::remove_dir_all(self.dir(&id));
+            match self.jobs.remove(&id) {
+                Ok(_) => tracing::info!(highlight = %id, "removed by retention"),
+                Err(e) => tracing::warn!(highlight = %id, "retention: {e}"),
+            }
         }
     }
 
@@ -153,7 +274,7 @@ impl Highlights {
     }
 
     /// Removes what renders a crash interrupted left behind (call at start-up).
-    pub fn remove_partial(&self) {
+    fn remove_partial(&self) {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return;
         };
@@ -167,11 +288,7 @@ impl Highlights {
     /// The path of one of a highlight's files, checked: a known name of an existing
     /// highlight.
     pub fn artifact(&self, highlight_id: &str, file: &str) -> Result<PathBuf> {
-        if uuid::Uuid::parse_str(highlight_id).is_err() {
-            return Err(Error::invalid(format!(
-                "highlight_id: {highlight_id:?} is not a highlight id"
-            )));
-        }
+        check_highlight_id(highlight_id)?;
         if !FILES.contains(&file) && !outputs::is_thumbnail_name(file) {
             return Err(Error::invalid(format!(
                 "file: {file:?} is not one of {} or thumb-NNN.jpg",
@@ -187,13 +304,24 @@ impl Highlights {
         Ok(path)
     }
 
-    /// Runs a planned request; `sink` gets every event as it happens, `Started` first.
+    /// Runs a planned request here and now (no job record: benchmarks, tools); `sink`
+    /// gets every event as it happens, `Started` first.
     pub async fn run(
         &self,
         plan: &HighlightPlan,
         sink: &(dyn Fn(HighlightEvent) + Send + Sync),
     ) -> Result<HighlightResult> {
-        let highlight_id = uuid::Uuid::new_v4().to_string();
+        self.run_as(&uuid::Uuid::new_v4().to_string(), plan, sink)
+            .await
+    }
+
+    async fn run_as(
+        &self,
+        highlight_id: &str,
+        plan: &HighlightPlan,
+        sink: &(dyn Fn(HighlightEvent) + Send + Sync),
+    ) -> Result<HighlightResult> {
+        let highlight_id = highlight_id.to_string();
         sink(HighlightEvent::Started {
             highlight_id: highlight_id.clone(),
             plan: plan.clone(),
@@ -259,6 +387,29 @@ impl Highlights {
         })
         .await
     }
+}
+
+fn check_highlight_id(highlight_id: &str) -> Result<()> {
+    if uuid::Uuid::parse_str(highlight_id).is_err() {
+        return Err(Error::invalid(format!(
+            "highlight_id: {highlight_id:?} is not a highlight id (see `reelforge highlights list`)"
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of the files directly in `dir` (0 when it does not exist).
+async fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return 0;
+    };
+    let mut total = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if let Ok(meta) = entry.metadata().await {
+            total += meta.len();
+        }
+    }
+    total
 }
 
 /// The video stream of a video that has media on this server, or why it cannot be cut.
