@@ -286,6 +286,7 @@ impl<'a> JobView<'a> {
                     ));
                 }
             }
+            Event::Bda(_) | Event::BdaImported(_) => {}
             Event::Resumed(r) => {
                 if let Some(bar) = &self.file_bar {
                     bar.set_position(r.slices_kept as u64);

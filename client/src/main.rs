@@ -116,14 +116,29 @@ async fn main() {
             Command::Library { command } => library::run(channel, command).await,
             Command::Eval(_) => unreachable!("handled before connecting"),
             Command::RunBda { video } => {
-                let reply = client
+                use reelforge_proto::v1::ingest_event::Event;
+                let mut stream = client
                     .run_bda(reelforge_proto::v1::RunBdaRequest { video_id: video })
                     .await?
                     .into_inner();
-                println!(
-                    "Data Automation found {} documents for video {}",
-                    reply.documents, reply.video_id
-                );
+                while let Some(e) = stream.message().await? {
+                    match e.event {
+                        Some(Event::Accepted(a)) => {
+                            eprintln!("job {}: Data Automation on {}", e.job_id, a.filename)
+                        }
+                        Some(Event::Bda(p)) if p.stage == "running" => eprintln!(
+                            "  {} after {:.0} s",
+                            p.detail.to_lowercase(),
+                            p.elapsed_ms as f64 / 1000.0
+                        ),
+                        Some(Event::Bda(p)) => eprintln!("  {}: {}", p.stage, p.detail),
+                        Some(Event::BdaImported(i)) => println!(
+                            "Data Automation found {} documents for video {}",
+                            i.documents, i.video_id
+                        ),
+                        _ => {}
+                    }
+                }
                 Ok(())
             }
             Command::ImportBda { file, video } => {

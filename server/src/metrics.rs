@@ -283,7 +283,7 @@ impl Metrics {
                 s.jobs.reset();
                 for job in jobs {
                     let state = format!("{:?}", job.state).to_lowercase();
-                    s.jobs.with_label_values(&["ingest", &state]).inc();
+                    s.jobs.with_label_values(&[job.kind.name(), &state]).inc();
                 }
             }
             Err(e) => tracing::warn!("metrics: cannot list jobs: {e}"),

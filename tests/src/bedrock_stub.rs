@@ -63,8 +63,9 @@ struct State {
     objects: HashMap<String, Vec<u8>>,
     /// Asynchronous invocations by ARN.
     jobs: HashMap<String, Job>,
-    /// Data Automation invocations by ARN: (polls, job_metadata.json URI).
-    bda_jobs: HashMap<String, (u32, String)>,
+    /// Data Automation invocations by ARN: (polls, job_metadata.json URI, the failure
+    /// queued for it).
+    bda_jobs: HashMap<String, (u32, String, Option<String>)>,
     /// The next asynchronous invocations fail with these messages.
     job_failures: VecDeque<String>,
     /// (status, error type) answered to the next requests, in order.
@@ -103,7 +104,8 @@ impl BedrockStub {
         self.state.lock().unwrap().requests.clear();
     }
 
-    /// The next asynchronous invocation ends `Failed` with `message`.
+    /// The next asynchronous invocation (embeddings or Data Automation) fails with
+    /// `message`.
     pub fn fail_next_job(&self, message: &str) {
         self.state
             .lock()
@@ -1001,18 +1003,19 @@ fn invoke_data_automation(body: &Value, state: &Arc<Mutex<State>>) -> Result<Val
         .into_bytes(),
     );
     let arn = format!("arn:aws:bedrock:us-east-1:123456789012:data-automation-invocation/{id}");
-    s.bda_jobs.insert(arn.clone(), (0, metadata_uri));
+    let failure = s.job_failures.pop_front();
+    s.bda_jobs.insert(arn.clone(), (0, metadata_uri, failure));
     Ok(json!({ "invocationArn": arn }))
 }
 
 /// `GetDataAutomationStatus`: `InProgress` to the first poll, then `Success` naming
-/// `job_metadata.json`.
+/// `job_metadata.json` (or `ClientError` with the message `fail_next_job` queued).
 fn data_automation_status(body: &Value, state: &Arc<Mutex<State>>) -> Result<Value, Failure> {
     let arn = body["invocationArn"]
         .as_str()
         .ok_or_else(|| invalid("invocationArn is required"))?;
     let mut s = state.lock().unwrap();
-    let (polls, metadata) = s.bda_jobs.get_mut(arn).ok_or_else(|| {
+    let (polls, metadata, failure) = s.bda_jobs.get_mut(arn).ok_or_else(|| {
         (
             404,
             "ResourceNotFoundException",
@@ -1020,8 +1023,13 @@ fn data_automation_status(body: &Value, state: &Arc<Mutex<State>>) -> Result<Val
         )
     })?;
     *polls += 1;
-    Ok(match *polls {
-        1 => json!({ "status": "InProgress" }),
+    Ok(match (*polls, failure) {
+        (1, _) => json!({ "status": "InProgress" }),
+        (_, Some(message)) => json!({
+            "status": "ClientError",
+            "errorType": "InvalidInput",
+            "errorMessage": message.clone(),
+        }),
         _ => json!({
             "status": "Success",
             "outputConfiguration": { "s3Uri": metadata.clone() },

@@ -16,7 +16,7 @@ use reelforge_models::{conformance, EmbedPurpose, TextEmbedder};
 use reelforge_proto::v1 as pb;
 use reelforge_tests::bedrock_stub::BedrockStub;
 use reelforge_tests::{
-    demo_video, free_port, ingest_path_done, scrape, search_results, stored_video, Server,
+    demo_video, drain, free_port, ingest_path_done, scrape, search_results, stored_video, Server,
 };
 
 const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
@@ -1012,5 +1012,62 @@ async fn data_automation_runs_on_a_stored_video_and_its_chapters_become_searchab
         "the chapters with the bikes and the bunny: {results:?}"
     );
     assert!(results.iter().all(|r| r.source == "chapter_summary"));
+
+    // Over gRPC it is a job: its steps stream as they happen, GetJob knows it by kind, and
+    // a failed run ends with the service's reason.
+    let stream = ingest
+        .run_bda(pb::RunBdaRequest {
+            video_id: video_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (events, status) = drain(stream).await;
+    status.unwrap();
+    let stages: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            pb::ingest_event::Event::Bda(p) => Some(p.stage.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages.first().map(String::as_str),
+        Some("uploaded"),
+        "{stages:?}"
+    );
+    assert_eq!(stages[1], "submitted");
+    assert!(stages.contains(&"running".to_string()), "{stages:?}");
+    assert_eq!(stages.last().map(String::as_str), Some("reading"));
+    let Some(pb::ingest_event::Event::BdaImported(imported)) = events.last() else {
+        panic!("the last event is bda_imported: {events:?}")
+    };
+    assert_eq!((imported.documents, imported.created), (7, false));
+    let jobs = ingest
+        .list_jobs(pb::ListJobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    let bda_jobs: Vec<_> = jobs.iter().filter(|j| j.kind == "bda").collect();
+    assert_eq!(bda_jobs.len(), 2, "the CLI's run and this one: {jobs:?}");
+    assert!(bda_jobs
+        .iter()
+        .all(|j| j.state == pb::JobState::Succeeded as i32 && j.video_id == video_id));
+    stub.fail_next_job("The video could not be decoded (queued by the test)");
+    let stream = ingest
+        .run_bda(pb::RunBdaRequest {
+            video_id: video_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, status) = drain(stream).await;
+    let status = status.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("could not be decoded"),
+        "{status:?}"
+    );
     server.stop().await;
 }

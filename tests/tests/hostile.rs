@@ -329,7 +329,7 @@ async fn one_request(
             let req = pb::RunBdaRequest {
                 video_id: video_id(rng, stored),
             };
-            ("RunBda", unit(c.ingest.run_bda(req).await))
+            ("RunBda", drain(c.ingest.run_bda(req).await).await)
         }
         11 | 12 if rng.one_in(2) => {
             // A valid search with one odd value, to get past the checks into the index.

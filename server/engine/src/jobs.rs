@@ -11,7 +11,15 @@ use reelforge_core::error::{Error, ErrorKind, Result};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{now_unix_ms, IngestEvent, JobRecord, JobState, Store};
+use crate::store::{now_unix_ms, IngestEvent, JobKind, JobRecord, JobState, Store};
+
+/// The registry's key for one running job per kind and video.
+fn video_key(kind: JobKind, video_id: &str) -> String {
+    match kind {
+        JobKind::Ingest => video_id.to_string(),
+        JobKind::Bda => format!("bda:{video_id}"),
+    }
+}
 use crate::util::blocking;
 
 pub struct JobHandle {
@@ -205,7 +213,10 @@ impl Jobs {
                 to_resume.push(job);
             } else if !job.state.is_final() {
                 job.state = JobState::Interrupted;
-                job.error = Some("the server stopped while this job ran; ingest again".into());
+                job.error = Some(match job.kind {
+                    JobKind::Ingest => "the server stopped while this job ran; ingest again".into(),
+                    JobKind::Bda => "the server stopped while this job ran; run it again".into(),
+                });
                 job.events.push(IngestEvent::Failed {
                     kind: ErrorKind::Unavailable,
                     message: job.error.clone().unwrap_or_default(),
@@ -259,20 +270,27 @@ impl Jobs {
         self.running(job_id)
     }
 
-    /// Registers a new job for its video, or returns the job another request for the
-    /// same video registered first (it won the race: follow it).
+    /// The running Data Automation job for `video_id`, if any.
+    pub fn running_bda_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {
+        let by_video = self.by_video.lock().expect("job registry poisoned");
+        let job_id = by_video.get(&video_key(JobKind::Bda, video_id))?;
+        self.running(job_id)
+    }
+
+    /// Registers a new job for its video, or returns the job of the same kind another
+    /// request for the same video registered first (it won the race: follow it).
     pub fn register(&self, handle: &Arc<JobHandle>) -> Option<Arc<JobHandle>> {
-        let (job_id, video_id) = {
+        let (job_id, key) = {
             let r = handle.lock();
-            (r.job_id.clone(), r.video_id.clone())
+            (r.job_id.clone(), video_key(r.kind, &r.video_id))
         };
         let mut by_video = self.by_video.lock().expect("job registry poisoned");
-        if let Some(other) = by_video.get(&video_id) {
+        if let Some(other) = by_video.get(&key) {
             if let Some(h) = self.running(other) {
                 return Some(h);
             }
         }
-        by_video.insert(video_id, job_id.clone());
+        by_video.insert(key, job_id.clone());
         self.running
             .lock()
             .expect("job registry poisoned")
@@ -281,15 +299,22 @@ impl Jobs {
     }
 
     /// Forgets a job that has ended (after its record was persisted).
-    pub fn unregister(&self, job_id: &str, video_id: &str) {
-        self.running
+    pub fn unregister(&self, job_id: &str) {
+        let removed = self
+            .running
             .lock()
             .expect("job registry poisoned")
             .remove(job_id);
-        self.by_video
-            .lock()
-            .expect("job registry poisoned")
-            .remove(video_id);
+        if let Some(h) = removed {
+            let key = {
+                let r = h.lock();
+                video_key(r.kind, &r.video_id)
+            };
+            let mut by_video = self.by_video.lock().expect("job registry poisoned");
+            if by_video.get(&key).is_some_and(|id| id == job_id) {
+                by_video.remove(&key);
+            }
+        }
     }
 
     /// Writes the job's record as it is now, durably (a caller holding a job id finds

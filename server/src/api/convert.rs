@@ -199,6 +199,7 @@ pub fn job(j: &JobRecord) -> pb::Job {
         slices_total: j.slices_total,
         created_unix_ms: j.created_unix_ms,
         finished_unix_ms: j.finished_unix_ms.unwrap_or(0),
+        kind: j.kind.name().to_string(),
     }
 }
 
@@ -276,6 +277,24 @@ pub fn event(job_id: &str, seq: u64, e: &IngestEvent) -> pb::IngestEvent {
         IngestEvent::Failed { kind, message } => Event::Error(pb::IngestError {
             code: code_name(code_for(*kind)).to_string(),
             message: message.clone(),
+        }),
+        IngestEvent::Bda {
+            stage,
+            detail,
+            elapsed_ms,
+        } => Event::Bda(pb::BdaProgress {
+            stage: stage.clone(),
+            detail: detail.clone(),
+            elapsed_ms: *elapsed_ms,
+        }),
+        IngestEvent::BdaImported {
+            video_id,
+            documents,
+            created,
+        } => Event::BdaImported(pb::BdaImported {
+            video_id: video_id.clone(),
+            documents: *documents,
+            created: *created,
         }),
         IngestEvent::Resumed {
             from_slice,

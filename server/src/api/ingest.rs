@@ -87,6 +87,7 @@ impl pb::ingest_server::Ingest for IngestApi {
     type IngestPathStream = EventStream;
     type IngestUploadStream = EventStream;
     type WatchJobStream = EventStream;
+    type RunBdaStream = EventStream;
 
     async fn ingest_path(
         &self,
@@ -266,15 +267,14 @@ impl pb::ingest_server::Ingest for IngestApi {
     async fn run_bda(
         &self,
         request: Request<pb::RunBdaRequest>,
-    ) -> Result<Response<pb::ImportBdaResponse>, Status> {
-        let video_id = request.into_inner().video_id;
-        let (video_id, documents, created) =
-            self.ingest.run_bda(&video_id).await.map_err(to_status)?;
-        Ok(Response::new(pb::ImportBdaResponse {
-            video_id,
-            documents: documents as u32,
-            created,
-        }))
+    ) -> Result<Response<EventStream>, Status> {
+        let pb::RunBdaRequest { video_id } = request.into_inner();
+        let handle = self
+            .ingest
+            .start_bda(required(&video_id, "video_id")?)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(stream_job(JobEvents::live(handle))))
     }
 
     async fn import_bda(

@@ -1,15 +1,19 @@
 //! Bedrock Data Automation results as ingest: a `result.json` imported for a stored video
-//! (or as a video record of its own), and the configured project run on a stored video.
+//! (or as a video record of its own), and the configured project run on a stored video as
+//! a job (`start_bda`: progress events, watchable, cancellable).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use reelforge_core::error::{Error, Result};
+use reelforge_core::error::{Error, ErrorKind, Result};
 use reelforge_core::ids::{validate_video_id, video_id_from_sha256};
+use reelforge_models::bedrock::data_automation::BdaProgress;
 use reelforge_search::{bda, DocKind};
 use sha2::{Digest, Sha256};
 
 use super::Ingest;
-use crate::store::{now_unix_ms, VideoRecord};
+use crate::jobs::{IngestSink, JobHandle};
+use crate::store::{now_unix_ms, IngestEvent, JobKind, JobRecord, JobState, VideoRecord};
 use crate::util::blocking;
 
 /// The record of a video known only from a BDA result: no media on this server.
@@ -49,9 +53,10 @@ fn bda_video_record(video_id: &str, sha256: &str, asset: &bda::BdaAsset) -> Vide
 }
 
 impl Ingest {
-    /// Runs the configured Bedrock Data Automation project on a stored video and imports
-    /// its standard output for it (see `import_bda`).
-    pub async fn run_bda(&self, video_id: &str) -> Result<(String, usize, bool)> {
+    /// Starts the configured Bedrock Data Automation project on a stored video as a job
+    /// (progress events as it runs; its documents imported for the video at the end). A
+    /// run already going for the video is joined, not paid for twice.
+    pub async fn start_bda(self: &Arc<Self>, video_id: &str) -> Result<Arc<JobHandle>> {
         self.check_accepting()?;
         validate_video_id(video_id)?;
         let bda = self.providers.data_automation.clone().ok_or_else(|| {
@@ -61,6 +66,9 @@ impl Ingest {
                     .into(),
             )
         })?;
+        if let Some(running) = self.jobs.running_bda_for(video_id) {
+            return Ok(running);
+        }
         let store = self.store.clone();
         let id = video_id.to_string();
         let video = blocking(move || store.video(&id)).await?.ok_or_else(|| {
@@ -75,8 +83,90 @@ impl Ingest {
                 video.source_path
             )));
         }
-        let json = bda.run(&source).await?;
-        self.import_bda(json, Some(video_id.to_string())).await
+        let handle = JobHandle::new(JobRecord {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            kind: JobKind::Bda,
+            video_id: video.video_id.clone(),
+            filename: video.filename.clone(),
+            state: JobState::Queued,
+            error: None,
+            slices_done: 0,
+            slices_total: 0,
+            created_unix_ms: now_unix_ms(),
+            finished_unix_ms: None,
+            events: Vec::new(),
+            resume: None,
+        });
+        if let Some(other) = self.jobs.register(&handle) {
+            return Ok(other);
+        }
+        handle.emit(IngestEvent::Accepted {
+            video_id: video.video_id.clone(),
+            filename: video.filename.clone(),
+            slices: Vec::new(),
+            already_ingested: false,
+        });
+        if let Err(e) = self.jobs.persist(&handle).await {
+            self.jobs.unregister(&handle.id());
+            return Err(e);
+        }
+        let (engine, job) = (self.clone(), handle.clone());
+        self.tasks.spawn(async move {
+            job.update(|r| r.state = JobState::Running);
+            let progress = |p: BdaProgress| {
+                let (stage, detail, elapsed_ms) = match p {
+                    BdaProgress::Uploaded { uri } => ("uploaded", uri, 0),
+                    BdaProgress::Submitted { invocation_arn } => ("submitted", invocation_arn, 0),
+                    BdaProgress::Waiting { status, elapsed_ms } => {
+                        ("running", status, elapsed_ms)
+                    }
+                    BdaProgress::Reading { uri } => ("reading", uri, 0),
+                };
+                job.emit(IngestEvent::Bda {
+                    stage: stage.to_string(),
+                    detail,
+                    elapsed_ms,
+                });
+            };
+            let work = async {
+                let json = bda.run(&source, &progress).await?;
+                engine.import_bda(json, Some(video.video_id.clone())).await
+            };
+            let outcome = tokio::select! {
+                r = work => r,
+                _ = job.cancel.cancelled() => Err(Error::Cancelled(
+                    "cancelled by request (what was staged in S3 may be left for its lifecycle rule)".into(),
+                )),
+            };
+            match outcome {
+                Ok((video_id, documents, created)) => {
+                    job.emit(IngestEvent::BdaImported {
+                        video_id,
+                        documents: documents as u32,
+                        created,
+                    });
+                    job.finish(JobState::Succeeded, None);
+                }
+                Err(e) => {
+                    let (state, kind) = match &e {
+                        Error::Cancelled(_) => (JobState::Cancelled, ErrorKind::Cancelled),
+                        other => (JobState::Failed, other.kind()),
+                    };
+                    let message = e.to_string();
+                    tracing::warn!(job = %job.id(), "Data Automation: {message}");
+                    job.emit(IngestEvent::Failed {
+                        kind,
+                        message: message.clone(),
+                    });
+                    job.finish(state, Some(message));
+                }
+            }
+            if let Err(e) = engine.jobs.persist(&job).await {
+                tracing::error!(job = %job.id(), "could not record the job's end: {e}");
+            }
+            engine.jobs.unregister(&job.id());
+        });
+        Ok(handle)
     }
 
     /// Imports a Bedrock Data Automation result (`result.json`) for `video_id`, or as a

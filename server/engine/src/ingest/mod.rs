@@ -33,7 +33,8 @@ use crate::config::EngineConfig;
 use crate::jobs::{IngestSink, JobHandle, Jobs};
 use crate::search::Search;
 use crate::store::{
-    now_unix_ms, IngestEvent, JobRecord, JobState, ResumeRecord, Store, SubtitleRecord, VideoRecord,
+    now_unix_ms, IngestEvent, JobKind, JobRecord, JobState, ResumeRecord, Store, SubtitleRecord,
+    VideoRecord,
 };
 use crate::util::blocking;
 
@@ -289,6 +290,7 @@ impl Ingest {
             subtitles,
         };
         let handle = JobHandle::new(JobRecord {
+            kind: JobKind::Ingest,
             job_id: job_id.clone(),
             video_id: video_id.clone(),
             filename: source.filename,
@@ -322,7 +324,7 @@ impl Ingest {
             })
             .await;
             if let Err(e) = result {
-                self.jobs.unregister(&job_id, &video_id);
+                self.jobs.unregister(&job_id);
                 return Err(e);
             }
             prepared.source = moved;
@@ -435,7 +437,7 @@ impl Ingest {
         if let Err(e) = self.jobs.persist(&handle).await {
             tracing::error!(job = %prepared.job_id, "could not record the job's end: {e}");
         }
-        self.jobs.unregister(&prepared.job_id, &prepared.video_id);
+        self.jobs.unregister(&prepared.job_id);
     }
 
     /// Removes what a job that ends without success wrote: its store generation, its
@@ -564,7 +566,7 @@ impl Ingest {
         if let Err(e) = self.jobs.persist(handle).await {
             tracing::error!(job = %record.job_id, "could not record the job's end: {e}");
         }
-        self.jobs.unregister(&record.job_id, &record.video_id);
+        self.jobs.unregister(&record.job_id);
         let _ = tokio::fs::remove_dir_all(self.staging_dir(&record.job_id)).await;
         true
     }
@@ -669,6 +671,7 @@ impl Ingest {
         ];
         let now = now_unix_ms();
         let handle = JobHandle::new(JobRecord {
+            kind: JobKind::Ingest,
             job_id: uuid::Uuid::new_v4().to_string(),
             video_id: video.video_id.clone(),
             filename: filename.to_string(),

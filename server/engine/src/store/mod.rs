@@ -19,7 +19,7 @@ use sled::{Db, Tree};
 
 pub use keys::EmbeddingKind;
 pub use records::{
-    now_unix_ms, DocRecord, FrameRecord, IngestEvent, JobRecord, JobState, PlannedSlice,
+    now_unix_ms, DocRecord, FrameRecord, IngestEvent, JobKind, JobRecord, JobState, PlannedSlice,
     PreparedIngest, ResumeRecord, SubtitleRecord, VideoRecord,
 };
 

@@ -85,9 +85,31 @@ impl JobState {
     }
 }
 
+/// What a job does.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Analyse a video into the store.
+    #[default]
+    Ingest,
+    /// Run Bedrock Data Automation on a stored video and import what it finds.
+    Bda,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Ingest => "ingest",
+            JobKind::Bda => "bda",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobRecord {
     pub job_id: String,
+    #[serde(default)]
+    pub kind: JobKind,
     pub video_id: String,
     pub filename: String,
     pub state: JobState,
@@ -193,6 +215,19 @@ pub enum IngestEvent {
     Failed {
         kind: ErrorKind,
         message: String,
+    },
+    /// A step of a Data Automation job (`uploaded`, `submitted`, `running`, `reading`),
+    /// with what it concerns (an S3 address, the invocation ARN, the job's status).
+    Bda {
+        stage: String,
+        detail: String,
+        elapsed_ms: i64,
+    },
+    /// A Data Automation job's documents were imported (last before it succeeds).
+    BdaImported {
+        video_id: String,
+        documents: u32,
+        created: bool,
     },
     /// The server restarted while the job ran and continues it: slices before
     /// `from_slice` were analysed and stored before and are kept (not analysed again).

@@ -66,7 +66,12 @@ impl DataAutomation {
     }
 
     /// Runs the project on the video at `source`; the standard output's `result.json`.
-    pub async fn run(&self, source: &Path) -> Result<Vec<u8>> {
+    /// `progress` hears of each step as it happens.
+    pub async fn run(
+        &self,
+        source: &Path,
+        progress: &(dyn Fn(BdaProgress) + Send + Sync),
+    ) -> Result<Vec<u8>> {
         let job = uuid::Uuid::new_v4();
         let ext = source
             .extension()
@@ -79,13 +84,23 @@ impl DataAutomation {
             .staging
             .put_file(source, &input_key, &format!("video/{ext}"))
             .await?;
-        let outcome = self.invoke_and_read(&input_uri, &output_prefix).await;
+        progress(BdaProgress::Uploaded {
+            uri: input_uri.clone(),
+        });
+        let outcome = self
+            .invoke_and_read(&input_uri, &output_prefix, progress)
+            .await;
         self.staging.remove(&input_key).await;
         self.staging.remove_prefix(&output_prefix).await;
         outcome
     }
 
-    async fn invoke_and_read(&self, input_uri: &str, output_prefix: &str) -> Result<Vec<u8>> {
+    async fn invoke_and_read(
+        &self,
+        input_uri: &str,
+        output_prefix: &str,
+        progress: &(dyn Fn(BdaProgress) + Send + Sync),
+    ) -> Result<Vec<u8>> {
         let build = |e: aws_sdk_bedrockdataautomationruntime::error::BuildError| {
             Error::internal(format!("building InvokeDataAutomationAsync: {e}"))
         };
@@ -117,7 +132,11 @@ impl DataAutomation {
             .await
             .map_err(|e| bda_error("InvokeDataAutomationAsync", e))?
             .invocation_arn;
-        let deadline = Instant::now() + self.timeout;
+        progress(BdaProgress::Submitted {
+            invocation_arn: arn.clone(),
+        });
+        let started = Instant::now();
+        let deadline = started + self.timeout;
         let metadata_uri = loop {
             let status = self
                 .client
@@ -151,9 +170,18 @@ impl DataAutomation {
                         self.timeout.as_secs_f64()
                     )));
                 }
-                _ => tokio::time::sleep(self.poll).await,
+                other => {
+                    progress(BdaProgress::Waiting {
+                        status: other.map_or("unknown".into(), |s| s.as_str().to_string()),
+                        elapsed_ms: started.elapsed().as_millis() as i64,
+                    });
+                    tokio::time::sleep(self.poll).await
+                }
             }
         };
+        progress(BdaProgress::Reading {
+            uri: metadata_uri.clone(),
+        });
         let metadata: Value =
             serde_json::from_slice(&self.staging.get_uri(&metadata_uri).await?)
                 .map_err(|e| Error::Unavailable(format!("{metadata_uri} is not JSON: {e}")))?;
@@ -171,6 +199,19 @@ impl DataAutomation {
             .to_string();
         self.staging.get_uri(&result_uri).await
     }
+}
+
+/// A step of a Data Automation run, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BdaProgress {
+    /// The video is in the staging location.
+    Uploaded { uri: String },
+    /// The job was accepted.
+    Submitted { invocation_arn: String },
+    /// The job is not done yet (its status, and the time since it was submitted).
+    Waiting { status: String, elapsed_ms: i64 },
+    /// Done: its output is being read.
+    Reading { uri: String },
 }
 
 fn bda_error<E>(operation: &str, e: SdkError<E>) -> Error
