@@ -46,6 +46,14 @@ async fn watch(
     drain(stream).await
 }
 
+/// The job's `resumed` event.
+fn resumed_event(events: &[Event]) -> Option<pb::JobResumed> {
+    events.iter().find_map(|e| match e {
+        Event::Resumed(r) => Some(r.clone()),
+        _ => None,
+    })
+}
+
 /// What two ingests of the same file must agree on.
 fn same_video(resumed: &pb::Video, clean: &pb::Video) {
     assert_eq!(resumed.slices.len(), clean.slices.len());
@@ -100,13 +108,8 @@ async fn a_killed_ingest_resumes_after_its_last_stored_slice_and_matches_a_clean
     let mut client = server.client().await;
     let (events, status) = watch(&mut client, &job_id).await;
     status.unwrap_or_else(|e| panic!("the resumed job failed: {e:?}"));
-    let resumed = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Resumed(r) => Some(r.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no resumed event in {events:?}"));
+    let resumed =
+        resumed_event(&events).unwrap_or_else(|| panic!("no resumed event in {events:?}"));
     assert!(resumed.from_slice >= 6, "{resumed:?}");
     assert!(
         resumed.reason.contains("stopped unexpectedly"),
@@ -192,13 +195,7 @@ async fn an_upload_interrupted_by_a_shutdown_resumes_from_its_kept_copy() {
     let mut client = server.client().await;
     let (events, status) = watch(&mut client, &job_id).await;
     status.unwrap_or_else(|e| panic!("the resumed job failed: {e:?}"));
-    let resumed = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Resumed(r) => Some(r.clone()),
-            _ => None,
-        })
-        .expect("a resumed event");
+    let resumed = resumed_event(&events).expect("a resumed event");
     assert!(resumed.from_slice >= 2, "{resumed:?}");
     assert!(resumed.reason.contains("shut down"), "{resumed:?}");
     let video = stored_video(&mut client, &done_video_id(&events), false).await;

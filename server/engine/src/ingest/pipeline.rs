@@ -1029,8 +1029,7 @@ mod tests {
 mod resume_tests {
     use super::*;
     use crate::config::IngestConfig;
-    use crate::store::{PlannedSlice, SpeechMark, Written};
-    use reelforge_models::analysis::SliceAnalysis;
+    use crate::store::{test_slice, PlannedSlice, SpeechMark, Written};
 
     /// A 60 s video in 6 s slices with a 2 s clip grid.
     fn prepared() -> PreparedIngest {
@@ -1066,20 +1065,7 @@ mod resume_tests {
     }
 
     fn written(slices: u32, speech: Option<SpeechMark>) -> Written {
-        let analysis = |i: u32| SliceAnalysis {
-            index: i,
-            start_ms: i as i64 * 6_000,
-            end_ms: (i as i64 + 1) * 6_000,
-            highlight_score: 0.5,
-            motion_mean: 0.0,
-            loudness_mean_db: -30.0,
-            cut_points_ms: vec![],
-            segments: vec![],
-            description: format!("slice {i}"),
-            analyzer: "test".into(),
-            keyframe_aligned: true,
-            usage: None,
-        };
+        let analysis = |i: u32| test_slice(i, i as i64 * 6_000, (i as i64 + 1) * 6_000);
         Written {
             slices: (0..slices).map(|i| (analysis(i), vec![])).collect(),
             transcripts: vec![],

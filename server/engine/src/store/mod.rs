@@ -575,6 +575,26 @@ pub struct Written {
     pub clips: HashSet<u32>,
 }
 
+/// A slice analysis for tests: slice `index` over `[start_ms, end_ms)`, described as
+/// "slice N".
+#[cfg(test)]
+pub(crate) fn test_slice(index: u32, start_ms: i64, end_ms: i64) -> SliceAnalysis {
+    SliceAnalysis {
+        index,
+        start_ms,
+        end_ms,
+        highlight_score: 0.5,
+        motion_mean: 0.0,
+        loudness_mean_db: -30.0,
+        cut_points_ms: vec![],
+        segments: vec![],
+        description: format!("slice {index}"),
+        analyzer: "test".into(),
+        keyframe_aligned: true,
+        usage: None,
+    }
+}
+
 fn get_json<T: serde::de::DeserializeOwned>(tree: &Tree, key: &[u8]) -> Result<Option<T>> {
     match tree.get(key)? {
         Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
@@ -622,20 +642,7 @@ mod tests {
         let w = store.begin_video(id).unwrap();
         for i in 0..slices {
             let start = i as i64 * 2000;
-            let slice = SliceAnalysis {
-                index: i,
-                start_ms: start,
-                end_ms: start + 2000,
-                highlight_score: 0.5,
-                motion_mean: 0.0,
-                loudness_mean_db: -30.0,
-                cut_points_ms: vec![],
-                segments: vec![],
-                description: format!("slice {i}"),
-                analyzer: "test".into(),
-                keyframe_aligned: true,
-                usage: None,
-            };
+            let slice = test_slice(i, start, start + 2000);
             let windows: Vec<SignalWindow> = (0..4)
                 .map(|k| SignalWindow {
                     start_ms: start + k * 500,
@@ -765,20 +772,7 @@ mod resume_tests {
         let a = "aaaaaaaaaaaaaaaa";
         let w = store.begin_video(a).unwrap();
         for i in 0..4u32 {
-            let slice = SliceAnalysis {
-                index: i,
-                start_ms: i as i64 * 1000,
-                end_ms: (i as i64 + 1) * 1000,
-                highlight_score: 0.5,
-                motion_mean: 0.0,
-                loudness_mean_db: -30.0,
-                cut_points_ms: vec![],
-                segments: vec![],
-                description: format!("slice {i}"),
-                analyzer: "test".into(),
-                keyframe_aligned: true,
-                usage: None,
-            };
+            let slice = test_slice(i, i as i64 * 1000, (i as i64 + 1) * 1000);
             let doc = DocRecord {
                 source: "slice_description".into(),
                 start_ms: slice.start_ms,
