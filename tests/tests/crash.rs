@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reelforge_proto::v1 as pb;
+use reelforge_tests::fuzz::Rng;
 use reelforge_tests::*;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -21,21 +22,6 @@ use pb::highlight_client::HighlightClient;
 use pb::ingest_client::IngestClient;
 use pb::library_client::LibraryClient;
 use pb::search_client::SearchClient;
-
-/// xorshift64*: the run is replayable from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What callers were told is done, so it must survive every later kill.
 #[derive(Default, Clone)]
@@ -244,7 +230,7 @@ fn start_work(
 ) -> tokio::task::JoinHandle<()> {
     let ack = ack.clone();
     let committed: Vec<String> = ack.lock().unwrap().videos.keys().cloned().collect();
-    let pick = rng.next();
+    let pick = rng.next_u64();
     let clip = clips[(pick % clips.len() as u64) as usize].clone();
     let long = long.to_path_buf();
     let _ = server;
@@ -374,7 +360,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_jobs_resume() 
                 | 1
         });
     eprintln!("crash test: {kills} kills, REELFORGE_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let media = tempfile::tempdir().unwrap();
     let clips = material(media.path());
     let long = media.path().join("long.mp4");
@@ -396,7 +382,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_jobs_resume() 
                 .insert(id, video.slices.len() as u32);
         }
         // And one highlight and one library entry, so every run checks both survive.
-        let mut rng_warm = Rng(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let mut rng_warm = Rng::new(seed ^ 0x9E37_79B9_7F4A_7C15);
         let channel = server.channel().await;
         for kind in [3, 4] {
             start_work(
@@ -423,14 +409,14 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged_and_jobs_resume() 
         check(&server, &acknowledged, round).await;
         // Two or three pieces of work at once; the kill lands 0.05-4 s in.
         let mut tasks = Vec::new();
-        for _ in 0..2 + rng.below(2) {
-            let kind = rng.below(5);
+        for _ in 0..2 + rng.below(2) as u64 {
+            let kind = rng.below(5) as u64;
             let channel = server.channel().await;
             tasks.push(start_work(
                 kind, &server, &clips, &long, &mut rng, &ack, channel,
             ));
         }
-        let wait = 50 + rng.below(3_950);
+        let wait = 50 + rng.below(3_950) as u64;
         moments.push(wait);
         tokio::time::sleep(Duration::from_millis(wait)).await;
         server.kill().await;

@@ -423,11 +423,55 @@ async fn one_request(
             ("Highlight", drain(c.highlight.highlight(req).await).await)
         }
         16 => {
-            let req = pb::DownloadRequest {
-                highlight_id: nasty_string(rng),
-                file: nasty_string(rng),
+            // A highlight id: garbage, or well formed but unknown.
+            let highlight_id = match rng.one_in(2) {
+                true => nasty_string(rng),
+                false => format!(
+                    "{:08x}-0000-4000-8000-{:012x}",
+                    rng.next_u64() as u32,
+                    rng.next_u64() >> 16
+                ),
             };
-            ("Download", drain(c.highlight.download(req).await).await)
+            match rng.below(5) {
+                0 => {
+                    let req = pb::DownloadRequest {
+                        highlight_id,
+                        file: nasty_string(rng),
+                    };
+                    ("Download", drain(c.highlight.download(req).await).await)
+                }
+                1 => {
+                    let req = pb::WatchHighlightRequest { highlight_id };
+                    (
+                        "WatchHighlight",
+                        drain(c.highlight.watch_highlight(req).await).await,
+                    )
+                }
+                2 => {
+                    let req = pb::GetHighlightRequest { highlight_id };
+                    ("GetHighlight", unit(c.highlight.get_highlight(req).await))
+                }
+                3 => {
+                    let req = pb::ListHighlightsRequest {
+                        page_size: rng.next_u64() as i32,
+                        page_token: nasty_string(rng),
+                        states: (0..rng.below(3))
+                            .map(|_| rng.next_u64() as i32 % 7)
+                            .collect(),
+                    };
+                    (
+                        "ListHighlights",
+                        unit(c.highlight.list_highlights(req).await),
+                    )
+                }
+                _ => {
+                    let req = pb::DeleteHighlightRequest { highlight_id };
+                    (
+                        "DeleteHighlight",
+                        unit(c.highlight.delete_highlight(req).await),
+                    )
+                }
+            }
         }
         17 => {
             let req = pb::AddLibraryEntryRequest {
