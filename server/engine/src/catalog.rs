@@ -15,7 +15,7 @@ use reelforge_models::{TextEmbedder, TranscriptSegment};
 use crate::jobs::{JobEvents, Jobs};
 use crate::search::Search;
 use crate::store::{
-    EmbeddingKind, FrameRecord, JobRecord, JobState, Store, SubtitleRecord, VideoRecord,
+    EmbeddingKind, FrameRecord, JobKind, JobRecord, JobState, Store, SubtitleRecord, VideoRecord,
 };
 use crate::util::blocking;
 
@@ -307,7 +307,7 @@ impl Catalog {
     /// for it (never a server-side source file, which belongs to its owner).
     pub async fn delete_video(&self, video_id: &str) -> Result<u64> {
         validate_video_id(video_id)?;
-        if let Some(h) = self.jobs.running_for(video_id) {
+        if let Some(h) = self.jobs.running_for(JobKind::Ingest, video_id) {
             return Err(Error::FailedPrecondition(format!(
                 "job {} is ingesting this video; cancel it first (reelforge jobs cancel {})",
                 h.id(),

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{now_unix_ms, IngestEvent, JobKind, JobRecord, JobState, Store};
+use crate::util::blocking;
 
 /// The registry's key for one running job per kind and video.
 fn video_key(kind: JobKind, video_id: &str) -> String {
@@ -20,7 +21,6 @@ fn video_key(kind: JobKind, video_id: &str) -> String {
         JobKind::Bda => format!("bda:{video_id}"),
     }
 }
-use crate::util::blocking;
 
 pub struct JobHandle {
     record: Mutex<JobRecord>,
@@ -263,17 +263,10 @@ impl Jobs {
             .cloned()
     }
 
-    /// The job ingesting `video_id` now, if any.
-    pub fn running_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {
+    /// The job of this kind running for `video_id` now, if any.
+    pub fn running_for(&self, kind: JobKind, video_id: &str) -> Option<Arc<JobHandle>> {
         let by_video = self.by_video.lock().expect("job registry poisoned");
-        let job_id = by_video.get(video_id)?;
-        self.running(job_id)
-    }
-
-    /// The running Data Automation job for `video_id`, if any.
-    pub fn running_bda_for(&self, video_id: &str) -> Option<Arc<JobHandle>> {
-        let by_video = self.by_video.lock().expect("job registry poisoned");
-        let job_id = by_video.get(&video_key(JobKind::Bda, video_id))?;
+        let job_id = by_video.get(&video_key(kind, video_id))?;
         self.running(job_id)
     }
 

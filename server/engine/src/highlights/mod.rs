@@ -182,7 +182,12 @@ impl Highlights {
             };
             let bytes = dir_bytes(&h.dir(&highlight_id)).await;
             h.jobs.end(&job, &outcome, bytes);
-            h.apply_retention();
+            // Record scans and directory removals: off the async workers.
+            let _ = crate::util::blocking(move || {
+                h.apply_retention();
+                Ok(())
+            })
+            .await;
         });
         Ok(handle)
     }
@@ -217,17 +222,16 @@ impl Highlights {
         }))
     }
 
-    /// Removes a finished highlight: its files, then its record.
+    /// Removes a finished highlight: its files, then its record (`HighlightJobs::remove`
+    /// refuses a running one).
     pub async fn delete(&self, highlight_id: &str) -> Result<HighlightRecord> {
         check_highlight_id(highlight_id)?;
-        let record = self.jobs.get(highlight_id)?;
-        if record.state == HighlightState::Running {
-            return self.jobs.remove(highlight_id);
-        }
-        match tokio::fs::remove_dir_all(self.dir(highlight_id)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        if self.jobs.get(highlight_id)?.state != HighlightState::Running {
+            match tokio::fs::remove_dir_all(self.dir(highlight_id)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         self.jobs.remove(highlight_id)
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use reelforge_core::error::{Error, ErrorKind, Result};
+use reelforge_core::error::{Error, Result};
 use reelforge_core::ids::{validate_video_id, video_id_from_sha256};
 use reelforge_models::bedrock::data_automation::BdaProgress;
 use reelforge_search::{bda, DocKind};
@@ -66,7 +66,7 @@ impl Ingest {
                     .into(),
             )
         })?;
-        if let Some(running) = self.jobs.running_bda_for(video_id) {
+        if let Some(running) = self.jobs.running_for(JobKind::Bda, video_id) {
             return Ok(running);
         }
         let store = self.store.clone();
@@ -147,24 +147,9 @@ impl Ingest {
                     });
                     job.finish(JobState::Succeeded, None);
                 }
-                Err(e) => {
-                    let (state, kind) = match &e {
-                        Error::Cancelled(_) => (JobState::Cancelled, ErrorKind::Cancelled),
-                        other => (JobState::Failed, other.kind()),
-                    };
-                    let message = e.to_string();
-                    tracing::warn!(job = %job.id(), "Data Automation: {message}");
-                    job.emit(IngestEvent::Failed {
-                        kind,
-                        message: message.clone(),
-                    });
-                    job.finish(state, Some(message));
-                }
+                Err(e) => super::fail(&job, e),
             }
-            if let Err(e) = engine.jobs.persist(&job).await {
-                tracing::error!(job = %job.id(), "could not record the job's end: {e}");
-            }
-            engine.jobs.unregister(&job.id());
+            engine.close(&job).await;
         });
         Ok(handle)
     }
@@ -183,7 +168,7 @@ impl Ingest {
         let asset = blocking(move || bda::parse(&json)).await?;
         if let Some(id) = &video_id {
             validate_video_id(id)?;
-            if let Some(h) = self.jobs.running_for(id) {
+            if let Some(h) = self.jobs.running_for(JobKind::Ingest, id) {
                 return Err(Error::FailedPrecondition(format!(
                     "job {} is ingesting this video; import when it is done",
                     h.id()

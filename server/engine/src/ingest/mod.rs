@@ -218,7 +218,7 @@ impl Ingest {
             }
         };
         let video_id = video_id_from_sha256(&sha256);
-        if let Some(handle) = self.jobs.running_for(&video_id) {
+        if let Some(handle) = self.jobs.running_for(JobKind::Ingest, &video_id) {
             return Ok(handle);
         }
         let store = self.store.clone();
@@ -370,7 +370,6 @@ impl Ingest {
             _ = handle.cancel.cancelled() => None,
         };
         let staging = self.staging_dir(&prepared.job_id);
-        let resumed = resuming.is_some();
         let result = match permit {
             None => Err(Error::Cancelled("cancelled while queued".into())),
             Some(_permit) => {
@@ -382,29 +381,7 @@ impl Ingest {
             matches!(result, Err(Error::Cancelled(_))) && self.shutting_down.load(Ordering::SeqCst);
         match result {
             Ok(()) => {
-                let analysed = handle.snapshot().events.iter().rev().find_map(|e| match e {
-                    IngestEvent::Done {
-                        analysis_seconds, ..
-                    } => Some(*analysis_seconds),
-                    _ => None,
-                });
-                // A resumed job's analysis covered what followed its resume point.
-                let from_ms = resumed
-                    .then(|| {
-                        handle.snapshot().events.iter().rev().find_map(|e| match e {
-                            IngestEvent::Resumed { from_slice, .. } => Some(*from_slice),
-                            _ => None,
-                        })
-                    })
-                    .flatten()
-                    .and_then(|i| prepared.slices.get(i as usize))
-                    .map_or(0, |s| s.start_ms);
-                if let Some(seconds) = analysed {
-                    let mut t = self.totals.lock().expect("totals poisoned");
-                    t.jobs_succeeded += 1;
-                    t.video_seconds += (prepared.probe.duration_ms - from_ms) as f64 / 1000.0;
-                    t.analysis_seconds += seconds;
-                }
+                self.count_analysed(&handle, &prepared);
                 handle.update(|r| r.resume = None);
                 handle.finish(JobState::Succeeded, None);
                 let _ = tokio::fs::remove_dir_all(&staging).await;
@@ -420,24 +397,49 @@ impl Ingest {
                 handle.finish(JobState::Interrupted, Some(message));
             }
             Err(e) => {
-                let (state, kind, message) = match e {
-                    Error::Cancelled(m) => (JobState::Cancelled, ErrorKind::Cancelled, m),
-                    other => (JobState::Failed, other.kind(), other.to_string()),
-                };
-                tracing::warn!(job = %prepared.job_id, video = %prepared.video_id, ?state, "{message}");
                 self.discard(&handle, &prepared).await;
-                handle.emit(IngestEvent::Failed {
-                    kind,
-                    message: message.clone(),
-                });
-                handle.finish(state, Some(message));
+                fail(&handle, e);
             }
         }
-        // Persist before leaving the registry, so a watcher always finds the job somewhere.
-        if let Err(e) = self.jobs.persist(&handle).await {
-            tracing::error!(job = %prepared.job_id, "could not record the job's end: {e}");
+        self.close(&handle).await;
+    }
+
+    /// Adds a succeeded job's analysis to the totals: from its `Done` event, over what
+    /// followed its last resume point.
+    fn count_analysed(&self, handle: &JobHandle, prepared: &PreparedIngest) {
+        let events = handle.snapshot().events;
+        let Some(seconds) = events.iter().rev().find_map(|e| match e {
+            IngestEvent::Done {
+                analysis_seconds, ..
+            } => Some(*analysis_seconds),
+            _ => None,
+        }) else {
+            return;
+        };
+        let from_ms = events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                IngestEvent::Resumed { from_slice, .. } => {
+                    prepared.slices.get(*from_slice as usize)
+                }
+                _ => None,
+            })
+            .map_or(0, |s| s.start_ms);
+        let mut t = self.totals.lock().expect("totals poisoned");
+        t.jobs_succeeded += 1;
+        t.video_seconds += (prepared.probe.duration_ms - from_ms) as f64 / 1000.0;
+        t.analysis_seconds += seconds;
+    }
+
+    /// Records a job's end and takes it out of the registry (persisted first, so a
+    /// watcher always finds the job somewhere).
+    async fn close(&self, handle: &JobHandle) {
+        let job_id = handle.id();
+        if let Err(e) = self.jobs.persist(handle).await {
+            tracing::error!(job = %job_id, "could not record the job's end: {e}");
         }
-        self.jobs.unregister(&prepared.job_id);
+        self.jobs.unregister(&job_id);
     }
 
     /// Removes what a job that ends without success wrote: its store generation, its
@@ -563,10 +565,7 @@ impl Ingest {
             r.slices_done = video.slice_count;
         });
         handle.finish(JobState::Succeeded, None);
-        if let Err(e) = self.jobs.persist(handle).await {
-            tracing::error!(job = %record.job_id, "could not record the job's end: {e}");
-        }
-        self.jobs.unregister(&record.job_id);
+        self.close(handle).await;
         let _ = tokio::fs::remove_dir_all(self.staging_dir(&record.job_id)).await;
         true
     }
@@ -621,16 +620,9 @@ impl Ingest {
                 continue;
             }
             if let Some(message) = refused {
-                tracing::warn!(job = %job_id, "{message}");
                 self.discard(&handle, &prepared).await;
-                handle.emit(IngestEvent::Failed {
-                    kind: ErrorKind::FailedPrecondition,
-                    message: message.clone(),
-                });
-                handle.finish(JobState::Failed, Some(message));
-                if let Err(e) = self.jobs.persist(&handle).await {
-                    tracing::error!(job = %job_id, "could not record the job's end: {e}");
-                }
+                fail(&handle, Error::FailedPrecondition(message));
+                self.close(&handle).await;
                 continue;
             }
             if let Err(e) = self.jobs.persist(&handle).await {
@@ -699,6 +691,22 @@ impl Ingest {
             tracing::error!("flushing the store at shutdown failed: {e}");
         }
     }
+}
+
+/// Ends a job with `e`: cancelled when it was cancelled, failed otherwise, with a
+/// `Failed` event that carries its kind (a replay fails with the same status).
+fn fail(handle: &JobHandle, e: Error) {
+    let (state, kind, message) = match e {
+        Error::Cancelled(m) => (JobState::Cancelled, ErrorKind::Cancelled, m),
+        other => (JobState::Failed, other.kind(), other.to_string()),
+    };
+    let record = handle.snapshot();
+    tracing::warn!(job = %record.job_id, video = %record.video_id, ?state, "{message}");
+    handle.emit(IngestEvent::Failed {
+        kind,
+        message: message.clone(),
+    });
+    handle.finish(state, Some(message));
 }
 
 fn sha256_file(path: &Path) -> Result<String> {

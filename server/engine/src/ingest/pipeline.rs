@@ -63,6 +63,17 @@ struct SpeechStats {
     opening: Vec<String>,
 }
 
+impl SpeechStats {
+    /// Counts one slice's stored transcript (`text`: its segments as one text).
+    fn add(&mut self, segments: &[TranscriptSegment], text: &str) {
+        self.chunks += 1;
+        self.segments += segments.len() as u32;
+        let room = SUMMARY_SPEECH_WORDS.saturating_sub(self.opening.len());
+        self.opening
+            .extend(text.split_whitespace().take(room).map(String::from));
+    }
+}
+
 /// Samples per millisecond of the decoder's 16 kHz audio.
 const SAMPLES_PER_MS: i64 = reelforge_media::decode::AUDIO_RATE as i64 / 1000;
 /// Slices queued for the speech worker before the decoder waits for it.
@@ -143,7 +154,7 @@ pub struct Resume {
 }
 
 impl Resume {
-    /// Plans a resume over what `written` holds. `fresh_thumbnails` is false when the
+    /// Plans a resume over what `written` holds. `thumbnails_kept` is false when the
     /// thumbnails the earlier run wrote are gone (the decode then starts at 0 to write
     /// them again, still skipping every analysed slice).
     pub fn plan(
@@ -460,12 +471,7 @@ impl<'a> Pipeline<'a> {
                 blocking(move || w.put_speech_mark(&mark)).await?;
             } else {
                 let text = transcript_text(&segments);
-                if stats.opening.len() < SUMMARY_SPEECH_WORDS {
-                    let room = SUMMARY_SPEECH_WORDS - stats.opening.len();
-                    stats
-                        .opening
-                        .extend(text.split_whitespace().take(room).map(String::from));
-                }
+                stats.add(&segments, &text);
                 let embedded = self
                     .text_embedder
                     .embed(&[text], EmbedPurpose::Index)
@@ -478,8 +484,6 @@ impl<'a> Pipeline<'a> {
                     w.put_speech_mark(&mark)
                 })
                 .await?;
-                stats.chunks += 1;
-                stats.segments += segments.len() as u32;
             }
             sink.emit(IngestEvent::SliceTranscript {
                 index: job.index,
@@ -677,15 +681,7 @@ impl<'p> Analysis<'p> {
             if *index >= self.speech_next || segments.is_empty() {
                 continue;
             }
-            stats.chunks += 1;
-            stats.segments += segments.len() as u32;
-            if stats.opening.len() < SUMMARY_SPEECH_WORDS {
-                let room = SUMMARY_SPEECH_WORDS - stats.opening.len();
-                let text = transcript_text(segments);
-                stats
-                    .opening
-                    .extend(text.split_whitespace().take(room).map(String::from));
-            }
+            stats.add(segments, &transcript_text(segments));
         }
         stats
     }

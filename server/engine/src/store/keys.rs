@@ -19,6 +19,16 @@ pub fn video_item(video_id: &str, generation: u32, index: u32) -> Vec<u8> {
     key
 }
 
+/// The index a video-owned key ends with (slice, clip, thumbnail or owner index).
+pub fn item_index(key: &[u8]) -> u32 {
+    let tail = key.len().saturating_sub(4);
+    u32::from_be_bytes(
+        key[tail..]
+            .try_into()
+            .expect("a key ends with a 4-byte index"),
+    )
+}
+
 /// The (video id, generation) a video-owned key belongs to.
 pub fn owner_of(key: &[u8]) -> Option<(&str, u32)> {
     let id = std::str::from_utf8(key.get(..VIDEO_ID_LEN)?).ok()?;

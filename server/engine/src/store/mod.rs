@@ -224,7 +224,7 @@ impl Store {
             .scan_prefix(prefix)
             .map(|kv| {
                 let (k, v) = kv?;
-                let owner = u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4-byte suffix"));
+                let owner = keys::item_index(&k);
                 Ok((owner, vector::decode(&v)?))
             })
             .collect()
@@ -460,9 +460,7 @@ impl VideoWriter {
             tree.scan_prefix(&prefix)
                 .map(|kv| {
                     let (k, v) = kv?;
-                    let index =
-                        u32::from_be_bytes(k[k.len() - 4..].try_into().expect("4-byte suffix"));
-                    Ok((index, v))
+                    Ok((keys::item_index(&k), v))
                 })
                 .collect()
         };
@@ -473,12 +471,7 @@ impl VideoWriter {
                 .embeddings
                 .scan_prefix(p)
                 .keys()
-                .map(|k| {
-                    let k = k?;
-                    Ok(u32::from_be_bytes(
-                        k[k.len() - 4..].try_into().expect("4-byte suffix"),
-                    ))
-                })
+                .map(|k| Ok(keys::item_index(&k?)))
                 .collect()
         };
         let slices = scan(&self.store.slices)?;
