@@ -612,6 +612,12 @@ impl Ingest {
                     prepared.source.display()
                 ))
             } else if self.jobs.register(&handle).is_some() {
+                // The generation may be the other job's now: not ours to discard.
+                handle.update(|r| {
+                    if let Some(resume) = &mut r.resume {
+                        resume.generation = None;
+                    }
+                });
                 Some("cannot resume: another job ingests this video".to_string())
             } else {
                 None
