@@ -524,14 +524,14 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     }
     println!(
         "{:<4} {:<17} {:<17} {:>6}  match",
-        "#", "truth", "best prediction", "IoU"
+        "#", "truth", "its prediction", "IoU"
     );
     for (i, m) in e.truths.iter().enumerate() {
         println!(
             "{:<4} {:<17} {:<17} {:>6.3}  {}",
             i + 1,
             format!("{}-{}", clock(m.truth.0), clock(m.truth.1)),
-            m.best
+            m.prediction
                 .map_or("-".into(), |b| format!("{}-{}", clock(b.0), clock(b.1))),
             m.iou,
             if m.matched { "yes" } else { "no" }
@@ -544,7 +544,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     println!("| recall (IoU > {}) | {:.3} |", e.threshold, e.recall);
     println!("| precision | {:.3} |", e.precision);
     println!("| F1 | {:.3} |", e.f1);
-    println!("| mean IoU | {:.3} |", e.mean_iou);
+    println!("| matched pairs (one to one) | {} |", e.matched);
+    println!("| mean IoU of matched pairs | {:.3} |", e.mean_iou);
     Ok(())
 }
 

@@ -151,9 +151,42 @@ mod tests {
         };
         let err = load(&[("REELFORGE_BEDROCK_INLINE_VIDEO_LIMIT_BYTES", "30000000")]).unwrap_err();
         assert!(
-            err.contains("inline_video_limit_bytes") && err.contains("25 MB"),
+            err.contains("inline_video_limit_bytes") && err.contains("25,000,000"),
             "{err}"
         );
+        // 18 MiB as base64 is over the service's limit.
+        let err = load(&[("REELFORGE_BEDROCK_INLINE_VIDEO_LIMIT_BYTES", "18874368")]).unwrap_err();
+        assert!(err.contains("18675000"), "{err}");
+        // Only Nova models that take video analyse video: Nova Micro reads text only.
+        let err = load(&[("REELFORGE_ANALYZER", "bedrock:us.amazon.nova-micro-v1:0")]).unwrap_err();
+        assert!(
+            err.contains("models.analyzer") && err.contains("does not take video"),
+            "{err}"
+        );
+        assert!(load(&[("REELFORGE_ANALYZER", "bedrock:us.amazon.nova-pro-v1:0")]).is_ok());
+        // Each role's limit of calls in flight, checked by name.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roles.toml");
+        std::fs::write(
+            &file,
+            "[models.bedrock.concurrency_per_role]\nanalyser = 2\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown role \"analyser\"") && err.contains("analyzer"),
+            "{err}"
+        );
+        std::fs::write(
+            &file,
+            "[models.bedrock.concurrency_per_role]\nanalyzer = 2\n",
+        )
+        .unwrap();
+        let ok = Config::load(Some(&file), Vec::new()).unwrap();
+        assert_eq!(ok.engine.models.bedrock.limit_of("analyzer"), 2);
+        assert_eq!(ok.engine.models.bedrock.limit_of("text_embedder"), 4);
         let err = load(&[("REELFORGE_BEDROCK_S3_URI", "bucket/prefix")]).unwrap_err();
         assert!(err.contains("s3://bucket/prefix"), "{err}");
         let err = load(&[(

@@ -77,6 +77,8 @@ struct State {
 pub struct BedrockStub {
     pub url: String,
     state: Arc<Mutex<State>>,
+    /// Converse answers wait while a test holds this for writing (`hold_converse`).
+    converse_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl BedrockStub {
@@ -84,16 +86,27 @@ impl BedrockStub {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
+        let converse_gate = Arc::new(tokio::sync::RwLock::new(()));
+        let (shared, gate) = (state.clone(), converse_gate.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let (state, embedder) = (shared.clone(), embedder.clone());
+                let (state, embedder, gate) = (shared.clone(), embedder.clone(), gate.clone());
                 tokio::spawn(async move {
-                    let _ = serve_connection(socket, state, embedder).await;
+                    let _ = serve_connection(socket, state, embedder, gate).await;
                 });
             }
         });
-        BedrockStub { url, state }
+        BedrockStub {
+            url,
+            state,
+            converse_gate,
+        }
+    }
+
+    /// Converse requests are received and recorded but not answered until the guard is
+    /// dropped: a Nova call that takes as long as the test wants.
+    pub async fn hold_converse(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.converse_gate.clone().write_owned().await
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -162,6 +175,7 @@ async fn serve_connection(
     socket: tokio::net::TcpStream,
     state: Arc<Mutex<State>>,
     embedder: Arc<dyn TextEmbedder>,
+    converse_gate: Arc<tokio::sync::RwLock<()>>,
 ) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut reader = BufReader::new(read);
@@ -238,6 +252,10 @@ async fn serve_connection(
                 ConverseMode::Tool
             };
             (s.failures.pop_front(), mode)
+        };
+        let _pass = match path.ends_with("/converse") {
+            true => Some(converse_gate.read().await),
+            false => None,
         };
         let (status, error_type, answer) = match failure {
             Some((status, kind)) => (

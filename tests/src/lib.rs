@@ -169,6 +169,30 @@ pub fn demo_video() -> PathBuf {
     asset("samples/demo.mp4")
 }
 
+/// A timeline file as OpenTimelineIO's own adapters read it (`tests/python/read_timeline.py`
+/// in the `.venv-tools` environment scripts/setup.sh makes): `{clips: [{name,
+/// source_start_s, source_duration_s, record_start_s, target_url}], transitions:
+/// [{in_offset_s, out_offset_s}], duration_s}`. `Err` carries the adapter's refusal.
+pub fn read_timeline(path: &Path, rate: f64) -> Result<serde_json::Value, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv-tools/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        python.display()
+    );
+    let out = std::process::Command::new(python)
+        .arg(root.join("tests/python/read_timeline.py"))
+        .arg(path)
+        .arg(rate.to_string())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
+}
+
 /// A file or folder under `assets/` that scripts/setup.sh prepares (e.g.
 /// "samples/recap.mp4", "music"), canonical.
 pub fn asset(relative: &str) -> PathBuf {

@@ -1071,3 +1071,74 @@ async fn data_automation_runs_on_a_stored_video_and_its_chapters_become_searchab
     );
     server.stop().await;
 }
+
+/// Each provider has its own limit of calls in flight: with a limit of one, a search's
+/// query embedding (Titan) still runs while a Nova video call is outstanding.
+#[tokio::test]
+async fn a_query_embedding_never_waits_behind_nova_video_calls() {
+    let (stub, _data, server) = demo_server(&[
+        ("REELFORGE_ANALYZER", NOVA),
+        (
+            "REELFORGE_TEXT_EMBEDDER",
+            "bedrock:amazon.titan-embed-text-v2:0",
+        ),
+        ("REELFORGE_BEDROCK_CONCURRENCY", "1"),
+    ])
+    .await;
+    let mut ingest = server.client().await;
+    let (_, video_id) = ingest_path_done(&mut ingest, &demo_video(), 30.0).await;
+    stub.clear();
+    // Nova takes as long as this test says: a Sliced highlight's first call is held.
+    let hold = stub.hold_converse().await;
+    let mut client = HighlightClient::new(server.channel().await);
+    let request = pb::HighlightRequest {
+        video_id: video_id.clone(),
+        strategy: pb::HighlightStrategy::Sliced as i32,
+        slice_seconds: 20.0,
+        render: Some(false),
+        ..Default::default()
+    };
+    let running = tokio::spawn(async move { highlight(&mut client, request).await });
+    let converse = |stub: &BedrockStub| {
+        stub.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/converse"))
+            .count()
+    };
+    for _ in 0..600 {
+        if converse(&stub) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        converse(&stub),
+        1,
+        "the analyser's one permitted call is in flight"
+    );
+    let mut search = pb::search_client::SearchClient::new(server.channel().await);
+    let results = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        search_results(
+            &mut search,
+            pb::SearchRequest {
+                query: "bikes racing".into(),
+                top_k: 3,
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .expect("the search does not wait for the Nova call")
+    .unwrap();
+    assert!(!results.is_empty());
+    assert_eq!(converse(&stub), 1, "Nova is still held");
+    drop(hold);
+    let (_, done) = running.await.unwrap().unwrap();
+    assert_eq!(
+        converse(&stub),
+        3,
+        "then the slices go through, one at a time"
+    );
+    assert!(!done.segments.is_empty());
+}

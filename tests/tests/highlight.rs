@@ -11,7 +11,7 @@ use pb::highlight_client::HighlightClient;
 use pb::highlight_event::Event;
 use reelforge_core::eval::evaluate;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{demo_video, ingest_path_done, Server};
+use reelforge_tests::{demo_video, ingest_path_done, read_timeline, Server};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -250,10 +250,13 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             .unwrap(),
     )
     .unwrap();
-    let events_in_edl = edl
+    let mut events_in_edl: Vec<&str> = edl
         .lines()
         .filter(|l| l.len() > 3 && l[..3].chars().all(|c| c.is_ascii_digit()))
-        .count();
+        .map(|l| &l[..3])
+        .collect();
+    events_in_edl.dedup();
+    let events_in_edl = events_in_edl.len();
     assert_eq!(events_in_edl, done.segments.len(), "{edl}");
     assert!(edl.contains("* FROM CLIP NAME: demo.mp4"));
     let otio: serde_json::Value = serde_json::from_slice(
@@ -272,6 +275,53 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             .count(),
         done.segments.len()
     );
+    // Both read back by OpenTimelineIO's own adapters: the clips are the segments, the
+    // dissolves are transitions, and the timeline lasts as long as the rendered reel.
+    let edl_path = data.path().join("timeline.edl");
+    std::fs::write(&edl_path, &edl).unwrap();
+    let otio_path = data.path().join("timeline.otio");
+    std::fs::write(&otio_path, serde_json::to_vec(&otio).unwrap()).unwrap();
+    let fps = otio["tracks"]["children"][0]["children"][0]["source_range"]["duration"]["rate"]
+        .as_f64()
+        .unwrap();
+    let reel_s = done.reel_duration_ms as f64 / 1000.0;
+    let frame = 1.0 / fps;
+    for path in [&edl_path, &otio_path] {
+        let read = read_timeline(path, fps).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let clips = read["clips"].as_array().unwrap();
+        assert_eq!(
+            clips.len(),
+            done.segments.len(),
+            "{}: {read}",
+            path.display()
+        );
+        assert_eq!(
+            read["transitions"].as_array().unwrap().len(),
+            done.segments.len() - 1,
+            "{}: {read}",
+            path.display()
+        );
+        let duration = read["duration_s"].as_f64().unwrap();
+        assert!(
+            (duration - reel_s).abs() <= 2.0 * frame * done.segments.len() as f64,
+            "{}: timeline {duration} s, reel {reel_s} s",
+            path.display()
+        );
+        // Each clip's range lies in its segment and covers it but for its share of the
+        // dissolves on either side.
+        for (c, s) in clips.iter().zip(&done.segments) {
+            let start = c["source_start_s"].as_f64().unwrap();
+            let end = start + c["source_duration_s"].as_f64().unwrap();
+            let (s0, s1) = (s.start_ms as f64 / 1000.0, s.end_ms as f64 / 1000.0);
+            assert!(
+                start >= s0 - frame
+                    && end <= s1 + frame
+                    && end - start >= s1 - s0 - 0.4 - 2.0 * frame,
+                "{}: clip {start}-{end} s for segment {s0}-{s1} s",
+                path.display()
+            );
+        }
+    }
     let timeline_path = data.path().join("timeline.json");
     std::fs::write(
         &timeline_path,
@@ -412,7 +462,7 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
     ];
     let table = cli_ok(&server, &eval_args);
     assert!(
-        table.contains("| recall (IoU > 0.5) |") && table.contains("| mean IoU |"),
+        table.contains("| recall (IoU > 0.5) |") && table.contains("| mean IoU of matched pairs |"),
         "{table}"
     );
     std::fs::write(&truth, r#"{"segments": [{"start": 30, "end": 20}]}"#).unwrap();

@@ -2,7 +2,7 @@
 //! a list or an object holding one, times as seconds or clock strings, each item checked
 //! against the duration the model saw.
 
-use crate::segments::Segment;
+use crate::segments::{priority_of_score, Segment};
 use crate::time::{parse_time, parse_time_str};
 
 /// A model's answer that could not all be used.
@@ -40,14 +40,21 @@ pub fn parse_model_segments(
     let (mut out, mut rejected) = (Vec::new(), Vec::new());
     for (index, item) in items.iter().enumerate() {
         match item_segment(item, duration_ms) {
-            Ok((start, end, score, priority, description)) => out.push(Segment {
+            Ok(Fields {
+                start,
+                end,
+                score,
+                priority,
+                description,
+                reason,
+            }) => out.push(Segment {
                 video_id: video_id.to_string(),
                 start_ms: offset_ms + start,
                 end_ms: offset_ms + end,
                 score,
                 priority,
                 description,
-                reason: String::new(),
+                reason,
                 model: model.to_string(),
             }),
             Err(reason) => rejected.push(Rejected { index, reason }),
@@ -56,7 +63,18 @@ pub fn parse_model_segments(
     Ok((out, rejected))
 }
 
-type Fields = (i64, i64, f32, u8, String);
+/// One item of a model's answer, read and checked.
+struct Fields {
+    start: i64,
+    end: i64,
+    score: f32,
+    /// The model's priority (1 must have .. 3 nice to have), or the one its score stands
+    /// for when it gives none.
+    priority: u8,
+    description: String,
+    /// Why the model chose it (the highlight dimensions it meets), as it wrote it.
+    reason: String,
+}
 
 fn item_segment(item: &serde_json::Value, duration_ms: i64) -> Result<Fields, String> {
     let o = item.as_object().ok_or("not an object")?;
@@ -98,13 +116,33 @@ fn item_segment(item: &serde_json::Value, duration_ms: i64) -> Result<Fields, St
         .map_or(0.5, |s| if s > 1.0 { s / 10.0 } else { s })
         .clamp(0.0, 1.0) as f32;
     let priority = get(&["priority"])
-        .and_then(|v| v.as_u64())
-        .map_or(2, |p| p.clamp(1, 3) as u8);
-    let description = get(&["description", "desc", "summary", "reason", "label"])
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
-    Ok((start, end, score, priority, description))
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+        .map_or_else(|| priority_of_score(score), |p| p.clamp(1, 3) as u8);
+    let text = |names: &[&str]| {
+        get(names).map_or(String::new(), |v| match v {
+            serde_json::Value::String(s) => s.trim().to_string(),
+            // "reason": ["action", "sound"]
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        })
+    };
+    let reason = text(&["reason", "reasons", "dimensions", "why"]);
+    let mut description = text(&["description", "desc", "summary", "label"]);
+    if description.is_empty() {
+        description = reason.clone();
+    }
+    Ok(Fields {
+        start,
+        end,
+        score,
+        priority,
+        description,
+        reason,
+    })
 }
 
 /// The first JSON list or object in `text` that parses: inside a code fence if there is
@@ -148,7 +186,7 @@ mod tests {
         let answer = r#"Sure! Here are the highlights:
 ```json
 {"highlights": [
-  {"start": "0:05", "end": "0:09", "score": 0.9, "description": "a jump"},
+  {"start": "0:05", "end": "0:09", "score": 0.9, "description": "a jump", "priority": 3, "reason": "action"},
   {"start_time": 20, "end_time": 95, "intensity": 7, "priority": 1},
   {"timestamp": "00:30-00:34", "description": "crowd"},
   {"start": 12, "end": 8},
@@ -161,11 +199,15 @@ Hope this helps."#;
         assert_eq!(segs.len(), 3);
         assert_eq!((segs[0].start_ms, segs[0].end_ms), (35_000, 39_000));
         assert_eq!(segs[0].description, "a jump");
+        // The model's priority and reason are kept, even against its score.
+        assert_eq!((segs[0].priority, segs[0].reason.as_str()), (3, "action"));
         // Past the end: clamped to the duration; 0..10 scores scaled.
         assert_eq!((segs[1].start_ms, segs[1].end_ms), (50_000, 90_000));
         assert!((segs[1].score - 0.7).abs() < 1e-6);
         assert_eq!(segs[1].priority, 1);
         assert_eq!((segs[2].start_ms, segs[2].end_ms), (60_000, 64_000));
+        // No priority given: the one its score (0.5 by default) stands for.
+        assert_eq!(segs[2].priority, 3);
         let reasons: Vec<(usize, &str)> = rejected
             .iter()
             .map(|r| (r.index, r.reason.as_str()))

@@ -14,71 +14,94 @@ pub fn iou(a: (i64, i64), b: (i64, i64)) -> f64 {
     }
 }
 
-/// One ground-truth segment and the prediction that overlaps it best.
+/// One ground-truth segment and the prediction matched to it (one to one).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TruthMatch {
     pub truth: (i64, i64),
-    pub best: Option<(i64, i64)>,
+    /// The prediction assigned to this truth segment, if any overlaps it and is not taken
+    /// by a truth segment it overlaps more.
+    pub prediction: Option<(i64, i64)>,
+    /// IoU of the pair (0 when unassigned).
     pub iou: f64,
+    /// The pair counts: IoU > threshold.
     pub matched: bool,
 }
 
 /// Recall, precision, F1 and mean IoU of predicted segments against ground truth, as the
-/// highlight design reports them: each truth segment is matched to its best-overlapping
-/// prediction; a match counts at IoU > `threshold` (0.5).
+/// highlight design's tables compute them: truth and predictions are matched one to one
+/// (a long prediction covering two truth segments matches only one of them), greedily by
+/// IoU, highest first; a pair counts at IoU > `threshold`.
+///
+/// At a threshold of 0.5 or more the greedy matching is also a maximum matching: one
+/// prediction cannot have IoU > 0.5 with two disjoint truth segments (each intersection
+/// would exceed half of the prediction).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
+    /// Per truth segment, in the order given.
     pub truths: Vec<TruthMatch>,
     pub predicted: usize,
-    pub matched_truths: usize,
-    pub matched_predictions: usize,
+    /// Pairs with IoU > threshold (matched truths = matched predictions).
+    pub matched: usize,
     pub recall: f64,
     pub precision: f64,
     pub f1: f64,
-    /// Mean over truth segments of their best IoU.
+    /// Mean IoU of the matched pairs (0 when none).
     pub mean_iou: f64,
     pub threshold: f64,
 }
 
 pub fn evaluate(truth: &[(i64, i64)], predicted: &[(i64, i64)], threshold: f64) -> Evaluation {
-    let truths: Vec<TruthMatch> = truth
+    let mut pairs: Vec<(f64, usize, usize)> = truth
         .iter()
-        .map(|&t| {
-            let best = predicted
+        .enumerate()
+        .flat_map(|(t, &ts)| {
+            predicted
                 .iter()
-                .map(|&p| (p, iou(t, p)))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            let (best, score) = best.map_or((None, 0.0), |(p, s)| (Some(p), s));
-            TruthMatch {
-                truth: t,
-                best,
-                iou: score,
-                matched: score > threshold,
-            }
+                .enumerate()
+                .map(move |(p, &ps)| (iou(ts, ps), t, p))
+        })
+        .filter(|&(score, _, _)| score > 0.0)
+        .collect();
+    // Highest IoU first; ties to the earlier truth, then the earlier prediction.
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut truths: Vec<TruthMatch> = truth
+        .iter()
+        .map(|&t| TruthMatch {
+            truth: t,
+            prediction: None,
+            iou: 0.0,
+            matched: false,
         })
         .collect();
-    let matched_truths = truths.iter().filter(|m| m.matched).count();
-    let matched_predictions = predicted
-        .iter()
-        .filter(|&&p| truth.iter().any(|&t| iou(t, p) > threshold))
-        .count();
-    let recall = ratio(matched_truths, truth.len());
-    let precision = ratio(matched_predictions, predicted.len());
+    let mut taken = vec![false; predicted.len()];
+    for (score, t, p) in pairs {
+        if truths[t].prediction.is_none() && !taken[p] {
+            taken[p] = true;
+            truths[t] = TruthMatch {
+                truth: truth[t],
+                prediction: Some(predicted[p]),
+                iou: score,
+                matched: score > threshold,
+            };
+        }
+    }
+    let matched: Vec<f64> = truths.iter().filter(|m| m.matched).map(|m| m.iou).collect();
+    let recall = ratio(matched.len(), truth.len());
+    let precision = ratio(matched.len(), predicted.len());
     let f1 = if recall + precision > 0.0 {
         2.0 * recall * precision / (recall + precision)
     } else {
         0.0
     };
-    let mean_iou = if truths.is_empty() {
+    let mean_iou = if matched.is_empty() {
         0.0
     } else {
-        truths.iter().map(|m| m.iou).sum::<f64>() / truths.len() as f64
+        matched.iter().sum::<f64>() / matched.len() as f64
     };
     Evaluation {
         truths,
         predicted: predicted.len(),
-        matched_truths,
-        matched_predictions,
+        matched: matched.len(),
         recall,
         precision,
         f1,
@@ -130,7 +153,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn evaluation_matches_each_truth_to_its_best_prediction() {
+    fn evaluation_matches_truth_and_predictions_one_to_one() {
         assert!((iou((0, 10), (5, 15)) - 5.0 / 15.0).abs() < 1e-9);
         assert_eq!(iou((0, 10), (10, 20)), 0.0);
         let e = evaluate(
@@ -138,13 +161,27 @@ mod tests {
             &[(19_000, 25_500), (45_000, 49_000), (5_000, 6_000)],
             0.5,
         );
-        assert_eq!(e.matched_truths, 2);
-        assert_eq!(e.matched_predictions, 2);
+        assert_eq!(e.matched, 2);
         assert!((e.recall - 2.0 / 3.0).abs() < 1e-9);
         assert!((e.precision - 2.0 / 3.0).abs() < 1e-9);
         assert!((e.truths[0].iou - 5.0 / 6.5).abs() < 1e-9);
         assert!((e.truths[1].iou - 3.0 / 5.0).abs() < 1e-9);
-        assert_eq!(e.truths[2].iou, 0.0);
-        assert!((e.mean_iou - (5.0 / 6.5 + 0.6) / 3.0).abs() < 1e-9);
+        assert_eq!((e.truths[2].iou, e.truths[2].prediction), (0.0, None));
+        assert!((e.mean_iou - (5.0 / 6.5 + 0.6) / 2.0).abs() < 1e-9);
+
+        // One long prediction over two truth segments matches only the one it overlaps
+        // more; the other truth goes to the short prediction, if any overlaps it.
+        let e = evaluate(&[(0, 10), (12, 20)], &[(0, 20)], 0.4);
+        assert_eq!(e.matched, 1);
+        assert_eq!(e.truths[0].prediction, Some((0, 20)));
+        assert_eq!(e.truths[1].prediction, None);
+        assert_eq!((e.recall, e.precision), (0.5, 1.0));
+        let e = evaluate(&[(0, 10), (12, 20)], &[(0, 20), (13, 20)], 0.4);
+        assert_eq!(e.truths[1].prediction, Some((13, 20)));
+        assert_eq!(e.matched, 2);
+        // Two predictions on one truth: one matches, the other lowers precision.
+        let e = evaluate(&[(0, 10)], &[(0, 9), (1, 10)], 0.5);
+        assert_eq!((e.matched, e.recall, e.precision), (1, 1.0, 0.5));
+        assert_eq!(e.truths[0].prediction, Some((0, 9)));
     }
 }

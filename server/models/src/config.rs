@@ -141,11 +141,23 @@ impl ModelsConfig {
             )));
         }
         let analyzer = self.analyzer.as_str();
-        let nova = bedrock::model_of(analyzer).is_some_and(|m| m.contains("nova"));
-        if !(analyzer.is_empty() || analyzer == "local" || nova) {
-            return Err(Error::invalid(format!(
-                "models.analyzer {analyzer:?} is not available: use \"\" for the offline signal analyser or \"bedrock:<Nova model id>\" (e.g. bedrock:us.amazon.nova-lite-v1:0)"
-            )));
+        let video_model = bedrock::model_of(analyzer).map(bedrock::nova::takes_video);
+        match video_model {
+            _ if analyzer.is_empty() || analyzer == "local" => {}
+            Some(Ok(true)) => {}
+            Some(Err(unknown)) => tracing::warn!("models.analyzer: {unknown}"),
+            Some(Ok(false)) => {
+                return Err(Error::invalid(format!(
+                    "models.analyzer {analyzer:?} does not take video: use a Nova model that does \
+                     (bedrock:us.amazon.nova-lite-v1:0, -pro-, -premier-, nova-2-lite), not Nova \
+                     Micro (text only) or another model"
+                )))
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "models.analyzer {analyzer:?} is not available: use \"\" for the offline signal analyser or \"bedrock:<Nova model id>\" (e.g. bedrock:us.amazon.nova-lite-v1:0)"
+                )))
+            }
         }
         let video = self.video_embedder.as_str();
         if !(video.is_empty() || bedrock::model_of(video) == Some(bedrock::NOVA_EMBEDDINGS)) {

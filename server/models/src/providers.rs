@@ -62,7 +62,7 @@ impl Providers {
             &bedrock,
         ) {
             (Some(model), Some(bedrock)) => Arc::new(bedrock::BedrockEmbedder::new(
-                bedrock.clone(),
+                bedrock.for_role("text_embedder"),
                 model,
                 config.bedrock.embedding_dimensions,
             )?),
@@ -101,7 +101,7 @@ impl Providers {
         }
         let video_embedder = match (&bedrock, bedrock::model_of(&config.video_embedder)) {
             (Some(b), Some(_)) => Some(Arc::new(bedrock::NovaVideoEmbedder::new(
-                b.clone(),
+                b.for_role("video_embedder"),
                 config.bedrock.embedding_dimensions,
                 ffmpeg,
                 staging.join("clips"),
@@ -114,7 +114,7 @@ impl Providers {
             data_automation: bedrock.as_ref().and_then(|b| b.data_automation().cloned()),
             analyzer: match (&bedrock, bedrock::model_of(&config.analyzer)) {
                 (Some(b), Some(model)) => Arc::new(bedrock::NovaAnalyzer::new(
-                    b.clone(),
+                    b.for_role("analyzer"),
                     model,
                     ffmpeg,
                     staging.join("proxies"),
@@ -123,7 +123,7 @@ impl Providers {
             },
             reranker: match &bedrock {
                 Some(b) if bedrock::model_of(&config.reranker).is_some() => {
-                    Arc::new(bedrock::CohereReranker::new(b.clone()))
+                    Arc::new(bedrock::CohereReranker::new(b.for_role("reranker")))
                 }
                 _ => Arc::new(default_reranker(text_embedder.clone())),
             },

@@ -84,6 +84,8 @@ fn segment(s: &SegmentCandidate) -> pb::SegmentCandidate {
         end_ms: s.end_ms,
         score: s.score,
         description: s.description.clone(),
+        priority: u32::from(s.priority()),
+        reason: s.reason.clone(),
     }
 }
 

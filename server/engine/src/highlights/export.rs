@@ -68,49 +68,93 @@ fn tc_rate(fps: f64) -> i64 {
     (fps.round() as i64).max(1)
 }
 
+#[cfg(test)]
 fn timecode(ms: i64, fps: f64) -> String {
     let rate = tc_rate(fps);
-    let frames = (ms as f64 * rate as f64 / 1000.0).round() as i64;
+    timecode_of_frames(frames(ms, rate), rate)
+}
+
+/// Frames at timecode `rate` in `ms`.
+fn frames(ms: i64, rate: i64) -> i64 {
+    (ms as f64 * rate as f64 / 1000.0).round() as i64
+}
+
+fn timecode_of_frames(frames: i64, rate: i64) -> String {
     let (f, s) = (frames % rate, frames / rate);
     format!("{:02}:{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60, f)
 }
 
-/// CMX3600: one event per clip, record timeline from 01:00:00:00, reel `AX` with the
-/// source named in a `FROM CLIP NAME` comment; a crossfade is written as a dissolve into
-/// the event (`D` with its length in frames).
+/// CMX3600 as editors' readers (OpenTimelineIO's adapter, Resolve, Premiere) expect it:
+/// one event per clip on a record timeline from 01:00:00:00, reel `AX`, the source named
+/// in `FROM CLIP NAME`, every timecode at the reel's rate (an EDL has one rate; each
+/// event's source and record durations are the same count of frames). A crossfade is a
+/// dissolve event: a zero-length cut line of the outgoing clip at the frame the dissolve
+/// starts, then the incoming clip as `D` with the dissolve's length in frames. Record
+/// times never overlap: an outgoing clip's event ends where the dissolve starts (the
+/// dissolve plays its tail), so the record timeline lasts as long as the rendered reel
+/// (to the frame).
 pub fn edl(t: &Timeline) -> String {
     let mut out = format!(
         "TITLE: reelforge {} {}\nFCM: NON-DROP FRAME\n\n",
         t.strategy, t.highlight_id
     );
     const RECORD_ZERO_MS: i64 = 3_600_000;
+    let rate = tc_rate(t.fps);
+    let dissolve_ms = if t.clips.len() > 1 {
+        t.crossfade_ms.max(0)
+    } else {
+        0
+    };
+    let dissolve = frames(dissolve_ms, rate);
+    let tc = |f: i64| timecode_of_frames(f, rate);
+    const CUT: &str = "C        ";
+    let line = |n: usize, c: &TimelineClip, transition: &str, src: (i64, i64), rec: i64| {
+        let channels = if c.has_audio { "AA/V" } else { "V" };
+        format!(
+            "{n:03}  AX       {channels:<5} {transition} {} {} {} {}\n",
+            tc(src.0),
+            tc(src.1),
+            tc(rec),
+            tc(rec + src.1 - src.0),
+        )
+    };
+    let mut record = frames(RECORD_ZERO_MS, rate);
+    let mut previous_out = 0;
     for (i, c) in t.clips.iter().enumerate() {
         let n = i + 1;
-        let channels = if c.has_audio { "AA/V" } else { "V" };
-        let rec_in = RECORD_ZERO_MS + c.record_start_ms;
-        let rec_out = rec_in + (c.end_ms - c.start_ms);
-        let transition = if i > 0 && t.crossfade_ms > 0 {
-            format!(
-                "D    {:03}",
-                (t.crossfade_ms as f64 * tc_rate(t.fps) as f64 / 1000.0).round() as i64
-            )
+        // What of the clip its own event plays: all but the tail a following dissolve
+        // plays.
+        let tail = if i + 1 < t.clips.len() { dissolve } else { 0 };
+        let src_in = frames(c.start_ms, rate);
+        let src = (src_in, (frames(c.end_ms, rate) - tail).max(src_in));
+        if i > 0 && dissolve > 0 {
+            let prev = &t.clips[i - 1];
+            out.push_str(&line(n, prev, CUT, (previous_out, previous_out), record));
+            out.push_str(&line(n, c, &format!("D    {dissolve:03}"), src, record));
+            out.push_str(&format!("* FROM CLIP NAME: {}\n", prev.filename));
+            out.push_str(&format!("* TO CLIP NAME: {}\n", c.filename));
         } else {
-            "C        ".to_string()
-        };
-        out.push_str(&format!(
-            "{n:03}  AX       {channels:<5} {transition} {} {} {} {}\n",
-            timecode(c.start_ms, c.fps),
-            timecode(c.end_ms, c.fps),
-            timecode(rec_in, t.fps),
-            timecode(rec_out, t.fps),
-        ));
-        out.push_str(&format!("* FROM CLIP NAME: {}\n", c.filename));
+            out.push_str(&line(n, c, CUT, src, record));
+            out.push_str(&format!("* FROM CLIP NAME: {}\n", c.filename));
+        }
+        record += src.1 - src.0;
+        previous_out = src.1;
         if !c.description.is_empty() {
             out.push_str(&format!(
                 "* COMMENT: {}\n",
                 c.description.replace('\n', " ")
             ));
         }
+        out.push_str(&format!(
+            "* COMMENT: PRIORITY {} SCORE {:.2}{}\n",
+            c.priority,
+            c.score,
+            if c.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" REASON {}", c.reason.replace('\n', " "))
+            }
+        ));
         out.push('\n');
     }
     out
@@ -125,21 +169,35 @@ fn rational(ms: i64, rate: f64) -> serde_json::Value {
 }
 
 /// OpenTimelineIO (`Timeline.1` → `Stack.1` → one video `Track.1` of `Clip.2` with
-/// `ExternalReference.1` media, and `Transition.1` dissolves between clips).
+/// `ExternalReference.1` media, and `Transition.1` dissolves between clips). A transition
+/// takes no time in OTIO: it blends the outgoing clip's last `in_offset` with media before
+/// the incoming clip's range and the incoming clip's first `out_offset` with media after
+/// the outgoing one's. The render plays a crossfade of `c` over the outgoing clip's last
+/// `c` and the incoming clip's first `c`, so the cut sits mid-dissolve and each clip's
+/// range gives up the half of the dissolve its handle supplies: the timeline then lasts
+/// exactly as long as the reel.
 pub fn otio(t: &Timeline) -> serde_json::Value {
     let mut children = Vec::new();
+    let dissolve = if t.clips.len() > 1 {
+        t.crossfade_ms.max(0)
+    } else {
+        0
+    };
+    let (before_cut, after_cut) = (dissolve / 2, dissolve - dissolve / 2);
+    let last = t.clips.len().saturating_sub(1);
     for (i, c) in t.clips.iter().enumerate() {
-        if i > 0 && t.crossfade_ms > 0 {
-            let half = t.crossfade_ms / 2;
+        if i > 0 && dissolve > 0 {
             children.push(json!({
                 "OTIO_SCHEMA": "Transition.1",
                 "name": "",
                 "metadata": {},
                 "transition_type": "SMPTE_Dissolve",
-                "in_offset": rational(half, c.fps),
-                "out_offset": rational(t.crossfade_ms - half, c.fps),
+                "in_offset": rational(before_cut, c.fps),
+                "out_offset": rational(after_cut, c.fps),
             }));
         }
+        let start = c.start_ms + if i > 0 { before_cut } else { 0 };
+        let end = c.end_ms - if i < last { after_cut } else { 0 };
         children.push(json!({
             "OTIO_SCHEMA": "Clip.2",
             "name": if c.description.is_empty() { c.filename.clone() } else { c.description.clone() },
@@ -149,8 +207,8 @@ pub fn otio(t: &Timeline) -> serde_json::Value {
             }},
             "source_range": {
                 "OTIO_SCHEMA": "TimeRange.1",
-                "start_time": rational(c.start_ms, c.fps),
-                "duration": rational(c.end_ms - c.start_ms, c.fps),
+                "start_time": rational(start, c.fps),
+                "duration": rational(end - start, c.fps),
             },
             "effects": [],
             "markers": [],
@@ -239,18 +297,33 @@ mod tests {
         );
         assert_eq!(lines[4], "* FROM CLIP NAME: demo.mp4");
         assert_eq!(lines[5], "* COMMENT: bikes");
+        assert_eq!(lines[6], "* COMMENT: PRIORITY 1 SCORE 0.90 REASON signals");
         assert_eq!(
-            lines[7],
+            lines[8],
             "002  AX       AA/V  C         00:00:46:00 00:00:50:00 01:00:05:00 01:00:09:00"
         );
-        let dissolve = edl(&timeline(500));
-        assert!(
-            dissolve.contains(
-                "002  AX       AA/V  D    013 00:00:46:00 00:00:50:00 01:00:04:13 01:00:08:13"
-            ),
-            "{dissolve}"
-        );
         assert_eq!(timecode(1_020, 29.97), "00:00:01:01");
+    }
+
+    #[test]
+    fn a_dissolve_is_a_cut_line_then_a_d_line_and_records_never_overlap() {
+        let text = edl(&timeline(500));
+        let lines: Vec<&str> = text.lines().collect();
+        // The outgoing clip's event ends where the dissolve (13 frames) starts.
+        assert_eq!(
+            lines[3],
+            "001  AX       AA/V  C         00:00:20:00 00:00:24:12 01:00:00:00 01:00:04:12"
+        );
+        assert_eq!(
+            &lines[8..12],
+            [
+                "002  AX       AA/V  C         00:00:24:12 00:00:24:12 01:00:04:12 01:00:04:12",
+                "002  AX       AA/V  D    013 00:00:46:00 00:00:50:00 01:00:04:12 01:00:08:12",
+                "* FROM CLIP NAME: demo.mp4",
+                "* TO CLIP NAME: demo.mp4",
+            ],
+            "{text}"
+        );
     }
 
     #[test]
@@ -261,8 +334,19 @@ mod tests {
         let children = track["children"].as_array().unwrap();
         assert_eq!(children.len(), 3);
         assert_eq!(children[0]["OTIO_SCHEMA"], "Clip.2");
-        assert_eq!(children[0]["source_range"]["start_time"]["value"], 500.0);
-        assert_eq!(children[0]["source_range"]["duration"]["value"], 125.0);
+        // The cut sits mid-dissolve: each side gives up the half its handle supplies, so
+        // the clips add up to the reel (9.0 - 0.5 s).
+        let range = |c: &serde_json::Value| {
+            let r = &c["source_range"];
+            (
+                r["start_time"]["value"].clone(),
+                r["duration"]["value"].clone(),
+            )
+        };
+        assert_eq!(range(&children[0]), (500.0.into(), 119.0.into()));
+        assert_eq!(range(&children[2]), (1156.0.into(), 94.0.into()));
+        assert_eq!(children[1]["in_offset"]["value"], 6.0);
+        assert_eq!(children[1]["out_offset"]["value"], 6.0);
         assert_eq!(
             children[0]["media_references"]["DEFAULT_MEDIA"]["target_url"],
             "file:///data/demo.mp4"

@@ -78,7 +78,25 @@ pub struct SegmentCandidate {
     pub start_ms: i64,
     pub end_ms: i64,
     pub score: f32,
+    /// 1 (must have) .. 3 (nice to have), as the analyser ranks it (a VLM says it; the
+    /// offline analyser derives it from the score). 0 in analyses stored before analysers
+    /// gave one: read as the score's priority.
+    #[serde(default)]
+    pub priority: u8,
     pub description: String,
+    /// Why the analyser chose it (a VLM's highlight dimensions, the signals that rose).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+impl SegmentCandidate {
+    /// Its priority, for analyses stored without one: the score's.
+    pub fn priority(&self) -> u8 {
+        match self.priority {
+            1..=3 => self.priority,
+            _ => reelforge_core::segments::priority_of_score(self.score),
+        }
+    }
 }
 
 /// An analyser's result for one slice.

@@ -238,11 +238,14 @@ fn find_segments(
                 .iter()
                 .filter(|&&c| c >= start_ms && c < end_ms)
                 .count();
+            let description = describe_segment(run, cuts);
             Some(SegmentCandidate {
                 start_ms,
                 end_ms,
                 score: peak,
-                description: describe_segment(run, cuts),
+                priority: reelforge_core::segments::priority_of_score(peak),
+                reason: format!("signals: {description}"),
+                description,
             })
         })
         .collect()

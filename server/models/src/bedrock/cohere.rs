@@ -44,7 +44,10 @@ impl CohereReranker {
             "documents": documents,
             "top_n": documents.len(),
         });
-        let answer = self.bedrock.invoke_json(COHERE_RERANK, &body).await?;
+        let answer = self
+            .bedrock
+            .invoke_json(COHERE_RERANK, &body, super::Sends::Text)
+            .await?;
         let mut scores = vec![None; docs.len()];
         for r in answer["results"].as_array().into_iter().flatten() {
             let (Some(i), Some(s)) = (r["index"].as_u64(), r["relevance_score"].as_f64()) else {

@@ -115,7 +115,11 @@ impl BedrockEmbedder {
         let (sent, truncated) = cut(text);
         let answer = self
             .bedrock
-            .invoke_json(self.model.id(), &self.body(sent, purpose))
+            .invoke_json(
+                self.model.id(),
+                &self.body(sent, purpose),
+                super::Sends::Text,
+            )
             .await?;
         let mut vector = self.vector(&answer)?;
         // Titan normalises when asked; Nova's vectors are normalised here for cosine.

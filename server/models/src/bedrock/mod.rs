@@ -5,8 +5,9 @@
 //! or `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`), which is how the tests point the real SDK at a
 //! local server that speaks Bedrock's wire format. Retries are the SDK's standard mode
 //! (throttling, 5xx and transient errors back off; `ModelTimeoutException` is treated as
-//! transient too); each provider runs at most
-//! `concurrency` calls at once; timeouts are configurable.
+//! transient too); each provider (role) has its own limit of calls in flight
+//! (`concurrency`, or `concurrency_per_role`), so a search's query embedding never waits
+//! behind minutes-long Nova video calls; timeouts are configurable.
 //!
 //! Video too large to send inline, and the asynchronous segmented embeddings of whole
 //! videos, go through an S3 staging location (`models.bedrock.s3_uri`, see `staging`).
@@ -19,6 +20,7 @@ pub mod staging;
 pub mod telemetry;
 pub mod video_embed;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,8 +45,15 @@ use reelforge_core::error::{Error, Result};
 pub const TITAN_TEXT_V2: &str = "amazon.titan-embed-text-v2:0";
 pub const NOVA_EMBEDDINGS: &str = "amazon.nova-2-multimodal-embeddings-v1:0";
 pub const COHERE_RERANK: &str = "cohere.rerank-v3-5:0";
-/// The largest video sent inline: the request's base64 payload must stay under 25 MB.
-pub const INLINE_VIDEO_MAX_BYTES: u64 = 18 * 1024 * 1024;
+/// The largest base64 payload Bedrock takes inline in one request (characters).
+pub const INLINE_BASE64_MAX_CHARS: u64 = 25_000_000;
+/// Room kept in a request for what travels beside the video (prompt, tool schema, JSON).
+const INLINE_REQUEST_ROOM_CHARS: u64 = 100_000;
+/// The largest video sent inline: base64 of it (4 characters per 3 bytes, padded) plus
+/// the rest of the request stays within `INLINE_BASE64_MAX_CHARS` (18 MiB would be
+/// 25,165,824 characters, over the limit).
+pub const INLINE_VIDEO_MAX_BYTES: u64 =
+    (INLINE_BASE64_MAX_CHARS - INLINE_REQUEST_ROOM_CHARS) / 4 * 3;
 
 /// `[models.bedrock]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,12 +66,22 @@ pub struct BedrockConfig {
     /// Attempts per call, the first included (standard retry mode with backoff).
     pub max_attempts: u32,
     pub connect_timeout_seconds: f64,
-    /// Per attempt; Nova video calls can be slow.
+    /// Per attempt, for text calls (embeddings, rerank).
     pub read_timeout_seconds: f64,
-    /// The whole call, retries included.
+    /// The whole call, retries included, for text calls.
     pub operation_timeout_seconds: f64,
-    /// Calls in flight at once, per provider.
+    /// Per attempt, for calls that send video (Nova through Converse, Nova Multimodal
+    /// Embeddings of clips). AWS documents Nova inference calls as taking up to 60
+    /// minutes and recommends a read timeout of at least 3600 s ("Complete request
+    /// schema", Amazon Nova User Guide).
+    pub video_read_timeout_seconds: f64,
+    /// The whole video call, retries included: two full attempts.
+    pub video_operation_timeout_seconds: f64,
+    /// Calls in flight at once, per provider: each role below has a limit of its own.
     pub concurrency: usize,
+    /// A role's own limit instead of `concurrency`: `analyzer`, `text_embedder`,
+    /// `reranker`, `video_embedder` (`[models.bedrock.concurrency_per_role]`).
+    pub concurrency_per_role: BTreeMap<String, usize>,
     /// Embedding size: Titan 256, 512 or 1024; Nova 256, 384, 1024 or 3072.
     pub embedding_dimensions: u32,
     /// Where video goes that is too large to send inline, and where asynchronous
@@ -75,7 +94,8 @@ pub struct BedrockConfig {
     /// Path-style S3 addresses (`endpoint/bucket/key`), for S3-compatible endpoints.
     pub s3_force_path_style: bool,
     /// Video payloads up to this size are sent inline; larger ones through `s3_uri`.
-    /// Bedrock takes 25 MB of base64 inline, so at most 18 MiB.
+    /// Bedrock takes 25,000,000 characters of base64 inline, so at most
+    /// `INLINE_VIDEO_MAX_BYTES` (18,675,000 bytes, with room for the rest of the request).
     pub inline_video_limit_bytes: u64,
     /// Clip embeddings of a whole video go through one asynchronous segmented job
     /// (instead of one request per clip) from this many clips on; needs `s3_uri`.
@@ -102,7 +122,10 @@ impl Default for BedrockConfig {
             connect_timeout_seconds: 10.0,
             read_timeout_seconds: 120.0,
             operation_timeout_seconds: 600.0,
+            video_read_timeout_seconds: 3600.0,
+            video_operation_timeout_seconds: 7200.0,
             concurrency: 4,
+            concurrency_per_role: BTreeMap::new(),
             embedding_dimensions: 1024,
             s3_uri: String::new(),
             s3_bucket_owner: String::new(),
@@ -120,6 +143,14 @@ impl Default for BedrockConfig {
 }
 
 impl BedrockConfig {
+    /// The limit of calls in flight for a provider in `role`.
+    pub fn limit_of(&self, role: &str) -> usize {
+        self.concurrency_per_role
+            .get(role)
+            .copied()
+            .unwrap_or(self.concurrency)
+    }
+
     pub fn validate(&self) -> Result<()> {
         let positive = |v: f64| v.is_finite() && v > 0.0;
         if self.max_attempts == 0 || self.max_attempts > 10 {
@@ -130,6 +161,8 @@ impl BedrockConfig {
         if !positive(self.connect_timeout_seconds)
             || !positive(self.read_timeout_seconds)
             || !positive(self.operation_timeout_seconds)
+            || !positive(self.video_read_timeout_seconds)
+            || !positive(self.video_operation_timeout_seconds)
         {
             return Err(Error::invalid(
                 "models.bedrock timeouts must be positive numbers of seconds",
@@ -140,12 +173,25 @@ impl BedrockConfig {
                 "models.bedrock.concurrency must be between 1 and 256",
             ));
         }
+        for (role, &limit) in &self.concurrency_per_role {
+            if !ROLES.contains(&role.as_str()) {
+                return Err(Error::invalid(format!(
+                    "models.bedrock.concurrency_per_role has an unknown role {role:?}; roles: {}",
+                    ROLES.join(", ")
+                )));
+            }
+            if limit == 0 || limit > 256 {
+                return Err(Error::invalid(format!(
+                    "models.bedrock.concurrency_per_role.{role} must be between 1 and 256, got {limit}"
+                )));
+            }
+        }
         if self.inline_video_limit_bytes == 0
             || self.inline_video_limit_bytes > INLINE_VIDEO_MAX_BYTES
         {
             return Err(Error::invalid(format!(
                 "models.bedrock.inline_video_limit_bytes must be between 1 and {INLINE_VIDEO_MAX_BYTES} \
-                 (Bedrock takes 25 MB of base64 inline), got {}",
+                 (Bedrock takes 25,000,000 characters of base64 inline), got {}",
                 self.inline_video_limit_bytes
             )));
         }
@@ -175,8 +221,12 @@ impl BedrockConfig {
     }
 }
 
-/// A Bedrock runtime client with its concurrency limit, and the S3 staging location
-/// when one is configured.
+/// The roles a Bedrock provider plays, each with its own limit of calls in flight.
+pub const ROLES: [&str; 4] = ["analyzer", "text_embedder", "reranker", "video_embedder"];
+
+/// A Bedrock runtime client with the concurrency limit of the provider holding it (see
+/// `for_role`), and the S3 staging location when one is configured. Clones share the
+/// limit; `for_role` makes a client with a limit of its own.
 #[derive(Clone)]
 pub struct Bedrock {
     client: aws_sdk_bedrockruntime::Client,
@@ -268,6 +318,35 @@ impl Bedrock {
         }
     }
 
+    /// This client (the same connection pool, staging and settings) with a limit of calls
+    /// in flight of its own: `concurrency_per_role[role]`, else `concurrency`. Each
+    /// provider takes one, so one role's slow calls never hold up another's.
+    pub fn for_role(&self, role: &str) -> Bedrock {
+        debug_assert!(ROLES.contains(&role), "unknown Bedrock role {role}");
+        let limit = self.config.limit_of(role);
+        Bedrock {
+            limit: Arc::new(Semaphore::new(limit)),
+            ..self.clone()
+        }
+    }
+
+    /// Per-call settings for a call that sends video: the documented long read timeout.
+    pub fn video_call(&self) -> aws_sdk_bedrockruntime::config::Builder {
+        let secs = Duration::from_secs_f64;
+        aws_sdk_bedrockruntime::config::Builder::default().timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(secs(self.config.connect_timeout_seconds))
+                .read_timeout(secs(self.config.video_read_timeout_seconds))
+                .operation_timeout(secs(self.config.video_operation_timeout_seconds))
+                .build(),
+        )
+    }
+
+    /// Calls that could start now without waiting (tests, metrics).
+    pub fn available_permits(&self) -> usize {
+        self.limit.available_permits()
+    }
+
     /// Bedrock Data Automation, when a project is configured.
     pub fn data_automation(&self) -> Option<&DataAutomation> {
         self.data_automation.as_ref()
@@ -294,27 +373,43 @@ impl Bedrock {
             .map_err(|_| Error::Unavailable("the Bedrock client is closed".into()))
     }
 
-    /// `InvokeModel` with a JSON body; the JSON answer.
+    /// `InvokeModel` with a JSON body; the JSON answer. A body that `Sends::Video` gets
+    /// the video timeouts.
     pub async fn invoke_json(
         &self,
         model_id: &str,
         body: &serde_json::Value,
+        sends: Sends,
     ) -> Result<serde_json::Value> {
         let _permit = self.permit().await?;
-        let out = self
+        let call = self
             .client
             .invoke_model()
             .model_id(model_id)
             .content_type("application/json")
             .accept("application/json")
-            .body(Blob::new(serde_json::to_vec(body)?))
-            .send()
-            .await
-            .map_err(|e| sdk_error(model_id, e))?;
+            .body(Blob::new(serde_json::to_vec(body)?));
+        let out = match sends {
+            Sends::Text => call.send().await,
+            Sends::Video => {
+                call.customize()
+                    .config_override(self.video_call())
+                    .send()
+                    .await
+            }
+        }
+        .map_err(|e| sdk_error(model_id, e))?;
         serde_json::from_slice(out.body().as_ref()).map_err(|e| {
             Error::Unavailable(format!("{model_id} answered with JSON we cannot read: {e}"))
         })
     }
+}
+
+/// What a request carries, for its timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sends {
+    Text,
+    Video,
 }
 
 /// A video as a request carries it (see `Bedrock::video_payload`).

@@ -27,6 +27,44 @@ use reelforge_core::error::{Error, Result};
 use reelforge_media::proxy::{self, ProxySpec};
 
 pub const TOOL_NAME: &str = "report_highlights";
+
+/// Nova understanding models that take video (Nova Micro reads text only; Sonic, Canvas
+/// and Reel are speech and generation models): Nova Lite, Pro and Premier, Nova 2 Lite
+/// and Pro.
+const VIDEO_MODELS: [&str; 5] = [
+    "nova-lite-",
+    "nova-pro-",
+    "nova-premier-",
+    "nova-2-lite-",
+    "nova-2-pro-",
+];
+/// Cross-region inference profile prefixes a model id may carry.
+const PROFILE_PREFIXES: [&str; 8] = [
+    "us.", "eu.", "apac.", "global.", "us-gov.", "ca.", "jp.", "au.",
+];
+
+/// Whether `model_id` names a Nova model that takes video: a base model id
+/// (`amazon.nova-lite-v1:0`), a cross-region profile of one (`us.amazon.nova-pro-v1:0`),
+/// or an ARN of either. An application inference profile or provisioned model ARN says
+/// nothing of its model: `Ok(false)` is never answered for those, `Err` says to check.
+pub fn takes_video(model_id: &str) -> std::result::Result<bool, String> {
+    let name = model_id.rsplit('/').next().unwrap_or(model_id);
+    if model_id.starts_with("arn:")
+        && (model_id.contains(":application-inference-profile/")
+            || model_id.contains(":provisioned-model/"))
+    {
+        return Err(format!(
+            "{model_id} does not name its model: make sure it is a Nova model that takes              video (Nova Lite, Pro, Premier, Nova 2 Lite or Pro)"
+        ));
+    }
+    let base = PROFILE_PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
+    Ok(base
+        .strip_prefix("amazon.")
+        .is_some_and(|m| VIDEO_MODELS.iter().any(|v| m.starts_with(v))))
+}
 /// The longest video Nova reads at 1 frame a second (beyond, it samples 960 frames).
 pub const MAX_FULL_RATE_MS: i64 = 16 * 60 * 1000;
 
@@ -232,6 +270,8 @@ impl NovaAnalyzer {
                         .temperature(0.0)
                         .build(),
                 )
+                .customize()
+                .config_override(self.bedrock.video_call())
                 .send()
                 .await
                 .map_err(|e| sdk_error(&self.model_id, e))?
@@ -297,7 +337,9 @@ impl NovaAnalyzer {
                     start_ms: s.start_ms,
                     end_ms: s.end_ms,
                     score: s.score,
+                    priority: s.priority,
                     description: s.description,
+                    reason: s.reason,
                 })
                 .collect(),
             description,
@@ -326,5 +368,47 @@ impl VideoAnalyzer for NovaAnalyzer {
     /// Nova samples 1 frame a second up to 16 minutes, and a fixed 960 frames beyond.
     fn max_span_ms(&self) -> Option<i64> {
         Some(MAX_FULL_RATE_MS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_nova_models_that_take_video_are_analysers() {
+        for id in [
+            "us.amazon.nova-lite-v1:0",
+            "amazon.nova-pro-v1:0",
+            "eu.amazon.nova-premier-v1:0",
+            "global.amazon.nova-2-lite-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0",
+            "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+        ] {
+            assert_eq!(takes_video(id), Ok(true), "{id}");
+        }
+        for id in [
+            "us.amazon.nova-micro-v1:0",
+            "amazon.nova-sonic-v1:0",
+            "amazon.nova-canvas-v1:0",
+            "amazon.nova-reel-v1:1",
+            "amazon.nova-2-multimodal-embeddings-v1:0",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "nova",
+        ] {
+            assert_eq!(takes_video(id), Ok(false), "{id}");
+        }
+        assert!(takes_video(
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_largest_inline_video_fits_the_service_limit_as_base64() {
+        let base64_chars = super::super::INLINE_VIDEO_MAX_BYTES.div_ceil(3) * 4;
+        assert!(base64_chars + 100_000 <= super::super::INLINE_BASE64_MAX_CHARS);
+        // 18 MiB would not.
+        assert!((18 * 1024 * 1024u64).div_ceil(3) * 4 > super::super::INLINE_BASE64_MAX_CHARS);
     }
 }

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use super::nova::json_to_document;
 use super::staging::location_json;
-use super::{sdk_error, vector_of, Bedrock, EmbedModel, VideoPayload, NOVA_EMBEDDINGS};
+use super::{sdk_error, vector_of, Bedrock, EmbedModel, Sends, VideoPayload, NOVA_EMBEDDINGS};
 use crate::{check_texts, TextEmbedding, VideoEmbedder};
 use reelforge_core::error::{Error, Result};
 use reelforge_core::vector::l2_normalise;
@@ -152,7 +152,7 @@ impl NovaVideoEmbedder {
         };
         let answer = self
             .bedrock
-            .invoke_json(NOVA_EMBEDDINGS, &self.clip_body(video_source))
+            .invoke_json(NOVA_EMBEDDINGS, &self.clip_body(video_source), Sends::Video)
             .await;
         self.bedrock.release(payload.staged_key()).await;
         self.vector(&answer?["embeddings"][0]["embedding"])
@@ -293,7 +293,7 @@ impl NovaVideoEmbedder {
         let (sent, truncated) = super::embed::cut(text);
         let answer = self
             .bedrock
-            .invoke_json(NOVA_EMBEDDINGS, &self.query_body(sent))
+            .invoke_json(NOVA_EMBEDDINGS, &self.query_body(sent), Sends::Text)
             .await?;
         let vector = self.vector(&answer["embeddings"][0]["embedding"])?;
         Ok(TextEmbedding { vector, truncated })
@@ -371,7 +371,7 @@ impl VideoEmbedder for NovaVideoEmbedder {
             }
             stream::iter(spans.iter().copied())
                 .map(|span| self.embed_clip(source, span))
-                .buffered(self.bedrock.config().concurrency)
+                .buffered(self.bedrock.config().limit_of("video_embedder"))
                 .try_collect()
                 .await
         })

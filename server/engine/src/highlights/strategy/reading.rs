@@ -18,7 +18,7 @@ use std::path::Path;
 use futures_util::stream::{self, StreamExt};
 
 use reelforge_core::error::{Error, Result};
-use reelforge_core::segments::{priority_of_score, Segment};
+use reelforge_core::segments::Segment;
 use reelforge_models::analysis::{
     Baseline, ModelUsage, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
@@ -90,9 +90,13 @@ fn to_segments(video_id: &str, a: &SliceAnalysis, reason: &str) -> Vec<Segment> 
             start_ms: c.start_ms,
             end_ms: c.end_ms,
             score: c.score,
-            priority: priority_of_score(c.score),
+            priority: c.priority(),
             description: c.description.clone(),
-            reason: reason.to_string(),
+            reason: if c.reason.is_empty() {
+                reason.to_string()
+            } else {
+                format!("{reason}: {}", c.reason)
+            },
             model: a.analyzer.clone(),
         })
         .collect()
@@ -298,7 +302,9 @@ mod tests {
                         start_ms: mid - 500,
                         end_ms: mid + 500,
                         score: 0.8,
+                        priority: 0,
                         description: format!("middle of {}", input.index),
+                        reason: String::new(),
                     }],
                     description: String::new(),
                     analyzer: "probe".into(),
