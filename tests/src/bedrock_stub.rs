@@ -481,9 +481,11 @@ async fn answer(
 
 /// Converse for Nova models: checks the request the way the service does (one user
 /// message with a video block of base64 MP4 under 25 MB and a text block; a tool with a
-/// JSON schema; a tool choice naming it), reads the video's length with ffprobe, and
-/// answers with one highlight over the middle third of it (`mode` decides how), with
-/// usage counted like Nova's: about 290 input tokens per second of video plus the text.
+/// JSON schema; a tool choice naming it), then looks at the video it was sent: ffmpeg
+/// decodes it at 2 frames a second and each stretch where the picture moves becomes a
+/// highlight (times from the clip's start; score and priority by how much it moves), none
+/// when nothing moves (`mode` decides how it answers), with usage counted like Nova's:
+/// about 290 input tokens per second of video plus the text.
 fn converse(
     model: &str,
     body: &Value,
@@ -533,16 +535,22 @@ fn converse(
         return Err(invalid("toolConfig.toolChoice must force the tool"));
     }
     let seconds = video_seconds(&bytes)?;
+    let runs = motion_runs(&bytes);
+    let round = |s: f64| (s * 10.0).round() / 10.0;
     let highlights = json!({
-        "summary": format!("A clip of {seconds:.1} seconds."),
-        "highlights": [{
-            "start": (seconds / 3.0 * 10.0).round() / 10.0,
-            "end": (seconds * 2.0 / 3.0 * 10.0).round() / 10.0,
-            "score": 0.8,
-            "priority": 1,
-            "description": "fast motion and action in the middle of the clip",
-            "reason": "action"
-        }]
+        "summary": format!(
+            "A clip of {seconds:.1} seconds with {} moving stretch(es).",
+            runs.len()
+        ),
+        "highlights": runs.iter().map(|&(start, end, motion)| json!({
+            "start": round(start),
+            "end": round(end.min(seconds)),
+            "score": round((0.5 + motion / 40.0).min(1.0)),
+            "priority": if motion >= 12.0 { 1 } else if motion >= 6.0 { 2 } else { 3 },
+            // The words the stub's video embeddings use for what moves.
+            "description": MOVING,
+            "reason": format!("action (motion {motion:.1} from {start:.1} s to {end:.1} s)")
+        })).collect::<Vec<_>>()
     });
     let block = match mode {
         ConverseMode::Tool => json!({ "toolUse": {
@@ -568,6 +576,60 @@ fn converse(
 }
 
 /// The length of an MP4 held in memory, by ffprobe.
+/// Where the picture moves: frames at 2 a second, 32x32 grey; a frame moves when its mean
+/// absolute difference from the one before is over 2 (of 255). Runs of moving frames
+/// (gaps up to 1 s joined) as (start s, end s, mean difference).
+fn motion_runs(bytes: &[u8]) -> Vec<(f64, f64, f64)> {
+    const STEP: f64 = 0.5;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args([
+            "-vf",
+            "fps=2,scale=32:32,format=gray",
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let frames: Vec<&[u8]> = out.stdout.chunks_exact(32 * 32).collect();
+    let diffs: Vec<f64> = frames
+        .windows(2)
+        .map(|w| {
+            w[0].iter()
+                .zip(w[1])
+                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+                .sum::<f64>()
+                / (32.0 * 32.0)
+        })
+        .collect();
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, d) in diffs.iter().enumerate() {
+        if *d <= 2.0 {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((_, end)) if i - *end <= 2 => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    runs.into_iter()
+        .map(|(first, last)| {
+            let run = &diffs[first..=last];
+            (
+                first as f64 * STEP,
+                (last + 2) as f64 * STEP,
+                run.iter().sum::<f64>() / run.len() as f64,
+            )
+        })
+        .filter(|&(start, end, _)| end - start >= 1.0)
+        .collect()
+}
+
 fn video_seconds(bytes: &[u8]) -> Result<f64, Failure> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clip.mp4");

@@ -446,7 +446,13 @@ mod tests {
     #[tokio::test]
     async fn passes_the_video_analyser_conformance_suite() {
         // The signal analyser reads the windows, not the file.
-        crate::conformance::video_analyzer(&SignalAnalyzer, Path::new("x.mp4"), 60_000).await;
+        crate::conformance::video_analyzer(
+            &SignalAnalyzer,
+            Path::new("x.mp4"),
+            60_000,
+            &[(0, 0, 10_000), (3, 30_000, 40_000)],
+        )
+        .await;
     }
 
     #[test]
