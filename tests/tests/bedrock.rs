@@ -541,6 +541,42 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
         prompt.contains("10.0 seconds long") && prompt.contains("step by step"),
         "{prompt}"
     );
+    // Nova is sent the pictures only; the sound goes as our measurements, in the prompt:
+    // Big Buck Bunny's soundtrack starts 5 s into the 40-50 s slice.
+    let prompt_of = |r: &reelforge_tests::bedrock_stub::Recorded| {
+        r.body["messages"][0]["content"][1]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(requests
+        .iter()
+        .all(|r| prompt_of(r).contains("its sound is not sent")));
+    let bunny_prompt = requests
+        .iter()
+        .map(prompt_of)
+        .find(|p| p.contains("sudden loud sound at 5."))
+        .unwrap_or_else(|| panic!("{:?}", requests.iter().map(prompt_of).collect::<Vec<_>>()));
+    eprintln!("the 40-50 s slice's sound, as sent: {bunny_prompt}");
+    let proxy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        proxy.path(),
+        inline_bytes(&requests[4].body["messages"][0]["content"][0]["video"]["source"]),
+    )
+    .unwrap();
+    let streams = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(proxy.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&streams.stdout).trim(), "video");
     let sent: usize = requests
         .iter()
         .map(|r| inline_bytes(&r.body["messages"][0]["content"][0]["video"]["source"]).len())

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 
 use super::{sdk_error, Bedrock, VideoPayload};
 use crate::analysis::{
-    BoxFuture, ModelUsage, SegmentCandidate, SliceAnalysis, SliceInput, VideoAnalyzer,
+    Baseline, BoxFuture, ModelUsage, SegmentCandidate, SignalWindow, SliceAnalysis, SliceInput,
+    VideoAnalyzer,
 };
 use reelforge_core::answer::parse_model_segments;
 use reelforge_core::error::{Error, Result};
@@ -116,18 +117,27 @@ pub fn tool_schema() -> Value {
     })
 }
 
-/// The prompt for one clip of `duration_ms`.
-pub fn prompt(duration_ms: i64) -> String {
+/// The prompt for one clip of `duration_ms`, with `sound`: what we measured of the
+/// clip's audio (`sound_cues`), since Nova is sent the pictures only.
+///
+/// Nova's video understanding samples frames (1 a second up to 16 minutes, resized to
+/// 672×672: "Video understanding", Amazon Nova User Guide) and nothing in its
+/// documentation says the audio track is used; the analysis proxy carries no audio, and
+/// the prompt says so and asks the model to judge sound from our measurements only.
+pub fn prompt(duration_ms: i64, sound: &str) -> String {
     let d = duration_ms as f64 / 1000.0;
     format!(
         "You are a video editor choosing highlights.\n\
          The clip is {d:.1} seconds long; every time you give is in seconds from its start, \
          between 0 and {d:.1}.\n\
+         You see its pictures only: its sound is not sent. What we measured of its sound \
+         (times in seconds from the clip's start):\n{sound}\n\
          Work step by step:\n\
          1. Watch the whole clip and note what happens, in order.\n\
          2. Judge each moment on these dimensions: action and motion, emotional peaks \
-         (cheering, laughter, surprise), key events (goals, reveals, arrivals), visual \
-         spectacle, and sound (sudden loud audio, music drops).\n\
+         (cheering, laughter, surprise, as the pictures show them), key events (goals, \
+         reveals, arrivals), visual spectacle, and sound (only from the measurements \
+         above: sudden loud audio, a rise in level).\n\
          3. Choose the moments that score high on at least one dimension; each is 1 to 20 \
          seconds long and they do not overlap.\n\
          4. Give each a score from 0 to 1, a priority (1 must have, 2 good, 3 nice to have), \
@@ -138,6 +148,71 @@ pub fn prompt(duration_ms: i64) -> String {
          jumps the ramp.\", \"reason\": \"action\"}}]}}.\n\
          If nothing stands out, return an empty highlights list."
     )
+}
+
+/// A rise in level this large over the running level (or the second before) is a cue.
+const SOUND_RISE_DB: f32 = 10.0;
+/// Most sound cues listed in a prompt.
+const MAX_SOUND_CUES: usize = 6;
+
+/// Our measurements of a clip's sound as prompt lines: its level, its loudest moment, and
+/// the sudden rises (times in seconds from `start_ms`).
+pub fn sound_cues(windows: &[SignalWindow], baseline: Baseline, start_ms: i64) -> String {
+    use reelforge_media::signals::SILENCE_DB;
+    let audible: Vec<&SignalWindow> = windows
+        .iter()
+        .filter(|w| w.loudness_db > SILENCE_DB + 1.0)
+        .collect();
+    if audible.is_empty() {
+        return "- no audible sound".to_string();
+    }
+    let at = |w: &SignalWindow| (w.start_ms - start_ms) as f64 / 1000.0;
+    let mean = audible.iter().map(|w| w.loudness_db).sum::<f32>() / audible.len() as f32;
+    // The first of the loudest.
+    let loudest = audible
+        .iter()
+        .min_by(|a, b| b.loudness_db.total_cmp(&a.loudness_db))
+        .unwrap();
+    let mut lines = vec![
+        format!(
+            "- level {mean:.0} dBFS on average{}",
+            if baseline.windows > 0 {
+                format!(" ({:.0} dBFS before the clip)", baseline.loudness_db)
+            } else {
+                String::new()
+            }
+        ),
+        format!(
+            "- loudest at {:.1} s ({:.0} dBFS)",
+            at(loudest),
+            loudest.loudness_db
+        ),
+    ];
+    let running = if baseline.windows > 0 {
+        baseline.loudness_db
+    } else {
+        mean
+    };
+    let mut rises: Vec<(f64, f32)> = windows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| {
+            let before = windows[i.saturating_sub(2)..i]
+                .iter()
+                .map(|p| p.loudness_db)
+                .fold(f32::MIN, f32::max);
+            let rise = w.loudness_db - running.max(if i > 0 { before } else { running });
+            (w.loudness_db > SILENCE_DB + 1.0 && rise >= SOUND_RISE_DB).then(|| (at(w), rise))
+        })
+        .collect();
+    // The largest rises, listed in time order.
+    rises.sort_by(|a, b| b.1.total_cmp(&a.1));
+    rises.truncate(MAX_SOUND_CUES);
+    rises.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (t, rise) in rises {
+        lines.push(format!("- sudden loud sound at {t:.1} s (+{rise:.0} dB)"));
+    }
+    lines.join("\n")
 }
 
 pub fn json_to_document(v: &Value) -> Document {
@@ -235,7 +310,10 @@ impl NovaAnalyzer {
             Message::builder()
                 .role(ConversationRole::User)
                 .content(ContentBlock::Video(video))
-                .content(ContentBlock::Text(prompt(duration_ms)))
+                .content(ContentBlock::Text(prompt(
+                    duration_ms,
+                    &sound_cues(input.windows, input.baseline, input.start_ms),
+                )))
                 .build(),
         )?;
         let tool = build(
@@ -402,6 +480,43 @@ mod tests {
             "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_prompt_says_sound_is_measured_not_sent() {
+        let w = |t: i64, db: f32| SignalWindow {
+            start_ms: t,
+            loudness_db: db,
+            motion: 0.0,
+            scene_cut: false,
+        };
+        let windows: Vec<SignalWindow> = (0..20)
+            .map(|i| {
+                w(
+                    40_000 + i * 500,
+                    if (12..14).contains(&i) { -12.0 } else { -45.0 },
+                )
+            })
+            .collect();
+        let baseline = Baseline {
+            loudness_db: -44.0,
+            motion: 0.0,
+            windows: 30,
+        };
+        let cues = sound_cues(&windows, baseline, 40_000);
+        assert!(cues.contains("loudest at 6.0 s (-12 dBFS)"), "{cues}");
+        assert!(
+            cues.contains("sudden loud sound at 6.0 s (+32 dB)"),
+            "{cues}"
+        );
+        assert!(!cues.contains("at 6.5 s"), "a rise is listed once: {cues}");
+        let silent: Vec<SignalWindow> = (0..4).map(|i| w(i * 500, -90.0)).collect();
+        assert_eq!(sound_cues(&silent, baseline, 0), "- no audible sound");
+        let p = prompt(10_000, &cues);
+        assert!(
+            p.contains("its sound is not sent") && p.contains(&cues),
+            "{p}"
+        );
     }
 
     #[test]
