@@ -435,8 +435,22 @@ async fn bda_results_import_as_searchable_timed_documents() {
         (reply.video_id.as_str(), reply.created),
         (demo_id.as_str(), false)
     );
-    // The summary, three chapter summaries, three timed transcript chunks.
-    assert_eq!(reply.documents, 7);
+    // The summary, three chapter summaries, three timed transcript chunks, and the one
+    // shot with words of its own (labels, on-screen text).
+    assert_eq!(reply.documents, 8);
+    let mut shots = request("full time scoreboard", pb::SearchMode::Scene, 3);
+    shots.kinds = vec!["shot".into()];
+    shots.video_ids = vec![demo_id.clone()];
+    let (results, _) = search(&mut client, shots).await.unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(
+        (
+            results[0].source.as_str(),
+            results[0].start_ms,
+            results[0].end_ms
+        ),
+        ("shot", 100_000, 106_000)
+    );
     let mut only_demo = request("captain lifts the trophy", pb::SearchMode::All, 3);
     only_demo.video_ids = vec![demo_id.clone()];
     let (results, _) = search(&mut client, only_demo).await.unwrap();

@@ -50,6 +50,12 @@ impl JobHandle {
         self.lock().state
     }
 
+    /// Not final, and its last event is not the one that ends it.
+    pub fn is_working(&self) -> bool {
+        let r = self.lock();
+        !r.state.is_final() && !r.events.last().is_some_and(IngestEvent::ends_job)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, JobRecord> {
         self.record.lock().expect("job record poisoned")
     }
@@ -263,11 +269,13 @@ impl Jobs {
             .cloned()
     }
 
-    /// The job of this kind running for `video_id` now, if any.
+    /// The job of this kind still working on `video_id` now, if any: one that has
+    /// reported its end (`Done`, `Failed`, `BdaImported`) is not, though it may still be
+    /// recording it (a caller told "done" may act on the video at once).
     pub fn running_for(&self, kind: JobKind, video_id: &str) -> Option<Arc<JobHandle>> {
         let by_video = self.by_video.lock().expect("job registry poisoned");
         let job_id = by_video.get(&video_key(kind, video_id))?;
-        self.running(job_id)
+        self.running(job_id).filter(|h| h.is_working())
     }
 
     /// Registers a new job for its video, or returns the job of the same kind another

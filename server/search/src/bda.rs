@@ -1,6 +1,8 @@
 //! Importing Amazon Bedrock Data Automation's standard output for video (`result.json`):
 //! the video summary, chapter summaries (with their IAB categories) and transcripts, timed
-//! by the chapters' audio segments where there are some. Every field is checked and
+//! by the chapters' audio segments where there are some, and the shots that carry words
+//! of their own (a summary, labels, on-screen text lines) as `shot` documents on their
+//! time range; a shot with nothing but times and a confidence has nothing to search. Every field is checked and
 //! errors name its path (`chapters[2].end_timestamp_millis`); nothing is written until
 //! the whole file is valid.
 
@@ -254,9 +256,13 @@ pub fn parse(json: &[u8]) -> Result<BdaAsset> {
         }
     }
     for (i, shot) in array(&root, "$", "shots")?.iter().enumerate() {
-        // Shots carry times and confidences, no text: checked, not indexed.
         let path = format!("shots[{i}]");
-        check_inside(&path, span(shot, &path)?)?;
+        let (start, end) = span(shot, &path)?;
+        check_inside(&path, (start, end))?;
+        let text = shot_text(shot, &path)?;
+        if !text.is_empty() {
+            docs.push(doc(DocKind::Shot, &text, start, end));
+        }
     }
     if let (false, Some(text)) = (has_timed_transcript, whole_transcript) {
         for c in chunk_transcript(&[Timed {
@@ -281,6 +287,50 @@ pub fn parse(json: &[u8]) -> Result<BdaAsset> {
         duration_ms,
         docs,
     })
+}
+
+/// What a shot says in words: its summary, its labels (strings, or objects naming one as
+/// `name`, `label` or `category`) and its on-screen text lines (`text_lines[].text`).
+/// Standard output's shots usually have none of these: "" then.
+fn shot_text(shot: &Value, path: &str) -> Result<String> {
+    let mut parts = Vec::new();
+    if let Some(summary) = string(shot, path, "summary")? {
+        parts.push(summary.trim().to_string());
+    }
+    let mut labels = Vec::new();
+    for (j, l) in array(shot, path, "labels")?.iter().enumerate() {
+        let lpath = format!("{path}.labels[{j}]");
+        let name = match l {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(_) => ["name", "label", "category"]
+                .iter()
+                .find_map(|k| string(l, &lpath, k).transpose())
+                .transpose()?,
+            other => {
+                return Err(invalid(
+                    &lpath,
+                    format!("must be a string or an object, found {}", kind_of(other)),
+                ))
+            }
+        };
+        labels.extend(name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()));
+    }
+    if !labels.is_empty() {
+        parts.push(format!("Labels: {}.", labels.join(", ")));
+    }
+    let mut lines = Vec::new();
+    for (j, t) in array(shot, path, "text_lines")?.iter().enumerate() {
+        let tpath = format!("{path}.text_lines[{j}]");
+        lines.extend(string(t, &tpath, "text")?.filter(|s| !s.trim().is_empty()));
+    }
+    if !lines.is_empty() {
+        parts.push(format!("On screen: {}.", lines.join(" / ")));
+    }
+    Ok(parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 #[cfg(test)]
@@ -314,7 +364,11 @@ mod tests {
                     "transcript": {"representation": {"text": "What a header!"}}
                 }
             ],
-            "shots": [{"shot_index": 0, "start_timestamp_millis": 0, "end_timestamp_millis": 5000, "confidence": 0.8}]
+            "shots": [
+                {"shot_index": 0, "start_timestamp_millis": 0, "end_timestamp_millis": 5000, "confidence": 0.8},
+                {"shot_index": 1, "start_timestamp_millis": 61000, "end_timestamp_millis": 64000, "confidence": 0.9,
+                 "labels": [{"name": "Header"}, "Goal"], "text_lines": [{"text": "GOAL 1-0"}]}
+            ]
         })
     }
 
@@ -338,7 +392,13 @@ mod tests {
                 (DocKind::TranscriptChunk, 2_000, 4_000),
                 (DocKind::ChapterSummary, 45_000, 90_000),
                 (DocKind::TranscriptChunk, 45_000, 90_000),
+                // The shot with words of its own; the one with only times is not a doc.
+                (DocKind::Shot, 61_000, 64_000),
             ]
+        );
+        assert_eq!(
+            asset.docs[5].text,
+            "Labels: Header, Goal. On screen: GOAL 1-0."
         );
         assert!(
             asset.docs[1].text.ends_with("Categories: Sports."),
@@ -354,6 +414,10 @@ mod tests {
             (
                 Box::new(|v| v["chapters"][1]["end_timestamp_millis"] = 1000.into()),
                 "chapters[1].end_timestamp_millis: 1000 is before",
+            ),
+            (
+                Box::new(|v| v["shots"][1]["labels"][0] = 7.into()),
+                "shots[1].labels[0]: must be a string or an object, found a number",
             ),
             (
                 Box::new(|v| v["chapters"][0]["start_timestamp_millis"] = (-5).into()),

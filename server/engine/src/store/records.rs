@@ -238,6 +238,17 @@ pub enum IngestEvent {
     },
 }
 
+impl IngestEvent {
+    /// The event that ends a job's log: it is reported before the job's final state is
+    /// recorded.
+    pub fn ends_job(&self) -> bool {
+        matches!(
+            self,
+            IngestEvent::Done { .. } | IngestEvent::Failed { .. } | IngestEvent::BdaImported { .. }
+        )
+    }
+}
+
 pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
