@@ -101,6 +101,10 @@ pub struct HighlightArgs {
     /// Cost: match only around what the analyser's whole-video reading flagged.
     #[arg(long)]
     pub coarse: bool,
+    /// Direct, Sliced: analyse every slice again instead of reusing what ingest stored
+    /// with the same model on the same slices.
+    #[arg(long)]
+    pub fresh: bool,
     /// Background music: a folder of tracks on the server (inside its allowed roots).
     #[arg(long)]
     pub music_dir: Option<String>,
@@ -236,6 +240,7 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
         prefilter: args.prefilter,
         dedup_similarity: args.dedup.unwrap_or_default(),
         coarse: args.coarse,
+        fresh: args.fresh.then_some(true),
         category: args.category.clone().unwrap_or_default(),
         music_dir: args.music_dir.clone().unwrap_or_default(),
         music_volume: args.music_volume.unwrap_or_default(),
@@ -281,9 +286,13 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             Some(pb::highlight_event::Event::Slice(s)) => {
                 slices += 1;
                 let what = if s.error.is_empty() {
-                    match s.segments.len() {
+                    let n = match s.segments.len() {
                         1 => "1 candidate".to_string(),
                         n => format!("{n} candidates"),
+                    };
+                    match s.reused {
+                        true => format!("{n} (reused from ingest)"),
+                        false => n,
                     }
                 } else {
                     format!("failed: {}", s.error)
@@ -403,6 +412,19 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             },
             done.files.join(", ")
         );
+        if let Some(c) = done.cost.filter(|c| c.calls + c.reused > 0) {
+            println!(
+                "analysis: {} model calls ({} input / {} output tokens, {} bytes sent), {} slices reused from ingest (saved {} / {} tokens, {} bytes)",
+                c.calls,
+                c.input_tokens,
+                c.output_tokens,
+                c.bytes_sent,
+                c.reused,
+                c.saved_input_tokens,
+                c.saved_output_tokens,
+                c.saved_bytes
+            );
+        }
     }
     if let Some(out) = &args.out {
         if !done.files.iter().any(|f| f == "reel.mp4") {

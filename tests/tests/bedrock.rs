@@ -666,6 +666,57 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
     assert!(written.iter().any(|p| p.model == NOVA), "{written:?}");
     assert_eq!(stub.requests().len(), 1);
     eprintln!("nova points: {:?}", spans(&points.segments));
+
+    // No double pay: Sliced on the grid ingest analysed (30 s, the same model and prompt
+    // version) reuses the stored analyses; `fresh` pays again. The cost report counts both.
+    stub.clear();
+    let (events, reused) = highlight(&mut client, request(pb::HighlightStrategy::Sliced, 30.0))
+        .await
+        .unwrap();
+    let slices = slices_of(&events);
+    assert!(
+        slices.iter().all(|s| s.reused && s.model == NOVA),
+        "{slices:?}"
+    );
+    assert_eq!(
+        stub.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/converse"))
+            .count(),
+        0,
+        "nothing is sent again"
+    );
+    let cost = reused.cost.unwrap();
+    assert_eq!((cost.calls, cost.reused), (0, 2), "{cost:?}");
+    assert!(
+        cost.saved_bytes > 0 && cost.saved_input_tokens > 0,
+        "{cost:?}"
+    );
+    let mut fresh = request(pb::HighlightStrategy::Sliced, 30.0);
+    fresh.fresh = Some(true);
+    let (events, paid) = highlight(&mut client, fresh).await.unwrap();
+    assert!(slices_of(&events).iter().all(|s| !s.reused));
+    let converse: Vec<_> = stub
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/converse"))
+        .collect();
+    assert_eq!(converse.len(), 2, "fresh: one call per slice");
+    let paid_cost = paid.cost.unwrap();
+    assert_eq!((paid_cost.calls, paid_cost.reused), (2, 0));
+    // The same slices cut again (ffmpeg's output differs by a few bytes run to run).
+    let ratio = paid_cost.bytes_sent as f64 / cost.saved_bytes as f64;
+    assert!((0.95..1.05).contains(&ratio), "{paid_cost:?} vs {cost:?}");
+    assert_eq!(spans(&paid.segments), spans(&reused.segments));
+    eprintln!(
+        "nova sliced 30 s after a 30 s ingest: reused {} slices, 0 requests, 0 bytes (saved {} bytes, {} input tokens); fresh: {} requests, {} bytes, {} input tokens",
+        cost.reused,
+        cost.saved_bytes,
+        cost.saved_input_tokens,
+        paid_cost.calls,
+        paid_cost.bytes_sent,
+        paid_cost.input_tokens
+    );
     server.stop().await;
 }
 

@@ -419,6 +419,7 @@ async fn one_request(
                 category: nasty_string(rng),
                 music_dir: nasty_string(rng),
                 music_volume: nasty_f32(rng),
+                fresh: rng.one_in(2).then(|| rng.one_in(2)),
             };
             ("Highlight", drain(c.highlight.highlight(req).await).await)
         }

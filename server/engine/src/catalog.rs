@@ -109,6 +109,9 @@ pub struct VideoMaterial {
     pub windows: Vec<SignalWindow>,
     pub cut_points_ms: Vec<i64>,
     pub transcript: Vec<TranscriptSegment>,
+    /// The analyses ingest stored, slice by slice (a highlight reuses one made by the
+    /// same analyser on the same slice instead of paying for it again).
+    pub analyses: Vec<SliceAnalysis>,
 }
 
 pub struct Catalog {
@@ -200,8 +203,8 @@ impl Catalog {
             let Some(video) = store.video(&id)? else {
                 return Ok(None);
             };
-            let cut_points_ms = store
-                .slices(&id)?
+            let analyses = store.slices(&id)?;
+            let cut_points_ms = analyses
                 .iter()
                 .flat_map(|s| s.cut_points_ms.iter().copied())
                 .collect();
@@ -209,6 +212,7 @@ impl Catalog {
                 windows: store.signals(&id)?,
                 transcript: store.transcript(&id)?,
                 cut_points_ms,
+                analyses,
                 video,
             }))
         })

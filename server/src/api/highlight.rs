@@ -96,6 +96,7 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
         category,
         music_dir,
         music_volume,
+        fresh,
     } = r;
     let match_unit = match pb::MatchUnit::try_from(match_unit) {
         Ok(pb::MatchUnit::Clips) => None,
@@ -132,6 +133,7 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
             dedup_similarity: set(dedup_similarity),
             coarse: set(coarse),
             category: set(category),
+            fresh,
         },
         target_seconds: set(target_seconds),
         min_segment_seconds: set(min_segment_seconds),
@@ -190,6 +192,7 @@ fn effective(p: &HighlightPlan) -> pb::HighlightRequest {
         category: o.category.clone().unwrap_or_default(),
         music_dir: music.map_or(String::new(), |m| m.dir.display().to_string()),
         music_volume: music.map_or(0.0, |m| m.volume),
+        fresh: o.fresh,
     }
 }
 
@@ -222,6 +225,7 @@ fn event(e: HighlightEvent) -> pb::HighlightEvent {
             segments: o.segments.iter().map(segment).collect(),
             description: o.description,
             usage: o.usage.map(super::convert::usage),
+            reused: o.reused,
         }),
         HighlightEvent::Points(points) => Event::Points(pb::HighlightPoints {
             points: points.iter().map(point).collect(),
@@ -271,6 +275,16 @@ fn result(r: &HighlightResult) -> pb::HighlightResult {
         candidates: r.candidates as u32,
         reel_duration_ms: r.reel_duration_ms,
         files: r.files.clone(),
+        cost: Some(pb::AnalysisCost {
+            calls: r.cost.calls,
+            reused: r.cost.reused,
+            input_tokens: r.cost.input_tokens,
+            output_tokens: r.cost.output_tokens,
+            bytes_sent: r.cost.bytes_sent,
+            saved_input_tokens: r.cost.saved_input_tokens,
+            saved_output_tokens: r.cost.saved_output_tokens,
+            saved_bytes: r.cost.saved_bytes,
+        }),
     }
 }
 

@@ -86,6 +86,41 @@ pub struct HighlightResult {
     pub reel_duration_ms: i64,
     /// Files under the highlight's directory, for `Download`.
     pub files: Vec<String>,
+    /// What the analyser's calls cost, and what reusing stored analyses saved.
+    #[serde(default)]
+    pub cost: AnalysisCost,
+}
+
+/// The analyser's calls of one highlight: made (and their cost) and reused from ingest
+/// (and what they would have cost again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalysisCost {
+    pub calls: u32,
+    pub reused: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub bytes_sent: u64,
+    pub saved_input_tokens: u64,
+    pub saved_output_tokens: u64,
+    pub saved_bytes: u64,
+}
+
+impl AnalysisCost {
+    /// Counts one slice's reading (a failed one counts as a call, its cost unknown).
+    pub fn add(&mut self, o: &SliceOutcome) {
+        let u = o.usage.unwrap_or_default();
+        if o.reused {
+            self.reused += 1;
+            self.saved_input_tokens += u.input_tokens;
+            self.saved_output_tokens += u.output_tokens;
+            self.saved_bytes += u.bytes_sent;
+        } else {
+            self.calls += 1;
+            self.input_tokens += u.input_tokens;
+            self.output_tokens += u.output_tokens;
+            self.bytes_sent += u.bytes_sent;
+        }
+    }
 }
 
 /// The files a highlight can have, by name.
@@ -354,6 +389,15 @@ impl Highlights {
                 Some(material)
             }
         };
+        // The analyser's calls, counted as their events pass.
+        let cost = std::sync::Mutex::new(AnalysisCost::default());
+        let counting = |e: HighlightEvent| {
+            if let HighlightEvent::Slice(o) = &e {
+                cost.lock().expect("cost poisoned").add(o);
+            }
+            sink(e)
+        };
+        let sink: &(dyn Fn(HighlightEvent) + Send + Sync) = &counting;
         let cx = Context {
             defaults: self.defaults(),
             catalog: &self.catalog,
@@ -386,6 +430,10 @@ impl Highlights {
             videos: &videos,
             chosen,
             candidates: count,
+            cost: {
+                let counted = *cost.lock().expect("cost poisoned");
+                counted
+            },
             music,
             sink,
         })

@@ -14,7 +14,7 @@ use super::export::{self, Timeline, TimelineClip};
 use super::music::{self, MusicOptions, Track};
 use super::render::{self, Piece, Shape};
 use super::request::HighlightPlan;
-use super::{media_of, HighlightEvent, HighlightResult, Highlights};
+use super::{media_of, AnalysisCost, HighlightEvent, HighlightResult, Highlights};
 use crate::store::VideoRecord;
 
 /// `thumb-NNN.jpg`: the still of segment NNN (from 001) of a rendered highlight.
@@ -154,6 +154,7 @@ pub(super) struct Outputs<'a> {
     pub videos: &'a HashMap<String, VideoRecord>,
     pub chosen: Vec<Segment>,
     pub candidates: usize,
+    pub cost: AnalysisCost,
     /// The tracks to choose background music from.
     pub music: Option<Vec<Track>>,
     pub sink: &'a (dyn Fn(HighlightEvent) + Send + Sync),
@@ -167,6 +168,7 @@ async fn write_outputs(o: Outputs<'_>, dir: &std::path::Path) -> Result<Highligh
         videos,
         chosen,
         candidates: count,
+        cost,
         music,
         highlight_id,
         sink,
@@ -269,6 +271,7 @@ async fn write_outputs(o: Outputs<'_>, dir: &std::path::Path) -> Result<Highligh
         candidates: count,
         reel_duration_ms,
         files: Vec::new(),
+        cost,
     };
     tokio::fs::write(dir.join("timeline.edl"), export::edl(&timeline)).await?;
     tokio::fs::write(

@@ -44,6 +44,8 @@ pub struct StrategyOptions {
     pub coarse: Option<bool>,
     /// Template: the library category (`None`: every entry).
     pub category: Option<String>,
+    /// Direct, Sliced: read every slice afresh instead of reusing what ingest stored.
+    pub fresh: Option<bool>,
 }
 
 /// A highlight request as the caller states it.

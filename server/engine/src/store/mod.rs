@@ -583,6 +583,7 @@ pub(crate) fn test_slice(index: u32, start_ms: i64, end_ms: i64) -> SliceAnalysi
         segments: vec![],
         description: format!("slice {index}"),
         analyzer: "test".into(),
+        version: String::new(),
         keyframe_aligned: true,
         usage: None,
     }

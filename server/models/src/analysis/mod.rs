@@ -112,6 +112,10 @@ pub struct SliceAnalysis {
     pub segments: Vec<SegmentCandidate>,
     pub description: String,
     pub analyzer: String,
+    /// The analyser's version of its instructions (`VideoAnalyzer::version`): an
+    /// analysis is reused only by the same analyser at the same version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
     pub keyframe_aligned: bool,
     /// What a remote model's call cost; `None` for the offline analyser.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,5 +141,10 @@ pub trait VideoAnalyzer: Send + Sync {
     /// reads a longer video in equal slices within it instead.
     fn max_span_ms(&self) -> Option<i64> {
         None
+    }
+    /// What besides the name decides its answers (a prompt's version), recorded with each
+    /// result; "" when the name says it all.
+    fn version(&self) -> &str {
+        ""
     }
 }

@@ -138,6 +138,7 @@ impl SignalAnalyzer {
             segments,
             description,
             analyzer: Self::NAME.to_string(),
+            version: String::new(),
             keyframe_aligned: false,
             usage: None,
         }

@@ -28,6 +28,9 @@ use reelforge_core::error::{Error, Result};
 use reelforge_media::proxy::{self, ProxySpec};
 
 pub const TOOL_NAME: &str = "report_highlights";
+/// The prompt and tool schema's version: a stored analysis made with another is not
+/// reused. Bump it with any change to `prompt`, `sound_cues` or `tool_schema`.
+pub const PROMPT_VERSION: &str = "prompt-2";
 
 /// Nova understanding models that take video (Nova Micro reads text only; Sonic, Canvas
 /// and Reel are speech and generation models): Nova Lite, Pro and Premier, Nova 2 Lite
@@ -422,6 +425,7 @@ impl NovaAnalyzer {
                 .collect(),
             description,
             analyzer: self.name.clone(),
+            version: PROMPT_VERSION.to_string(),
             keyframe_aligned: false,
             usage: Some(call),
         })
@@ -446,6 +450,10 @@ impl VideoAnalyzer for NovaAnalyzer {
     /// Nova samples 1 frame a second up to 16 minutes, and a fixed 960 frames beyond.
     fn max_span_ms(&self) -> Option<i64> {
         Some(MAX_FULL_RATE_MS)
+    }
+
+    fn version(&self) -> &str {
+        PROMPT_VERSION
     }
 }
 

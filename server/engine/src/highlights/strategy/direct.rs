@@ -17,22 +17,25 @@ impl Strategy for Direct {
         "direct"
     }
 
-    fn options(&self, _: &StrategyOptions, _: &Defaults) -> Result<StrategyOptions> {
-        Ok(StrategyOptions::default())
+    fn options(&self, given: &StrategyOptions, _: &Defaults) -> Result<StrategyOptions> {
+        Ok(StrategyOptions {
+            fresh: Some(given.fresh.unwrap_or(false)),
+            ..StrategyOptions::default()
+        })
     }
 
     fn propose<'a>(
         &'a self,
         cx: &'a Context<'a>,
         video: Option<&'a VideoMaterial>,
-        _: &'a StrategyOptions,
+        options: &'a StrategyOptions,
     ) -> BoxFuture<'a, Result<Proposal>> {
         Box::pin(async move {
             let video = one(video);
             let on_slice = |o: &reading::SliceOutcome| (cx.sink)(HighlightEvent::Slice(o.clone()));
             let segments = reading::direct(
                 cx.providers.analyzer.as_ref(),
-                &Material::of(video),
+                &Material::of(video).fresh(options.fresh == Some(true)),
                 &on_slice,
             )
             .await?;

@@ -12,6 +12,10 @@
 //! motion, scene cuts per 0.5 s window), so no video is decoded again; a VLM analyser
 //! (Bedrock) gets each slice's source path and times through the same trait. A failed
 //! slice is reported and skipped; the job fails only when every slice fails.
+//!
+//! No double pay: a slice ingest already analysed with the same analyser (name and
+//! version) on the same span is reused from the store, not sent again, unless the request
+//! asks for a fresh reading; its outcome says so and carries what the stored call cost.
 
 use std::path::Path;
 
@@ -32,6 +36,8 @@ pub struct Material<'a> {
     pub duration_ms: i64,
     pub windows: &'a [SignalWindow],
     pub cut_points_ms: &'a [i64],
+    /// Analyses stored at ingest, reused where one matches (empty: none to reuse).
+    pub stored: &'a [SliceAnalysis],
 }
 
 impl<'a> Material<'a> {
@@ -43,7 +49,42 @@ impl<'a> Material<'a> {
             duration_ms: v.video.probe.duration_ms,
             windows: &v.windows,
             cut_points_ms: &v.cut_points_ms,
+            stored: &v.analyses,
         }
+    }
+
+    /// The same, with nothing stored reused: every slice read afresh.
+    pub fn fresh(self, fresh: bool) -> Material<'a> {
+        match fresh {
+            true => Material {
+                stored: &[],
+                ..self
+            },
+            false => self,
+        }
+    }
+
+    /// A stored analysis `analyzer` made of exactly `span`, if there is one.
+    fn stored_for(&self, analyzer: &dyn VideoAnalyzer, span: (i64, i64)) -> Option<&SliceAnalysis> {
+        self.stored.iter().find(|a| {
+            (a.start_ms, a.end_ms) == span
+                && a.analyzer == analyzer.name()
+                && a.version == analyzer.version()
+        })
+    }
+
+    /// `analyzer`'s reading of `input`: the stored one when it matches (`true`), else a
+    /// call.
+    async fn read(
+        &self,
+        analyzer: &dyn VideoAnalyzer,
+        input: SliceInput<'_>,
+    ) -> Result<(SliceAnalysis, bool)> {
+        let span = (input.start_ms, input.end_ms);
+        if let Some(stored) = self.stored_for(analyzer, span) {
+            return Ok((stored.clone(), true));
+        }
+        Ok((analyzer.analyze_slice(input).await?, false))
     }
 }
 
@@ -58,8 +99,11 @@ pub struct SliceOutcome {
     pub error: Option<String>,
     pub segments: Vec<Segment>,
     pub description: String,
-    /// What the model's call cost, for remote models.
+    /// What the model's call cost, for remote models (for a reused analysis: what the
+    /// stored call cost, not paid again).
     pub usage: Option<ModelUsage>,
+    /// Read from the analysis ingest stored, not analysed again.
+    pub reused: bool,
 }
 
 /// Slices of `[0, duration)` of `slice_ms` each (the last one shorter).
@@ -149,8 +193,11 @@ pub async fn direct(
         windows: m.windows.len() as u32,
     };
     let span = (0, m.duration_ms);
-    let analysis = analyzer
-        .analyze_slice(input(m, 0, span, m.windows, m.cut_points_ms, baseline))
+    let (analysis, reused) = m
+        .read(
+            analyzer,
+            input(m, 0, span, m.windows, m.cut_points_ms, baseline),
+        )
         .await?;
     let segments = to_segments(m.video_id, &analysis, "whole-video reading");
     on_slice(&SliceOutcome {
@@ -162,6 +209,7 @@ pub async fn direct(
         segments: segments.clone(),
         description: analysis.description,
         usage: analysis.usage,
+        reused,
     });
     Ok(segments)
 }
@@ -201,8 +249,8 @@ pub async fn sliced(
             let windows = window_range(m.windows, span);
             let slice_input = input(m, i as u32, span, windows, &cuts[i], baselines[i]);
             async move {
-                let outcome = match analyzer.analyze_slice(slice_input).await {
-                    Ok(a) => SliceOutcome {
+                let outcome = match m.read(analyzer, slice_input).await {
+                    Ok((a, reused)) => SliceOutcome {
                         index: i as u32,
                         start_ms: span.0,
                         end_ms: span.1,
@@ -211,6 +259,7 @@ pub async fn sliced(
                         segments: to_segments(m.video_id, &a, &format!("slice {}", i + 1)),
                         description: a.description,
                         usage: a.usage,
+                        reused,
                     },
                     Err(e) => SliceOutcome {
                         index: i as u32,
@@ -221,6 +270,7 @@ pub async fn sliced(
                         segments: Vec::new(),
                         description: String::new(),
                         usage: None,
+                        reused: false,
                     },
                 };
                 on_slice(&outcome);
@@ -308,6 +358,7 @@ mod tests {
                     }],
                     description: String::new(),
                     analyzer: "probe".into(),
+                    version: String::new(),
                     keyframe_aligned: false,
                     usage: None,
                 })
@@ -331,6 +382,7 @@ mod tests {
             duration_ms: 100_000,
             windows: &windows,
             cut_points_ms: &[],
+            stored: &[],
         };
         let probe = Probe {
             max: None,
@@ -361,6 +413,93 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn analyses_stored_by_the_same_analyser_on_the_same_span_are_reused() {
+        let windows: Vec<SignalWindow> = (0..200)
+            .map(|i| SignalWindow {
+                start_ms: i * 500,
+                loudness_db: -30.0,
+                motion: 0.01,
+                scene_cut: false,
+            })
+            .collect();
+        let stored_as = |index: u32, analyzer: &str, version: &str| {
+            let mut a = crate::store::test_slice(
+                index,
+                i64::from(index) * 10_000,
+                i64::from(index + 1) * 10_000,
+            );
+            a.analyzer = analyzer.into();
+            a.version = version.into();
+            a.usage = Some(ModelUsage {
+                input_tokens: 100,
+                ..ModelUsage::default()
+            });
+            a
+        };
+        let stored = [
+            stored_as(0, "probe", ""),
+            stored_as(2, "probe", ""),
+            // Another analyser, another version of the same one: not reusable.
+            stored_as(3, "signal-analyzer-v1", ""),
+            stored_as(4, "probe", "prompt-0"),
+        ];
+        let m = Material {
+            video_id: "v",
+            source: Path::new("x.mp4"),
+            duration_ms: 100_000,
+            windows: &windows,
+            cut_points_ms: &[],
+            stored: &stored,
+        };
+        let probe = Probe {
+            max: None,
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            baselines: Mutex::new(vec![]),
+        };
+        let seen = Mutex::new(Vec::new());
+        sliced(&probe, &m, 10_000, 2, &|o| {
+            seen.lock().unwrap().push((o.index, o.reused, o.usage))
+        })
+        .await
+        .unwrap();
+        let mut called: Vec<u32> = probe
+            .baselines
+            .into_inner()
+            .unwrap()
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
+        called.sort();
+        assert_eq!(
+            called,
+            vec![1, 3, 4, 5, 6, 7, 8, 9],
+            "slices 0 and 2 are not sent"
+        );
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_by_key(|s| s.0);
+        assert!(seen[0].1 && seen[2].1 && !seen[1].1 && !seen[3].1 && !seen[4].1);
+        assert_eq!(
+            seen[0].2.unwrap().input_tokens,
+            100,
+            "what the stored call cost"
+        );
+
+        // Fresh: nothing reused.
+        let probe = Probe {
+            max: None,
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            baselines: Mutex::new(vec![]),
+        };
+        let fresh = Material { ..m }.fresh(true);
+        sliced(&probe, &fresh, 10_000, 2, &|o| assert!(!o.reused))
+            .await
+            .unwrap();
+        assert_eq!(probe.baselines.into_inner().unwrap().len(), 10);
+    }
+
+    #[tokio::test]
     async fn direct_reads_a_video_longer_than_the_analyser_span_in_equal_slices() {
         let m = Material {
             video_id: "v",
@@ -368,6 +507,7 @@ mod tests {
             duration_ms: 100_000,
             windows: &[],
             cut_points_ms: &[],
+            stored: &[],
         };
         let probe = |max| Probe {
             max,

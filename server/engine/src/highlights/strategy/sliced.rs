@@ -40,6 +40,7 @@ impl Strategy for Sliced {
         Ok(StrategyOptions {
             slice_seconds: Some(slice_seconds),
             concurrency: Some(concurrency),
+            fresh: Some(given.fresh.unwrap_or(false)),
             ..StrategyOptions::default()
         })
     }
@@ -65,7 +66,7 @@ impl Strategy for Sliced {
             let on_slice = |o: &reading::SliceOutcome| (cx.sink)(HighlightEvent::Slice(o.clone()));
             let segments = reading::sliced(
                 cx.providers.analyzer.as_ref(),
-                &Material::of(video),
+                &Material::of(video).fresh(options.fresh == Some(true)),
                 slice_ms,
                 concurrency,
                 &on_slice,
