@@ -717,6 +717,52 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
         paid_cost.bytes_sent,
         paid_cost.input_tokens
     );
+
+    // Ingest reads slices in parallel; a slice Nova fails on (an answer without JSON) is
+    // kept with the offline reading and its error, the rest stands, and a later highlight
+    // pays only for the failed slice.
+    stub.clear();
+    stub.converse_next(&[ConverseMode::Garbage]);
+    let mut again = reelforge_tests::path_request(&demo, 30.0);
+    again.options.as_mut().unwrap().force = true;
+    let (events, status) = drain(ingest.ingest_path(again).await.unwrap().into_inner()).await;
+    status.unwrap();
+    let finished: Vec<pb::SliceAnalysis> = events
+        .iter()
+        .filter_map(|e| match e {
+            pb::ingest_event::Event::SliceFinished(f) => f.analysis.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished.len(), 2);
+    let (failed, good): (Vec<_>, Vec<_>) = finished.iter().partition(|a| !a.error.is_empty());
+    assert_eq!((failed.len(), good.len()), (1, 1), "{finished:?}");
+    assert!(
+        failed[0].error.contains("without usable highlights")
+            && failed[0].analyzer == "signal-analyzer-v1",
+        "{:?}",
+        failed[0]
+    );
+    assert_eq!(good[0].analyzer, NOVA);
+    stub.clear();
+    let (events, _) = highlight(&mut client, request(pb::HighlightStrategy::Sliced, 30.0))
+        .await
+        .unwrap();
+    let slices = slices_of(&events);
+    let reused: Vec<u32> = slices
+        .iter()
+        .filter(|s| s.reused)
+        .map(|s| s.index)
+        .collect();
+    assert_eq!(reused, vec![good[0].index], "{slices:?}");
+    assert_eq!(
+        stub.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/converse"))
+            .count(),
+        1,
+        "only the failed slice is read again"
+    );
     server.stop().await;
 }
 

@@ -65,6 +65,9 @@ pub struct IngestConfig {
     pub scene_cut_threshold: f32,
     /// Ingest jobs that may run at once; more wait in a queue.
     pub max_concurrent_jobs: usize,
+    /// Slices of one ingest the analyser reads at once (a remote model's calls overlap the
+    /// decode and each other; the provider's own limit bounds them too).
+    pub analysis_concurrency: usize,
     /// Largest accepted upload.
     pub max_upload_bytes: u64,
 }
@@ -95,6 +98,7 @@ impl Default for IngestConfig {
             thumbnail_height: 180,
             scene_cut_threshold: 0.35,
             max_concurrent_jobs: 2,
+            analysis_concurrency: 4,
             max_upload_bytes: 8 << 30,
         }
     }
@@ -121,6 +125,7 @@ impl EngineConfig {
             "ANALYSIS_FPS" => self.ingest.analysis_fps = parse_env(name, value)?,
             "THUMBNAIL_FPS" => self.ingest.thumbnail_fps = parse_env(name, value)?,
             "MAX_CONCURRENT_JOBS" => self.ingest.max_concurrent_jobs = parse_env(name, value)?,
+            "ANALYSIS_CONCURRENCY" => self.ingest.analysis_concurrency = parse_env(name, value)?,
             "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse_env(name, value)?,
             "HIGHLIGHTS_MAX_AGE_DAYS" => self.highlights.max_age_days = parse_env(name, value)?,
             "HIGHLIGHTS_MAX_BYTES" => self.highlights.max_bytes = parse_env(name, value)?,
@@ -170,6 +175,12 @@ impl EngineConfig {
             return Err(Error::invalid(
                 "ingest.max_concurrent_jobs must be at least 1",
             ));
+        }
+        if !(1..=32).contains(&i.analysis_concurrency) {
+            return Err(Error::invalid(format!(
+                "ingest.analysis_concurrency must be between 1 and 32, got {}",
+                i.analysis_concurrency
+            )));
         }
         if !(16..=2160).contains(&i.thumbnail_height) {
             return Err(Error::invalid(

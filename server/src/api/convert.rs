@@ -66,6 +66,7 @@ pub fn slice(s: &SliceAnalysis) -> pb::SliceAnalysis {
         analyzer: s.analyzer.clone(),
         keyframe_aligned: s.keyframe_aligned,
         usage: s.usage.map(usage),
+        error: s.error.clone().unwrap_or_default(),
     }
 }
 

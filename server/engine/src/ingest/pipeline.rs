@@ -6,10 +6,19 @@
 //! falls behind, so memory stays bounded); a sentence cut by a slice border is carried
 //! into the next slice's call. Memory does not grow with video length beyond 16 bytes per
 //! 0.5 s window.
+//!
+//! The analyser reads up to `ingest.analysis_concurrency` slices at once while decoding
+//! goes on (a remote model's calls overlap each other and the decode); results are stored
+//! in slice order. A slice the analyser fails on is kept with the offline signal
+//! analyser's reading and its error (the rest of the video is not lost); the job fails
+//! only when the analyser failed on every slice it was given.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Instant;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::config::EngineConfig;
@@ -22,7 +31,9 @@ use reelforge_media::decode::AUDIO_WINDOW_MS;
 use reelforge_media::signals::SILENCE_DB;
 use reelforge_media::visual::{self, ClipAccumulator};
 use reelforge_media::{self as media, DecodeSpec, Sample};
-use reelforge_models::analysis::{Baseline, SignalWindow, SliceInput, VideoAnalyzer};
+use reelforge_models::analysis::{
+    Baseline, SignalAnalyzer, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
+};
 use reelforge_models::{
     EmbedPurpose, ImageTextEmbedder, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment,
 };
@@ -43,6 +54,26 @@ pub struct Pipeline<'a> {
 
 /// Thumbnails per image-embedding call.
 const IMAGE_BATCH: usize = 16;
+
+/// A slice handed to the analyser, with what its reading was given.
+struct Read {
+    slice: store::PlannedSlice,
+    windows: Vec<SignalWindow>,
+    cuts: Vec<i64>,
+    baseline: Baseline,
+    result: Result<SliceAnalysis>,
+}
+
+/// Slices being read, in slice order.
+type Reading<'a> = FuturesOrdered<Pin<Box<dyn Future<Output = Read> + Send + 'a>>>;
+
+/// How the analyser fared over the slices it was given.
+#[derive(Default)]
+struct Failures {
+    given: u32,
+    failed: u32,
+    first: Option<String>,
+}
 
 /// One slice's audio on its way to the speech worker.
 struct SpeechJob {
@@ -121,6 +152,9 @@ struct Analysis<'p> {
     video_done: bool,
     audio_done: bool,
     next_to_start: usize,
+    /// The next slice to hand to the analyser.
+    next_to_read: usize,
+    /// Slices before this one are stored.
     next_to_finish: usize,
     baseline: Baseline,
     clip: Option<ClipAccumulator>,
@@ -236,14 +270,37 @@ impl<'a> Pipeline<'a> {
             speech_before = state.resume(resume, transcriber.is_some());
         }
         state.speech_tx = transcriber.map(|_| speech_tx);
+        let mut reading: Reading<'_> = FuturesOrdered::new();
+        let mut failures = Failures::default();
         let analyse = async {
             let consume = async {
                 // Owned here, so a consumer failure drops the receiver and the decoder
                 // stops instead of blocking forever on a full channel.
                 let mut rx = rx;
-                while let Some(sample) = rx.recv().await {
-                    state.take(sample, ingest.scene_cut_threshold, sink);
-                    self.finish_ready_slices(&mut state, writer, sink).await?;
+                loop {
+                    // A sample, or a slice's reading done (the readings go on meanwhile).
+                    let next = tokio::select! {
+                        sample = rx.recv() => Ok(sample),
+                        Some(read) = reading.next(), if !reading.is_empty() => Err(read),
+                    };
+                    match next {
+                        Ok(Some(sample)) => {
+                            state.take(sample, ingest.scene_cut_threshold, sink);
+                            self.read_ready_slices(
+                                &mut state,
+                                &mut reading,
+                                writer,
+                                sink,
+                                &mut failures,
+                            )
+                            .await?;
+                        }
+                        Ok(None) => break,
+                        Err(read) => {
+                            self.store_slice(&mut state, read, writer, sink, &mut failures)
+                                .await?
+                        }
+                    }
                 }
                 Ok::<_, Error>(())
             };
@@ -254,7 +311,20 @@ impl<'a> Pipeline<'a> {
             decoded?;
             state.video_done = true;
             state.audio_done = true;
-            self.finish_ready_slices(&mut state, writer, sink).await?;
+            self.read_ready_slices(&mut state, &mut reading, writer, sink, &mut failures)
+                .await?;
+            while let Some(read) = reading.next().await {
+                self.store_slice(&mut state, read, writer, sink, &mut failures)
+                    .await?;
+            }
+            if failures.given > 0 && failures.failed == failures.given {
+                return Err(Error::Unavailable(format!(
+                    "{} failed on every one of the {} slices it was given; the first: {}",
+                    self.analyzer.name(),
+                    failures.given,
+                    failures.first.as_deref().unwrap_or("")
+                )));
+            }
             // Closes the speech queue (the last slice was sent as final).
             state.speech_tx = None;
             check_decoded_length(p, state.video_pos_ms)?;
@@ -356,13 +426,20 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    async fn finish_ready_slices(
-        &self,
-        state: &mut Analysis<'_>,
+    /// Hands each slice both streams have passed to the analyser (at most
+    /// `analysis_concurrency` in flight: beyond, the oldest is stored first), and its
+    /// audio to the speech worker. Slices an earlier run of the job stored only get their
+    /// speech.
+    async fn read_ready_slices<'s>(
+        &'s self,
+        state: &mut Analysis<'s>,
+        reading: &mut Reading<'s>,
         writer: &VideoWriter,
         sink: &dyn IngestSink,
+        failures: &mut Failures,
     ) -> Result<()> {
-        while let Some(slice) = state.prepared.slices.get(state.next_to_finish).copied() {
+        let p: &'s PreparedIngest = state.prepared;
+        while let Some(slice) = p.slices.get(state.next_to_read).copied() {
             if !state.passed(slice.end_ms) {
                 break;
             }
@@ -371,8 +448,14 @@ impl<'a> Pipeline<'a> {
                 if slice.index >= state.speech_next {
                     state.send_speech(slice.index, slice.end_ms).await?;
                 }
+                state.next_to_read += 1;
                 state.next_to_finish += 1;
                 continue;
+            }
+            while reading.len() >= self.config.ingest.analysis_concurrency {
+                let read = reading.next().await.expect("a reading in flight");
+                self.store_slice(state, read, writer, sink, failures)
+                    .await?;
             }
             state.start_slices_through(slice.end_ms - 1, sink);
             let windows = state.windows_in(slice.start_ms, slice.end_ms);
@@ -382,47 +465,92 @@ impl<'a> Pipeline<'a> {
                 .copied()
                 .filter(|&c| c >= slice.start_ms && c < slice.end_ms)
                 .collect();
-            let input = SliceInput {
-                source: &state.prepared.source,
-                video_duration_ms: state.prepared.probe.duration_ms,
-                index: slice.index,
-                start_ms: slice.start_ms,
-                end_ms: slice.end_ms,
-                windows: &windows,
-                cut_points_ms: &cuts,
-                baseline: state.baseline,
-            };
-            let mut analysis = self.analyzer.analyze_slice(input).await?;
-            analysis.keyframe_aligned = slice.keyframe_aligned;
-            state.update_baseline(&windows);
-            state.remember_strongest(&analysis);
+            let baseline = state.baseline;
+            let analyzer = self.analyzer;
+            reading.push_back(Box::pin(async move {
+                let input = slice_input(p, &slice, &windows, &cuts, baseline);
+                let result = analyzer.analyze_slice(input).await;
+                Read {
+                    slice,
+                    windows,
+                    cuts,
+                    baseline,
+                    result,
+                }
+            }));
+            // The next slice's reference level has seen this one's signals.
+            state.update_baseline(&state.windows_in(slice.start_ms, slice.end_ms));
             if slice.index >= state.speech_next {
                 state.send_speech(slice.index, slice.end_ms).await?;
             }
-            let doc = DocRecord {
-                source: "slice_description".into(),
-                start_ms: analysis.start_ms,
-                end_ms: analysis.end_ms,
-                text: analysis.description.clone(),
-            };
-            let text = [doc.text.clone()];
-            let embedded = self.text_embedder.embed(&text, EmbedPurpose::Index).await?;
-            let vector = embedded
-                .into_iter()
-                .next()
-                .map(|e| e.vector)
-                .unwrap_or_default();
-            let (w, record) = (writer.clone(), analysis.clone());
-            blocking(move || {
-                w.put_slice(&record, &windows, &doc)?;
-                w.put_embedding(EmbeddingKind::Text, record.index, &vector)?;
-                w.flush()
-            })
-            .await?;
-            write_clips(writer, state).await?;
-            sink.emit(IngestEvent::SliceFinished { analysis });
-            state.next_to_finish += 1;
+            state.next_to_read += 1;
         }
+        Ok(())
+    }
+
+    /// Stores one slice's reading (the next in order) and reports it: its description
+    /// embedded, its records flushed before its `SliceFinished`. A failed reading is kept
+    /// as the offline analyser's, with the error.
+    async fn store_slice(
+        &self,
+        state: &mut Analysis<'_>,
+        read: Read,
+        writer: &VideoWriter,
+        sink: &dyn IngestSink,
+        failures: &mut Failures,
+    ) -> Result<()> {
+        let Read {
+            slice,
+            windows,
+            cuts,
+            baseline,
+            result,
+        } = read;
+        failures.given += 1;
+        let mut analysis = match result {
+            Ok(a) => a,
+            // Cancelling the job is not the model failing.
+            Err(e @ Error::Cancelled(_)) => return Err(e),
+            Err(e) => {
+                let error = format!("{} failed on this slice: {e}", self.analyzer.name());
+                tracing::warn!(
+                    slice = slice.index,
+                    "{error}; kept with the offline reading"
+                );
+                failures.failed += 1;
+                failures.first.get_or_insert_with(|| e.to_string());
+                let input = slice_input(state.prepared, &slice, &windows, &cuts, baseline);
+                SliceAnalysis {
+                    error: Some(error),
+                    ..SignalAnalyzer.analyze(&input)
+                }
+            }
+        };
+        analysis.keyframe_aligned = slice.keyframe_aligned;
+        state.remember_strongest(&analysis);
+        let doc = DocRecord {
+            source: "slice_description".into(),
+            start_ms: analysis.start_ms,
+            end_ms: analysis.end_ms,
+            text: analysis.description.clone(),
+        };
+        let text = [doc.text.clone()];
+        let embedded = self.text_embedder.embed(&text, EmbedPurpose::Index).await?;
+        let vector = embedded
+            .into_iter()
+            .next()
+            .map(|e| e.vector)
+            .unwrap_or_default();
+        let (w, record) = (writer.clone(), analysis.clone());
+        blocking(move || {
+            w.put_slice(&record, &windows, &doc)?;
+            w.put_embedding(EmbeddingKind::Text, record.index, &vector)?;
+            w.flush()
+        })
+        .await?;
+        write_clips(writer, state).await?;
+        sink.emit(IngestEvent::SliceFinished { analysis });
+        state.next_to_finish += 1;
         Ok(())
     }
 
@@ -604,6 +732,26 @@ impl<'a> Pipeline<'a> {
     }
 }
 
+/// What the analyser is given for `slice`.
+fn slice_input<'a>(
+    p: &'a PreparedIngest,
+    slice: &store::PlannedSlice,
+    windows: &'a [SignalWindow],
+    cuts: &'a [i64],
+    baseline: Baseline,
+) -> SliceInput<'a> {
+    SliceInput {
+        source: &p.source,
+        video_duration_ms: p.probe.duration_ms,
+        index: slice.index,
+        start_ms: slice.start_ms,
+        end_ms: slice.end_ms,
+        windows,
+        cut_points_ms: cuts,
+        baseline,
+    }
+}
+
 /// Writes the clip descriptors finished so far.
 async fn write_clips(writer: &VideoWriter, state: &mut Analysis<'_>) -> Result<()> {
     if state.clips.is_empty() {
@@ -633,6 +781,7 @@ impl<'p> Analysis<'p> {
             video_done: false,
             audio_done: !prepared.probe.has_audio(),
             next_to_start: 0,
+            next_to_read: 0,
             next_to_finish: 0,
             baseline: Baseline::start(),
             clip: None,
@@ -667,7 +816,8 @@ impl<'p> Analysis<'p> {
         };
         self.speech_start_ms = written.speech.map_or(0, |m| m.from_ms);
         self.next_to_start = self.analysed;
-        self.next_to_finish = self.analysed.min(self.speech_next as usize);
+        self.next_to_read = self.analysed.min(self.speech_next as usize);
+        self.next_to_finish = self.next_to_read;
         self.video_pos_ms = from;
         self.audio_pos_ms = from;
         self.last_progress_ms = from;
@@ -1016,8 +1166,132 @@ mod tests {
             .await
             .expect("the pipeline ended instead of waiting on a blocked decoder")
             .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Provider, "{err}");
-        assert!(err.to_string().contains("model unavailable"), "{err}");
+        // Every slice failed: the job fails, naming the model's error.
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.to_string().contains("every one of the 30 slices")
+                && err.to_string().contains("model unavailable"),
+            "{err}"
+        );
+    }
+
+    /// Fails on every third slice and takes 50 ms a slice, counting the calls in flight.
+    struct FlakyAnalyzer {
+        running: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl VideoAnalyzer for FlakyAnalyzer {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn analyze_slice<'a>(
+            &'a self,
+            input: SliceInput<'a>,
+        ) -> BoxFuture<'a, Result<SliceAnalysis>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            Box::pin(async move {
+                let now = self.running.fetch_add(1, SeqCst) + 1;
+                self.most.fetch_max(now, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                self.running.fetch_sub(1, SeqCst);
+                if input.index % 3 == 1 {
+                    return Err(Error::Unavailable("throttled".into()));
+                }
+                Ok(SliceAnalysis {
+                    analyzer: "flaky".into(),
+                    ..SignalAnalyzer.analyze(&input)
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn slices_are_read_concurrently_stored_in_order_and_a_failed_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("v.mp4");
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=160x90:rate=25:duration=24")
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+            .arg(&video)
+            .status()
+            .expect("ffmpeg is installed");
+        assert!(status.success());
+        let mut config = EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..EngineConfig::default()
+        };
+        config.ingest.analysis_concurrency = 3;
+        let probe = media::probe(&config.ffprobe, &video).await.unwrap();
+        let prepared = PreparedIngest {
+            job_id: "job".into(),
+            video_id: "0123456789abcdef".into(),
+            sha256: "0".repeat(64),
+            filename: "v.mp4".into(),
+            size_bytes: 1,
+            source: video.clone(),
+            keep_source_at: None,
+            slices: crate::ingest::plan::plan_slices(probe.duration_ms, 2_000, &probe.keyframes_ms)
+                .unwrap(),
+            probe,
+            slice_ms: 2_000,
+            clip_ms: 2_000,
+            subtitles: Vec::new(),
+        };
+        let store = Store::temporary().unwrap();
+        let writer = store.begin_video(&prepared.video_id).unwrap();
+        let analyzer = FlakyAnalyzer {
+            running: Default::default(),
+            most: Default::default(),
+        };
+        let pipeline = Pipeline {
+            config: &config,
+            analyzer: &analyzer,
+            text_embedder: reelforge_models::testing::text_embedder(),
+            transcriber: None,
+            image_embedder: None,
+            search: None,
+        };
+        let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
+        pipeline
+            .run(&prepared, &staging, &writer, &sink, None)
+            .await
+            .unwrap();
+        let finished: Vec<SliceAnalysis> = sink
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                IngestEvent::SliceFinished { analysis } => Some(analysis),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            finished.iter().map(|a| a.index).collect::<Vec<_>>(),
+            (0..12).collect::<Vec<_>>(),
+            "stored and reported in slice order"
+        );
+        for a in &finished {
+            match a.index % 3 {
+                1 => {
+                    let error = a.error.as_deref().unwrap();
+                    assert!(
+                        error.contains("flaky failed on this slice") && error.contains("throttled")
+                    );
+                    assert_eq!(
+                        a.analyzer,
+                        SignalAnalyzer::NAME,
+                        "the offline reading is kept"
+                    );
+                }
+                _ => assert!(a.error.is_none() && a.analyzer == "flaky", "{a:?}"),
+            }
+        }
+        let most = analyzer.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((2..=3).contains(&most), "read {most} at once, at most 3");
+        let stored = store.slices(&prepared.video_id).unwrap();
+        assert_eq!(stored.len(), 12);
+        assert!(stored[4].error.is_some());
     }
 }
 

@@ -586,6 +586,7 @@ pub(crate) fn test_slice(index: u32, start_ms: i64, end_ms: i64) -> SliceAnalysi
         version: String::new(),
         keyframe_aligned: true,
         usage: None,
+        error: None,
     }
 }
 

@@ -120,6 +120,11 @@ pub struct SliceAnalysis {
     /// What a remote model's call cost; `None` for the offline analyser.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<ModelUsage>,
+    /// Set when the configured analyser failed on this slice: the analysis is then the
+    /// offline analyser's reading of the slice's signals, kept so the video is whole, and
+    /// the error says what to retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One model call's cost.

@@ -141,6 +141,7 @@ impl SignalAnalyzer {
             version: String::new(),
             keyframe_aligned: false,
             usage: None,
+            error: None,
         }
     }
 }

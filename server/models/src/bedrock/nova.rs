@@ -428,6 +428,7 @@ impl NovaAnalyzer {
             version: PROMPT_VERSION.to_string(),
             keyframe_aligned: false,
             usage: Some(call),
+            error: None,
         })
     }
 }

@@ -361,6 +361,7 @@ mod tests {
                     version: String::new(),
                     keyframe_aligned: false,
                     usage: None,
+                    error: None,
                 })
             })
         }
