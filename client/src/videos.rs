@@ -37,6 +37,16 @@ pub enum VideosCommand {
     },
     /// Delete a video and everything derived from it.
     Rm { video_ids: Vec<String> },
+    /// Read a video's slices again with the server's analyser (e.g. after Nova failed on
+    /// some at ingest).
+    Reanalyse {
+        video_id: String,
+        /// Only the slices the analyser failed on.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +147,32 @@ pub async fn run_videos(client: &mut Client, command: VideosCommand) -> anyhow::
                     .await?
                     .into_inner();
                 println!("deleted {} ({} records)", r.video_id, r.records_removed);
+            }
+        }
+        VideosCommand::Reanalyse {
+            video_id,
+            failed,
+            json,
+        } => {
+            let r = client
+                .reanalyse_video(pb::ReanalyseVideoRequest {
+                    video_id,
+                    failed_only: failed,
+                })
+                .await?
+                .into_inner();
+            if json {
+                return output::json_line(&r);
+            }
+            println!(
+                "{}: {} slices analysed again, {} replaced",
+                r.video_id, r.slices_given, r.slices_replaced
+            );
+            for f in &r.failed {
+                println!("slice {} failed again: {}", f.index + 1, f.error);
+            }
+            if !r.failed.is_empty() {
+                anyhow::bail!("{} slices still failed", r.failed.len());
             }
         }
     }

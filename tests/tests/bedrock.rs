@@ -763,6 +763,65 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
         1,
         "only the failed slice is read again"
     );
+
+    // The failed slice, read again into the store: one call; then every slice is Nova's
+    // and a highlight on the same grid pays for nothing. (Through the client: the stub
+    // answers on this test's runtime, which a blocking CLI call would stall.)
+    stub.clear();
+    let r = ingest
+        .reanalyse_video(pb::ReanalyseVideoRequest {
+            video_id: video_id.clone(),
+            failed_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.slices_given, r.slices_replaced), (1, 1), "{r:?}");
+    assert!(r.failed.is_empty());
+    assert_eq!(
+        stub.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/converse"))
+            .count(),
+        1
+    );
+    let stored = ingest
+        .get_video(pb::GetVideoRequest {
+            video_id: video_id.clone(),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        stored
+            .slices
+            .iter()
+            .all(|s| s.error.is_empty() && s.analyzer == NOVA),
+        "{:?}",
+        stored.slices
+    );
+    stub.clear();
+    let (events, _) = highlight(&mut client, request(pb::HighlightStrategy::Sliced, 30.0))
+        .await
+        .unwrap();
+    assert!(slices_of(&events).iter().all(|s| s.reused));
+    assert!(stub
+        .requests()
+        .iter()
+        .all(|r| !r.path.ends_with("/converse")));
+    // Nothing left to read again (the CLI); an unknown video is NOT_FOUND.
+    let out = server.cli(&["videos", "reanalyse", &video_id, "--failed"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 slices analysed again"));
+    let err = ingest
+        .reanalyse_video(pb::ReanalyseVideoRequest {
+            video_id: "0123456789abcdef".into(),
+            failed_only: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
     server.stop().await;
 }
 

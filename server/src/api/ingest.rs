@@ -264,6 +264,31 @@ impl pb::ingest_server::Ingest for IngestApi {
         }))
     }
 
+    async fn reanalyse_video(
+        &self,
+        request: Request<pb::ReanalyseVideoRequest>,
+    ) -> Result<Response<pb::ReanalyseVideoResponse>, Status> {
+        let pb::ReanalyseVideoRequest {
+            video_id,
+            failed_only,
+        } = request.into_inner();
+        let r = self
+            .ingest
+            .reanalyse(required(&video_id, "video_id")?, failed_only)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ReanalyseVideoResponse {
+            video_id: r.video_id,
+            slices_given: r.given,
+            slices_replaced: r.replaced,
+            failed: r
+                .failed
+                .into_iter()
+                .map(|(index, error)| pb::SliceFailure { index, error })
+                .collect(),
+        }))
+    }
+
     async fn run_bda(
         &self,
         request: Request<pb::RunBdaRequest>,

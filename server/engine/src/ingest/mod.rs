@@ -3,12 +3,14 @@
 //! (`paths`), deduplicates by content, plans slices (`plan`), and runs each job under a
 //! concurrency limit through the one decode pass (`pipeline`) into a new store
 //! generation, indexed for search before it reports `Done`. Bedrock Data Automation
-//! results come in through `bda`.
+//! results come in through `bda`; `reanalyse` reads a stored video's slices again (those
+//! the analyser failed on).
 
 mod bda;
 pub mod paths;
 mod pipeline;
 pub mod plan;
+mod reanalyse;
 mod request;
 mod upload;
 
@@ -26,6 +28,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 pub use pipeline::{Pipeline, PreparedIngest};
+pub use reanalyse::Reanalysis;
 pub use request::IngestOptions;
 pub use upload::Upload;
 

@@ -296,6 +296,34 @@ impl Store {
         })
     }
 
+    /// Replaces one slice's analysis in the stored (live) generation of `video_id`: its
+    /// record, description document and description vector, then flushes. Refused when
+    /// the video is gone or was re-ingested since `generation` was read.
+    pub fn amend_slice(
+        &self,
+        video_id: &str,
+        generation: u32,
+        slice: &SliceAnalysis,
+        doc: &DocRecord,
+        vector: &[f32],
+    ) -> Result<()> {
+        let live = self.video(video_id)?.map(|v| v.generation);
+        if live != Some(generation) {
+            return Err(Error::FailedPrecondition(format!(
+                "video {video_id} changed while its slices were analysed again; run it again"
+            )));
+        }
+        let key = keys::video_item(video_id, generation, slice.index);
+        self.slices
+            .insert(key.clone(), serde_json::to_vec(slice)?)?;
+        self.docs.insert(key, serde_json::to_vec(doc)?)?;
+        self.embeddings.insert(
+            keys::embedding(video_id, generation, EmbeddingKind::Text, slice.index),
+            vector::encode(vector),
+        )?;
+        self.flush()
+    }
+
     fn remove_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let mut removed = 0;
         for tree in self.video_owned() {
