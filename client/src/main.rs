@@ -1,5 +1,6 @@
 //! `reelforge`: the command-line client. Talks to a reelforge-server over gRPC.
 
+mod clip;
 mod highlight;
 mod ingest;
 mod library;
@@ -50,6 +51,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Make a highlight reel of a stored video (live progress; --out fetches the reel).
     Highlight(highlight::HighlightArgs),
+    /// A moment of a stored video as a playable MP4 (e.g. `clip VIDEO 20-30 --out m.mp4`).
+    Clip(clip::ClipArgs),
     /// Highlights made before: list, show, watch again, remove.
     Highlights {
         #[command(subcommand)]
@@ -112,6 +115,7 @@ async fn main() {
         match command {
             Command::Search(args) => search::run(channel, args).await,
             Command::Highlight(args) => highlight::run(channel, args).await,
+            Command::Clip(args) => clip::run(channel, args).await,
             Command::Highlights { command } => highlight::run_highlights(channel, command).await,
             Command::Library { command } => library::run(channel, command).await,
             Command::Eval(_) => unreachable!("handled before connecting"),

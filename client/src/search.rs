@@ -1,5 +1,6 @@
 //! `reelforge search`.
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::search_client::SearchClient;
@@ -61,9 +62,13 @@ pub struct SearchArgs {
     /// One JSON object per result, then the statistics.
     #[arg(long)]
     pub json: bool,
+    /// Also fetch each result's moment as a playable MP4 into this folder
+    /// (`RANK-VIDEO-START.mp4`).
+    #[arg(long, value_name = "DIR")]
+    pub clips: Option<std::path::PathBuf>,
 }
 
-fn time_range(s: &str) -> anyhow::Result<pb::TimeRange> {
+pub fn time_range(s: &str) -> anyhow::Result<pb::TimeRange> {
     let (a, b) = s
         .split_once('-')
         .ok_or_else(|| anyhow::anyhow!("--time wants START-END in seconds, e.g. 20-45"))?;
@@ -81,7 +86,8 @@ fn time_range(s: &str) -> anyhow::Result<pb::TimeRange> {
 }
 
 pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
-    let mut client = SearchClient::new(channel);
+    let mut client = SearchClient::new(channel.clone());
+    let mut moments = Vec::new();
     let request = pb::SearchRequest {
         query: args.query,
         mode: match args.mode {
@@ -108,6 +114,7 @@ pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
         },
         rerank_threshold: args.min_score,
         merge_adjacent: args.merge,
+        include_thumbnails: false,
     };
     let mut stream = client.search(request).await?.into_inner();
     if !args.json {
@@ -117,6 +124,9 @@ pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
         );
     }
     while let Some(message) = stream.message().await? {
+        if let Some(pb::search_response::Item::Result(r)) = &message.item {
+            moments.push((r.rank, r.video_id.clone(), r.start_ms, r.end_ms));
+        }
         if args.json {
             output::json_line(&message)?;
             continue;
@@ -182,6 +192,23 @@ pub async fn run(channel: Channel, args: SearchArgs) -> anyhow::Result<()> {
                 );
             }
             None => {}
+        }
+    }
+    if let Some(dir) = &args.clips {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (rank, video_id, start_ms, end_ms) in moments {
+            let out = dir.join(format!("{rank:02}-{video_id}-{}.mp4", start_ms / 1000));
+            let request = pb::GetClipRequest {
+                video_id,
+                start_ms,
+                // A whole-video result: its first minutes, as a clip is at most 10.
+                end_ms: end_ms.min(start_ms + 600_000),
+                ..Default::default()
+            };
+            match crate::clip::fetch(channel.clone(), request, &out).await {
+                Ok(info) => eprintln!("{}", crate::clip::describe(&info, &out)),
+                Err(e) => eprintln!("result {rank}: no clip: {}", output::one_line(&e)),
+            }
         }
     }
     Ok(())

@@ -373,6 +373,7 @@ async fn one_request(
                 rerank: rng.one_in(2).then(|| rng.one_in(2)),
                 rerank_threshold: rng.one_in(2).then(|| nasty_f32(rng)),
                 merge_adjacent: rng.one_in(2),
+                include_thumbnails: rng.one_in(2),
             };
             ("Search", drain(c.search.search(req).await).await)
         }
@@ -433,7 +434,27 @@ async fn one_request(
                     rng.next_u64() >> 16
                 ),
             };
-            match rng.below(5) {
+            match rng.below(7) {
+                5 => {
+                    // Read-only: a clip of any range of any video.
+                    let req = pb::GetClipRequest {
+                        video_id: video_id(rng, stored),
+                        start_ms: nasty_i64(rng),
+                        end_ms: nasty_i64(rng),
+                        max_height: nasty_u32(rng),
+                        exact: rng.one_in(2),
+                    };
+                    ("GetClip", drain(c.highlight.get_clip(req).await).await)
+                }
+                6 => {
+                    // Failed slices only: a stored video here has none, so nothing
+                    // stored may change.
+                    let req = pb::ReanalyseVideoRequest {
+                        video_id: video_id(rng, stored),
+                        failed_only: true,
+                    };
+                    ("ReanalyseVideo", unit(c.ingest.reanalyse_video(req).await))
+                }
                 0 => {
                     let req = pb::DownloadRequest {
                         highlight_id,

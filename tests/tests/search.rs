@@ -590,3 +590,182 @@ async fn metrics_count_rpcs_by_status_and_time_search_stages() {
     assert!(value("reelforge_store_bytes") > 0.0, "{text}");
     server.stop().await;
 }
+
+/// ffprobe's (duration s, video height) of an MP4 (`None`: it does not play).
+fn clip_shape(path: &std::path::Path) -> Option<(f64, i64)> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=height:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some((
+        v["format"]["duration"].as_str()?.parse().ok()?,
+        v["streams"][0]["height"].as_i64()?,
+    ))
+}
+
+/// Moments delivered: a search hit's still comes with it, and any stored range is a
+/// playable MP4 (stream copy from the keyframe before it, or re-encoded for an exact
+/// start or a smaller picture), through the RPC and the CLI.
+#[tokio::test]
+async fn moments_are_delivered_as_clips_and_stills() {
+    use pb::highlight_client::HighlightClient;
+    let data = tempfile::tempdir().unwrap();
+    let demo = demo_video();
+    let server = Server::start(data.path(), &[demo.parent().unwrap()]).await;
+    let mut ingest = server.client().await;
+    let (_, video_id) = ingest_path_done(&mut ingest, &demo, 10.0).await;
+
+    let mut client = SearchClient::new(server.channel().await);
+    let mut with_stills = request("fast motion", pb::SearchMode::Scene, 3);
+    with_stills.include_thumbnails = true;
+    let (results, _) = search(&mut client, with_stills).await.unwrap();
+    assert!(!results.is_empty());
+    for r in &results {
+        assert_eq!(&r.thumbnail_jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG: {r:?}");
+        assert!(
+            r.thumbnail_ms >= r.start_ms - 1_000 && r.thumbnail_ms <= r.end_ms,
+            "the still is of the moment: {} in {}-{}",
+            r.thumbnail_ms,
+            r.start_ms,
+            r.end_ms
+        );
+    }
+    let (plain, _) = search(
+        &mut client,
+        request("fast motion", pb::SearchMode::Scene, 3),
+    )
+    .await
+    .unwrap();
+    assert!(
+        plain.iter().all(|r| r.thumbnail_jpeg.is_empty()),
+        "only when asked"
+    );
+
+    let highlights = HighlightClient::new(server.channel().await);
+    let fetch = |req: pb::GetClipRequest| {
+        let mut highlights = highlights.clone();
+        async move {
+            let mut stream = highlights.get_clip(req).await?.into_inner();
+            let (mut info, mut bytes) = (None, Vec::new());
+            while let Some(c) = stream.message().await? {
+                info = info.or(c.info);
+                bytes.extend(c.data);
+            }
+            Ok::<_, tonic::Status>((info.unwrap(), bytes))
+        }
+    };
+    let clip = |start_ms, end_ms, max_height, exact| pb::GetClipRequest {
+        video_id: video_id.clone(),
+        start_ms,
+        end_ms,
+        max_height,
+        exact,
+    };
+    let write = |name: &str, bytes: &[u8]| {
+        let path = data.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    // The bikes, 21-29 s: stream copy from the keyframe at or before 21 s.
+    let (info, bytes) = fetch(clip(21_000, 29_000, 0, false)).await.unwrap();
+    assert!(
+        info.stream_copy && info.start_ms <= 21_000 && info.end_ms == 29_000,
+        "{info:?}"
+    );
+    assert_eq!(info.total_bytes as usize, bytes.len());
+    assert_eq!(info.content_type, "video/mp4");
+    let (duration, height) = clip_shape(&write("copy.mp4", &bytes)).expect("it plays");
+    let wanted = (info.end_ms - info.start_ms) as f64 / 1000.0;
+    assert!(
+        (duration - wanted).abs() < 0.6,
+        "{duration} s for {wanted} s"
+    );
+    // Exact and smaller: re-encoded, starting where asked.
+    let (info, bytes) = fetch(clip(21_000, 29_000, 120, true)).await.unwrap();
+    assert!(!info.stream_copy && info.start_ms == 21_000, "{info:?}");
+    let (duration, height_small) = clip_shape(&write("exact.mp4", &bytes)).expect("it plays");
+    assert!((duration - 8.0).abs() < 0.2, "{duration}");
+    assert!(
+        height_small <= 120 && height_small < height,
+        "{height_small} of {height}"
+    );
+
+    // Bad ranges and ids: the right code, the field named.
+    for (req, code, field) in [
+        (clip(-1, 5_000, 0, false), Code::InvalidArgument, "start_ms"),
+        (
+            clip(70_000, 80_000, 0, false),
+            Code::InvalidArgument,
+            "start_ms",
+        ),
+        (
+            clip(5_000, 5_000, 0, false),
+            Code::InvalidArgument,
+            "end_ms",
+        ),
+        (
+            clip(0, 59_000, 8, false),
+            Code::InvalidArgument,
+            "max_height",
+        ),
+        (
+            pb::GetClipRequest {
+                video_id: "0123456789abcdef".into(),
+                ..clip(0, 1_000, 0, false)
+            },
+            Code::NotFound,
+            "0123456789abcdef",
+        ),
+    ] {
+        let err = fetch(req).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(err.message().contains(field), "{}", err.message());
+    }
+
+    // The CLI: one clip, and every hit of a search as a clip.
+    let out_file = data.path().join("moment.mp4");
+    let out = server.cli(&[
+        "clip",
+        &video_id,
+        "45-50",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stream copy"));
+    assert!(clip_shape(&out_file).is_some());
+    let dir = data.path().join("hits");
+    let out = server.cli(&[
+        "search",
+        "fast motion",
+        "--mode",
+        "scene",
+        "--kind",
+        "slice_description",
+        "--top-k",
+        "2",
+        "--clips",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clips: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(clips.len(), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(clips.iter().all(|c| clip_shape(&c.path()).is_some()));
+    server.stop().await;
+}

@@ -38,12 +38,63 @@ pub async fn cut(
     keyframes_ms: &[i64],
     out: &Path,
 ) -> Result<CutMode> {
+    let mode = cut_mode(start_ms, keyframes_ms);
+    run_cut(ffmpeg, source, (start_ms, end_ms), mode, None, out).await?;
+    Ok(mode)
+}
+
+/// A moment cut to be delivered: where it really starts and how it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub mode: CutMode,
+}
+
+/// Cuts `[start_ms, end_ms)` of `source` for delivery: by stream copy from the keyframe
+/// at or before `start_ms` (the moment plays from a little earlier, untouched and fast)
+/// unless `exact` asks for a frame-accurate start or `max_height` for a smaller picture,
+/// which re-encode (scaled to at most `max_height` lines, aspect kept).
+pub async fn cut_for_delivery(
+    ffmpeg: &str,
+    source: &Path,
+    (start_ms, end_ms): (i64, i64),
+    keyframes_ms: &[i64],
+    max_height: Option<u32>,
+    exact: bool,
+    out: &Path,
+) -> Result<Delivered> {
+    let keyframe = keyframes_ms
+        .iter()
+        .copied()
+        .filter(|&k| k <= start_ms + KEYFRAME_TOLERANCE_MS)
+        .max()
+        .unwrap_or(0);
+    let (start_ms, mode) = match (exact, max_height) {
+        (false, None) => (keyframe.min(start_ms), CutMode::StreamCopy),
+        _ => (start_ms, CutMode::Reencode),
+    };
+    run_cut(ffmpeg, source, (start_ms, end_ms), mode, max_height, out).await?;
+    Ok(Delivered {
+        start_ms,
+        end_ms,
+        mode,
+    })
+}
+
+async fn run_cut(
+    ffmpeg: &str,
+    source: &Path,
+    (start_ms, end_ms): (i64, i64),
+    mode: CutMode,
+    max_height: Option<u32>,
+    out: &Path,
+) -> Result<()> {
     if start_ms < 0 || end_ms <= start_ms {
         return Err(Error::invalid(format!(
             "cut range {start_ms}..{end_ms} ms is empty or negative"
         )));
     }
-    let mode = cut_mode(start_ms, keyframes_ms);
     let seconds = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
     let mut cmd = Command::new(ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
@@ -56,14 +107,18 @@ pub async fn cut(
                 .args(["-avoid_negative_ts", "make_zero"]);
         }
         CutMode::Reencode => {
-            cmd.args(["-map", "0:v:0", "-map", "0:a:0?"])
-                .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "20"])
+            cmd.args(["-map", "0:v:0", "-map", "0:a:0?"]);
+            if let Some(h) = max_height {
+                // Never upscaled; even width and height for x264.
+                cmd.args(["-vf", &format!("scale=-2:'trunc(min({h},ih)/2)*2'")]);
+            }
+            cmd.args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "20"])
                 .args(["-c:a", "aac", "-b:a", "128k"]);
         }
     }
     cmd.args(["-movflags", "+faststart"]).arg(out);
     process::output(cmd, ffmpeg, "cut").await?;
-    Ok(mode)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use crate::codes::code_name;
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::HighlightEvent, Status>> + Send>>;
 type WatchStream = EventStream;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::FileChunk, Status>> + Send>>;
+type ClipStream = Pin<Box<dyn Stream<Item = Result<pb::ClipChunk, Status>> + Send>>;
 
 /// Download chunk size.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -340,6 +341,74 @@ impl pb::highlight_server::Highlight for HighlightApi {
     type HighlightStream = EventStream;
     type WatchHighlightStream = WatchStream;
     type DownloadStream = ChunkStream;
+    type GetClipStream = ClipStream;
+
+    async fn get_clip(
+        &self,
+        req: Request<pb::GetClipRequest>,
+    ) -> Result<Response<Self::GetClipStream>, Status> {
+        let pb::GetClipRequest {
+            video_id,
+            start_ms,
+            end_ms,
+            max_height,
+            exact,
+        } = req.into_inner();
+        if video_id.is_empty() {
+            return Err(Status::invalid_argument("video_id is required"));
+        }
+        let clip = self
+            .highlights
+            .clip(
+                &video_id,
+                reelforge_engine::highlights::clips::ClipRequest {
+                    start_ms,
+                    end_ms,
+                    max_height: (max_height > 0).then_some(max_height),
+                    exact,
+                },
+            )
+            .await
+            .map_err(to_status)?;
+        let mut file = tokio::fs::File::open(&clip.path)
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        let mut info = Some(pb::ClipInfo {
+            video_id: clip.video_id.clone(),
+            start_ms: clip.start_ms,
+            end_ms: clip.end_ms,
+            stream_copy: clip.stream_copy,
+            total_bytes: clip.bytes as i64,
+            content_type: "video/mp4".into(),
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            // Owned by the sender: the file is removed when the stream ends or the caller
+            // goes away.
+            let _clip = clip;
+            loop {
+                let mut buf = vec![0u8; CHUNK_BYTES];
+                match file.read(&mut buf).await {
+                    Ok(0) if info.is_none() => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        let chunk = pb::ClipChunk {
+                            info: info.take(),
+                            data: buf,
+                        };
+                        if tx.send(Ok(chunk)).await.is_err() || n == 0 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(to_status(e.into()))).await;
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 
     async fn highlight(
         &self,

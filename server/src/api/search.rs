@@ -113,6 +113,8 @@ fn result(rank: usize, h: &SearchHit) -> pb::SearchResponse {
                 .collect(),
             merged: h.merged,
             filename: h.filename.clone(),
+            thumbnail_jpeg: Vec::new(),
+            thumbnail_ms: 0,
         })),
     }
 }
@@ -144,13 +146,29 @@ impl pb::search_server::Search for SearchApi {
         &self,
         req: Request<pb::SearchRequest>,
     ) -> Result<Response<Self::SearchStream>, Status> {
-        let req = request(req.into_inner()).map_err(to_status)?;
+        let req = req.into_inner();
+        let include_thumbnails = req.include_thumbnails;
+        let req = request(req).map_err(to_status)?;
         let (hits, timings) = self.search.search(&req).await.map_err(to_status)?;
         self.metrics.search(&timings);
+        let mut stills = match include_thumbnails {
+            true => self.search.thumbnails(&hits).await.map_err(to_status)?,
+            false => Vec::new(),
+        }
+        .into_iter();
         let mut out: Vec<Result<pb::SearchResponse, Status>> = hits
             .iter()
             .enumerate()
-            .map(|(i, h)| Ok(result(i + 1, h)))
+            .map(|(i, h)| {
+                let mut r = result(i + 1, h);
+                if let (Some(Some((t_ms, jpeg))), Some(pb::search_response::Item::Result(r))) =
+                    (stills.next(), r.item.as_mut())
+                {
+                    r.thumbnail_ms = t_ms;
+                    r.thumbnail_jpeg = jpeg;
+                }
+                Ok(r)
+            })
             .collect();
         out.push(Ok(stats(hits.len(), &timings)));
         Ok(Response::new(Box::pin(tokio_stream::iter(out))))

@@ -4,8 +4,9 @@
 //! rendered with its timeline (`outputs`: `render`, `music`, `export`). The matching
 //! strategies share `matching`, `units` (clips, frames and the cost filters) and
 //! `points` (claiming clips by priority). Each run is a job (`jobs`): an id, a record,
-//! a log to watch again, retention.
+//! a log to watch again, retention. `clips` cuts a stored moment for delivery.
 
+pub mod clips;
 pub mod export;
 pub mod jobs;
 mod matching;

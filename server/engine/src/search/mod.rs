@@ -86,6 +86,36 @@ impl Search {
         Ok((hits, timings))
     }
 
+    /// For each hit, a JPEG still of its moment and its time: the stored thumbnail
+    /// nearest the moment's middle, within it when one is (`None` when the video has
+    /// none, or its file is gone).
+    pub async fn thumbnails(&self, hits: &[SearchHit]) -> Result<Vec<Option<(i64, Vec<u8>)>>> {
+        let store = self.store.clone();
+        let wanted: Vec<(String, i64, i64)> = hits
+            .iter()
+            .map(|h| (h.video_id.clone(), h.start_ms, h.end_ms))
+            .collect();
+        blocking(move || {
+            let mut frames: HashMap<String, Vec<crate::store::FrameRecord>> = HashMap::new();
+            let mut out = Vec::with_capacity(wanted.len());
+            for (video_id, start_ms, end_ms) in wanted {
+                if !frames.contains_key(&video_id) {
+                    let f = store.frames(&video_id)?;
+                    frames.insert(video_id.clone(), f);
+                }
+                let middle = (start_ms + end_ms) / 2;
+                let nearest = frames[&video_id]
+                    .iter()
+                    .min_by_key(|f| (f.t_ms - middle).abs());
+                out.push(
+                    nearest.and_then(|f| std::fs::read(&f.path).ok().map(|bytes| (f.t_ms, bytes))),
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// File names of the given videos (those that exist).
     async fn filenames(
         &self,
