@@ -1111,20 +1111,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn regression_an_analyser_failure_neither_hangs_the_decoder_nor_reports_cancelled() {
+    /// A synthetic video of `seconds` in 2 s slices, checked and planned as ingest would,
+    /// in a temporary data dir.
+    async fn test_video(seconds: u32) -> (tempfile::TempDir, EngineConfig, PreparedIngest) {
         let dir = tempfile::tempdir().unwrap();
-        // Long enough that the decoder cannot buffer everything before the failure.
         let video = dir.path().join("v.mp4");
         let status = Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=160x90:rate=25:duration=60",
-            ])
+            .args(["-v", "error", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size=160x90:rate=25:duration={seconds}"))
             .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
             .arg(&video)
             .status()
@@ -1141,7 +1135,7 @@ mod tests {
             sha256: "0".repeat(64),
             filename: "v.mp4".into(),
             size_bytes: 1,
-            source: video.clone(),
+            source: video,
             keep_source_at: None,
             slices: crate::ingest::plan::plan_slices(probe.duration_ms, 2_000, &probe.keyframes_ms)
                 .unwrap(),
@@ -1150,6 +1144,13 @@ mod tests {
             clip_ms: 2_000,
             subtitles: Vec::new(),
         };
+        (dir, config, prepared)
+    }
+
+    #[tokio::test]
+    async fn regression_an_analyser_failure_neither_hangs_the_decoder_nor_reports_cancelled() {
+        // Long enough that the decoder cannot buffer everything before the failure.
+        let (dir, config, prepared) = test_video(60).await;
         let store = Store::temporary().unwrap();
         let writer = store.begin_video(&prepared.video_id).unwrap();
         let pipeline = Pipeline {
@@ -1208,37 +1209,8 @@ mod tests {
 
     #[tokio::test]
     async fn slices_are_read_concurrently_stored_in_order_and_a_failed_one_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let video = dir.path().join("v.mp4");
-        let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=160x90:rate=25:duration=24")
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-            .arg(&video)
-            .status()
-            .expect("ffmpeg is installed");
-        assert!(status.success());
-        let mut config = EngineConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..EngineConfig::default()
-        };
+        let (dir, mut config, prepared) = test_video(24).await;
         config.ingest.analysis_concurrency = 3;
-        let probe = media::probe(&config.ffprobe, &video).await.unwrap();
-        let prepared = PreparedIngest {
-            job_id: "job".into(),
-            video_id: "0123456789abcdef".into(),
-            sha256: "0".repeat(64),
-            filename: "v.mp4".into(),
-            size_bytes: 1,
-            source: video.clone(),
-            keep_source_at: None,
-            slices: crate::ingest::plan::plan_slices(probe.duration_ms, 2_000, &probe.keyframes_ms)
-                .unwrap(),
-            probe,
-            slice_ms: 2_000,
-            clip_ms: 2_000,
-            subtitles: Vec::new(),
-        };
         let store = Store::temporary().unwrap();
         let writer = store.begin_video(&prepared.video_id).unwrap();
         let analyzer = FlakyAnalyzer {

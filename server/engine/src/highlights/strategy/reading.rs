@@ -306,6 +306,27 @@ mod tests {
         assert_eq!(slices(30_000, 30_000), vec![(0, 30_000)]);
     }
 
+    /// 100 s of even 0.5 s windows.
+    fn flat_windows() -> Vec<SignalWindow> {
+        (0..200)
+            .map(|i| SignalWindow {
+                start_ms: i * 500,
+                loudness_db: -30.0,
+                motion: 0.01,
+                scene_cut: false,
+            })
+            .collect()
+    }
+
+    fn probe(max: Option<i64>) -> Probe {
+        Probe {
+            max,
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            baselines: Mutex::new(vec![]),
+        }
+    }
+
     /// Fails on slice 1, proposes the middle second of every other slice, and records how
     /// many run at once.
     struct Probe {
@@ -369,14 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn sliced_runs_bounded_concurrently_and_survives_a_failed_slice() {
-        let windows: Vec<SignalWindow> = (0..200)
-            .map(|i| SignalWindow {
-                start_ms: i * 500,
-                loudness_db: -30.0,
-                motion: 0.01,
-                scene_cut: false,
-            })
-            .collect();
+        let windows = flat_windows();
         let m = Material {
             video_id: "v",
             source: Path::new("x.mp4"),
@@ -385,12 +399,7 @@ mod tests {
             cut_points_ms: &[],
             stored: &[],
         };
-        let probe = Probe {
-            max: None,
-            running: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-            baselines: Mutex::new(vec![]),
-        };
+        let probe = probe(None);
         let seen = Mutex::new(Vec::new());
         let segs = sliced(&probe, &m, 10_000, 3, &|o| {
             seen.lock().unwrap().push((o.index, o.error.clone()))
@@ -415,14 +424,7 @@ mod tests {
 
     #[tokio::test]
     async fn analyses_stored_by_the_same_analyser_on_the_same_span_are_reused() {
-        let windows: Vec<SignalWindow> = (0..200)
-            .map(|i| SignalWindow {
-                start_ms: i * 500,
-                loudness_db: -30.0,
-                motion: 0.01,
-                scene_cut: false,
-            })
-            .collect();
+        let windows = flat_windows();
         let stored_as = |index: u32, analyzer: &str, version: &str| {
             let mut a = crate::store::test_slice(
                 index,
@@ -452,19 +454,14 @@ mod tests {
             cut_points_ms: &[],
             stored: &stored,
         };
-        let probe = Probe {
-            max: None,
-            running: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-            baselines: Mutex::new(vec![]),
-        };
+        let first = probe(None);
         let seen = Mutex::new(Vec::new());
-        sliced(&probe, &m, 10_000, 2, &|o| {
+        sliced(&first, &m, 10_000, 2, &|o| {
             seen.lock().unwrap().push((o.index, o.reused, o.usage))
         })
         .await
         .unwrap();
-        let mut called: Vec<u32> = probe
+        let mut called: Vec<u32> = first
             .baselines
             .into_inner()
             .unwrap()
@@ -487,17 +484,12 @@ mod tests {
         );
 
         // Fresh: nothing reused.
-        let probe = Probe {
-            max: None,
-            running: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-            baselines: Mutex::new(vec![]),
-        };
+        let again = probe(None);
         let fresh = Material { ..m }.fresh(true);
-        sliced(&probe, &fresh, 10_000, 2, &|o| assert!(!o.reused))
+        sliced(&again, &fresh, 10_000, 2, &|o| assert!(!o.reused))
             .await
             .unwrap();
-        assert_eq!(probe.baselines.into_inner().unwrap().len(), 10);
+        assert_eq!(again.baselines.into_inner().unwrap().len(), 10);
     }
 
     #[tokio::test]
@@ -509,12 +501,6 @@ mod tests {
             windows: &[],
             cut_points_ms: &[],
             stored: &[],
-        };
-        let probe = |max| Probe {
-            max,
-            running: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-            baselines: Mutex::new(vec![]),
         };
         let seen = Mutex::new(Vec::new());
         let on_slice = |o: &SliceOutcome| seen.lock().unwrap().push((o.start_ms, o.end_ms));
