@@ -302,6 +302,12 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             path.display()
         );
         let duration = read["duration_s"].as_f64().unwrap();
+        eprintln!(
+            "{} read back by OpenTimelineIO: {} clips, {} transitions, {duration:.3} s; the reel {reel_s:.3} s",
+            path.display(),
+            clips.len(),
+            done.segments.len() - 1
+        );
         assert!(
             (duration - reel_s).abs() <= 2.0 * frame * done.segments.len() as f64,
             "{}: timeline {duration} s, reel {reel_s} s",
