@@ -113,6 +113,17 @@ impl BedrockStub {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// Converse requests received since the last `clear` (answered or held).
+    pub fn converse_calls(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.path.ends_with("/converse"))
+            .count()
+    }
+
     pub fn clear(&self) {
         self.state.lock().unwrap().requests.clear();
     }
@@ -482,7 +493,7 @@ async fn answer(
 /// Converse for Nova models: checks the request the way the service does (one user
 /// message with a video block of base64 MP4 under 25 MB and a text block; a tool with a
 /// JSON schema; a tool choice naming it), then looks at the video it was sent: ffmpeg
-/// decodes it at 2 frames a second and each stretch where the picture moves becomes a
+/// measures each frame's change (`motion`) and each stretch where the picture moves becomes a
 /// highlight (times from the clip's start; score and priority by how much it moves), none
 /// when nothing moves (`mode` decides how it answers), with usage counted like Nova's:
 /// about 290 input tokens per second of video plus the text.
@@ -535,7 +546,7 @@ fn converse(
         return Err(invalid("toolConfig.toolChoice must force the tool"));
     }
     let seconds = video_seconds(&bytes)?;
-    let runs = motion_runs(&bytes);
+    let runs = motion_runs(&motion(&bytes)?);
     let round = |s: f64| (s * 10.0).round() / 10.0;
     let highlights = json!({
         "summary": format!(
@@ -576,54 +587,28 @@ fn converse(
 }
 
 /// The length of an MP4 held in memory, by ffprobe.
-/// Where the picture moves: frames at 2 a second, 32x32 grey; a frame moves when its mean
-/// absolute difference from the one before is over 2 (of 255). Runs of moving frames
-/// (gaps up to 1 s joined) as (start s, end s, mean difference).
-fn motion_runs(bytes: &[u8]) -> Vec<(f64, f64, f64)> {
-    const STEP: f64 = 0.5;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clip.mp4");
-    std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&path)
-        .args([
-            "-vf",
-            "fps=2,scale=32:32,format=gray",
-            "-f",
-            "rawvideo",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let frames: Vec<&[u8]> = out.stdout.chunks_exact(32 * 32).collect();
-    let diffs: Vec<f64> = frames
-        .windows(2)
-        .map(|w| {
-            w[0].iter()
-                .zip(w[1])
-                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
-                .sum::<f64>()
-                / (32.0 * 32.0)
-        })
-        .collect();
+/// Where the picture moves, from `motion`'s frames: a frame moves when its mean luma
+/// change from the one before is over 2 (of 255); runs of moving frames (gaps up to 1 s
+/// joined), each from the frame before its first to its last, as (start s, end s, mean
+/// change), at least 1 s long.
+fn motion_runs(frames: &[(f64, f64)]) -> Vec<(f64, f64, f64)> {
     let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (i, d) in diffs.iter().enumerate() {
-        if *d <= 2.0 {
+    for (i, &(t, change)) in frames.iter().enumerate().skip(1) {
+        if change <= 2.0 {
             continue;
         }
         match runs.last_mut() {
-            Some((_, end)) if i - *end <= 2 => *end = i,
+            Some((_, last)) if t - frames[*last].0 <= 1.0 + 1e-6 => *last = i,
             _ => runs.push((i, i)),
         }
     }
     runs.into_iter()
         .map(|(first, last)| {
-            let run = &diffs[first..=last];
+            let run = &frames[first..=last];
             (
-                first as f64 * STEP,
-                (last + 2) as f64 * STEP,
-                run.iter().sum::<f64>() / run.len() as f64,
+                frames[first - 1].0,
+                frames[last].0,
+                run.iter().map(|f| f.1).sum::<f64>() / run.len() as f64,
             )
         })
         .filter(|&(start, end, _)| end - start >= 1.0)

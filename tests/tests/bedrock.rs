@@ -678,14 +678,7 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
         slices.iter().all(|s| s.reused && s.model == NOVA),
         "{slices:?}"
     );
-    assert_eq!(
-        stub.requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/converse"))
-            .count(),
-        0,
-        "nothing is sent again"
-    );
+    assert_eq!(stub.converse_calls(), 0, "nothing is sent again");
     let cost = reused.cost.unwrap();
     assert_eq!((cost.calls, cost.reused), (0, 2), "{cost:?}");
     assert!(
@@ -696,12 +689,7 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
     fresh.fresh = Some(true);
     let (events, paid) = highlight(&mut client, fresh).await.unwrap();
     assert!(slices_of(&events).iter().all(|s| !s.reused));
-    let converse: Vec<_> = stub
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/converse"))
-        .collect();
-    assert_eq!(converse.len(), 2, "fresh: one call per slice");
+    assert_eq!(stub.converse_calls(), 2, "fresh: one call per slice");
     let paid_cost = paid.cost.unwrap();
     assert_eq!((paid_cost.calls, paid_cost.reused), (2, 0));
     // The same slices cut again (ffmpeg's output differs by a few bytes run to run).
@@ -756,10 +744,7 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
         .collect();
     assert_eq!(reused, vec![good[0].index], "{slices:?}");
     assert_eq!(
-        stub.requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/converse"))
-            .count(),
+        stub.converse_calls(),
         1,
         "only the failed slice is read again"
     );
@@ -778,13 +763,7 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
         .into_inner();
     assert_eq!((r.slices_given, r.slices_replaced), (1, 1), "{r:?}");
     assert!(r.failed.is_empty());
-    assert_eq!(
-        stub.requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/converse"))
-            .count(),
-        1
-    );
+    assert_eq!(stub.converse_calls(), 1);
     let stored = ingest
         .get_video(pb::GetVideoRequest {
             video_id: video_id.clone(),
@@ -806,10 +785,7 @@ async fn nova_reads_the_video_for_the_direct_sliced_and_points_strategies() {
         .await
         .unwrap();
     assert!(slices_of(&events).iter().all(|s| s.reused));
-    assert!(stub
-        .requests()
-        .iter()
-        .all(|r| !r.path.ends_with("/converse")));
+    assert_eq!(stub.converse_calls(), 0);
     // Nothing left to read again (the CLI); an unknown video is NOT_FOUND.
     let out = server.cli(&["videos", "reanalyse", &video_id, "--failed"]);
     assert!(out.status.success());
@@ -1344,20 +1320,14 @@ async fn a_query_embedding_never_waits_behind_nova_video_calls() {
         ..Default::default()
     };
     let running = tokio::spawn(async move { highlight(&mut client, request).await });
-    let converse = |stub: &BedrockStub| {
-        stub.requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/converse"))
-            .count()
-    };
     for _ in 0..600 {
-        if converse(&stub) > 0 {
+        if stub.converse_calls() > 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        converse(&stub),
+        stub.converse_calls(),
         1,
         "the analyser's one permitted call is in flight"
     );
@@ -1377,11 +1347,11 @@ async fn a_query_embedding_never_waits_behind_nova_video_calls() {
     .expect("the search does not wait for the Nova call")
     .unwrap();
     assert!(!results.is_empty());
-    assert_eq!(converse(&stub), 1, "Nova is still held");
+    assert_eq!(stub.converse_calls(), 1, "Nova is still held");
     drop(hold);
     let (_, done) = running.await.unwrap().unwrap();
     assert_eq!(
-        converse(&stub),
+        stub.converse_calls(),
         3,
         "then the slices go through, one at a time"
     );

@@ -40,22 +40,12 @@ pub fn parse_model_segments(
     let (mut out, mut rejected) = (Vec::new(), Vec::new());
     for (index, item) in items.iter().enumerate() {
         match item_segment(item, duration_ms) {
-            Ok(Fields {
-                start,
-                end,
-                score,
-                priority,
-                description,
-                reason,
-            }) => out.push(Segment {
+            Ok(s) => out.push(Segment {
                 video_id: video_id.to_string(),
-                start_ms: offset_ms + start,
-                end_ms: offset_ms + end,
-                score,
-                priority,
-                description,
-                reason,
+                start_ms: offset_ms + s.start_ms,
+                end_ms: offset_ms + s.end_ms,
                 model: model.to_string(),
+                ..s
             }),
             Err(reason) => rejected.push(Rejected { index, reason }),
         }
@@ -63,20 +53,10 @@ pub fn parse_model_segments(
     Ok((out, rejected))
 }
 
-/// One item of a model's answer, read and checked.
-struct Fields {
-    start: i64,
-    end: i64,
-    score: f32,
-    /// The model's priority (1 must have .. 3 nice to have), or the one its score stands
-    /// for when it gives none.
-    priority: u8,
-    description: String,
-    /// Why the model chose it (the highlight dimensions it meets), as it wrote it.
-    reason: String,
-}
-
-fn item_segment(item: &serde_json::Value, duration_ms: i64) -> Result<Fields, String> {
+/// One item of a model's answer, read and checked: times relative to what the model saw,
+/// the model's priority (or the one its score stands for when it gives none) and its
+/// reason; no video or model yet.
+fn item_segment(item: &serde_json::Value, duration_ms: i64) -> Result<Segment, String> {
     let o = item.as_object().ok_or("not an object")?;
     let get = |names: &[&str]| names.iter().find_map(|n| o.get(*n));
     let (start, end) = match (
@@ -135,13 +115,15 @@ fn item_segment(item: &serde_json::Value, duration_ms: i64) -> Result<Fields, St
     if description.is_empty() {
         description = reason.clone();
     }
-    Ok(Fields {
-        start,
-        end,
+    Ok(Segment {
+        video_id: String::new(),
+        start_ms: start,
+        end_ms: end,
         score,
         priority,
         description,
         reason,
+        model: String::new(),
     })
 }
 

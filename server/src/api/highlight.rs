@@ -29,6 +29,36 @@ type ClipStream = Pin<Box<dyn Stream<Item = Result<pb::ClipChunk, Status>> + Sen
 /// Download chunk size.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// `file` in chunks of `CHUNK_BYTES`, each made into a message by `chunk`, read as the
+/// caller takes them; `keep` lives until the stream ends or the caller goes away.
+fn stream_file<T: Send + 'static>(
+    mut file: tokio::fs::File,
+    keep: impl Send + 'static,
+    mut chunk: impl FnMut(Vec<u8>) -> T + Send + 'static,
+) -> ReceiverStream<Result<T, Status>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let _keep = keep;
+        loop {
+            let mut buf = vec![0u8; CHUNK_BYTES];
+            match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.send(Ok(chunk(buf))).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(to_status(e.into()))).await;
+                    break;
+                }
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
 pub struct HighlightApi {
     highlights: Arc<Highlights>,
 }
@@ -370,7 +400,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
             )
             .await
             .map_err(to_status)?;
-        let mut file = tokio::fs::File::open(&clip.path)
+        let file = tokio::fs::File::open(&clip.path)
             .await
             .map_err(|e| to_status(e.into()))?;
         let mut info = Some(pb::ClipInfo {
@@ -381,33 +411,13 @@ impl pb::highlight_server::Highlight for HighlightApi {
             total_bytes: clip.bytes as i64,
             content_type: "video/mp4".into(),
         });
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            // Owned by the sender: the file is removed when the stream ends or the caller
-            // goes away.
-            let _clip = clip;
-            loop {
-                let mut buf = vec![0u8; CHUNK_BYTES];
-                match file.read(&mut buf).await {
-                    Ok(0) if info.is_none() => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        let chunk = pb::ClipChunk {
-                            info: info.take(),
-                            data: buf,
-                        };
-                        if tx.send(Ok(chunk)).await.is_err() || n == 0 {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(to_status(e.into()))).await;
-                        break;
-                    }
-                }
-            }
+        // The clip (its file removed on drop) is kept until the stream ends or the caller
+        // goes away.
+        let chunks = stream_file(file, clip, move |data| pb::ClipChunk {
+            info: info.take(),
+            data,
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn highlight(
@@ -497,7 +507,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
             .highlights
             .artifact(&r.highlight_id, &r.file)
             .map_err(to_status)?;
-        let mut file = tokio::fs::File::open(&path)
+        let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| to_status(e.into()))?;
         let total = file
@@ -505,29 +515,10 @@ impl pb::highlight_server::Highlight for HighlightApi {
             .await
             .map_err(|e| to_status(e.into()))?
             .len() as i64;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            loop {
-                let mut buf = vec![0u8; CHUNK_BYTES];
-                match file.read(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        let chunk = pb::FileChunk {
-                            data: buf,
-                            total_bytes: total,
-                        };
-                        if tx.send(Ok(chunk)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(to_status(e.into()))).await;
-                        break;
-                    }
-                }
-            }
+        let chunks = stream_file(file, (), move |data| pb::FileChunk {
+            data,
+            total_bytes: total,
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(chunks)))
     }
 }

@@ -466,6 +466,8 @@ impl<'a> Pipeline<'a> {
                 .filter(|&c| c >= slice.start_ms && c < slice.end_ms)
                 .collect();
             let baseline = state.baseline;
+            // The next slice's reference level has seen this one's signals.
+            state.update_baseline(&windows);
             let analyzer = self.analyzer;
             reading.push_back(Box::pin(async move {
                 let input = slice_input(p, &slice, &windows, &cuts, baseline);
@@ -478,8 +480,6 @@ impl<'a> Pipeline<'a> {
                     result,
                 }
             }));
-            // The next slice's reference level has seen this one's signals.
-            state.update_baseline(&state.windows_in(slice.start_ms, slice.end_ms));
             if slice.index >= state.speech_next {
                 state.send_speech(slice.index, slice.end_ms).await?;
             }
@@ -512,7 +512,7 @@ impl<'a> Pipeline<'a> {
             // Cancelling the job is not the model failing.
             Err(e @ Error::Cancelled(_)) => return Err(e),
             Err(e) => {
-                let error = format!("{} failed on this slice: {e}", self.analyzer.name());
+                let error = failed_on_slice(self.analyzer.name(), &e);
                 tracing::warn!(
                     slice = slice.index,
                     "{error}; kept with the offline reading"
@@ -528,19 +528,7 @@ impl<'a> Pipeline<'a> {
         };
         analysis.keyframe_aligned = slice.keyframe_aligned;
         state.remember_strongest(&analysis);
-        let doc = DocRecord {
-            source: "slice_description".into(),
-            start_ms: analysis.start_ms,
-            end_ms: analysis.end_ms,
-            text: analysis.description.clone(),
-        };
-        let text = [doc.text.clone()];
-        let embedded = self.text_embedder.embed(&text, EmbedPurpose::Index).await?;
-        let vector = embedded
-            .into_iter()
-            .next()
-            .map(|e| e.vector)
-            .unwrap_or_default();
+        let (doc, vector) = slice_description(self.text_embedder, &analysis).await?;
         let (w, record) = (writer.clone(), analysis.clone());
         blocking(move || {
             w.put_slice(&record, &windows, &doc)?;
@@ -730,6 +718,32 @@ impl<'a> Pipeline<'a> {
         }
         Ok(read)
     }
+}
+
+/// A slice's description as its search document, and that document's text vector.
+pub(super) async fn slice_description(
+    embedder: &dyn TextEmbedder,
+    analysis: &SliceAnalysis,
+) -> Result<(DocRecord, Vec<f32>)> {
+    let doc = DocRecord {
+        source: "slice_description".into(),
+        start_ms: analysis.start_ms,
+        end_ms: analysis.end_ms,
+        text: analysis.description.clone(),
+    };
+    let vector = embedder
+        .embed(std::slice::from_ref(&doc.text), EmbedPurpose::Index)
+        .await?
+        .into_iter()
+        .next()
+        .map(|e| e.vector)
+        .unwrap_or_default();
+    Ok((doc, vector))
+}
+
+/// A slice analysis's `error` when `analyzer` failed on the slice.
+pub(super) fn failed_on_slice(analyzer: &str, e: &Error) -> String {
+    format!("{analyzer} failed on this slice: {e}")
 }
 
 /// What the analyser is given for `slice`.

@@ -8,10 +8,10 @@
 use futures_util::stream::{self, StreamExt};
 use reelforge_core::error::{Error, Result};
 use reelforge_models::analysis::{Baseline, SignalWindow, SliceAnalysis, SliceInput};
-use reelforge_models::EmbedPurpose;
 
+use super::pipeline::{failed_on_slice, slice_description};
 use super::Ingest;
-use crate::store::{DocRecord, JobKind};
+use crate::store::JobKind;
 use crate::util::blocking;
 
 /// What a reanalysis did.
@@ -107,26 +107,13 @@ impl Ingest {
                 Err(e) => {
                     report.failed.push((old.index, e.to_string()));
                     SliceAnalysis {
-                        error: Some(format!("{} failed on this slice: {e}", analyzer.name())),
+                        error: Some(failed_on_slice(analyzer.name(), &e)),
                         ..old
                     }
                 }
             };
-            let doc = DocRecord {
-                source: "slice_description".into(),
-                start_ms: new.start_ms,
-                end_ms: new.end_ms,
-                text: new.description.clone(),
-            };
-            let vector = self
-                .providers
-                .text_embedder
-                .embed(std::slice::from_ref(&doc.text), EmbedPurpose::Index)
-                .await?
-                .into_iter()
-                .next()
-                .map(|e| e.vector)
-                .unwrap_or_default();
+            let (doc, vector) =
+                slice_description(self.providers.text_embedder.as_ref(), &new).await?;
             let replaced = new.error.is_none();
             let (store, id, generation) =
                 (self.store.clone(), video.video_id.clone(), video.generation);

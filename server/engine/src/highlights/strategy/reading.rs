@@ -318,6 +318,18 @@ mod tests {
             .collect()
     }
 
+    /// 100 s of video "v" with these windows and stored analyses, no cuts.
+    fn material<'a>(windows: &'a [SignalWindow], stored: &'a [SliceAnalysis]) -> Material<'a> {
+        Material {
+            video_id: "v",
+            source: Path::new("x.mp4"),
+            duration_ms: 100_000,
+            windows,
+            cut_points_ms: &[],
+            stored,
+        }
+    }
+
     fn probe(max: Option<i64>) -> Probe {
         Probe {
             max,
@@ -391,14 +403,7 @@ mod tests {
     #[tokio::test]
     async fn sliced_runs_bounded_concurrently_and_survives_a_failed_slice() {
         let windows = flat_windows();
-        let m = Material {
-            video_id: "v",
-            source: Path::new("x.mp4"),
-            duration_ms: 100_000,
-            windows: &windows,
-            cut_points_ms: &[],
-            stored: &[],
-        };
+        let m = material(&windows, &[]);
         let probe = probe(None);
         let seen = Mutex::new(Vec::new());
         let segs = sliced(&probe, &m, 10_000, 3, &|o| {
@@ -446,14 +451,7 @@ mod tests {
             stored_as(3, "signal-analyzer-v1", ""),
             stored_as(4, "probe", "prompt-0"),
         ];
-        let m = Material {
-            video_id: "v",
-            source: Path::new("x.mp4"),
-            duration_ms: 100_000,
-            windows: &windows,
-            cut_points_ms: &[],
-            stored: &stored,
-        };
+        let m = material(&windows, &stored);
         let first = probe(None);
         let seen = Mutex::new(Vec::new());
         sliced(&first, &m, 10_000, 2, &|o| {
@@ -494,14 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn direct_reads_a_video_longer_than_the_analyser_span_in_equal_slices() {
-        let m = Material {
-            video_id: "v",
-            source: Path::new("x.mp4"),
-            duration_ms: 100_000,
-            windows: &[],
-            cut_points_ms: &[],
-            stored: &[],
-        };
+        let m = material(&[], &[]);
         let seen = Mutex::new(Vec::new());
         let on_slice = |o: &SliceOutcome| seen.lock().unwrap().push((o.start_ms, o.end_ms));
         direct(&probe(Some(40_000)), &m, &on_slice).await.unwrap();
