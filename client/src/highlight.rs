@@ -94,6 +94,14 @@ pub struct HighlightArgs {
     /// points).
     #[arg(long, value_name = "BOOL")]
     pub prefilter: Option<bool>,
+    /// Cost: the pre-filter's motion level (default: the category's tuned level, else
+    /// 0.005).
+    #[arg(long)]
+    pub prefilter_motion: Option<f32>,
+    /// Cost: the pre-filter's loudness level, dB over the video's typical level (default:
+    /// the category's tuned level, else 3).
+    #[arg(long)]
+    pub prefilter_loudness_db: Option<f32>,
     /// Cost: drop clips at least this similar in look to the previous one (e.g. 0.995;
     /// default: off).
     #[arg(long)]
@@ -111,7 +119,9 @@ pub struct HighlightArgs {
     /// The music's gain under the original audio, 0..1 (default: the server's, 0.3).
     #[arg(long)]
     pub music_volume: Option<f32>,
-    /// Template: the library category (default: every entry).
+    /// Points, Template: the category whose tuned defaults apply and where ratings of the
+    /// segments go (`rate`, `tune`); Template: also the library category (default: every
+    /// entry).
     #[arg(long)]
     pub category: Option<String>,
     /// Choose segments and write timelines only.
@@ -238,6 +248,8 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
         similarity_threshold: args.threshold,
         transcript_points: args.no_transcript_points.then_some(false),
         prefilter: args.prefilter,
+        prefilter_motion: args.prefilter_motion,
+        prefilter_loudness_db: args.prefilter_loudness_db,
         dedup_similarity: args.dedup.unwrap_or_default(),
         coarse: args.coarse,
         fresh: args.fresh.then_some(true),
@@ -313,8 +325,9 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
                     c.segments.len(),
                     c.candidates
                 ));
-                for s in &c.segments {
-                    say(format!("  {}", segment_line(s)));
+                // Numbered as `reelforge rate HIGHLIGHT N good|bad` takes them.
+                for (n, s) in c.segments.iter().enumerate() {
+                    say(format!("  {:>2}. {}", n + 1, segment_line(s)));
                 }
             }
             Some(pb::highlight_event::Event::ScriptMatch(m)) if !args.json => {

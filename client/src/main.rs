@@ -1,6 +1,7 @@
 //! `reelforge`: the command-line client. Talks to a reelforge-server over gRPC.
 
 mod clip;
+mod feedback;
 mod highlight;
 mod ingest;
 mod library;
@@ -53,6 +54,12 @@ enum Command {
     Highlight(highlight::HighlightArgs),
     /// A moment of a stored video as a playable MP4 (e.g. `clip VIDEO 20-30 --out m.mp4`).
     Clip(clip::ClipArgs),
+    /// Rate a highlight segment (`rate HIGHLIGHT 2 good`) or a search hit (`rate --hit
+    /// VIDEO 20-30 bad --category C`); ratings tune the category (`tune`).
+    Rate(feedback::RateArgs),
+    /// Tune a category's matching defaults from its ratings: before and after, and what
+    /// it would have changed on the rated set (`--apply` keeps it).
+    Tune(feedback::TuneArgs),
     /// Highlights made before: list, show, watch again, remove.
     Highlights {
         #[command(subcommand)]
@@ -116,6 +123,8 @@ async fn main() {
             Command::Search(args) => search::run(channel, args).await,
             Command::Highlight(args) => highlight::run(channel, args).await,
             Command::Clip(args) => clip::run(channel, args).await,
+            Command::Rate(args) => feedback::rate(channel, args).await,
+            Command::Tune(args) => feedback::tune(channel, args).await,
             Command::Highlights { command } => highlight::run_highlights(channel, command).await,
             Command::Library { command } => library::run(channel, command).await,
             Command::Eval(_) => unreachable!("handled before connecting"),

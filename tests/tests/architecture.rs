@@ -134,6 +134,7 @@ const MODULES: [(&str, &[&str]); 6] = [
             "library",
             "ingest",
             "highlights",
+            "feedback",
         ],
     ),
     ("server", &["config", "codes", "logging", "metrics", "api"]),

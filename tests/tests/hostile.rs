@@ -143,6 +143,7 @@ struct Clients {
     search: SearchClient<Channel>,
     highlight: HighlightClient<Channel>,
     library: LibraryClient<Channel>,
+    feedback: reelforge_proto::v1::feedback_client::FeedbackClient<Channel>,
 }
 
 /// Drains a server stream to its end; returns the first error status, if any.
@@ -415,6 +416,8 @@ async fn one_request(
                 similarity_threshold: rng.one_in(2).then(|| nasty_f32(rng)),
                 transcript_points: rng.one_in(2).then(|| rng.one_in(2)),
                 prefilter: rng.one_in(2).then(|| rng.one_in(2)),
+                prefilter_motion: rng.one_in(2).then(|| nasty_f32(rng)),
+                prefilter_loudness_db: rng.one_in(2).then(|| nasty_f32(rng)),
                 dedup_similarity: nasty_f32(rng),
                 coarse: rng.one_in(2),
                 category: nasty_string(rng),
@@ -434,7 +437,7 @@ async fn one_request(
                     rng.next_u64() >> 16
                 ),
             };
-            match rng.below(7) {
+            match rng.below(9) {
                 5 => {
                     // Read-only: a clip of any range of any video.
                     let req = pb::GetClipRequest {
@@ -454,6 +457,38 @@ async fn one_request(
                         failed_only: true,
                     };
                     ("ReanalyseVideo", unit(c.ingest.reanalyse_video(req).await))
+                }
+                7 => {
+                    // Ratings of garbage or unknown targets; a well-formed hit on a
+                    // stored video is stored (ratings are not the video's data).
+                    let target = match rng.below(3) {
+                        0 => Some(pb::rate_request::Target::Segment(pb::RatedSegment {
+                            highlight_id,
+                            index: nasty_u32(rng),
+                        })),
+                        1 => Some(pb::rate_request::Target::Hit(pb::RatedHit {
+                            video_id: video_id(rng, stored),
+                            start_ms: nasty_i64(rng),
+                            end_ms: nasty_i64(rng),
+                            query: nasty_string(rng),
+                        })),
+                        _ => None,
+                    };
+                    let req = pb::RateRequest {
+                        target,
+                        good: rng.one_in(2),
+                        note: nasty_string(rng),
+                        category: nasty_string(rng),
+                        add_to_library: rng.one_in(2),
+                    };
+                    ("Rate", unit(c.feedback.rate(req).await))
+                }
+                8 => {
+                    let req = pb::TuneRequest {
+                        category: nasty_string(rng),
+                        apply: rng.one_in(2),
+                    };
+                    ("Tune", unit(c.feedback.tune(req).await))
                 }
                 0 => {
                     let req = pb::DownloadRequest {
@@ -645,7 +680,8 @@ async fn hostile_requests_get_proper_answers_and_change_nothing_stored() {
             ingest: reelforge_proto::v1::ingest_client::IngestClient::new(channel.clone()),
             search: SearchClient::new(channel.clone()),
             highlight: HighlightClient::new(channel.clone()),
-            library: LibraryClient::new(channel),
+            library: LibraryClient::new(channel.clone()),
+            feedback: reelforge_proto::v1::feedback_client::FeedbackClient::new(channel),
         };
         let (next, tally, wrong) = (next.clone(), tally.clone(), wrong.clone());
         let messages = messages.clone();

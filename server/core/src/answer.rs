@@ -45,6 +45,7 @@ pub fn parse_model_segments(
                 start_ms: offset_ms + s.start_ms,
                 end_ms: offset_ms + s.end_ms,
                 model: model.to_string(),
+                similarity: None,
                 ..s
             }),
             Err(reason) => rejected.push(Rejected { index, reason }),
@@ -124,6 +125,7 @@ fn item_segment(item: &serde_json::Value, duration_ms: i64) -> Result<Segment, S
         description,
         reason,
         model: String::new(),
+        similarity: None,
     })
 }
 

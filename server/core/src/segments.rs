@@ -19,6 +19,10 @@ pub struct Segment {
     pub reason: String,
     /// The model or analyser that produced it.
     pub model: String,
+    /// Points, Template: the best similarity of its units to what they matched (what the
+    /// similarity threshold is compared with; feedback tunes the threshold from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 impl Segment {
@@ -222,6 +226,7 @@ mod tests {
             description: format!("{start_ms}"),
             reason: String::new(),
             model: "m".into(),
+            similarity: None,
         }
     }
 

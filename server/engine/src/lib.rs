@@ -7,13 +7,16 @@
 //! - `Search` (`search`): checked requests run against the search backend with the
 //!   configured models; the index kept in step with the store;
 //! - `Highlights` (`highlights`): strategies, post-processing, render, timelines;
-//! - `Library` (`library`): the highlight library Template matches against.
+//! - `Library` (`library`): the highlight library Template matches against;
+//! - `Feedback` (`feedback`): ratings of segments and hits, and the category defaults
+//!   they tune.
 //!
 //! Below them: the video store (`store`), ingest jobs (`jobs`) and `util`. The engine
 //! knows nothing of gRPC; the server's API layer converts and calls these services.
 
 pub mod catalog;
 pub mod config;
+pub mod feedback;
 pub mod highlights;
 pub mod ingest;
 pub mod jobs;
@@ -30,10 +33,15 @@ use reelforge_search::{SearchBackend, SearchIndex};
 
 pub use catalog::Catalog;
 pub use config::EngineConfig;
+pub use feedback::Feedback;
 pub use highlights::Highlights;
 pub use ingest::Ingest;
 pub use library::Library;
 pub use search::Search;
+
+/// The tenant of every call until callers authenticate as tenants of their own: ratings
+/// and tunings are kept per tenant already.
+pub const DEFAULT_TENANT: &str = "default";
 
 use jobs::Jobs;
 use library::LibraryStore;
@@ -47,6 +55,7 @@ pub struct Engine {
     pub search: Arc<Search>,
     pub highlights: Arc<Highlights>,
     pub library: Arc<Library>,
+    pub feedback: Arc<Feedback>,
     store: Store,
 }
 
@@ -107,8 +116,15 @@ impl Engine {
             library.clone(),
             providers.clone(),
         )?);
+        let feedback = Arc::new(Feedback::new(
+            store.db(),
+            catalog.clone(),
+            highlights.clone(),
+            library.clone(),
+        )?);
         let ingest = Ingest::new(config, store.clone(), jobs, search.clone(), providers);
         Ok(Engine {
+            feedback,
             ingest,
             catalog,
             search,

@@ -122,6 +122,8 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
         similarity_threshold,
         transcript_points,
         prefilter,
+        prefilter_motion,
+        prefilter_loudness_db,
         dedup_similarity,
         coarse,
         category,
@@ -161,6 +163,8 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
             similarity_threshold,
             transcript_points,
             prefilter,
+            prefilter_motion,
+            prefilter_loudness_db,
             dedup_similarity: set(dedup_similarity),
             coarse: set(coarse),
             category: set(category),
@@ -218,6 +222,8 @@ fn effective(p: &HighlightPlan) -> pb::HighlightRequest {
         similarity_threshold: o.similarity_threshold,
         transcript_points: o.transcript_points,
         prefilter: o.prefilter,
+        prefilter_motion: o.prefilter_motion,
+        prefilter_loudness_db: o.prefilter_loudness_db,
         dedup_similarity: o.dedup_similarity.unwrap_or_default(),
         coarse: o.coarse.unwrap_or_default(),
         category: o.category.clone().unwrap_or_default(),
@@ -237,6 +243,7 @@ pub(super) fn segment(s: &Segment) -> pb::HighlightSegment {
         description: s.description.clone(),
         reason: s.reason.clone(),
         model: s.model.clone(),
+        similarity: s.similarity,
     }
 }
 

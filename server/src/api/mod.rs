@@ -4,6 +4,7 @@
 //! gRPC codes.
 
 mod convert;
+mod feedback;
 mod highlight;
 mod ingest;
 mod library;
@@ -12,6 +13,7 @@ pub mod status;
 
 use std::future::Future;
 
+use reelforge_proto::v1::feedback_server::FeedbackServer;
 use reelforge_proto::v1::highlight_server::HighlightServer;
 use reelforge_proto::v1::ingest_server::IngestServer;
 use reelforge_proto::v1::library_server::LibraryServer;
@@ -19,6 +21,7 @@ use reelforge_proto::v1::search_server::SearchServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+pub use feedback::FeedbackApi;
 pub use highlight::HighlightApi;
 pub use ingest::IngestApi;
 pub use library::LibraryApi;
@@ -67,6 +70,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<LibraryServer<LibraryApi>>()
         .await;
+    health_reporter
+        .set_serving::<FeedbackServer<FeedbackApi>>()
+        .await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -84,6 +90,7 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let highlight = HighlightServer::new(HighlightApi::new(engine.highlights));
     let library = LibraryServer::new(LibraryApi::new(engine.library));
+    let feedback = FeedbackServer::new(FeedbackApi::new(engine.feedback));
 
     tonic::transport::Server::builder()
         .layer(RequestIdLayer)
@@ -95,6 +102,7 @@ pub async fn serve(
         .add_service(search)
         .add_service(highlight)
         .add_service(library)
+        .add_service(feedback)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())

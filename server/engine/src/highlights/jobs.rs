@@ -42,6 +42,20 @@ pub struct HighlightRecord {
     pub result: Option<HighlightResult>,
     /// Bytes of its files on disk.
     pub bytes: u64,
+    /// What it matched with (Points, Template), for feedback to tune.
+    #[serde(default)]
+    pub matching: Option<MatchingUsed>,
+    /// The category it was made for (ratings of its segments go there).
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// The matching options a highlight ran with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MatchingUsed {
+    pub unit: String,
+    pub threshold: f32,
+    pub prefilter: bool,
 }
 
 /// A highlight this process runs (or ran): its record and event log.
@@ -316,6 +330,8 @@ mod tests {
             error: None,
             result: None,
             bytes,
+            matching: None,
+            category: None,
         }
     }
 

@@ -9,7 +9,8 @@ use reelforge_core::error::{Error, Result};
 use reelforge_models::VideoEmbedder;
 
 use super::request::StrategyOptions;
-use super::units::{self, CostOptions, Unit, UnitKind, UnitSource};
+use super::strategy::Defaults;
+use super::units::{self, CostOptions, PrefilterLevels, Unit, UnitKind, UnitSource};
 use crate::catalog::{Catalog, VideoMaterial};
 use crate::store::EmbeddingKind;
 
@@ -29,11 +30,53 @@ pub const MOTION_EMPHASIS: f32 = 4.0;
 /// The coarse pass keeps this much around each region the analyser flagged.
 pub const COARSE_PAD_MS: i64 = 5_000;
 
+/// What a category's ratings tuned (`feedback::Feedback::tune`), applied as the defaults
+/// of highlights in that category; a caller's own values still win.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tuning {
+    pub thresholds: Vec<TunedThreshold>,
+    pub prefilter: Option<PrefilterLevels>,
+    pub tuned_unix_ms: i64,
+    /// How many ratings it was tuned from.
+    pub ratings: u32,
+}
+
+/// A similarity threshold tuned for one strategy matching one kind of unit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TunedThreshold {
+    pub strategy: String,
+    pub unit: String,
+    pub threshold: f32,
+}
+
+impl Tuning {
+    pub fn threshold(&self, strategy: &str, unit: UnitKind) -> Option<f32> {
+        self.thresholds
+            .iter()
+            .find(|t| t.strategy == strategy && t.unit == unit.name())
+            .map(|t| t.threshold)
+    }
+}
+
+/// A matching strategy's defaults.
+pub struct MatchDefaults {
+    /// The strategy's name (tuned thresholds are per strategy).
+    pub strategy: &'static str,
+    /// Whether the pre-filter is on when the caller does not say.
+    pub prefilter: bool,
+    /// The untuned threshold of a unit's space, given the models configured.
+    pub threshold: fn(UnitKind, &Defaults) -> f32,
+}
+
 /// Options of the matching strategies, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatchOptions {
     pub unit: UnitKind,
     pub threshold: f32,
+    /// The pre-filter's levels (tuned for the category, or the defaults).
+    pub levels: PrefilterLevels,
+    /// The ratings category (Template: the library category too).
+    pub category: Option<String>,
     /// Points + clips: the transcript's lines are points too.
     pub transcript_points: bool,
     /// Drop still, quiet clips before matching.
@@ -45,14 +88,32 @@ pub struct MatchOptions {
 }
 
 impl MatchOptions {
-    /// Reads and checks the request's matching options. `prefilter` is the strategy's
-    /// default for the pre-filter; `threshold` gives the default threshold for a unit.
+    /// Reads and checks the request's matching options, filling in the strategy's
+    /// defaults (the category's tuned values first).
     pub fn read(
         o: &StrategyOptions,
-        prefilter: bool,
-        threshold: impl Fn(UnitKind) -> f32,
+        d: &MatchDefaults,
+        defaults: &Defaults,
     ) -> Result<MatchOptions> {
+        let tuning = defaults.tuning.as_ref();
         let unit = o.match_unit.unwrap_or(UnitKind::Clips);
+        let category = match o.category.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(c) => Some(crate::library::check_category(c)?),
+        };
+        let tuned = tuning.and_then(|t| t.prefilter).unwrap_or_default();
+        let levels = PrefilterLevels {
+            still_motion: o.prefilter_motion.unwrap_or(tuned.still_motion),
+            loudness_above_db: o.prefilter_loudness_db.unwrap_or(tuned.loudness_above_db),
+        };
+        let motion_ok = (0.0..=1.0).contains(&levels.still_motion);
+        let loudness_ok = (0.0..=60.0).contains(&levels.loudness_above_db);
+        if !motion_ok || !loudness_ok {
+            return Err(Error::invalid(format!(
+                "prefilter_motion must be within 0..1 and prefilter_loudness_db within 0..60 dB, got {} and {}",
+                levels.still_motion, levels.loudness_above_db
+            )));
+        }
         let threshold_given = o.similarity_threshold;
         let dedup_similarity = o.dedup_similarity.unwrap_or(0.0);
         if threshold_given.is_some_and(|t| !t.is_finite()) || !dedup_similarity.is_finite() {
@@ -73,9 +134,13 @@ impl MatchOptions {
         }
         Ok(MatchOptions {
             unit,
-            threshold: threshold_given.unwrap_or_else(|| threshold(unit)),
+            threshold: threshold_given
+                .or_else(|| tuning.and_then(|t| t.threshold(d.strategy, unit)))
+                .unwrap_or_else(|| (d.threshold)(unit, defaults)),
+            levels,
+            category,
             transcript_points: o.transcript_points.unwrap_or(true),
-            prefilter: o.prefilter.unwrap_or(prefilter),
+            prefilter: o.prefilter.unwrap_or(d.prefilter),
             dedup_similarity,
             coarse: o.coarse.unwrap_or(false),
         })
@@ -88,6 +153,9 @@ impl MatchOptions {
             similarity_threshold: Some(self.threshold),
             transcript_points: Some(self.transcript_points),
             prefilter: Some(self.prefilter),
+            prefilter_motion: Some(self.levels.still_motion),
+            prefilter_loudness_db: Some(self.levels.loudness_above_db),
+            category: self.category.clone(),
             dedup_similarity: Some(self.dedup_similarity),
             coarse: Some(self.coarse),
             ..StrategyOptions::default()
@@ -98,6 +166,7 @@ impl MatchOptions {
     pub fn cost(&self, coarse_regions: Option<Vec<(i64, i64)>>) -> CostOptions {
         CostOptions {
             prefilter: self.prefilter,
+            levels: self.levels,
             dedup_similarity: self.dedup_similarity,
             coarse_regions: if self.coarse { coarse_regions } else { None },
         }

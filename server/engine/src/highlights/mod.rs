@@ -29,12 +29,14 @@ use reelforge_models::Providers;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-pub use matching::{CAPTION_THRESHOLD, FRAME_THRESHOLD, LOOK_THRESHOLD, VIDEO_THRESHOLD};
+pub use matching::{
+    TunedThreshold, Tuning, CAPTION_THRESHOLD, FRAME_THRESHOLD, LOOK_THRESHOLD, VIDEO_THRESHOLD,
+};
 pub use music::MusicChoice;
 pub use points::{Point, PointMatch};
 pub use request::{HighlightPlan, HighlightRequest, StrategyOptions};
 pub use strategy::{EventMatch, SliceOutcome};
-pub use units::{Funnel, UnitKind};
+pub use units::{Funnel, PrefilterLevels, UnitKind};
 
 use crate::catalog::Catalog;
 use crate::config::{EngineConfig, HighlightsConfig};
@@ -42,7 +44,9 @@ use crate::library::Library;
 use crate::search::Search;
 use crate::store::now_unix_ms;
 use crate::store::VideoRecord;
-use jobs::{HighlightHandle, HighlightJobs, HighlightRecord, HighlightState, HighlightWatch};
+use jobs::{
+    HighlightHandle, HighlightJobs, HighlightRecord, HighlightState, HighlightWatch, MatchingUsed,
+};
 use strategy::{Context, Defaults, Scope, Shaping};
 
 /// Candidates of one video this close merge (slicing splits and repeats moments).
@@ -133,6 +137,10 @@ pub const FILES: [&str; 5] = [
     "reel.srt",
 ];
 
+fn tuning_key(tenant: &str, category: &str) -> Vec<u8> {
+    format!("{tenant}\0{category}").into_bytes()
+}
+
 /// Name prefix of a highlight directory still being written.
 const PARTIAL: &str = ".partial-";
 
@@ -150,6 +158,8 @@ pub struct Highlights {
     render_slots: Semaphore,
     jobs: HighlightJobs,
     retention: HighlightsConfig,
+    /// Each category's tuned defaults (feedback), by tenant and category.
+    tunings: sled::Tree,
 }
 
 impl Highlights {
@@ -175,6 +185,7 @@ impl Highlights {
             render_slots: Semaphore::new(RENDERS_AT_ONCE),
             jobs: HighlightJobs::open(db)?,
             retention: config.highlights.clone(),
+            tunings: db.open_tree("highlight_tunings")?,
         };
         h.remove_partial();
         h.apply_retention();
@@ -199,6 +210,20 @@ impl Highlights {
             error: None,
             result: None,
             bytes: 0,
+            matching: plan
+                .options
+                .similarity_threshold
+                .map(|threshold| MatchingUsed {
+                    unit: plan
+                        .options
+                        .match_unit
+                        .unwrap_or(UnitKind::Clips)
+                        .name()
+                        .to_string(),
+                    threshold,
+                    prefilter: plan.options.prefilter.unwrap_or(false),
+                }),
+            category: plan.options.category.clone(),
         })?;
         let (h, job) = (self.clone(), handle.clone());
         tokio::spawn(async move {
@@ -292,16 +317,55 @@ impl Highlights {
         }
     }
 
-    /// What strategies resolve their defaults against: the models configured.
-    fn defaults(&self) -> Defaults {
-        Defaults {
+    /// What strategies resolve their defaults against: the models configured and the
+    /// category's tuning.
+    fn defaults(&self, tenant: &str, category: Option<&str>) -> Result<Defaults> {
+        let tuning = match category.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(c) => self.tuning(tenant, c)?,
+            None => None,
+        };
+        Ok(Defaults {
             video_embedder: self.providers.video_embedder.is_some(),
+            tuning,
+        })
+    }
+
+    /// Checks a request and fills in its defaults (the strategies' too, and what the
+    /// request's category has tuned).
+    pub fn plan(&self, req: &HighlightRequest) -> Result<HighlightPlan> {
+        let defaults = self.defaults(crate::DEFAULT_TENANT, req.options.category.as_deref())?;
+        req.validate(&self.allowed_roots, &defaults)
+    }
+
+    /// A strategy's effective options for `given` as a request in `category` would run
+    /// them (what feedback compares a tuning against).
+    pub fn effective_options(
+        &self,
+        tenant: &str,
+        strategy: &str,
+        given: &StrategyOptions,
+    ) -> Result<StrategyOptions> {
+        let s = strategy::find(strategy)
+            .ok_or_else(|| Error::invalid(format!("{strategy:?} is not a highlight strategy")))?;
+        s.options(given, &self.defaults(tenant, given.category.as_deref())?)
+    }
+
+    /// A category's tuned defaults, if it has been tuned.
+    pub fn tuning(&self, tenant: &str, category: &str) -> Result<Option<Tuning>> {
+        match self.tunings.get(tuning_key(tenant, category))? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+                Error::internal(format!("the tuning of {category:?} is unreadable: {e}"))
+            })?)),
         }
     }
 
-    /// Checks a request and fills in its defaults (the strategies' too).
-    pub fn plan(&self, req: &HighlightRequest) -> Result<HighlightPlan> {
-        req.validate(&self.allowed_roots, &self.defaults())
+    /// Stores a category's tuned defaults; later highlights in it start from them.
+    pub fn set_tuning(&self, tenant: &str, category: &str, tuning: &Tuning) -> Result<()> {
+        let bytes = serde_json::to_vec(tuning).map_err(|e| Error::internal(e.to_string()))?;
+        self.tunings.insert(tuning_key(tenant, category), bytes)?;
+        self.tunings.flush()?;
+        Ok(())
     }
 
     fn dir(&self, highlight_id: &str) -> PathBuf {
@@ -400,7 +464,7 @@ impl Highlights {
         };
         let sink: &(dyn Fn(HighlightEvent) + Send + Sync) = &counting;
         let cx = Context {
-            defaults: self.defaults(),
+            defaults: self.defaults(crate::DEFAULT_TENANT, plan.options.category.as_deref())?,
             catalog: &self.catalog,
             search: &self.search,
             library: &self.library,

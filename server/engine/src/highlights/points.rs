@@ -167,6 +167,7 @@ pub fn resolve(
                 threshold
             ),
             model: format!("{} point, {matcher} match", point.model),
+            similarity: Some(max),
         };
         per_point[p].push(segment.clone());
         all.push(segment);
@@ -289,6 +290,7 @@ mod tests {
             description: "Loud audio".into(),
             reason: String::new(),
             model: "signal".into(),
+            similarity: None,
         }];
         let line = |text: &str, p: f32| TranscriptSegment {
             start_ms: 0,

@@ -298,6 +298,7 @@ mod tests {
                 description: d.into(),
                 reason: String::new(),
                 model: String::new(),
+                similarity: None,
             },
             source: PathBuf::from("x.mp4"),
             has_audio: true,

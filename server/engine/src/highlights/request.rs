@@ -38,11 +38,16 @@ pub struct StrategyOptions {
     pub transcript_points: Option<bool>,
     /// Points, Template: drop still, quiet clips before matching.
     pub prefilter: Option<bool>,
+    /// Points, Template: the pre-filter's levels (motion energy; dB over the video's
+    /// typical loudness).
+    pub prefilter_motion: Option<f32>,
+    pub prefilter_loudness_db: Option<f32>,
     /// Points, Template: drop clips this similar to the previous kept one (0: off).
     pub dedup_similarity: Option<f32>,
     /// Points, Template: match only around what a whole-video reading flagged.
     pub coarse: Option<bool>,
-    /// Template: the library category (`None`: every entry).
+    /// Points, Template: the category whose tuned thresholds apply (ratings, `tune`);
+    /// Template: also the library category (`None`: every entry).
     pub category: Option<String>,
     /// Direct, Sliced: read every slice afresh instead of reusing what ingest stored.
     pub fresh: Option<bool>,

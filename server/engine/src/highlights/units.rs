@@ -10,10 +10,51 @@ use reelforge_models::analysis::{caption_clip, Baseline, SignalWindow};
 use reelforge_models::TranscriptSegment;
 
 /// A clip whose loudest window is no louder than the video's typical level plus this, and
-/// whose picture stays still, is dropped by the pre-filter.
-const PREFILTER_LOUDNESS_DB: f32 = 3.0;
-/// Motion energy below which a picture counts as still.
-const STILL_MOTION: f32 = 0.005;
+/// whose picture stays still, is dropped by the pre-filter (the default; feedback can tune
+/// it per category).
+pub const PREFILTER_LOUDNESS_DB: f32 = 3.0;
+/// Motion energy below which a picture counts as still (the default, tunable likewise).
+pub const STILL_MOTION: f32 = 0.005;
+
+/// The pre-filter's levels: a unit is kept when it moves at least `still_motion` or is
+/// louder than the video's typical level by more than `loudness_above_db`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PrefilterLevels {
+    pub still_motion: f32,
+    pub loudness_above_db: f32,
+}
+
+impl Default for PrefilterLevels {
+    fn default() -> Self {
+        PrefilterLevels {
+            still_motion: STILL_MOTION,
+            loudness_above_db: PREFILTER_LOUDNESS_DB,
+        }
+    }
+}
+
+impl PrefilterLevels {
+    /// Whether a stretch with these peaks passes (`loudness_above_db`: its loudest window
+    /// over the video's typical level).
+    pub fn passes(&self, max_motion: f32, loudness_above_db: f32) -> bool {
+        max_motion >= self.still_motion || loudness_above_db > self.loudness_above_db
+    }
+}
+
+/// A stretch of a video as the pre-filter sees it: its peak motion, and its loudest
+/// window over the video's typical level (`windows`: the whole video's).
+pub fn peaks(windows: &[SignalWindow], start_ms: i64, end_ms: i64) -> (f32, f32) {
+    let level = typical_level(windows);
+    let a = windows.partition_point(|w| w.start_ms < start_ms);
+    let b = windows.partition_point(|w| w.start_ms < end_ms);
+    let inside = &windows[a..b.max(a)];
+    let motion = inside.iter().map(|w| w.motion).fold(0.0, f32::max);
+    let loudest = inside
+        .iter()
+        .map(|w| w.loudness_db)
+        .fold(reelforge_media::signals::SILENCE_DB, f32::max);
+    (motion, loudest - level.loudness_db)
+}
 
 /// What matching runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +192,8 @@ pub fn build(kind: UnitKind, src: &UnitSource<'_>) -> Vec<Unit> {
 pub struct CostOptions {
     /// Drop clips that are still and no louder than the video's typical level.
     pub prefilter: bool,
+    /// What "still" and "no louder" mean.
+    pub levels: PrefilterLevels,
     /// Drop a clip whose look is at least this similar to the last kept clip's
     /// (frame difference); 0 turns it off.
     pub dedup_similarity: f32,
@@ -162,6 +205,7 @@ impl Default for CostOptions {
     fn default() -> Self {
         CostOptions {
             prefilter: false,
+            levels: PrefilterLevels::default(),
             dedup_similarity: 0.0,
             coarse_regions: None,
         }
@@ -203,8 +247,8 @@ pub fn filter(
         .filter(|&i| {
             let u = &units[i];
             !o.prefilter
-                || u.max_motion >= STILL_MOTION
-                || u.max_loudness_db > level.loudness_db + PREFILTER_LOUDNESS_DB
+                || o.levels
+                    .passes(u.max_motion, u.max_loudness_db - level.loudness_db)
         })
         .collect();
     funnel.after_prefilter = passes.len() as u32;

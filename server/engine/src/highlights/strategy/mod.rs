@@ -76,11 +76,14 @@ pub struct Proposal {
     pub videos: HashMap<String, VideoRecord>,
 }
 
-/// What strategies resolve defaults against: the models configured.
-#[derive(Debug, Clone, Copy, Default)]
+/// What strategies resolve defaults against: the models configured, and what the
+/// request's category has tuned.
+#[derive(Debug, Clone, Default)]
 pub struct Defaults {
     /// `models.video_embedder` is set (clips are compared by picture and sound).
     pub video_embedder: bool,
+    /// The request category's tuned thresholds (`None`: untuned, or no category).
+    pub tuning: Option<crate::highlights::matching::Tuning>,
 }
 
 /// The services and models a strategy may use, and where its events go.

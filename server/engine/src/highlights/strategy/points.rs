@@ -14,7 +14,7 @@ use super::reading::{self, Material, SliceOutcome};
 use super::{of_video, one, Context, Defaults, Proposal, Shaping, Strategy};
 use crate::catalog::VideoMaterial;
 use crate::highlights::matching::{
-    clip_video_vectors, load_units, MatchOptions, CAPTION_THRESHOLD, COARSE_PAD_MS,
+    clip_video_vectors, load_units, MatchDefaults, MatchOptions, CAPTION_THRESHOLD, COARSE_PAD_MS,
     FRAME_THRESHOLD, VIDEO_THRESHOLD,
 };
 use crate::highlights::points::{points_from, resolve, Scores};
@@ -33,13 +33,20 @@ fn threshold(unit: UnitKind, defaults: &Defaults) -> f32 {
     }
 }
 
+/// What Points' options default to.
+const DEFAULTS: MatchDefaults = MatchDefaults {
+    strategy: "points",
+    prefilter: false,
+    threshold,
+};
+
 impl Strategy for Points {
     fn name(&self) -> &'static str {
         "points"
     }
 
     fn options(&self, given: &StrategyOptions, defaults: &Defaults) -> Result<StrategyOptions> {
-        Ok(MatchOptions::read(given, false, |u| threshold(u, defaults))?.effective())
+        Ok(MatchOptions::read(given, &DEFAULTS, defaults)?.effective())
     }
 
     fn propose<'a>(
@@ -50,7 +57,7 @@ impl Strategy for Points {
     ) -> BoxFuture<'a, Result<Proposal>> {
         Box::pin(async move {
             let video = one(video);
-            let o = MatchOptions::read(options, false, |u| threshold(u, &cx.defaults))?;
+            let o = MatchOptions::read(options, &DEFAULTS, &cx.defaults)?;
             let segments = points_and_clips(cx, video, &o).await?;
             Ok(of_video(segments, Shaping::Exclusive, video))
         })

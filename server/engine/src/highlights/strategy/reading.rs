@@ -142,6 +142,7 @@ fn to_segments(video_id: &str, a: &SliceAnalysis, reason: &str) -> Vec<Segment> 
                 format!("{reason}: {}", c.reason)
             },
             model: a.analyzer.clone(),
+            similarity: None,
         })
         .collect()
 }

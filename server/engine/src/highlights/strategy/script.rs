@@ -178,6 +178,7 @@ async fn match_events(
                     truncate(&hit.text, 80)
                 ),
                 model: cx.providers.reranker.name().to_string(),
+                similarity: None,
             };
             used.push(segment.clone());
             found.segment = Some(segment);

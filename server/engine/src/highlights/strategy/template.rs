@@ -13,7 +13,7 @@ use super::reading::{self, Material, SliceOutcome};
 use super::{of_video, one, Context, Defaults, Proposal, Shaping, Strategy};
 use crate::catalog::VideoMaterial;
 use crate::highlights::matching::{
-    load_units, MatchOptions, COARSE_PAD_MS, LOOK_THRESHOLD, MOTION_EMPHASIS,
+    load_units, MatchDefaults, MatchOptions, COARSE_PAD_MS, LOOK_THRESHOLD, MOTION_EMPHASIS,
 };
 use crate::highlights::points::{resolve, Point, Scores};
 use crate::highlights::request::StrategyOptions;
@@ -23,28 +23,27 @@ use crate::library::{Category, LibraryEntry};
 
 pub struct Template;
 
+/// What Template's options default to. A past highlight is rarely a still, quiet shot,
+/// and stills of its scene look like it: the pre-filter is on unless turned off.
+const DEFAULTS: MatchDefaults = MatchDefaults {
+    strategy: "template",
+    prefilter: true,
+    threshold: |_, _| LOOK_THRESHOLD,
+};
+
 impl Strategy for Template {
     fn name(&self) -> &'static str {
         "template"
     }
 
-    fn options(&self, given: &StrategyOptions, _: &Defaults) -> Result<StrategyOptions> {
-        // A past highlight is rarely a still, quiet shot, and stills of its scene look
-        // like it: the pre-filter is on unless turned off.
-        let o = MatchOptions::read(given, true, |_| LOOK_THRESHOLD)?;
+    fn options(&self, given: &StrategyOptions, defaults: &Defaults) -> Result<StrategyOptions> {
+        let o = MatchOptions::read(given, &DEFAULTS, defaults)?;
         if o.unit != UnitKind::Clips {
             return Err(Error::invalid(
                 "the template strategy matches clips (library entries are clip looks), not frames",
             ));
         }
-        let category = match given.category.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(c) => Some(crate::library::check_category(c)?),
-        };
-        Ok(StrategyOptions {
-            category,
-            ..o.effective()
-        })
+        Ok(o.effective())
     }
 
     fn propose<'a>(
@@ -55,8 +54,8 @@ impl Strategy for Template {
     ) -> BoxFuture<'a, Result<Proposal>> {
         Box::pin(async move {
             let video = one(video);
-            let o = MatchOptions::read(options, true, |_| LOOK_THRESHOLD)?;
-            let (segments, ordered) = template(cx, video, options.category.as_deref(), &o).await?;
+            let o = MatchOptions::read(options, &DEFAULTS, &cx.defaults)?;
+            let (segments, ordered) = template(cx, video, o.category.as_deref(), &o).await?;
             let shaping = if ordered {
                 Shaping::InOrder
             } else {
