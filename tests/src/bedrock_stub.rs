@@ -68,6 +68,8 @@ struct State {
     bda_jobs: HashMap<String, (u32, String, Option<String>)>,
     /// The next asynchronous invocations fail with these messages.
     job_failures: VecDeque<String>,
+    /// (segment index, reason): the next segmented embedding job fails that segment.
+    segment_failures: VecDeque<(u32, String)>,
     /// (status, error type) answered to the next requests, in order.
     failures: VecDeque<(u16, String)>,
     /// Answers to the next Converse requests (then `Tool`).
@@ -136,6 +138,16 @@ impl BedrockStub {
             .unwrap()
             .job_failures
             .push_back(message.to_string());
+    }
+
+    /// The next segmented embedding job completes but its segment `index` fails with
+    /// `reason` (a line with its own FAILURE status, as the service writes one).
+    pub fn fail_next_segment(&self, index: u32, reason: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .segment_failures
+            .push_back((index, reason.to_string()));
     }
 
     /// The S3 objects held now, as "bucket/key".
@@ -799,6 +811,7 @@ async fn start_async_invoke(
         .to_string();
     let frames = motion(&bytes)?;
     let length = frames.last().map_or(0.0, |f| f.0) + 0.25;
+    let failing = state.lock().unwrap().segment_failures.pop_front();
     let mut lines = String::new();
     let mut k = 0;
     while (k as f64) * (seconds as f64) < length - 0.01 {
@@ -811,19 +824,24 @@ async fn start_async_invoke(
             .copied()
             .filter(|f| f.0 >= start && f.0 < end)
             .collect();
-        let v = embed(embedder, caption(&inside), dims as usize).await;
-        lines.push_str(
-            &json!({
-                "embedding": v,
-                "segmentMetadata": {
-                    "segmentIndex": k,
-                    "segmentStartSeconds": start,
-                    "segmentEndSeconds": end,
-                },
+        let meta = json!({
+            "segmentIndex": k,
+            "segmentStartSeconds": start,
+            "segmentEndSeconds": end,
+        });
+        let line = match &failing {
+            Some((index, reason)) if *index as u64 == k => json!({
+                "segmentMetadata": meta,
+                "status": "FAILURE",
+                "failureReason": reason,
+            }),
+            _ => json!({
+                "embedding": embed(embedder, caption(&inside), dims as usize).await,
+                "segmentMetadata": meta,
                 "status": "SUCCESS",
-            })
-            .to_string(),
-        );
+            }),
+        };
+        lines.push_str(&line.to_string());
         lines.push('\n');
         k += 1;
     }

@@ -1138,6 +1138,20 @@ async fn staging_and_asynchronous_failures_are_clear() {
         .unwrap();
     assert_eq!(vectors.len(), 5);
     assert!(vectors.iter().all(|v| v.len() == 256));
+    // One failed segment (its own FAILURE line) costs only its clip: the others keep
+    // their vectors, the failed one has none.
+    stub.fail_next_segment(2, "Segment could not be processed (queued by the test)");
+    let partial = reelforge_models::VideoEmbedder::embed_spans(&video, &demo, 60_000, &grid)
+        .await
+        .unwrap();
+    assert_eq!(partial.len(), 5);
+    assert!(
+        partial[2].is_empty(),
+        "the failed segment's clip has no vector"
+    );
+    for i in [0, 1, 3, 4] {
+        assert_eq!(partial[i], vectors[i], "clip {i} is embedded as before");
+    }
     let start = stub
         .requests()
         .into_iter()

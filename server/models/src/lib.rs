@@ -77,7 +77,10 @@ pub trait VideoEmbedder: Send + Sync {
     /// The longest span one embedding covers.
     fn max_span_ms(&self) -> i64;
     /// One L2-normalised vector per `(start_ms, end_ms)` span of the video at `source`
-    /// (`duration_ms` long), in order. A span longer than `max_span_ms` is `InvalidInput`.
+    /// (`duration_ms` long), in order; an empty vector for a span the model could not
+    /// embed while the rest succeeded (an asynchronous job's failed segment), which callers
+    /// treat as unmatched and do not keep. A span longer than `max_span_ms` is
+    /// `InvalidInput`.
     fn embed_spans<'a>(
         &'a self,
         source: &'a Path,

@@ -242,7 +242,14 @@ pub async fn clip_video_vectors(
                 &spans,
             )
             .await?;
-        let new: Vec<(u32, Vec<f32>)> = missing.iter().map(|c| c.index).zip(made).collect();
+        // A clip the model could not embed (a failed segment) has an empty vector: it
+        // matches nothing now and is not kept, so the next request asks for it again.
+        let new: Vec<(u32, Vec<f32>)> = missing
+            .iter()
+            .map(|c| c.index)
+            .zip(made)
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
         known.extend(new.iter().cloned());
         catalog
             .keep_embeddings(id, EmbeddingKind::ClipVideo, new)

@@ -191,13 +191,14 @@ impl NovaVideoEmbedder {
         outcome
     }
 
-    /// Starts the job, waits for it, and reads its segments: (start s, end s, vector).
+    /// Starts the job, waits for it, and reads its segments, each with its own status
+    /// (an error only when the job failed or every segment did).
     async fn run_job(
         &self,
         input_uri: &str,
         output_prefix: &str,
         seconds: u32,
-    ) -> Result<Vec<(f64, f64, Vec<f32>)>> {
+    ) -> Result<Vec<Segment>> {
         let staging = self.bedrock.staging("asynchronous embeddings")?;
         let config = self.bedrock.config();
         let output = AsyncInvokeS3OutputDataConfig::builder()
@@ -267,6 +268,7 @@ impl NovaVideoEmbedder {
             })?;
         let text = String::from_utf8_lossy(&staging.get(result).await?).into_owned();
         let mut segments = Vec::new();
+        let mut failed = Vec::new();
         for (n, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
             let v: Value = serde_json::from_str(line).map_err(|e| {
                 Error::Unavailable(format!("{} line {} of {result}: {e}", self.name, n + 1))
@@ -282,7 +284,34 @@ impl NovaVideoEmbedder {
                     n + 1
                 )));
             };
-            segments.push((start, end, self.vector(&v["embedding"])?));
+            // Each line has its own status: a failed segment leaves its clips without a
+            // vector (unmatched, made again next time), not the whole job failed.
+            match v["status"].as_str() {
+                None | Some("SUCCESS") => {
+                    segments.push(Segment::Embedded(start, end, self.vector(&v["embedding"])?))
+                }
+                Some(status) => {
+                    let reason = v["failureReason"].as_str().unwrap_or("no reason given");
+                    failed.push(format!("{start:.0}-{end:.0} s: {status} ({reason})"));
+                    segments.push(Segment::Failed(start, end));
+                }
+            }
+        }
+        if !failed.is_empty() {
+            tracing::warn!(
+                "{}: job {arn}: {} of {} segments failed, their clips have no vector: {}",
+                self.name,
+                failed.len(),
+                segments.len(),
+                failed.join("; ")
+            );
+        }
+        if !segments.is_empty() && failed.len() == segments.len() {
+            return Err(Error::Unavailable(format!(
+                "{} job {arn}: every segment failed: {}",
+                self.name,
+                failed.join("; ")
+            )));
         }
         Ok(segments)
     }
@@ -312,20 +341,35 @@ pub fn grid_seconds(duration_ms: i64, spans: &[(i64, i64)]) -> Option<u32> {
     (whole && grid).then_some((length / 1000) as u32)
 }
 
-/// Each span gets the segment that holds its middle.
-fn assign(
-    segments: &[(f64, f64, Vec<f32>)],
-    spans: &[(i64, i64)],
-    name: &str,
-) -> Result<Vec<Vec<f32>>> {
+/// One line of an asynchronous job's output: a segment's vector, or its failure.
+#[derive(Debug, Clone)]
+enum Segment {
+    /// Start s, end s, vector.
+    Embedded(f64, f64, Vec<f32>),
+    Failed(f64, f64),
+}
+
+impl Segment {
+    fn holds(&self, t: f64) -> bool {
+        let (Segment::Embedded(start, end, _) | Segment::Failed(start, end)) = self;
+        *start <= t && t < *end
+    }
+}
+
+/// Each span gets the segment that holds its middle (an empty vector where that segment
+/// failed).
+fn assign(segments: &[Segment], spans: &[(i64, i64)], name: &str) -> Result<Vec<Vec<f32>>> {
     spans
         .iter()
         .map(|&(s, e)| {
             let middle = (s + e) as f64 / 2000.0;
             segments
                 .iter()
-                .find(|(start, end, _)| *start <= middle && middle < *end)
-                .map(|(_, _, v)| v.clone())
+                .find(|seg| seg.holds(middle))
+                .map(|seg| match seg {
+                    Segment::Embedded(_, _, v) => v.clone(),
+                    Segment::Failed(..) => Vec::new(),
+                })
                 .ok_or_else(|| {
                     Error::Unavailable(format!(
                         "{name}: the asynchronous job returned no segment for {s}-{e} ms"
@@ -419,12 +463,13 @@ mod tests {
     #[test]
     fn spans_take_the_segment_holding_their_middle() {
         let segments = vec![
-            (0.0, 2.0, vec![1.0]),
-            (2.0, 4.0, vec![2.0]),
-            (4.0, 5.5, vec![3.0]),
+            Segment::Embedded(0.0, 2.0, vec![1.0]),
+            Segment::Failed(2.0, 4.0),
+            Segment::Embedded(4.0, 5.5, vec![3.0]),
         ];
         let got = assign(&segments, &[(2000, 4000), (4000, 5500), (0, 2000)], "m").unwrap();
-        assert_eq!(got, vec![vec![2.0], vec![3.0], vec![1.0]]);
+        // A failed segment's span has no vector; the others are kept.
+        assert_eq!(got, vec![vec![], vec![3.0], vec![1.0]]);
         let missing = assign(&segments, &[(6000, 8000)], "m").unwrap_err();
         assert!(
             missing.to_string().contains("no segment for 6000-8000 ms"),
