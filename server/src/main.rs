@@ -211,6 +211,8 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     }
     // Ingests a previous process left unfinished continue where they stopped.
     engine.resume_jobs().await;
+    // New videos in the watched folders and S3 prefixes become ingest jobs.
+    engine.start_watching();
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     // Handlers are registered before the address is announced: a client that stops the

@@ -150,6 +150,20 @@ impl BedrockStub {
             .push_back((index, reason.to_string()));
     }
 
+    /// Puts an object into the stub's S3 ("bucket/key"), as an upload by someone else.
+    pub fn put_object(&self, bucket_key: &str, bytes: Vec<u8>) {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert(bucket_key.to_string(), bytes);
+    }
+
+    /// Removes an object from the stub's S3.
+    pub fn delete_object(&self, bucket_key: &str) {
+        self.state.lock().unwrap().objects.remove(bucket_key);
+    }
+
     /// The S3 objects held now, as "bucket/key".
     pub fn objects(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.state.lock().unwrap().objects.keys().cloned().collect();
@@ -921,6 +935,13 @@ fn get_async_invoke(arn: &str, state: &Arc<Mutex<State>>) -> Result<Value, Failu
 
 /// Path-style S3 in memory: PUT, GET and DELETE of `/bucket/key`, and ListObjectsV2 of
 /// `/bucket?list-type=2&prefix=...`. (status, content type, body)
+/// An object's entity tag: a digest of its bytes (S3 uses MD5 for single-part uploads;
+/// what matters is that the same bytes give the same tag).
+fn etag(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(bytes)[..16])
+}
+
 fn s3(
     state: &Arc<Mutex<State>>,
     method: &str,
@@ -959,18 +980,18 @@ fn s3(
                 .map(percent_decode)
                 .unwrap_or_default();
             let full = format!("{bucket}/{prefix}");
-            let mut keys: Vec<(&String, usize)> = s
+            let mut keys: Vec<(&String, usize, String)> = s
                 .objects
                 .iter()
                 .filter(|(k, _)| k.starts_with(&full))
-                .map(|(k, v)| (k, v.len()))
+                .map(|(k, v)| (k, v.len(), etag(v)))
                 .collect();
             keys.sort();
             let contents: String = keys
                 .iter()
-                .map(|(k, n)| {
+                .map(|(k, n, etag)| {
                     format!(
-                        "<Contents><Key>{}</Key><Size>{n}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+                        "<Contents><Key>{}</Key><Size>{n}</Size><ETag>&quot;{etag}&quot;</ETag><StorageClass>STANDARD</StorageClass></Contents>",
                         &k[bucket.len() + 1..]
                     )
                 })

@@ -133,6 +133,7 @@ const MODULES: [(&str, &[&str]); 6] = [
             "catalog",
             "library",
             "ingest",
+            "watch",
             "highlights",
             "feedback",
         ],

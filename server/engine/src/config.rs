@@ -25,7 +25,45 @@ pub struct EngineConfig {
     pub background_nice: i32,
     pub ingest: IngestConfig,
     pub highlights: HighlightsConfig,
+    pub watch: WatchConfig,
     pub models: ModelsConfig,
+}
+
+/// `[watch]`: folders and S3 prefixes whose new videos are ingested as they arrive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Folders on this server (inside `allowed_roots`, watched with their subfolders) and
+    /// `s3://bucket/prefix/` locations (listed every `poll_seconds`, through the
+    /// `[models.bedrock]` S3 settings).
+    pub sources: Vec<String>,
+    /// A file is taken once its size and modification time have held this long (a copy
+    /// still being written is not).
+    pub stable_seconds: f64,
+    /// S3: how often a prefix is listed. Folders: how often they are rescanned, besides
+    /// their change events (which a network file system may not deliver).
+    pub poll_seconds: f64,
+    /// A deleted file or object deletes its video too (unless another watched file has
+    /// the same content). Off: deletions are not propagated.
+    pub propagate_deletes: bool,
+    /// File name extensions taken (lowercase, without the dot).
+    pub extensions: Vec<String>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            sources: Vec::new(),
+            stable_seconds: 5.0,
+            poll_seconds: 60.0,
+            propagate_deletes: false,
+            extensions: [
+                "mp4", "mov", "mkv", "webm", "avi", "m4v", "mpg", "mpeg", "ts", "flv", "wmv", "3gp",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 /// `[highlights]`: how long finished highlights (their reels and timelines) are kept.
@@ -83,6 +121,7 @@ impl Default for EngineConfig {
             background_nice: 10,
             ingest: IngestConfig::default(),
             highlights: HighlightsConfig::default(),
+            watch: WatchConfig::default(),
             models: ModelsConfig::default(),
         }
     }
@@ -129,6 +168,17 @@ impl EngineConfig {
             "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse_env(name, value)?,
             "HIGHLIGHTS_MAX_AGE_DAYS" => self.highlights.max_age_days = parse_env(name, value)?,
             "HIGHLIGHTS_MAX_BYTES" => self.highlights.max_bytes = parse_env(name, value)?,
+            "WATCH_SOURCES" => {
+                self.watch.sources = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "WATCH_STABLE_SECONDS" => self.watch.stable_seconds = parse_env(name, value)?,
+            "WATCH_POLL_SECONDS" => self.watch.poll_seconds = parse_env(name, value)?,
+            "WATCH_PROPAGATE_DELETES" => self.watch.propagate_deletes = parse_env(name, value)?,
             _ => return self.models.apply_env(name, value),
         }
         Ok(true)
@@ -186,6 +236,20 @@ impl EngineConfig {
             return Err(Error::invalid(
                 "ingest.thumbnail_height must be in 16..=2160",
             ));
+        }
+        let w = &self.watch;
+        if !(0.0..=3600.0).contains(&w.stable_seconds)
+            || !(0.1..=86_400.0).contains(&w.poll_seconds)
+        {
+            return Err(Error::invalid(format!(
+                "watch.stable_seconds must be within 0..3600 and watch.poll_seconds within 0.1..86400, got {} and {}",
+                w.stable_seconds, w.poll_seconds
+            )));
+        }
+        // Folders are checked against allowed_roots when watching starts (`watch`).
+        for source in w.sources.iter().filter(|s| s.starts_with("s3://")) {
+            reelforge_models::bedrock::staging::parse_s3_uri(source)
+                .map_err(|e| Error::invalid(format!("watch.sources: {e}")))?;
         }
         Ok(())
     }

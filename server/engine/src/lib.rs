@@ -24,6 +24,7 @@ pub mod library;
 pub mod search;
 pub mod store;
 pub mod util;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ pub struct Engine {
     pub highlights: Arc<Highlights>,
     pub library: Arc<Library>,
     pub feedback: Arc<Feedback>,
+    pub watch: Arc<watch::Watch>,
     store: Store,
 }
 
@@ -122,9 +124,25 @@ impl Engine {
             highlights.clone(),
             library.clone(),
         )?);
+        let bedrock = config.models.bedrock.clone();
+        let (watch_config, roots, data_dir) = (
+            config.watch.clone(),
+            config.allowed_roots.clone(),
+            config.data_dir.clone(),
+        );
         let ingest = Ingest::new(config, store.clone(), jobs, search.clone(), providers);
+        let watch = Arc::new(watch::Watch::new(
+            &watch_config,
+            &roots,
+            store.db(),
+            ingest.clone(),
+            catalog.clone(),
+            &bedrock,
+            &data_dir,
+        )?);
         Ok(Engine {
             feedback,
+            watch,
             ingest,
             catalog,
             search,
@@ -140,9 +158,16 @@ impl Engine {
         self.ingest.resume_interrupted().await;
     }
 
+    /// Starts ingesting what arrives in the watched folders and S3 prefixes (`[watch]`;
+    /// call once, after `resume_jobs`).
+    pub fn start_watching(&self) {
+        self.watch.start();
+    }
+
     /// Stops accepting work, interrupts running jobs (recording them as interrupted, to
     /// resume at the next start) and flushes the store.
     pub async fn shutdown(&self) {
+        self.watch.stop();
         self.ingest.shutdown().await;
     }
 

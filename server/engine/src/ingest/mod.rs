@@ -184,6 +184,19 @@ impl Ingest {
         self.start(source, options).await
     }
 
+    /// Ingests a file this server downloaded into `data_dir/uploads` (a watched S3
+    /// object): it is kept like an upload, under its own `filename`.
+    pub(crate) async fn ingest_downloaded(
+        self: &Arc<Self>,
+        path: PathBuf,
+        filename: String,
+        sha256: String,
+        size: u64,
+    ) -> Result<Arc<JobHandle>> {
+        self.ingest_uploaded(path, filename, sha256, size, IngestOptions::default())
+            .await
+    }
+
     fn check_accepting(&self) -> Result<()> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("the server is shutting down".into()));
@@ -718,7 +731,8 @@ fn fail(handle: &JobHandle, e: Error) {
     handle.finish(state, Some(message));
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+/// The SHA-256 of a file's bytes, hex.
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

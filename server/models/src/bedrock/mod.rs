@@ -236,32 +236,45 @@ pub struct Bedrock {
     config: BedrockConfig,
 }
 
+/// The AWS SDK's shared configuration from the standard chain (credentials, region) with
+/// `config`'s retries and timeouts: what every client of ours is built from.
+async fn sdk_config(config: &BedrockConfig) -> Result<aws_config::SdkConfig> {
+    let secs = Duration::from_secs_f64;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(config.max_attempts)
+                .with_initial_backoff(Duration::from_millis(200)),
+        )
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(secs(config.connect_timeout_seconds))
+                .read_timeout(secs(config.read_timeout_seconds))
+                .operation_timeout(secs(config.operation_timeout_seconds))
+                .build(),
+        );
+    if !config.region.is_empty() {
+        loader = loader.region(aws_config::Region::new(config.region.clone()));
+    }
+    let shared = loader.load().await;
+    if shared.region().is_none() {
+        return Err(Error::invalid(
+            "Bedrock needs a region: set models.bedrock.region, AWS_REGION or a profile's region",
+        ));
+    }
+    Ok(shared)
+}
+
+/// A client for an S3 location of the caller's (`s3://bucket/prefix`: a watched prefix)
+/// with the `[models.bedrock]` S3 settings.
+pub async fn s3_location(config: &BedrockConfig, uri: &str) -> Result<Staging> {
+    Staging::at(&sdk_config(config).await?, config, uri)
+}
+
 impl Bedrock {
     pub async fn connect(config: &BedrockConfig) -> Result<Bedrock> {
         config.validate()?;
-        let secs = Duration::from_secs_f64;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(
-                aws_config::retry::RetryConfig::standard()
-                    .with_max_attempts(config.max_attempts)
-                    .with_initial_backoff(Duration::from_millis(200)),
-            )
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(secs(config.connect_timeout_seconds))
-                    .read_timeout(secs(config.read_timeout_seconds))
-                    .operation_timeout(secs(config.operation_timeout_seconds))
-                    .build(),
-            );
-        if !config.region.is_empty() {
-            loader = loader.region(aws_config::Region::new(config.region.clone()));
-        }
-        let shared = loader.load().await;
-        if shared.region().is_none() {
-            return Err(Error::invalid(
-                "Bedrock needs a region: set models.bedrock.region, AWS_REGION or a profile's region",
-            ));
-        }
+        let shared = sdk_config(config).await?;
         let mut client_config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
             .retry_classifier(ModelTimeoutIsTransient)
             .interceptor(telemetry::CountCalls);

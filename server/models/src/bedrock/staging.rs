@@ -13,11 +13,9 @@ use reelforge_core::error::{Error, Result};
 
 /// `s3://bucket/prefix` → (bucket, prefix without slashes at either end).
 pub fn parse_s3_uri(uri: &str) -> Result<(String, String)> {
-    let rest = uri.strip_prefix("s3://").ok_or_else(|| {
-        Error::invalid(format!(
-            "models.bedrock.s3_uri must look like s3://bucket/prefix, got {uri:?}"
-        ))
-    })?;
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| Error::invalid(format!("{uri:?} must look like s3://bucket/prefix")))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let valid_bucket = (3..=63).contains(&bucket.len())
         && bucket
@@ -25,7 +23,7 @@ pub fn parse_s3_uri(uri: &str) -> Result<(String, String)> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if !valid_bucket {
         return Err(Error::invalid(format!(
-            "models.bedrock.s3_uri: {bucket:?} is not an S3 bucket name (3-63 lower-case letters, digits, '-' or '.')"
+            "{bucket:?} is not an S3 bucket name (3-63 lower-case letters, digits, '-' or '.')"
         )));
     }
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
@@ -48,9 +46,29 @@ pub struct Staging {
     owner: Option<String>,
 }
 
+/// An object a listing found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Object {
+    pub key: String,
+    pub size: u64,
+    /// The service's entity tag (quotes removed): the same bytes put again keep it.
+    pub etag: String,
+}
+
 impl Staging {
     pub fn new(shared: &aws_config::SdkConfig, config: &BedrockConfig) -> Result<Staging> {
-        let (bucket, prefix) = parse_s3_uri(&config.s3_uri)?;
+        Self::at(shared, config, &config.s3_uri)
+            .map_err(|e| Error::invalid(format!("models.bedrock.s3_uri: {e}")))
+    }
+
+    /// A client for the location `uri` (`s3://bucket/prefix`) with the S3 settings of
+    /// `config` (endpoint, path style, bucket owner).
+    pub fn at(
+        shared: &aws_config::SdkConfig,
+        config: &BedrockConfig,
+        uri: &str,
+    ) -> Result<Staging> {
+        let (bucket, prefix) = parse_s3_uri(uri)?;
         let mut builder =
             aws_sdk_s3::config::Builder::from(shared).force_path_style(config.s3_force_path_style);
         if !config.s3_endpoint_url.is_empty() {
@@ -126,7 +144,53 @@ impl Staging {
 
     /// The keys under `prefix` (every page).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut keys = Vec::new();
+        Ok(self
+            .list_objects(prefix)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .collect())
+    }
+
+    /// The location's own prefix ("" or "some/prefix/"), for listing all of it.
+    pub fn root(&self) -> String {
+        match self.prefix.is_empty() {
+            true => String::new(),
+            false => format!("{}/", self.prefix),
+        }
+    }
+
+    /// Copies the object at `key` into the file at `path` as it arrives.
+    pub async fn download(&self, key: &str, path: &Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let uri = self.uri(key);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_expected_bucket_owner(self.owner.clone())
+            .send()
+            .await
+            .map_err(|e| s3_error("reading", &uri, e))?;
+        let mut body = out.body;
+        let mut file = tokio::fs::File::create(path).await?;
+        let mut bytes = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading {uri}: {e}")))?
+        {
+            bytes += chunk.len() as u64;
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(bytes)
+    }
+
+    /// The objects under `prefix` with their sizes and entity tags (every page).
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<S3Object>> {
+        let mut objects = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let out = self
@@ -139,14 +203,16 @@ impl Staging {
                 .send()
                 .await
                 .map_err(|e| s3_error("listing", &self.uri(prefix), e))?;
-            keys.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
+            objects.extend(out.contents().iter().filter_map(|o| {
+                Some(S3Object {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().unwrap_or("").trim_matches('"').to_string(),
+                })
+            }));
             match out.next_continuation_token() {
                 Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => return Ok(keys),
+                _ => return Ok(objects),
             }
         }
     }
