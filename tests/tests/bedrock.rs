@@ -1371,3 +1371,125 @@ async fn a_query_embedding_never_waits_behind_nova_video_calls() {
     );
     assert!(!done.segments.is_empty());
 }
+
+#[tokio::test]
+async fn script_and_template_match_clips_by_their_nova_video_embeddings() {
+    const MME: &str = "/model/amazon.nova-2-multimodal-embeddings-v1:0/invoke";
+    let (stub, _data, server) = demo_server(&[(
+        "REELFORGE_VIDEO_EMBEDDER",
+        "bedrock:amazon.nova-2-multimodal-embeddings-v1:0",
+    )])
+    .await;
+    let demo = demo_video();
+    let mut ingest = server.client().await;
+    let (_, video_id) = ingest_path_done(&mut ingest, &demo, 30.0).await;
+    let mut client = HighlightClient::new(server.channel().await);
+    let clip_calls = |stub: &BedrockStub| {
+        stub.requests()
+            .iter()
+            .filter(|r| r.path == MME && !r.body["singleEmbeddingParams"]["video"].is_null())
+            .count()
+    };
+
+    // Script across the library: each event's words against every clip's picture and
+    // sound (the stub's embedding says whether a clip moves), not the search index.
+    stub.clear();
+    let (events, done) = highlight(
+        &mut client,
+        pb::HighlightRequest {
+            strategy: pb::HighlightStrategy::Script as i32,
+            script: "fast motion and action on screen, then a static image".into(),
+            render: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let matches: Vec<pb::ScriptMatch> = events
+        .iter()
+        .filter_map(|e| match e {
+            pb::highlight_event::Event::ScriptMatch(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    eprintln!("script by clip video: {matches:#?}");
+    assert_eq!(matches.len(), 2);
+    assert!(
+        matches.iter().all(|m| m.source == "clip_video"),
+        "{matches:?}"
+    );
+    let (action, still) = (
+        matches[0].segment.clone().unwrap(),
+        matches[1].segment.clone().unwrap(),
+    );
+    assert!(
+        inside_the_moving_footage(std::slice::from_ref(&action)),
+        "{action:?}"
+    );
+    // The still segment overlaps neither moving stretch (bikes 20-30 s, cartoon 45-50.3 s).
+    let overlaps = |a: i64, b: i64| still.start_ms < b && a < still.end_ms;
+    assert!(
+        !overlaps(20_000, 30_000) && !overlaps(45_000, 50_280),
+        "{still:?}"
+    );
+    assert!(
+        action.model.contains("nova-2-multimodal-embeddings") && action.similarity.unwrap() >= 0.3
+    );
+    assert_eq!(done.segments.len(), 2);
+    // Every 2 s clip of the 60 s video was embedded once (then kept).
+    assert_eq!(clip_calls(&stub), 30);
+
+    // A library entry (the bikes) keeps its clips' video embeddings: already kept with
+    // the video, so adding it costs no new call.
+    stub.clear();
+    pb::library_client::LibraryClient::new(server.channel().await)
+        .add_entry(pb::AddLibraryEntryRequest {
+            video_id: video_id.clone(),
+            start_seconds: 20.0,
+            end_seconds: 30.0,
+            category: "bikes".into(),
+            description: "riders on a dirt track".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(clip_calls(&stub), 0);
+
+    // Template: clips compared with the entry's clips by video embedding (its own
+    // footage excluded): the other moving footage, the cartoon, is found.
+    let (events, done) = highlight(
+        &mut client,
+        pb::HighlightRequest {
+            video_id: video_id.clone(),
+            strategy: pb::HighlightStrategy::Template as i32,
+            category: "bikes".into(),
+            render: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let effective = events
+        .iter()
+        .find_map(|e| match e {
+            pb::highlight_event::Event::Started(s) => s.effective.clone(),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(effective.similarity_threshold, Some(0.75));
+    eprintln!("template by clip video: {:?}", spans(&done.segments));
+    assert!(!done.segments.is_empty());
+    assert!(
+        inside_the_moving_footage(&done.segments),
+        "{:?}",
+        spans(&done.segments)
+    );
+    assert!(
+        done.segments.iter().all(|s| s.start_ms >= 42_000
+            && s.model.contains("clip video match")
+            && s.similarity.unwrap() >= 0.75),
+        "{:?}",
+        done.segments
+    );
+    assert_eq!(clip_calls(&stub), 0, "every clip's vector was kept");
+}

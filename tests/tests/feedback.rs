@@ -30,6 +30,18 @@ async fn run(
     (effective.unwrap(), done.unwrap())
 }
 
+/// Tunes "cartoons" (and applies it when asked).
+async fn tune(feedback: &mut FeedbackClient<Channel>, apply: bool) -> pb::TuneReport {
+    feedback
+        .tune(pb::TuneRequest {
+            category: "cartoons".into(),
+            apply,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn overlaps(s: &pb::HighlightSegment, start_ms: i64, end_ms: i64) -> bool {
     s.start_ms < end_ms && start_ms < s.end_ms
 }
@@ -158,14 +170,7 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
     }
 
     // Tune without applying: the report, and nothing changes yet.
-    let shown = feedback
-        .tune(pb::TuneRequest {
-            category: "cartoons".into(),
-            apply: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let shown = tune(&mut feedback, false).await;
     eprintln!("tune report: {shown:#?}");
     assert!(!shown.applied);
     assert_eq!(shown.ratings as usize, first.segments.len() + 3);
@@ -197,14 +202,7 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
     assert_eq!(unchanged.segments.len(), first.segments.len());
 
     // Apply, and the next highlight in the category starts from the tuned values.
-    let applied = feedback
-        .tune(pb::TuneRequest {
-            category: "cartoons".into(),
-            apply: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let applied = tune(&mut feedback, true).await;
     assert!(applied.applied);
     let tuned = applied.thresholds[0].after;
     let (effective, second) = run(&mut highlights, request.clone()).await;
@@ -356,14 +354,7 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    let again = feedback
-        .tune(pb::TuneRequest {
-            category: "cartoons".into(),
-            apply: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = tune(&mut feedback, false).await;
     assert_eq!(
         again.ratings, shown.ratings,
         "refused ratings stored nothing"

@@ -10,7 +10,7 @@ use reelforge_core::error::{Error, Result};
 use reelforge_core::ids::validate_video_id;
 use reelforge_core::page::{newest_first, Page, PageRequest};
 use reelforge_models::analysis::{SignalWindow, SliceAnalysis};
-use reelforge_models::{TextEmbedder, TranscriptSegment};
+use reelforge_models::{TextEmbedder, TranscriptSegment, VideoEmbedder};
 
 use crate::jobs::{JobEvents, Jobs};
 use crate::search::Search;
@@ -246,6 +246,60 @@ impl Catalog {
 
     /// Keeps vectors derived after ingest (clip video embeddings) with the video's live
     /// generation: a re-ingest or delete drops them with the rest.
+    /// The video embeddings of a stored video's clips (`(clip index, start ms, end ms)`):
+    /// those kept by an earlier request, the rest made now in one call (so a whole grid
+    /// can go as one job) and kept with the video. A clip the model could not embed (a
+    /// failed segment) has an empty vector: it matches nothing and is asked for again
+    /// next time.
+    pub async fn clip_video_vectors(
+        &self,
+        video: &VideoRecord,
+        embedder: &dyn VideoEmbedder,
+        clips: &[(u32, i64, i64)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let id = &video.video_id;
+        let dims = embedder.dimensions();
+        let mut known: std::collections::HashMap<u32, Vec<f32>> = self
+            .embeddings(id, EmbeddingKind::ClipVideo)
+            .await?
+            .into_iter()
+            .filter(|(_, vector)| vector.len() == dims)
+            .collect();
+        let missing: Vec<&(u32, i64, i64)> =
+            clips.iter().filter(|c| !known.contains_key(&c.0)).collect();
+        if !missing.is_empty() {
+            let spans: Vec<(i64, i64)> = missing.iter().map(|c| (c.1, c.2)).collect();
+            let made = embedder
+                .embed_spans(
+                    std::path::Path::new(&video.source_path),
+                    video.probe.duration_ms,
+                    &spans,
+                )
+                .await?;
+            let new: Vec<(u32, Vec<f32>)> = missing
+                .iter()
+                .map(|c| c.0)
+                .zip(made)
+                .filter(|(_, v)| !v.is_empty())
+                .collect();
+            known.extend(new.iter().cloned());
+            self.keep_embeddings(id, EmbeddingKind::ClipVideo, new)
+                .await?;
+        }
+        Ok(clips
+            .iter()
+            .map(|c| known.get(&c.0).cloned().unwrap_or_default())
+            .collect())
+    }
+
+    /// Every clip of a stored video's clip grid: (index, start ms, end ms).
+    pub fn clip_grid(video: &VideoRecord) -> Vec<(u32, i64, i64)> {
+        let (clip_ms, duration) = (video.clip_ms.max(1), video.probe.duration_ms);
+        (0..(duration + clip_ms - 1) / clip_ms)
+            .map(|i| (i as u32, i * clip_ms, ((i + 1) * clip_ms).min(duration)))
+            .collect()
+    }
+
     pub async fn keep_embeddings(
         &self,
         video_id: &str,

@@ -109,6 +109,7 @@ impl Engine {
             LibraryStore::open(store.db())?,
             catalog.clone(),
             providers.text_embedder.clone(),
+            providers.video_embedder.clone(),
         ));
         let highlights = Arc::new(Highlights::new(
             &config,

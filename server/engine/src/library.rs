@@ -2,7 +2,10 @@
 //! description and a score, stored in sled trees of its own with the clip's look (the
 //! mean visual descriptor of its clips) and a text embedding of its words, so they
 //! outlive the video they came from. A category can carry an ordered highlight script.
-//! The Template strategy matches a new video's clips against the entries.
+//! The Template strategy matches a new video's clips against the entries. With a video
+//! embedder configured, an entry also keeps its clips' video embeddings (picture and
+//! sound), made when it is added or, for older entries, when Template first needs them
+//! and the video is still here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use reelforge_core::ids::validate_video_id;
 use reelforge_core::page::{Page, PageRequest};
 use reelforge_core::script::parse_script;
 use reelforge_core::vector::l2_normalise;
-use reelforge_models::{EmbedPurpose, TextEmbedder};
+use reelforge_models::{EmbedPurpose, TextEmbedder, VideoEmbedder};
 use serde::{Deserialize, Serialize};
 use sled::{Db, Tree};
 
@@ -47,6 +50,11 @@ pub struct LibraryEntry {
     pub text: Vec<f32>,
     pub text_embedder: String,
     pub created_unix_ms: i64,
+    /// The video embedding of each clip it covers, by `video_embedder` (empty without one).
+    #[serde(default)]
+    pub clip_videos: Vec<Vec<f32>>,
+    #[serde(default)]
+    pub video_embedder: String,
 }
 
 impl LibraryEntry {
@@ -202,6 +210,7 @@ pub struct Library {
     store: LibraryStore,
     catalog: Arc<Catalog>,
     text_embedder: Arc<dyn TextEmbedder>,
+    video_embedder: Option<Arc<dyn VideoEmbedder>>,
 }
 
 impl Library {
@@ -209,12 +218,72 @@ impl Library {
         store: LibraryStore,
         catalog: Arc<Catalog>,
         text_embedder: Arc<dyn TextEmbedder>,
+        video_embedder: Option<Arc<dyn VideoEmbedder>>,
     ) -> Library {
         Library {
             store,
             catalog,
             text_embedder,
+            video_embedder,
         }
+    }
+
+    /// The clips of `e`'s video it covers, as `prepare` chose them for its look.
+    fn clips_of(e: &LibraryEntry, video: &crate::store::VideoRecord) -> Vec<(u32, i64, i64)> {
+        let clip_ms = video.clip_ms.max(1);
+        let all: Vec<(u32, i64, i64)> = Catalog::clip_grid(video)
+            .into_iter()
+            .filter(|&(_, s, end)| s < e.end_ms && end > e.start_ms)
+            .collect();
+        let overlap = |&(_, s, end): &(u32, i64, i64)| end.min(e.end_ms) - s.max(e.start_ms);
+        let mostly: Vec<(u32, i64, i64)> = all
+            .iter()
+            .copied()
+            .filter(|c| overlap(c) * 2 >= clip_ms.min(c.2 - c.1))
+            .collect();
+        if mostly.is_empty() {
+            all
+        } else {
+            mostly
+        }
+    }
+
+    /// Gives `e` the video embeddings of its clips when a video embedder is configured
+    /// and its video is still stored; `Ok(false)` when it cannot have them.
+    async fn embed_clip_videos(&self, e: &mut LibraryEntry) -> Result<bool> {
+        let Some(embedder) = &self.video_embedder else {
+            return Ok(false);
+        };
+        if e.video_embedder == embedder.name() && !e.clip_videos.is_empty() {
+            return Ok(true);
+        }
+        let Some(video) = self.catalog.find(&e.video_id).await? else {
+            return Ok(false);
+        };
+        let clips = Self::clips_of(e, &video);
+        let vectors = self
+            .catalog
+            .clip_video_vectors(&video, embedder.as_ref(), &clips)
+            .await?;
+        e.clip_videos = vectors.into_iter().filter(|v| !v.is_empty()).collect();
+        e.video_embedder = embedder.name().to_string();
+        Ok(!e.clip_videos.is_empty())
+    }
+
+    /// `entries` with their clips' video embeddings by the configured video embedder
+    /// (made and kept for those that lack them and whose video is still stored).
+    pub async fn with_clip_videos(
+        &self,
+        mut entries: Vec<LibraryEntry>,
+    ) -> Result<Vec<LibraryEntry>> {
+        for e in &mut entries {
+            let had = e.video_embedder.clone();
+            if self.embed_clip_videos(e).await? && had != e.video_embedder {
+                let (store, stored) = (self.store.clone(), e.clone());
+                blocking(move || store.put(&stored)).await?;
+            }
+        }
+        Ok(entries)
     }
 
     /// Adds an entry cut from a stored video, with a text embedding of its words.
@@ -230,6 +299,7 @@ impl Library {
             .map(|t| t.vector)
             .unwrap_or_default();
         e.text_embedder = self.text_embedder.name().to_string();
+        self.embed_clip_videos(&mut e).await?;
         let (store, stored) = (self.store.clone(), e.clone());
         blocking(move || store.put(&stored)).await?;
         Ok(e)
@@ -415,6 +485,8 @@ impl Library {
             text: Vec::new(),
             text_embedder: String::new(),
             created_unix_ms: now_unix_ms(),
+            clip_videos: Vec::new(),
+            video_embedder: String::new(),
         })
     }
 }
@@ -454,6 +526,8 @@ mod tests {
             text: vec![1.0],
             text_embedder: "t".into(),
             created_unix_ms: 1,
+            clip_videos: vec![],
+            video_embedder: String::new(),
         };
         lib.put(&entry).unwrap();
         assert_eq!(entry.words(), "a jump (bike)");

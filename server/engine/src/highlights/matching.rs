@@ -3,8 +3,6 @@
 //! their options, the default thresholds by space, the units they match (with the cost
 //! filters in front), and the clip video embeddings kept with the video.
 
-use std::collections::HashMap;
-
 use reelforge_core::error::{Error, Result};
 use reelforge_models::VideoEmbedder;
 
@@ -24,6 +22,10 @@ pub const LOOK_THRESHOLD: f32 = 0.9;
 /// Point text vs a clip's video embedding (`models.video_embedder`): cross-modal cosines
 /// run lower than text-to-text ones.
 pub const VIDEO_THRESHOLD: f32 = 0.3;
+/// A library entry's clip video embedding vs a clip's (Template with
+/// `models.video_embedder`): the same modality on both sides, so cosines run high; a
+/// starting point that feedback tunes per category (`reelforge tune`).
+pub const CLIP_VIDEO_THRESHOLD: f32 = 0.75;
 /// Template looks weigh motion this much more than the stored descriptor does: a still
 /// of a highlight's scene is not the highlight.
 pub const MOTION_EMPHASIS: f32 = 4.0;
@@ -212,51 +214,16 @@ pub async fn load_units(catalog: &Catalog, v: &VideoMaterial, kind: UnitKind) ->
     ))
 }
 
-/// The video embeddings of `clips`: those stored by an earlier request, the rest made
-/// now (in one call, so a whole grid can go as one job) and kept with the video.
+/// The video embeddings of `clips` (see `Catalog::clip_video_vectors`).
 pub async fn clip_video_vectors(
     catalog: &Catalog,
     v: &VideoMaterial,
     embedder: &dyn VideoEmbedder,
     clips: &[&Unit],
 ) -> Result<Vec<Vec<f32>>> {
-    let id = &v.video.video_id;
-    let dims = embedder.dimensions();
-    let mut known: HashMap<u32, Vec<f32>> = catalog
-        .embeddings(id, EmbeddingKind::ClipVideo)
-        .await?
-        .into_iter()
-        .filter(|(_, vector)| vector.len() == dims)
-        .collect();
-    let missing: Vec<&Unit> = clips
+    let spans: Vec<(u32, i64, i64)> = clips
         .iter()
-        .copied()
-        .filter(|c| !known.contains_key(&c.index))
+        .map(|c| (c.index, c.start_ms, c.end_ms))
         .collect();
-    if !missing.is_empty() {
-        let spans: Vec<(i64, i64)> = missing.iter().map(|c| (c.start_ms, c.end_ms)).collect();
-        let made = embedder
-            .embed_spans(
-                std::path::Path::new(&v.video.source_path),
-                v.video.probe.duration_ms,
-                &spans,
-            )
-            .await?;
-        // A clip the model could not embed (a failed segment) has an empty vector: it
-        // matches nothing now and is not kept, so the next request asks for it again.
-        let new: Vec<(u32, Vec<f32>)> = missing
-            .iter()
-            .map(|c| c.index)
-            .zip(made)
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        known.extend(new.iter().cloned());
-        catalog
-            .keep_embeddings(id, EmbeddingKind::ClipVideo, new)
-            .await?;
-    }
-    Ok(clips
-        .iter()
-        .map(|c| known.get(&c.index).cloned().unwrap_or_default())
-        .collect())
+    catalog.clip_video_vectors(&v.video, embedder, &spans).await
 }

@@ -3,6 +3,11 @@
 //! with the hybrid search (BM25 + vectors, fused, reranked); the reel follows the
 //! script's order, one best segment per event, never the same footage twice.
 //!
+//! With `models.video_embedder` set, each event's words are first matched against every
+//! clip's video embedding (picture and sound) across the videos: the best unused clip at
+//! or above the video threshold, with its neighbours that also match, is the event's
+//! segment; the search answers an event no clip matches.
+//!
 //! A search hit on a slice description stands for a whole slice; the segment taken from
 //! it is the analyser's strongest candidate inside that slice when there is one, else the
 //! slice itself (cut to the maximum length around its middle later). A hit on a
@@ -14,13 +19,15 @@ use reelforge_core::error::{Error, Result};
 use reelforge_core::ids::validate_video_id;
 use reelforge_core::script::parse_script;
 use reelforge_core::segments::Segment;
+use reelforge_core::vector::dot;
 use reelforge_core::BoxFuture;
 use reelforge_models::analysis::SliceAnalysis;
-use reelforge_models::{EmbedPurpose, TranscriptSegment};
+use reelforge_models::{EmbedPurpose, TranscriptSegment, VideoEmbedder};
 use reelforge_search::DocKind;
 
 use super::{Context, Defaults, Proposal, Scope, Shaping, Strategy};
-use crate::catalog::VideoMaterial;
+use crate::catalog::{Catalog, VideoMaterial};
+use crate::highlights::matching::VIDEO_THRESHOLD;
 use crate::highlights::request::StrategyOptions;
 use crate::highlights::{media_of, HighlightEvent};
 use crate::search::SearchRequest;
@@ -75,7 +82,32 @@ impl Strategy for Script {
                 media_of(video)?;
             }
             let usable = |id: &str| library.get(id).is_some_and(|v| media_of(v).is_ok());
-            let matches = match_events(cx, &options.events, &options.video_ids, &usable).await?;
+            let clips = match &cx.providers.video_embedder {
+                Some(embedder) => {
+                    let mut videos: Vec<&VideoRecord> = library
+                        .values()
+                        .filter(|v| {
+                            usable(&v.video_id)
+                                && (options.video_ids.is_empty()
+                                    || options.video_ids.contains(&v.video_id))
+                        })
+                        .collect();
+                    videos.sort_by(|a, b| a.video_id.cmp(&b.video_id));
+                    Some(
+                        ClipSpace::load(cx.catalog, embedder.as_ref(), &videos, &options.events)
+                            .await?,
+                    )
+                }
+                None => None,
+            };
+            let matches = match_events(
+                cx,
+                &options.events,
+                &options.video_ids,
+                &usable,
+                clips.as_ref(),
+            )
+            .await?;
             Ok(Proposal {
                 segments: matches.into_iter().filter_map(|m| m.segment).collect(),
                 shaping: Shaping::InOrder,
@@ -97,20 +129,147 @@ pub struct EventMatch {
     pub matched_text: String,
 }
 
+/// One video's clips (index, start ms, end ms) with their video embeddings.
+struct VideoClips {
+    video_id: String,
+    filename: String,
+    clips: Vec<(u32, i64, i64)>,
+    vectors: Vec<Vec<f32>>,
+}
+
+/// The clips of the videos a script draws from, with their video embeddings, and the
+/// events' words in the same space.
+struct ClipSpace {
+    embedder: String,
+    videos: Vec<VideoClips>,
+    events: Vec<Vec<f32>>,
+}
+
+impl ClipSpace {
+    /// Embeds what is not embedded yet (kept with each video for the next request).
+    async fn load(
+        catalog: &Catalog,
+        embedder: &dyn VideoEmbedder,
+        videos: &[&VideoRecord],
+        events: &[String],
+    ) -> Result<ClipSpace> {
+        let mut out = Vec::with_capacity(videos.len());
+        for v in videos {
+            let clips = Catalog::clip_grid(v);
+            let vectors = catalog.clip_video_vectors(v, embedder, &clips).await?;
+            out.push(VideoClips {
+                video_id: v.video_id.clone(),
+                filename: v.filename.clone(),
+                clips,
+                vectors,
+            });
+        }
+        let events = embedder
+            .embed_queries(events)
+            .await?
+            .into_iter()
+            .map(|e| e.vector)
+            .collect();
+        Ok(ClipSpace {
+            embedder: embedder.name().to_string(),
+            videos: out,
+            events,
+        })
+    }
+
+    /// Event `index`'s best unused clip at or above the threshold, grown by the adjacent
+    /// unused clips that match too: the segment and what it matched.
+    fn best(&self, index: usize, event: &str, used: &[Segment]) -> Option<(Segment, String)> {
+        let q = self.events.get(index)?;
+        let free = |video: &str, s: i64, e: i64| {
+            !used
+                .iter()
+                .any(|u| u.video_id == video && u.start_ms < e && s < u.end_ms)
+        };
+        let sim = |vector: &Vec<f32>| match vector.len() == q.len() {
+            true => dot(q, vector),
+            false => -1.0,
+        };
+        let mut best: Option<(usize, usize, f32)> = None;
+        for (vi, v) in self.videos.iter().enumerate() {
+            for (ci, vector) in v.vectors.iter().enumerate() {
+                let s = sim(vector);
+                let (_, start, end) = v.clips[ci];
+                if s >= VIDEO_THRESHOLD
+                    && free(&v.video_id, start, end)
+                    && best.is_none_or(|b| s > b.2)
+                {
+                    best = Some((vi, ci, s));
+                }
+            }
+        }
+        let (vi, ci, top) = best?;
+        let VideoClips {
+            video_id: video,
+            filename,
+            clips,
+            vectors,
+        } = &self.videos[vi];
+        let matches =
+            |c: usize| sim(&vectors[c]) >= VIDEO_THRESHOLD && free(video, clips[c].1, clips[c].2);
+        let (mut first, mut last) = (ci, ci);
+        while first > 0 && matches(first - 1) {
+            first -= 1;
+        }
+        while last + 1 < clips.len() && matches(last + 1) {
+            last += 1;
+        }
+        let mean =
+            (first..=last).map(|c| sim(&vectors[c])).sum::<f32>() / (last - first + 1) as f32;
+        let text = format!(
+            "clips {}-{} of {filename} (best similarity {top:.2})",
+            clips[first].0 + 1,
+            clips[last].0 + 1
+        );
+        let segment = Segment {
+            video_id: video.clone(),
+            start_ms: clips[first].1,
+            end_ms: clips[last].2,
+            score: mean.clamp(0.0, 1.0),
+            priority: 1,
+            description: event.to_string(),
+            reason: format!("script event {}: clip video {text}", index + 1),
+            model: format!("{} match", self.embedder),
+            similarity: Some(top),
+        };
+        Some((segment, text))
+    }
+}
+
 /// Matches each event, in order, against `videos` (empty: the whole library), keeping
-/// footage used by an earlier event out. `usable(video_id)` says whether a video has
-/// media to cut from.
+/// footage used by an earlier event out: by the clips' video embeddings first when there
+/// are some (`clips`), else by search. `usable(video_id)` says whether a video has media
+/// to cut from.
 async fn match_events(
     cx: &Context<'_>,
     events: &[String],
     videos: &[String],
     usable: &(dyn Fn(&str) -> bool + Send + Sync),
+    clips: Option<&ClipSpace>,
 ) -> Result<Vec<EventMatch>> {
     let mut slices: HashMap<String, Vec<SliceAnalysis>> = HashMap::new();
     let mut transcripts: HashMap<String, Vec<TranscriptSegment>> = HashMap::new();
     let mut used: Vec<Segment> = Vec::new();
     let mut out = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
+        if let Some((segment, text)) = clips.and_then(|c| c.best(index, event, &used)) {
+            used.push(segment.clone());
+            let found = EventMatch {
+                index: index as u32,
+                event: event.clone(),
+                segment: Some(segment),
+                source: "clip_video".into(),
+                matched_text: text,
+            };
+            (cx.sink)(HighlightEvent::ScriptMatch(found.clone()));
+            out.push(found);
+            continue;
+        }
         let req = SearchRequest {
             video_ids: videos.to_vec(),
             kinds: vec![

@@ -1,6 +1,7 @@
 //! Template: the new video's clips that look like the highlight library's entries (of a
-//! category, or all), motion emphasised, each clip against the closest of an entry's
-//! clips; ordered by the category's script when it has one.
+//! category, or all), each clip against the closest of an entry's clips: by their video
+//! embeddings (picture and sound) when `models.video_embedder` is set, else by their
+//! looks, motion emphasised; ordered by the category's script when it has one.
 
 use reelforge_core::error::{Error, Result};
 use reelforge_core::segments::{merge_close, priority_of_score, Segment};
@@ -13,7 +14,8 @@ use super::reading::{self, Material, SliceOutcome};
 use super::{of_video, one, Context, Defaults, Proposal, Shaping, Strategy};
 use crate::catalog::VideoMaterial;
 use crate::highlights::matching::{
-    load_units, MatchDefaults, MatchOptions, COARSE_PAD_MS, LOOK_THRESHOLD, MOTION_EMPHASIS,
+    clip_video_vectors, load_units, MatchDefaults, MatchOptions, CLIP_VIDEO_THRESHOLD,
+    COARSE_PAD_MS, LOOK_THRESHOLD, MOTION_EMPHASIS,
 };
 use crate::highlights::points::{resolve, Point, Scores};
 use crate::highlights::request::StrategyOptions;
@@ -25,10 +27,15 @@ pub struct Template;
 
 /// What Template's options default to. A past highlight is rarely a still, quiet shot,
 /// and stills of its scene look like it: the pre-filter is on unless turned off.
+/// With a video embedder, clips are compared with the entries' clips by their video
+/// embeddings (picture and sound), else by their looks.
 const DEFAULTS: MatchDefaults = MatchDefaults {
     strategy: "template",
     prefilter: true,
-    threshold: |_, _| LOOK_THRESHOLD,
+    threshold: |_, d| match d.video_embedder {
+        true => CLIP_VIDEO_THRESHOLD,
+        false => LOOK_THRESHOLD,
+    },
 };
 
 impl Strategy for Template {
@@ -74,6 +81,11 @@ async fn template(
     o: &MatchOptions,
 ) -> Result<(Vec<Segment>, bool)> {
     let Category { entries, script } = cx.library.category(category).await?;
+    let video_embedder = cx.providers.video_embedder.clone();
+    let entries = match &video_embedder {
+        Some(_) => cx.library.with_clip_videos(entries).await?,
+        None => entries,
+    };
     if entries.is_empty() {
         return Err(Error::FailedPrecondition(match category {
             Some(c) => format!(
@@ -122,34 +134,68 @@ async fn template(
     let own = |e: &LibraryEntry, u: &Unit| {
         e.video_id == v.video.video_id && u.start_ms < e.end_ms && u.end_ms > e.start_ms
     };
+    // With a video embedder: the kept clips' video embeddings (made once, kept).
+    let unit_videos = match &video_embedder {
+        Some(embedder) => {
+            let kept: Vec<&Unit> = filtered.kept.iter().map(|&i| &units[i]).collect();
+            Some(clip_video_vectors(cx.catalog, v, embedder.as_ref(), &kept).await?)
+        }
+        None => None,
+    };
+    let embedder_name = video_embedder.as_ref().map(|e| e.name().to_string());
+    let look_similarity = |e: &LibraryEntry, u: &Unit| match &u.look {
+        Some(look) if look.len() == e.look.len() => {
+            let look = emphasise_motion(look, MOTION_EMPHASIS);
+            let closest = |l: &Vec<f32>| cosine(&look, &emphasise_motion(l, MOTION_EMPHASIS));
+            if e.clip_looks.is_empty() {
+                closest(&e.look)
+            } else {
+                e.clip_looks.iter().map(closest).fold(-1.0, f32::max)
+            }
+        }
+        _ => -1.0,
+    };
     // A past highlight does not match its own footage.
     let similarity: Vec<Vec<f32>> = entries
         .iter()
         .map(|e| {
+            let by_video = embedder_name.as_deref() == Some(e.video_embedder.as_str())
+                && !e.clip_videos.is_empty();
             filtered
                 .kept
                 .iter()
-                .map(|&i| match &units[i].look {
-                    Some(look) if !own(e, &units[i]) && look.len() == e.look.len() => {
-                        let look = emphasise_motion(look, MOTION_EMPHASIS);
-                        let closest =
-                            |l: &Vec<f32>| cosine(&look, &emphasise_motion(l, MOTION_EMPHASIS));
-                        if e.clip_looks.is_empty() {
-                            closest(&e.look)
-                        } else {
-                            e.clip_looks.iter().map(closest).fold(-1.0, f32::max)
-                        }
+                .enumerate()
+                .map(|(k, &i)| {
+                    if own(e, &units[i]) {
+                        return -1.0;
                     }
-                    _ => -1.0,
+                    match &unit_videos {
+                        Some(uv) if by_video => {
+                            let u = &uv[k];
+                            e.clip_videos
+                                .iter()
+                                .filter(|c| !u.is_empty() && c.len() == u.len())
+                                .map(|c| dot(u, c))
+                                .fold(-1.0, f32::max)
+                        }
+                        // An entry whose video is gone and that has no video embeddings:
+                        // by look, moved onto the video threshold's scale.
+                        Some(_) => look_similarity(e, &units[i]) - LOOK_THRESHOLD + o.threshold,
+                        None => look_similarity(e, &units[i]),
+                    }
                 })
                 .collect()
         })
         .collect();
+    let matcher = match &embedder_name {
+        Some(name) => format!("{name} clip video"),
+        None => "visual descriptor".to_string(),
+    };
     let scores = Scores {
         filtered: &filtered,
         similarity: &similarity,
         threshold: o.threshold,
-        matcher: "visual descriptor",
+        matcher: &matcher,
     };
     let (segments, matches) = resolve(&v.video.video_id, &points, &units, UnitKind::Clips, &scores);
     for m in matches {
