@@ -381,7 +381,7 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
     let out = server.cli(&[
         "rate",
         &video,
-        "20-30",
+        "45-50",
         "good",
         "--hit",
         "--category",
@@ -407,4 +407,6 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
         text.contains("points threshold (clips): 0.") && text.contains("not applied"),
         "{text}"
     );
+    // Every good rating (the cartoon's) passes the tuned pre-filter, every bad one not.
+    assert!(text.contains("keeps 4/4 good and 0/3 bad"), "{text}");
 }
