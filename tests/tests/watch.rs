@@ -145,10 +145,26 @@ async fn a_watched_folder_ingests_each_new_video_once_and_deletes_only_when_aske
     );
     assert_eq!(ids(&videos(&mut client).await).len(), 2);
 
-    // A deleted file: its video stays (deletions are not propagated unless asked).
+    // A deleted file: its video stays (deletions are not propagated unless asked), and
+    // whole: it keeps its own copy of the file.
     std::fs::remove_file(incoming.join("renamed.mp4")).unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(ids(&videos(&mut client).await).len(), 2);
+    let mut clip = pb::highlight_client::HighlightClient::new(server.channel().await)
+        .get_clip(pb::GetClipRequest {
+            video_id: bikes_id.clone(),
+            start_ms: 0,
+            end_ms: 2_000,
+            ..Default::default()
+        })
+        .await
+        .expect("a clip of a video whose watched file is gone")
+        .into_inner();
+    let mut bytes = 0;
+    while let Some(chunk) = clip.message().await.unwrap() {
+        bytes += chunk.data.len();
+    }
+    assert!(bytes > 1000, "{bytes} bytes of clip");
     server.stop().await;
 
     // While the server is down both of the bunny's files are deleted; restarted with

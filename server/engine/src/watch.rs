@@ -5,7 +5,8 @@
 //!   (inotify here) and rescanned every `poll_seconds` in case events were missed. A file
 //!   is taken once its size and modification time have held for `stable_seconds` (a copy
 //!   still being written is not), then hashed: content already seen under another name (a
-//!   rename, a second copy) is not ingested again.
+//!   rename, a second copy) is not ingested again. The video keeps its own copy (a hard
+//!   link where possible), so renaming or deleting the watched file does not break it.
 //! - An S3 prefix is listed every `poll_seconds`; an object whose entity tag was seen
 //!   before is a copy, anything else is downloaded and ingested like an upload.
 //! - What was seen is kept in the `watch` tree (file: size, time, content hash, video; S3
@@ -27,8 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::catalog::Catalog;
 use crate::config::WatchConfig;
-use crate::ingest::paths::resolve_inside_roots;
-use crate::ingest::{Ingest, IngestOptions};
+use crate::ingest::paths::{resolve_inside_roots, resolve_server_path};
+use crate::ingest::Ingest;
 use crate::util::blocking;
 
 /// What is remembered of a watched file or object.
@@ -68,13 +69,14 @@ pub struct Watch {
     ingest: Arc<Ingest>,
     catalog: Arc<Catalog>,
     bedrock: BedrockConfig,
+    /// Where watched files may be read from (`allowed_roots`).
+    roots: Vec<PathBuf>,
     uploads: PathBuf,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Watch {
     /// Checks the configured sources (a folder must exist inside `roots`).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &WatchConfig,
         roots: &[PathBuf],
@@ -109,6 +111,7 @@ impl Watch {
             ingest,
             catalog,
             bedrock: bedrock.clone(),
+            roots: roots.to_vec(),
             uploads: data_dir.join("uploads"),
             tasks: std::sync::Mutex::new(Vec::new()),
         })
@@ -318,7 +321,9 @@ impl Watch {
         }
     }
 
-    /// A stable file: ingested unless its content was seen before.
+    /// A stable file: ingested unless its content was seen before. The video keeps a
+    /// copy of its own (a hard link when the file system allows), so a later rename or
+    /// deletion of the watched file leaves the video whole.
     async fn take_file(
         &self,
         source: &str,
@@ -335,40 +340,98 @@ impl Watch {
                 return Ok(());
             }
         }
-        let p = path.to_path_buf();
-        let sha256 = blocking(move || crate::ingest::sha256_file(&p)).await?;
-        let mut seen = Seen {
+        let seen = Seen {
             size,
             modified_ms: millis(modified),
             etag: String::new(),
-            sha256: sha256.clone(),
+            sha256: String::new(),
             video_id: String::new(),
             error: None,
         };
+        // The same confinement as IngestPath: a link out of the allowed roots is refused.
+        let (roots, requested) = (self.roots.clone(), name.clone());
+        let checked = blocking(move || resolve_server_path(&roots, &requested)).await;
+        let canonical = match checked {
+            Ok(p) => p,
+            Err(e) => return self.refused(source, &name, seen, e).await,
+        };
+        let temp = self.temp_file().await?;
+        let (from, to) = (canonical, temp.clone());
+        blocking(move || {
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to)?;
+            }
+            Ok(())
+        })
+        .await?;
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.ingest_copy(source, &name, temp, filename, seen).await
+    }
+
+    /// A fresh path under `uploads/` for a copy to ingest.
+    async fn temp_file(&self) -> Result<PathBuf> {
+        tokio::fs::create_dir_all(&self.uploads).await?;
+        Ok(self.uploads.join(format!("{}.part", uuid::Uuid::new_v4())))
+    }
+
+    /// Records why `item` was not ingested (it is not tried again until it changes).
+    async fn refused(&self, source: &str, item: &str, mut seen: Seen, e: Error) -> Result<()> {
+        tracing::warn!(item, "watch: not ingested: {e}");
+        seen.error = Some(e.to_string());
+        self.remember(source, item, seen).await
+    }
+
+    /// Ingests `temp` (a copy of `item` under `uploads/`) unless its content was seen
+    /// before, and remembers `item`.
+    async fn ingest_copy(
+        &self,
+        source: &str,
+        item: &str,
+        temp: PathBuf,
+        filename: String,
+        mut seen: Seen,
+    ) -> Result<()> {
+        let t = temp.clone();
+        let hashed = blocking(move || {
+            let size = std::fs::metadata(&t)?.len();
+            Ok((crate::ingest::sha256_file(&t)?, size))
+        })
+        .await;
+        let (sha256, size) = match hashed {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(e);
+            }
+        };
+        seen.sha256 = sha256.clone();
+        seen.video_id = video_id_from_sha256(&sha256);
         let sha = sha256.clone();
         if let Some((other, _)) = self
             .find(move |s| s.sha256 == sha && !s.video_id.is_empty())
             .await?
         {
-            tracing::info!(file = %name, "watch: same content as {other}; not ingested again");
-            seen.video_id = video_id_from_sha256(&sha256);
-            return self.remember(source, &name, seen).await;
+            let _ = tokio::fs::remove_file(&temp).await;
+            tracing::info!(item, "watch: same content as {other}; not ingested again");
+            return self.remember(source, item, seen).await;
         }
         match self
             .ingest
-            .ingest_path(&name, IngestOptions::default())
+            .ingest_downloaded(temp, filename, sha256, size)
             .await
         {
             Ok(job) => {
-                tracing::info!(file = %name, job = %job.id(), "watch: ingesting a new file");
-                seen.video_id = video_id_from_sha256(&sha256);
+                tracing::info!(item, job = %job.id(), "watch: ingesting");
+                self.remember(source, item, seen).await
             }
             Err(e) => {
-                tracing::warn!(file = %name, "watch: not ingested: {e}");
-                seen.error = Some(e.to_string());
+                seen.video_id.clear();
+                self.refused(source, item, seen, e).await
             }
         }
-        self.remember(source, &name, seen).await
     }
 
     /// A remembered file or object is gone: forgotten, and with `propagate_deletes` its
@@ -474,41 +537,20 @@ impl Watch {
         }
         let limit = self.ingest.config().ingest.max_upload_bytes;
         if o.size > limit {
-            seen.error = Some(format!(
-                "{} bytes is over ingest.max_upload_bytes ({limit})",
+            let e = Error::invalid(format!(
+                "{} is {} bytes, over ingest.max_upload_bytes ({limit})",
+                location.uri(&o.key),
                 o.size
             ));
-            tracing::warn!(object = %location.uri(&o.key), "watch: not ingested: {}", seen.error.as_deref().unwrap_or(""));
-            return self.remember(uri, &o.key, seen).await;
+            return self.refused(uri, &o.key, seen, e).await;
         }
-        tokio::fs::create_dir_all(&self.uploads).await?;
-        let temp = self.uploads.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let size = match location.download(&o.key, &temp).await {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&temp).await;
-                return Err(e);
-            }
-        };
-        let t = temp.clone();
-        let sha256 = blocking(move || crate::ingest::sha256_file(&t)).await?;
-        seen.sha256 = sha256.clone();
+        let temp = self.temp_file().await?;
+        if let Err(e) = location.download(&o.key, &temp).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
         let filename = o.key.rsplit('/').next().unwrap_or(&o.key).to_string();
-        match self
-            .ingest
-            .ingest_downloaded(temp, filename, sha256.clone(), size)
-            .await
-        {
-            Ok(job) => {
-                tracing::info!(object = %location.uri(&o.key), job = %job.id(), "watch: ingesting a new object");
-                seen.video_id = video_id_from_sha256(&sha256);
-            }
-            Err(e) => {
-                tracing::warn!(object = %location.uri(&o.key), "watch: not ingested: {e}");
-                seen.error = Some(e.to_string());
-            }
-        }
-        self.remember(uri, &o.key, seen).await
+        self.ingest_copy(uri, &o.key, temp, filename, seen).await
     }
 }
 
