@@ -279,7 +279,9 @@ impl Jobs {
     }
 
     /// Registers a new job for its video, or returns the job of the same kind another
-    /// request for the same video registered first (it won the race: follow it).
+    /// request for the same video registered first (it won the race: follow it). A job
+    /// whose log has ended but that is not unregistered yet is not followed (as in
+    /// `running_for`): a request right after its end starts a job of its own.
     pub fn register(&self, handle: &Arc<JobHandle>) -> Option<Arc<JobHandle>> {
         let (job_id, key) = {
             let r = handle.lock();
@@ -287,7 +289,7 @@ impl Jobs {
         };
         let mut by_video = self.by_video.lock().expect("job registry poisoned");
         if let Some(other) = by_video.get(&key) {
-            if let Some(h) = self.running(other) {
+            if let Some(h) = self.running(other).filter(|h| h.is_working()) {
                 return Some(h);
             }
         }
