@@ -351,7 +351,6 @@ impl Feedback {
             .collect();
         groups.sort();
         groups.dedup();
-        let mut levels_before = PrefilterLevels::default();
         for (strategy, unit) in groups {
             let kind = match unit.as_str() {
                 "frames" => UnitKind::Frames,
@@ -367,14 +366,6 @@ impl Feedback {
                 },
             )?;
             let before = effective.similarity_threshold.unwrap_or_default();
-            if let (Some(m), Some(l)) =
-                (effective.prefilter_motion, effective.prefilter_loudness_db)
-            {
-                levels_before = PrefilterLevels {
-                    still_motion: m,
-                    loudness_above_db: l,
-                };
-            }
             let rated: Vec<(&Rating, f32)> = ratings
                 .iter()
                 .filter(|r| {
@@ -413,10 +404,12 @@ impl Feedback {
                 rated: counts,
             });
         }
-        if let Some(t) = current.as_ref().and_then(|t| t.prefilter) {
-            levels_before = t;
-        }
-        // The pre-filter: every rated stretch, segments and hits alike.
+        // The pre-filter: every rated stretch, segments and hits alike, against the levels
+        // a request in this category runs with (its tuning's, else the defaults).
+        let levels_before = current
+            .as_ref()
+            .and_then(|t| t.prefilter)
+            .unwrap_or_default();
         let samples: Vec<(f32, f32, bool)> = ratings
             .iter()
             .map(|r| (r.motion, r.loudness_above_db, r.good))
