@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "reelforge/v1/ingest.proto",
         "reelforge/v1/search.proto",
         "reelforge/v1/highlight.proto",
+        "reelforge/v1/admin.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

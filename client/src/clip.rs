@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Channel;
 use anyhow::Context;
 use clap::Args;
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::highlight_client::HighlightClient;
 use tokio::io::AsyncWriteExt;
-use tonic::transport::Channel;
 
 use crate::output::clock;
 use crate::search::time_range;

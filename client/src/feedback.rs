@@ -1,11 +1,11 @@
 //! `reelforge rate` (a highlight segment or a search hit, good or bad) and `reelforge
 //! tune` (a category's matching defaults from its ratings).
 
+use crate::Channel;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::feedback_client::FeedbackClient;
-use tonic::transport::Channel;
 
 use crate::output::{self, clock};
 use crate::search::time_range;

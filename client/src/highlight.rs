@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Channel;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,7 +11,6 @@ use reelforge_core::eval::evaluate;
 use reelforge_core::time::parse_time;
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::highlight_client::HighlightClient;
-use tonic::transport::Channel;
 
 use crate::output::{self, clock};
 

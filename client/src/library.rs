@@ -1,9 +1,9 @@
 //! `reelforge library`: the highlight library the template strategy matches against.
 
+use crate::Channel;
 use clap::Subcommand;
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::library_client::LibraryClient;
-use tonic::transport::Channel;
 
 use crate::output::{self, clock};
 

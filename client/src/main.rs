@@ -1,9 +1,11 @@
 //! `reelforge`: the command-line client. Talks to a reelforge-server over gRPC.
 
 mod clip;
+mod connect;
 mod feedback;
 mod highlight;
 mod ingest;
+mod keys;
 mod library;
 mod output;
 mod pages;
@@ -12,8 +14,8 @@ mod videos;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+pub use connect::Channel;
 use reelforge_proto::v1::ingest_client::IngestClient;
-use tonic::transport::Channel;
 
 #[derive(Parser)]
 #[command(
@@ -22,14 +24,8 @@ use tonic::transport::Channel;
     about = "Turn videos into highlight reels and a searchable index of moments"
 )]
 struct Cli {
-    /// Server address.
-    #[arg(
-        long,
-        global = true,
-        env = "REELFORGE_ADDR",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    addr: String,
+    #[command(flatten)]
+    connect: connect::ConnectArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +75,11 @@ enum Command {
         /// The stored video.
         video: String,
     },
+    /// API keys (an admin key): create, list, revoke; `whoami` for any key.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Import a Bedrock Data Automation result.json (summaries, chapters, transcripts).
     ImportBda {
         /// The result.json file.
@@ -94,29 +95,16 @@ pub type Client = IngestClient<Channel>;
 /// Largest message the client accepts (a video with many slices and signals is big).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-async fn connect(addr: &str) -> anyhow::Result<Channel> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let channel = Channel::from_shared(url.clone())
-        .with_context(|| format!("{addr} is not a valid server address"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach reelforge-server at {url} (is it running? set --addr or REELFORGE_ADDR)"))?;
-    Ok(channel)
-}
-
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    let addr = cli.connect.addr.clone();
     let result = async {
         let command = match cli.command {
             Command::Eval(args) => return highlight::eval(args),
             other => other,
         };
-        let channel = connect(&cli.addr).await?;
+        let channel = connect::connect(&cli.connect).await?;
         let mut client =
             IngestClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         match command {
@@ -127,6 +115,7 @@ async fn main() {
             Command::Tune(args) => feedback::tune(channel, args).await,
             Command::Highlights { command } => highlight::run_highlights(channel, command).await,
             Command::Library { command } => library::run(channel, command).await,
+            Command::Keys { command } => keys::run(channel, command).await,
             Command::Eval(_) => unreachable!("handled before connecting"),
             Command::RunBda { video } => {
                 use reelforge_proto::v1::ingest_event::Event;
@@ -179,7 +168,18 @@ async fn main() {
     }
     .await;
     if let Err(e) = result {
-        eprintln!("reelforge: {}", output::one_line(&e));
+        let mut line = output::one_line(&e);
+        // A server that refuses the handshake (no client certificate, an untrusted CA)
+        // shows only as a transport error on the first call.
+        if addr.starts_with("https://")
+            && (line.contains("transport error") || line.contains("connection"))
+        {
+            line.push_str(
+                " (TLS: --ca must name the CA that signed the server's certificate; a server \
+                 that asks for client certificates needs --cert and --key)",
+            );
+        }
+        eprintln!("reelforge: {line}");
         std::process::exit(1);
     }
 }

@@ -1,10 +1,10 @@
 //! `reelforge search`.
 
+use crate::Channel;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use reelforge_proto::v1 as pb;
 use reelforge_proto::v1::search_client::SearchClient;
-use tonic::transport::Channel;
 
 use crate::output::{self, clock};
 

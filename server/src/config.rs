@@ -9,12 +9,20 @@ use std::path::Path;
 use reelforge_core::error::{Error, Result};
 use reelforge_engine::EngineConfig;
 
+use crate::auth::{AuthConfig, LimitsConfig};
+use crate::tls::TlsConfig;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address the gRPC server listens on; port 0 picks a free port.
     pub listen: String,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`); "" for none.
     pub metrics_listen: String,
+    /// Serve plaintext on an address other than loopback (a trusted network only).
+    pub insecure: bool,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub engine: EngineConfig,
 }
 
@@ -23,6 +31,10 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:50051".into(),
             metrics_listen: String::new(),
+            insecure: false,
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             engine: EngineConfig::default(),
         }
     }
@@ -70,6 +82,20 @@ impl Config {
                     .to_string();
             }
         }
+        if let Some(v) = table.remove("insecure") {
+            config.insecure = v
+                .as_bool()
+                .ok_or_else(|| bad(&"insecure must be true or false"))?;
+        }
+        if let Some(v) = table.remove("tls") {
+            config.tls = v.try_into().map_err(|e| bad(&format!("[tls]: {e}")))?;
+        }
+        if let Some(v) = table.remove("auth") {
+            config.auth = v.try_into().map_err(|e| bad(&format!("[auth]: {e}")))?;
+        }
+        if let Some(v) = table.remove("limits") {
+            config.limits = v.try_into().map_err(|e| bad(&format!("[limits]: {e}")))?;
+        }
         config.engine = toml::Value::Table(table).try_into().map_err(|e| bad(&e))?;
         Ok(config)
     }
@@ -78,6 +104,14 @@ impl Config {
         match name {
             "LISTEN" => self.listen = value.into(),
             "METRICS_LISTEN" => self.metrics_listen = value.into(),
+            "INSECURE" => self.insecure = parse(name, value)?,
+            "TLS_CERT" => self.tls.cert = value.into(),
+            "TLS_KEY" => self.tls.key = value.into(),
+            "TLS_CLIENT_CA" => self.tls.client_ca = value.into(),
+            "AUTH_REQUIRED" => self.auth.required = Some(parse(name, value)?),
+            "RATE_LIMIT_RPS" => self.limits.requests_per_second = parse(name, value)?,
+            "RATE_LIMIT_BURST" => self.limits.burst = parse(name, value)?,
+            "MAX_MESSAGE_BYTES" => self.limits.max_message_bytes = parse(name, value)?,
             // Variables the client or other tools read (REELFORGE_ADDR, ...) are not ours.
             _ => {
                 self.engine.apply_env(name, value)?;
@@ -87,8 +121,17 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        self.tls.validate().map_err(Error::invalid)?;
+        self.limits.validate().map_err(Error::invalid)?;
         self.engine.validate()
     }
+}
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid(format!("REELFORGE_{name}={value:?} is not a valid value")))
 }
 
 impl fmt::Display for Config {
@@ -96,6 +139,14 @@ impl fmt::Display for Config {
         let mut table = toml::Table::new();
         table.insert("listen".into(), self.listen.clone().into());
         table.insert("metrics_listen".into(), self.metrics_listen.clone().into());
+        table.insert("insecure".into(), self.insecure.into());
+        for (name, value) in [
+            ("tls", toml::Value::try_from(&self.tls)),
+            ("auth", toml::Value::try_from(&self.auth)),
+            ("limits", toml::Value::try_from(&self.limits)),
+        ] {
+            table.insert(name.into(), value.map_err(|_| fmt::Error)?);
+        }
         let engine = toml::Value::try_from(&self.engine).map_err(|_| fmt::Error)?;
         if let toml::Value::Table(engine) = engine {
             table.extend(engine);

@@ -37,8 +37,13 @@ impl std::str::FromStr for LogFormat {
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,hnsw_rs=warn".into());
+    // Colour only on a terminal (a log file or collector gets plain text) and never
+    // with NO_COLOR set.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(filter);
     match format {
         LogFormat::Text => builder.init(),

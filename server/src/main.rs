@@ -37,6 +37,18 @@ struct Args {
     /// A directory clients may ingest server-side files from (repeatable).
     #[arg(long = "allow-root")]
     allow_roots: Vec<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key the port speaks TLS only.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates must chain to: mutual TLS.
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve plaintext on an address other than loopback (a trusted network only).
+    #[arg(long)]
+    insecure: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -48,10 +60,42 @@ enum Command {
         #[command(subcommand)]
         which: ModelsCommand,
     },
+    /// API keys (while the server is stopped; a running server manages them through
+    /// `reelforge keys` with an admin key).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Ingests every stored video again from its source with the configured models and
     /// rebuilds the search index: after changing models.text_embedder (the server refuses
     /// to serve vectors another embedder made).
     Reindex,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Makes a key and prints its secret (once: only its hash is kept).
+    Create {
+        /// The tenant the key acts for (its videos, jobs, highlights ...).
+        #[arg(long)]
+        tenant: String,
+        /// read, write or admin.
+        #[arg(long)]
+        role: String,
+        /// Lifetime, e.g. 30d, 12h; default: no expiry.
+        #[arg(long)]
+        expires: Option<String>,
+        /// A note to recognise the key by (who has it, what for).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Every key (or one tenant's): id, tenant, role, state.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revokes a key.
+    Revoke { key_id: String },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +126,16 @@ fn main() -> anyhow::Result<()> {
         config.engine.data_dir = dir;
     }
     config.engine.allowed_roots.extend(args.allow_roots);
+    if let Some(cert) = args.tls_cert {
+        config.tls.cert = cert;
+    }
+    if let Some(key) = args.tls_key {
+        config.tls.key = key;
+    }
+    if let Some(ca) = args.tls_client_ca {
+        config.tls.client_ca = ca;
+    }
+    config.insecure |= args.insecure;
     config.validate()?;
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -113,7 +167,81 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Reindex) => runtime.block_on(reindex(config)),
+        Some(Command::Keys { command }) => keys(&config, command),
         None => runtime.block_on(serve(config, args.log_format)),
+    }
+}
+
+fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    use reelforge_engine::keys::{NewKey, Role};
+    let keys = Engine::open_keys(&config.engine).map_err(|e| match e {
+        reelforge_core::Error::FailedPrecondition(m) => anyhow::anyhow!(
+            "{m}: while it runs, manage keys through it: reelforge keys create|list|revoke with an admin key"
+        ),
+        other => other.into(),
+    })?;
+    match command {
+        KeysCommand::Create {
+            tenant,
+            role,
+            expires,
+            note,
+        } => {
+            let expires_in_seconds = expires
+                .map(|e| reelforge_core::time::parse_lifetime(&e).map_err(anyhow::Error::msg))
+                .transpose()
+                .context("--expires")?;
+            let made = keys.create(NewKey {
+                tenant,
+                role: Role::parse(&role).context("--role")?,
+                expires_in_seconds,
+                note,
+            })?;
+            eprintln!(
+                "made key {} for tenant {} with the {} role{}; its secret is shown once:",
+                made.key.key_id,
+                made.key.tenant,
+                made.key.role.name(),
+                made.key
+                    .expires_unix_ms
+                    .map(|_| format!(", expiring in {}", expires_words(&made.key)))
+                    .unwrap_or_default()
+            );
+            println!("{}", made.secret);
+        }
+        KeysCommand::List { tenant } => {
+            let now = reelforge_engine::store::now_unix_ms();
+            println!("{:<14} {:<20} {:<6} STATE", "KEY", "TENANT", "ROLE");
+            for key in keys.list(tenant.as_deref()) {
+                let state = key.unusable(now).unwrap_or_else(|| "active".into());
+                println!(
+                    "{:<14} {:<20} {:<6} {}{}",
+                    key.key_id,
+                    key.tenant,
+                    key.role.name(),
+                    state,
+                    if key.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", key.note)
+                    }
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let key = keys.revoke(&key_id)?;
+            eprintln!("revoked key {} of tenant {}", key.key_id, key.tenant);
+        }
+    }
+    Ok(())
+}
+
+fn expires_words(key: &reelforge_engine::keys::ApiKey) -> String {
+    let s = (key.expires_unix_ms.unwrap_or(0) - key.created_unix_ms) / 1000;
+    match s {
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s => format!("{s} s"),
     }
 }
 
@@ -189,6 +317,28 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let tls = if config.tls.enabled() {
+        let tls = reelforge_server::tls::Reloadable::new(config.tls.clone())?;
+        tls.reload_on_sighup()?;
+        Some(tls)
+    } else {
+        let ip = listener.local_addr()?.ip();
+        if !ip.is_loopback() {
+            if !config.insecure {
+                anyhow::bail!(
+                    "refusing to serve plaintext on {} (not loopback): anyone on the network \
+                     could read and send calls; set tls.cert and tls.key (--tls-cert, \
+                     --tls-key), or pass --insecure (insecure = true) on a trusted network",
+                    config.listen
+                );
+            }
+            tracing::warn!(
+                "serving plaintext on {} (--insecure): calls and API keys cross the network unencrypted",
+                config.listen
+            );
+        }
+        None
+    };
     let metrics_listener = match config.metrics_listen.as_str() {
         "" => None,
         addr => Some(
@@ -198,6 +348,7 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         ),
     };
     let providers = load_providers(&config).await?;
+    let (config_auth, config_limits) = (config.auth.clone(), config.limits.clone());
     let engine =
         Engine::open(config.engine, providers).context("cannot open the data directory")?;
     engine.catalog.check_text_embedder().await?;
@@ -241,6 +392,22 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
             }
         });
     }
+    let access = reelforge_server::auth::Access::new(
+        engine.keys.clone(),
+        config_auth,
+        config_limits.clone(),
+    );
+    if !access.required() {
+        tracing::warn!(
+            "no API keys: every caller is the admin of the default tenant; make one with \
+             `reelforge-server keys create --tenant NAME --role admin` to require keys"
+        );
+    }
+    let gate = api::Gate {
+        access,
+        max_message_bytes: config_limits.max_message_bytes,
+        tls,
+    };
     let shutdown_engine = engine.clone();
     let shutdown = async move {
         signals.wait().await;
@@ -248,7 +415,7 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         stopping.cancel();
         shutdown_engine.shutdown().await;
     };
-    api::serve(engine.clone(), listener, metrics, shutdown).await?;
+    api::serve(engine.clone(), listener, metrics, gate, shutdown).await?;
     engine.flush()?;
     tracing::info!("stopped");
     Ok(())

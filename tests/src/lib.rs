@@ -274,9 +274,14 @@ impl Server {
             .to_string();
         // Keep draining stdout so the server never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let scheme = if env.iter().any(|(k, _)| *k == "REELFORGE_TLS_CERT") {
+            "https"
+        } else {
+            "http"
+        };
         Server {
             child: Some(child),
-            addr: format!("http://{addr}"),
+            addr: format!("{scheme}://{addr}"),
             data_dir: data_dir.to_path_buf(),
             roots: roots.iter().map(|r| r.to_path_buf()).collect(),
         }
@@ -308,6 +313,17 @@ impl Server {
             .expect("server stopped within 30 s")
             .unwrap();
         assert!(status.success(), "server exited with {status}");
+    }
+
+    /// Sends `signal` (e.g. SIGHUP) to the running server.
+    pub fn signal(&self, signal: i32) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("server running") as i32;
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, signal) };
     }
 
     /// Kills the server with SIGKILL (no shutdown of any kind) and waits for it to die.

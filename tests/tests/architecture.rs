@@ -128,6 +128,7 @@ const MODULES: [(&str, &[&str]); 6] = [
             "util",
             "config",
             "store",
+            "keys",
             "jobs",
             "search",
             "catalog",
@@ -138,7 +139,12 @@ const MODULES: [(&str, &[&str]); 6] = [
             "feedback",
         ],
     ),
-    ("server", &["config", "codes", "logging", "metrics", "api"]),
+    (
+        "server",
+        &[
+            "codes", "tls", "auth", "config", "logging", "metrics", "api",
+        ],
+    ),
 ];
 
 /// Below the server, nothing knows gRPC.

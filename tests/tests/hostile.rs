@@ -144,6 +144,7 @@ struct Clients {
     highlight: HighlightClient<Channel>,
     library: LibraryClient<Channel>,
     feedback: reelforge_proto::v1::feedback_client::FeedbackClient<Channel>,
+    channel: Channel,
 }
 
 /// Drains a server stream to its end; returns the first error status, if any.
@@ -542,7 +543,37 @@ async fn one_request(
             };
             ("AddEntry", unit(c.library.add_entry(req).await))
         }
-        _ => match rng.below(3) {
+        _ => match rng.below(4) {
+            3 => {
+                // Key management: garbage only (a key made here would turn keys on for
+                // every other caller), so every tenant name is invalid.
+                let mut admin =
+                    reelforge_proto::v1::admin_client::AdminClient::new(c.channel.clone());
+                match rng.below(4) {
+                    0 => {
+                        let req = pb::CreateKeyRequest {
+                            tenant: format!("../{}", nasty_string(rng)),
+                            role: nasty_enum(rng),
+                            expires_in_seconds: nasty_i64(rng),
+                            note: nasty_string(rng),
+                        };
+                        ("CreateKey", unit(admin.create_key(req).await))
+                    }
+                    1 => {
+                        let req = pb::RevokeKeyRequest {
+                            key_id: nasty_string(rng),
+                        };
+                        ("RevokeKey", unit(admin.revoke_key(req).await))
+                    }
+                    2 => {
+                        let req = pb::ListKeysRequest {
+                            tenant: nasty_string(rng),
+                        };
+                        ("ListKeys", unit(admin.list_keys(req).await))
+                    }
+                    _ => ("WhoAmI", unit(admin.who_am_i(pb::WhoAmIRequest {}).await)),
+                }
+            }
             0 => {
                 let req = pb::ListLibraryEntriesRequest {
                     category: nasty_string(rng),
@@ -681,7 +712,8 @@ async fn hostile_requests_get_proper_answers_and_change_nothing_stored() {
             search: SearchClient::new(channel.clone()),
             highlight: HighlightClient::new(channel.clone()),
             library: LibraryClient::new(channel.clone()),
-            feedback: reelforge_proto::v1::feedback_client::FeedbackClient::new(channel),
+            feedback: reelforge_proto::v1::feedback_client::FeedbackClient::new(channel.clone()),
+            channel,
         };
         let (next, tally, wrong) = (next.clone(), tally.clone(), wrong.clone());
         let messages = messages.clone();

@@ -42,6 +42,35 @@ pub fn parse_time_str(text: &str) -> Result<i64, String> {
     seconds_to_ms(seconds)
 }
 
+/// A lifetime as people write one on a command line: `30d`, `12h`, `90m`, `45s` or bare
+/// seconds (`3600`). Returns whole seconds, at least one.
+pub fn parse_lifetime(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a lifetime such as 30d, 12h, 90m or 3600"))?;
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        other => {
+            return Err(format!(
+                "{text:?}: unit {other:?} is not s, m, h, d or w (e.g. 30d)"
+            ))
+        }
+    };
+    match n.checked_mul(scale) {
+        Some(s) if s > 0 && s <= 100 * 365 * 86_400 => Ok(s),
+        _ => Err(format!("{text:?} must be between 1 s and 100 years")),
+    }
+}
+
 fn seconds_to_ms(s: f64) -> Result<i64, String> {
     if !s.is_finite() {
         return Err("time is not finite".into());
@@ -56,6 +85,17 @@ fn seconds_to_ms(s: f64) -> Result<i64, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_lifetime("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_lifetime("3600"), Ok(3600));
+        assert_eq!(parse_lifetime(" 90m "), Ok(5400));
+        assert!(parse_lifetime("0").is_err());
+        assert!(parse_lifetime("3y").unwrap_err().contains("unit"));
+        assert!(parse_lifetime("d").is_err());
+        assert!(parse_lifetime("99999999999999w").is_err());
+    }
 
     #[test]
     fn times_parse_as_seconds_or_clocks() {

@@ -11,7 +11,8 @@
 //! - `Feedback` (`feedback`): ratings of segments and hits, and the category defaults
 //!   they tune.
 //!
-//! Below them: the video store (`store`), ingest jobs (`jobs`) and `util`. The engine
+//! Below them: the video store (`store`), API keys (`keys`), ingest jobs (`jobs`) and
+//! `util`. The engine
 //! knows nothing of gRPC; the server's API layer converts and calls these services.
 
 pub mod catalog;
@@ -20,6 +21,7 @@ pub mod feedback;
 pub mod highlights;
 pub mod ingest;
 pub mod jobs;
+pub mod keys;
 pub mod library;
 pub mod search;
 pub mod store;
@@ -37,6 +39,7 @@ pub use config::EngineConfig;
 pub use feedback::Feedback;
 pub use highlights::Highlights;
 pub use ingest::Ingest;
+pub use keys::Keys;
 pub use library::Library;
 pub use search::Search;
 
@@ -58,6 +61,7 @@ pub struct Engine {
     pub library: Arc<Library>,
     pub feedback: Arc<Feedback>,
     pub watch: Arc<watch::Watch>,
+    pub keys: Arc<Keys>,
     store: Store,
 }
 
@@ -80,6 +84,7 @@ impl Engine {
         std::fs::create_dir_all(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
         let jobs = Arc::new(Jobs::open(store.clone())?);
+        let keys = Arc::new(Keys::open(store.db())?);
         let (keep_generations, keep_jobs) = jobs.resumable();
         let _ = std::fs::remove_dir_all(config.data_dir.join("uploads"));
         remove_staging_except(&config.data_dir.join("staging"), &keep_jobs);
@@ -142,6 +147,7 @@ impl Engine {
             &data_dir,
         )?);
         Ok(Engine {
+            keys,
             feedback,
             watch,
             ingest,
@@ -151,6 +157,15 @@ impl Engine {
             library,
             store,
         })
+    }
+
+    /// The API keys of the store under `config.data_dir`, without the models or the
+    /// other services: key management while the server is stopped (a running server
+    /// holds the store; its Admin service manages keys then).
+    pub fn open_keys(config: &EngineConfig) -> Result<Keys> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
+        Keys::open(store.db())
     }
 
     /// Continues the ingest jobs a previous process left unfinished (call once, after

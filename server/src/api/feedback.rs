@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use reelforge_engine::feedback::{Counts, RateRequest, RateTarget, Rating, TuneReport};
-use reelforge_engine::{Feedback, DEFAULT_TENANT};
+use reelforge_engine::Feedback;
 use reelforge_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
+use crate::auth::{audit_target, Caller};
 
 pub struct FeedbackApi {
     feedback: Arc<Feedback>,
@@ -97,6 +98,7 @@ fn report(r: TuneReport) -> pb::TuneReport {
 #[tonic::async_trait]
 impl pb::feedback_server::Feedback for FeedbackApi {
     async fn rate(&self, req: Request<pb::RateRequest>) -> Result<Response<pb::Rating>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::RateRequest {
             target,
             good,
@@ -109,6 +111,7 @@ impl pb::feedback_server::Feedback for FeedbackApi {
                 if s.highlight_id.is_empty() {
                     return Err(Status::invalid_argument("segment.highlight_id is required"));
                 }
+                audit_target(format!("highlight {} segment {}", s.highlight_id, s.index));
                 RateTarget::Segment {
                     highlight_id: s.highlight_id,
                     index: s.index,
@@ -118,6 +121,7 @@ impl pb::feedback_server::Feedback for FeedbackApi {
                 if h.video_id.is_empty() {
                     return Err(Status::invalid_argument("hit.video_id is required"));
                 }
+                audit_target(format!("video {}", h.video_id));
                 RateTarget::Hit {
                     video_id: h.video_id,
                     start_ms: h.start_ms,
@@ -134,7 +138,7 @@ impl pb::feedback_server::Feedback for FeedbackApi {
         let rated = self
             .feedback
             .rate(
-                DEFAULT_TENANT,
+                &tenant,
                 RateRequest {
                     target,
                     good,
@@ -152,13 +156,18 @@ impl pb::feedback_server::Feedback for FeedbackApi {
         &self,
         req: Request<pb::TuneRequest>,
     ) -> Result<Response<pb::TuneReport>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::TuneRequest { category, apply } = req.into_inner();
+        audit_target(format!(
+            "category {category}{}",
+            if apply { " (apply)" } else { "" }
+        ));
         if category.trim().is_empty() {
             return Err(Status::invalid_argument("category is required"));
         }
         let r = self
             .feedback
-            .tune(DEFAULT_TENANT, &category, apply)
+            .tune(&tenant, &category, apply)
             .await
             .map_err(to_status)?;
         Ok(Response::new(report(r)))

@@ -19,6 +19,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::status::{bounded, code_for, to_status};
+use crate::auth::audit_target;
 use crate::codes::code_name;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::HighlightEvent, Status>> + Send>>;
@@ -432,6 +433,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
         req: Request<pb::HighlightRequest>,
     ) -> Result<Response<Self::HighlightStream>, Status> {
         let req = request(req.into_inner()).map_err(to_status)?;
+        audit_target(format!("video {}", req.video_id));
         let plan = self.highlights.plan(&req).map_err(to_status)?;
         // A job: it runs to its end even if the caller goes away; its files stay for
         // `Download`, and `WatchHighlight` re-attaches.
@@ -497,9 +499,11 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::DeleteHighlightRequest>,
     ) -> Result<Response<pb::HighlightInfo>, Status> {
+        let highlight_id = req.into_inner().highlight_id;
+        audit_target(format!("highlight {highlight_id}"));
         let record = self
             .highlights
-            .delete(&req.into_inner().highlight_id)
+            .delete(&highlight_id)
             .await
             .map_err(to_status)?;
         Ok(Response::new(info(&record)))

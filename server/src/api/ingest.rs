@@ -17,6 +17,7 @@ use reelforge_engine::{Catalog, Ingest};
 
 use super::convert;
 use super::status::{bounded, code_for, to_status};
+use crate::auth::audit_target;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::IngestEvent, Status>> + Send>>;
 
@@ -94,6 +95,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         request: Request<pb::IngestPathRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let pb::IngestPathRequest { path, options } = request.into_inner();
+        audit_target(format!("path {path}"));
         let handle = self
             .ingest
             .ingest_path(&path, convert::options(options))
@@ -119,6 +121,7 @@ impl pb::ingest_server::Ingest for IngestApi {
             size_bytes,
             options,
         } = header;
+        audit_target(format!("upload {filename}"));
         if size_bytes < 0 {
             return Err(Status::invalid_argument(
                 "UploadHeader.size_bytes must not be negative",
@@ -197,6 +200,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
         let pb::CancelJobRequest { job_id } = request.into_inner();
+        audit_target(format!("job {job_id}"));
         let job = self
             .catalog
             .cancel_job(required(&job_id, "job_id")?)
@@ -253,6 +257,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         request: Request<pb::DeleteVideoRequest>,
     ) -> Result<Response<pb::DeleteVideoResponse>, Status> {
         let pb::DeleteVideoRequest { video_id } = request.into_inner();
+        audit_target(format!("video {video_id}"));
         let removed = self
             .catalog
             .delete_video(required(&video_id, "video_id")?)
@@ -272,6 +277,7 @@ impl pb::ingest_server::Ingest for IngestApi {
             video_id,
             failed_only,
         } = request.into_inner();
+        audit_target(format!("video {video_id}"));
         let r = self
             .ingest
             .reanalyse(required(&video_id, "video_id")?, failed_only)
@@ -294,6 +300,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         request: Request<pb::RunBdaRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let pb::RunBdaRequest { video_id } = request.into_inner();
+        audit_target(format!("video {video_id}"));
         let handle = self
             .ingest
             .start_bda(required(&video_id, "video_id")?)
@@ -310,6 +317,7 @@ impl pb::ingest_server::Ingest for IngestApi {
             result_json,
             video_id,
         } = request.into_inner();
+        audit_target(format!("video {video_id}"));
         let video_id = (!video_id.is_empty()).then_some(video_id);
         let (video_id, documents, created) = self
             .ingest

@@ -8,6 +8,7 @@ use reelforge_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
+use crate::auth::audit_target;
 
 pub struct LibraryApi {
     library: Arc<Library>,
@@ -49,6 +50,7 @@ impl pb::library_server::Library for LibraryApi {
             description,
             score,
         } = req.into_inner();
+        audit_target(format!("video {video_id} category {category}"));
         let new = NewEntry {
             video_id,
             start_seconds,
@@ -91,6 +93,7 @@ impl pb::library_server::Library for LibraryApi {
         req: Request<pb::RemoveLibraryEntryRequest>,
     ) -> Result<Response<pb::LibraryEntry>, Status> {
         let pb::RemoveLibraryEntryRequest { entry_id } = req.into_inner();
+        audit_target(format!("entry {entry_id}"));
         let removed = self.library.remove(&entry_id).await.map_err(to_status)?;
         Ok(Response::new(entry(&removed)))
     }
@@ -100,6 +103,7 @@ impl pb::library_server::Library for LibraryApi {
         req: Request<pb::SetCategoryScriptRequest>,
     ) -> Result<Response<pb::CategoryScript>, Status> {
         let pb::SetCategoryScriptRequest { category, script } = req.into_inner();
+        audit_target(format!("category {category}"));
         let (category, events) = self
             .library
             .set_script(&category, &script)

@@ -3,6 +3,7 @@
 //! in its defaults) and convert back; `status` is the one map from engine errors to
 //! gRPC codes.
 
+mod admin;
 mod convert;
 mod feedback;
 mod highlight;
@@ -13,6 +14,7 @@ pub mod status;
 
 use std::future::Future;
 
+use reelforge_proto::v1::admin_server::AdminServer;
 use reelforge_proto::v1::feedback_server::FeedbackServer;
 use reelforge_proto::v1::highlight_server::HighlightServer;
 use reelforge_proto::v1::ingest_server::IngestServer;
@@ -21,6 +23,7 @@ use reelforge_proto::v1::search_server::SearchServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+pub use admin::AdminApi;
 pub use feedback::FeedbackApi;
 pub use highlight::HighlightApi;
 pub use ingest::IngestApi;
@@ -31,13 +34,21 @@ pub use status::to_status;
 use reelforge_engine::Engine;
 use std::sync::Arc;
 
+use crate::auth::{Access, AuthLayer};
 use crate::logging::RequestIdLayer;
 use crate::metrics::{Metrics, MetricsLayer};
+use crate::tls::Reloadable;
 
-/// Largest gRPC message accepted (upload chunks are far smaller).
-const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Idle time before TCP keepalive probes start on a connection.
-const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(60);
+pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How the server meets its callers: who may call (keys, roles, rate limits), how big a
+/// request may be, and TLS (`None`: plaintext).
+pub struct Gate {
+    pub access: Arc<Access>,
+    pub max_message_bytes: usize,
+    pub tls: Option<Arc<Reloadable>>,
+}
 
 /// The connections `listener` accepts, each with Nagle's algorithm off (a small response
 /// must not wait for the caller's delayed ACK: ~40 ms a call) and TCP keepalive on (dead
@@ -50,11 +61,12 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Serves every reelforge service, health and reflection (v1 and v1alpha) on `listener`
-/// until `shutdown` completes.
+/// behind `gate` until `shutdown` completes.
 pub async fn serve(
     engine: Engine,
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    gate: Gate,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -73,6 +85,7 @@ pub async fn serve(
     health_reporter
         .set_serving::<FeedbackServer<FeedbackApi>>()
         .await;
+    health_reporter.set_serving::<AdminServer<AdminApi>>().await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -82,19 +95,26 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    // Every request message is capped at the same size: large enough that an oversized
+    // query reaches its handler and gets a clear INVALID_ARGUMENT, small enough that no
+    // caller makes the server hold more.
+    let max = gate.max_message_bytes;
     let ingest = IngestServer::new(IngestApi::new(engine.ingest, engine.catalog))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    // Large enough that an oversized query reaches the handler and gets a clear
-    // INVALID_ARGUMENT instead of a transport error.
+        .max_decoding_message_size(max);
     let search = SearchServer::new(SearchApi::new(engine.search, metrics.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let highlight = HighlightServer::new(HighlightApi::new(engine.highlights));
-    let library = LibraryServer::new(LibraryApi::new(engine.library));
-    let feedback = FeedbackServer::new(FeedbackApi::new(engine.feedback));
+        .max_decoding_message_size(max);
+    let highlight =
+        HighlightServer::new(HighlightApi::new(engine.highlights)).max_decoding_message_size(max);
+    let library =
+        LibraryServer::new(LibraryApi::new(engine.library)).max_decoding_message_size(max);
+    let feedback =
+        FeedbackServer::new(FeedbackApi::new(engine.feedback)).max_decoding_message_size(max);
+    let admin = AdminServer::new(AdminApi::new(engine.keys)).max_decoding_message_size(max);
 
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(RequestIdLayer)
         .layer(MetricsLayer(metrics))
+        .layer(AuthLayer(gate.access))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -103,8 +123,22 @@ pub async fn serve(
         .add_service(highlight)
         .add_service(library)
         .add_service(feedback)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await?;
+        .add_service(admin);
+    match gate.tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(
+                    crate::tls::incoming(listener, tls, KEEPALIVE),
+                    shutdown,
+                )
+                .await?
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming(listener), shutdown)
+                .await?
+        }
+    }
     Ok(())
 }
 

@@ -58,7 +58,11 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled reports a held lock as an `Other` error naming the OS's WouldBlock.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
                     Error::FailedPrecondition(format!(
                         "the store at {} is in use by another reelforge-server",
                         path.display()

@@ -1,0 +1,129 @@
+//! `reelforge.v1.Admin`: API keys (the admin role; `WhoAmI` for any key).
+
+use std::sync::Arc;
+
+use reelforge_engine::keys::{ApiKey, Keys, NewKey, Role};
+use reelforge_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::status::to_status;
+use crate::auth::{audit_target, Caller};
+
+pub struct AdminApi {
+    keys: Arc<Keys>,
+}
+
+impl AdminApi {
+    pub fn new(keys: Arc<Keys>) -> Self {
+        AdminApi { keys }
+    }
+}
+
+pub fn role_to_proto(role: Role) -> pb::Role {
+    match role {
+        Role::Read => pb::Role::Read,
+        Role::Write => pb::Role::Write,
+        Role::Admin => pb::Role::Admin,
+    }
+}
+
+fn key(k: &ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        key_id: k.key_id.clone(),
+        tenant: k.tenant.clone(),
+        role: role_to_proto(k.role) as i32,
+        note: k.note.clone(),
+        created_unix_ms: k.created_unix_ms,
+        expires_unix_ms: k.expires_unix_ms.unwrap_or(0),
+        revoked_unix_ms: k.revoked_unix_ms.unwrap_or(0),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminApi {
+    async fn create_key(
+        &self,
+        req: Request<pb::CreateKeyRequest>,
+    ) -> Result<Response<pb::CreatedKey>, Status> {
+        let req = req.into_inner();
+        audit_target(format!("tenant {}", req.tenant));
+        let role = match pb::Role::try_from(req.role) {
+            Ok(pb::Role::Read) => Role::Read,
+            Ok(pb::Role::Write) => Role::Write,
+            Ok(pb::Role::Admin) => Role::Admin,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "role must be ROLE_READ, ROLE_WRITE or ROLE_ADMIN",
+                ))
+            }
+        };
+        let new = NewKey {
+            tenant: req.tenant,
+            role,
+            expires_in_seconds: (req.expires_in_seconds != 0).then_some(req.expires_in_seconds),
+            note: req.note,
+        };
+        let keys = self.keys.clone();
+        let made = tokio::task::spawn_blocking(move || keys.create(new))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        audit_target(format!(
+            "key {} of tenant {}",
+            made.key.key_id, made.key.tenant
+        ));
+        Ok(Response::new(pb::CreatedKey {
+            key: Some(key(&made.key)),
+            secret: made.secret,
+        }))
+    }
+
+    async fn list_keys(
+        &self,
+        req: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let tenant = req.into_inner().tenant;
+        let keys = self
+            .keys
+            .list((!tenant.is_empty()).then_some(tenant.as_str()))
+            .iter()
+            .map(key)
+            .collect();
+        Ok(Response::new(pb::ListKeysResponse { keys }))
+    }
+
+    async fn revoke_key(
+        &self,
+        req: Request<pb::RevokeKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let key_id = req.into_inner().key_id;
+        audit_target(format!("key {key_id}"));
+        let keys = self.keys.clone();
+        let revoked = tokio::task::spawn_blocking(move || keys.revoke(&key_id))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        Ok(Response::new(key(&revoked)))
+    }
+
+    async fn who_am_i(
+        &self,
+        req: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let caller = Caller::of(&req);
+        let found = caller
+            .key_id
+            .as_deref()
+            .and_then(|id| self.keys.list(None).into_iter().find(|k| k.key_id == id));
+        Ok(Response::new(match found {
+            Some(k) => key(&k),
+            // No key: the open server's anonymous caller.
+            None => pb::ApiKey {
+                tenant: caller.tenant,
+                role: role_to_proto(caller.role) as i32,
+                note: "no key: this server has none and serves everyone".into(),
+                ..Default::default()
+            },
+        }))
+    }
+}
