@@ -65,6 +65,7 @@ pub async fn highlight(
         .ingest_path(
             &long.display().to_string(),
             IngestOptions {
+                tenant: String::new(),
                 force: false,
                 slice_seconds: 30.0,
                 clip_seconds: 0.0,
@@ -73,7 +74,10 @@ pub async fn highlight(
         .await?;
     let job_id = handle.id();
     let video_id = loop {
-        let record = engine.catalog.job(&job_id).await?;
+        let record = engine
+            .catalog
+            .job(reelforge_engine::DEFAULT_TENANT, &job_id)
+            .await?;
         if record.state.is_final() {
             anyhow::ensure!(record.error.is_none(), "ingest failed: {:?}", record.error);
             break record.video_id;
@@ -150,20 +154,28 @@ pub async fn highlight(
     let highlights = &engine.highlights;
     // A library entry: the first loop's strongest moment, for Template to find in the
     // other loops.
-    let direct = highlights.plan(&request("direct", none(), None, false))?;
+    let direct = highlights
+        .plan(
+            reelforge_engine::DEFAULT_TENANT,
+            &request("direct", none(), None, false),
+        )
+        .await?;
     let first = highlights.run(&direct, &|_| {}).await?;
     if let Some(best) = first.segments.first() {
         engine
             .library
-            .add(NewEntry {
-                video_id: video_id.clone(),
-                start_seconds: best.start_ms as f64 / 1000.0,
-                end_seconds: best.end_ms as f64 / 1000.0,
-                category: "bench".into(),
-                tags: vec![],
-                description: best.description.clone(),
-                score: None,
-            })
+            .add(
+                reelforge_engine::DEFAULT_TENANT,
+                NewEntry {
+                    video_id: video_id.clone(),
+                    start_seconds: best.start_ms as f64 / 1000.0,
+                    end_seconds: best.end_ms as f64 / 1000.0,
+                    category: "bench".into(),
+                    tags: vec![],
+                    description: best.description.clone(),
+                    score: None,
+                },
+            )
             .await?;
         runs.insert(
             5,
@@ -193,7 +205,9 @@ pub async fn highlight(
                 *compared.lock().expect("not poisoned") = Some((f.total, f.after_coarse));
             }
         };
-        let plan = highlights.plan(&req)?;
+        let plan = highlights
+            .plan(reelforge_engine::DEFAULT_TENANT, &req)
+            .await?;
         let result = highlights.run(&plan, &sink).await?;
         let compared = match compared.into_inner().expect("not poisoned") {
             Some((total, kept)) => format!("{kept}/{total}"),

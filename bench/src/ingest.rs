@@ -208,6 +208,7 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
     let slice_ms = (config.ingest.slice_seconds * 1000.0) as i64;
     let prepared = PreparedIngest {
         job_id: "bench".into(),
+        tenant: reelforge_engine::DEFAULT_TENANT.into(),
         video_id: "0000000000000000".into(),
         sha256: "0".repeat(64),
         filename: file.display().to_string(),

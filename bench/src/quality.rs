@@ -85,7 +85,9 @@ pub async fn quality(config: &EngineConfig, docs: usize, queries: usize) -> anyh
                 rerank: Some(rerank),
                 ..SearchRequest::new(q.clone(), 10)
             };
-            let (hits, _) = search.search(&req).await?;
+            let (hits, _) = search
+                .search(reelforge_engine::DEFAULT_TENANT, &req)
+                .await?;
             ranked.push(hits.iter().map(|h| position[&h.doc_id]).collect());
         }
         println!(

@@ -275,7 +275,7 @@ async fn reindex(config: Config) -> anyhow::Result<()> {
         let outcome = async {
             let job = engine.ingest.reingest(video).await?.id();
             loop {
-                let record = engine.catalog.job(&job).await?;
+                let record = engine.catalog.job(&video.tenant, &job).await?;
                 if record.state.is_final() {
                     return match record.error {
                         None => Ok(record.video_id),

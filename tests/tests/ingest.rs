@@ -482,7 +482,7 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
             "no record of the deleted video is left in sled"
         );
         assert!(store
-            .video_id_by_sha256(&kept.summary.as_ref().unwrap().content_sha256)
+            .video_id_by_content(&kept.summary.as_ref().unwrap().content_sha256)
             .unwrap()
             .is_some());
     }

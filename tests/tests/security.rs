@@ -162,7 +162,9 @@ impl Decoder for RawDecoder {
     }
 }
 
-/// The code an RPC answers an empty request with, called with `token`.
+/// The code an RPC answers an empty request with, called with `token`; a refusal for
+/// the caller's role reads as PERMISSION_DENIED, any other answer (a PERMISSION_DENIED
+/// for a path outside the tenant's folders included) as what the handler said.
 async fn raw_call(channel: Channel, path: &str, token: Option<&str>) -> Code {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
@@ -175,6 +177,13 @@ async fn raw_call(channel: Channel, path: &str, token: Option<&str>) -> Code {
     let path = http::uri::PathAndQuery::from_str(path).unwrap();
     match grpc.unary::<Vec<u8>, Vec<u8>, Raw>(req, path, Raw).await {
         Ok(_) => Code::Ok,
+        Err(status) if status.code() == Code::PermissionDenied => {
+            if status.message().contains(" role") {
+                Code::PermissionDenied
+            } else {
+                Code::FailedPrecondition
+            }
+        }
         Err(status) => status.code(),
     }
 }
@@ -706,4 +715,291 @@ async fn rate_and_size_limits_refuse_and_recover_and_plaintext_stays_on_loopback
         err.contains("--insecure") && err.contains("--tls-cert"),
         "{err}"
     );
+}
+
+/// Clients whose every call carries `token`.
+fn with_token(
+    channel: Channel,
+    token: &str,
+) -> tonic::service::interceptor::InterceptedService<
+    Channel,
+    impl tonic::service::Interceptor + Clone,
+> {
+    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    tonic::service::interceptor::InterceptedService::new(
+        channel,
+        move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", value.clone());
+            Ok(req)
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_see_and_touch_only_their_own() {
+    use reelforge_tests::{done_video_id, drain, fixtures, path_request, upload_chunks};
+    let f = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("reelforge.toml");
+    std::fs::write(
+        &config,
+        format!("[tenants.acme]\nallowed_roots = [{:?}]\n", f.dir),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &tmp.path().join("data"),
+        &[],
+        &[
+            ("REELFORGE_CONFIG", config.to_str().unwrap()),
+            // Speech is not what this is about: a tone needs no transcript.
+            ("REELFORGE_TRANSCRIBER", "none"),
+        ],
+    )
+    .await;
+    let channel = server.channel().await;
+    let ops = create_key(channel.clone(), None, "ops", pb::Role::Admin, 0)
+        .await
+        .unwrap()
+        .secret;
+    let acme = create_key(channel.clone(), Some(&ops), "acme", pb::Role::Write, 0)
+        .await
+        .unwrap()
+        .secret;
+    let beta = create_key(channel.clone(), Some(&ops), "beta", pb::Role::Write, 0)
+        .await
+        .unwrap()
+        .secret;
+    let ingest =
+        |token: &str| pb::ingest_client::IngestClient::new(with_token(channel.clone(), token));
+
+    // The same bytes: acme names the file on the server (its own root), beta uploads it.
+    let stream = ingest(&acme)
+        .ingest_path(path_request(&f.small, 4.0))
+        .await
+        .unwrap()
+        .into_inner();
+    let (events, status) = drain(stream).await;
+    status.unwrap();
+    let acme_video = done_video_id(&events);
+    let stream = ingest(&beta)
+        .ingest_upload(tokio_stream::iter(upload_chunks(&f.small, 4.0, false)))
+        .await
+        .unwrap()
+        .into_inner();
+    let (events, status) = drain(stream).await;
+    status.unwrap();
+    let beta_video = done_video_id(&events);
+    assert_ne!(
+        acme_video, beta_video,
+        "the same file is two videos for two tenants"
+    );
+    let refused = ingest(&beta)
+        .ingest_path(path_request(&f.small, 4.0))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("[tenants.beta]"),
+        "{}",
+        refused.message()
+    );
+
+    // Lists, gets and deletes: each its own; the other's ids are NOT_FOUND.
+    for (token, own, other) in [
+        (&acme, &acme_video, &beta_video),
+        (&beta, &beta_video, &acme_video),
+    ] {
+        let mut client = ingest(token);
+        let videos = client
+            .list_videos(pb::ListVideosRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .videos;
+        assert_eq!(videos.len(), 1);
+        assert_eq!(&videos[0].video_id, own);
+        let jobs = client
+            .list_jobs(pb::ListJobsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .jobs;
+        assert!(
+            !jobs.is_empty() && jobs.iter().all(|j| &j.video_id == own),
+            "{jobs:?}"
+        );
+        for code in [
+            client
+                .get_video(pb::GetVideoRequest {
+                    video_id: other.clone(),
+                    include_signals: false,
+                })
+                .await
+                .map(|_| ())
+                .unwrap_err()
+                .code(),
+            client
+                .delete_video(pb::DeleteVideoRequest {
+                    video_id: other.clone(),
+                })
+                .await
+                .map(|_| ())
+                .unwrap_err()
+                .code(),
+            client
+                .reanalyse_video(pb::ReanalyseVideoRequest {
+                    video_id: other.clone(),
+                    failed_only: false,
+                })
+                .await
+                .map(|_| ())
+                .unwrap_err()
+                .code(),
+        ] {
+            assert_eq!(code, Code::NotFound);
+        }
+        let mut highlight =
+            pb::highlight_client::HighlightClient::new(with_token(channel.clone(), token));
+        let clip = highlight
+            .get_clip(pb::GetClipRequest {
+                video_id: other.clone(),
+                start_ms: 0,
+                end_ms: 2000,
+                ..Default::default()
+            })
+            .await;
+        let clip_code = match clip {
+            Err(s) => s.code(),
+            Ok(r) => r
+                .into_inner()
+                .message()
+                .await
+                .map(|_| Code::Ok)
+                .unwrap_or_else(|s| s.code()),
+        };
+        assert_eq!(clip_code, Code::NotFound);
+        let made = highlight
+            .highlight(pb::HighlightRequest {
+                video_id: other.clone(),
+                render: Some(false),
+                ..Default::default()
+            })
+            .await;
+        let code = match made {
+            Err(s) => s.code(),
+            Ok(r) => {
+                let mut stream = r.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break Code::Ok,
+                        Err(s) => break s.code(),
+                    }
+                }
+            }
+        };
+        assert_eq!(
+            code,
+            Code::NotFound,
+            "a highlight of the other tenant's video"
+        );
+        // Search: the same words, only the tenant's own video.
+        let mut search = pb::search_client::SearchClient::new(with_token(channel.clone(), token));
+        let mut stream = search
+            .search(pb::SearchRequest {
+                query: "tone".into(),
+                top_k: 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut hits = Vec::new();
+        while let Some(reply) = stream.message().await.unwrap() {
+            if let Some(pb::search_response::Item::Result(r)) = reply.item {
+                hits.push(r.video_id);
+            }
+        }
+        assert!(!hits.is_empty(), "the tenant finds its own video");
+        assert!(hits.iter().all(|h| h == own), "{hits:?}");
+        let filtered = search
+            .search(pb::SearchRequest {
+                query: "tone".into(),
+                video_ids: vec![other.clone()],
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            filtered.is_err(),
+            "a filter naming the other tenant's video is refused"
+        );
+    }
+    // Highlights and the library: acme's are not beta's.
+    let mut acme_highlight =
+        pb::highlight_client::HighlightClient::new(with_token(channel.clone(), &acme));
+    let mut stream = acme_highlight
+        .highlight(pb::HighlightRequest {
+            video_id: acme_video.clone(),
+            render: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut highlight_id = String::new();
+    while let Some(e) = stream.message().await.unwrap() {
+        if let Some(pb::highlight_event::Event::Started(s)) = e.event {
+            highlight_id = s.highlight_id;
+        }
+    }
+    assert!(!highlight_id.is_empty());
+    let mut beta_highlight =
+        pb::highlight_client::HighlightClient::new(with_token(channel.clone(), &beta));
+    let got = beta_highlight
+        .get_highlight(pb::GetHighlightRequest {
+            highlight_id: highlight_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(got.code(), Code::NotFound);
+    let listed = beta_highlight
+        .list_highlights(pb::ListHighlightsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.highlights.is_empty());
+    let mut acme_library =
+        pb::library_client::LibraryClient::new(with_token(channel.clone(), &acme));
+    acme_library
+        .add_entry(pb::AddLibraryEntryRequest {
+            video_id: acme_video.clone(),
+            start_seconds: 1.0,
+            end_seconds: 4.0,
+            category: "tones".into(),
+            description: "a steady tone".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut beta_library =
+        pb::library_client::LibraryClient::new(with_token(channel.clone(), &beta));
+    let entries = beta_library
+        .list_entries(pb::ListLibraryEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(entries.entries.is_empty(), "{entries:?}");
+    let refused = beta_library
+        .add_entry(pb::AddLibraryEntryRequest {
+            video_id: acme_video.clone(),
+            start_seconds: 1.0,
+            end_seconds: 4.0,
+            category: "tones".into(),
+            description: "a steady tone".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    server.stop().await;
 }

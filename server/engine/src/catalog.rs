@@ -171,13 +171,41 @@ impl Catalog {
         self.on_store(video_id, |s, id| s.video(id)).await
     }
 
-    pub async fn video(&self, video_id: &str, include_signals: bool) -> Result<VideoDetail> {
+    /// `tenant`'s video `video_id`; another tenant's is NOT_FOUND like one that does not
+    /// exist (ids say nothing about other tenants).
+    pub async fn owned(&self, tenant: &str, video_id: &str) -> Result<VideoRecord> {
+        validate_video_id(video_id)?;
+        let tenant = tenant.to_string();
+        self.on_store(video_id, move |s, id| s.video_of(&tenant, id))
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no video with id {video_id} (see `reelforge videos list`)"
+                ))
+            })
+    }
+
+    /// Checks that every id is one of `tenant`'s videos.
+    pub async fn owned_all(&self, tenant: &str, video_ids: &[String]) -> Result<()> {
+        for id in video_ids {
+            self.owned(tenant, id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn video(
+        &self,
+        tenant: &str,
+        video_id: &str,
+        include_signals: bool,
+    ) -> Result<VideoDetail> {
         validate_video_id(video_id)?;
         let store = self.store.clone();
         let id = video_id.to_string();
+        let tenant = tenant.to_string();
         blocking(move || {
             let video = store
-                .video(&id)?
+                .video_of(&tenant, &id)?
                 .ok_or_else(|| Error::not_found(format!("no video with id {id}")))?;
             Ok(VideoDetail {
                 slices: store.slices(&id)?,
@@ -313,18 +341,27 @@ impl Catalog {
     }
 
     /// A job's events from the start, following it if it still runs.
-    pub async fn watch(&self, job_id: &str) -> Result<JobEvents> {
+    pub async fn watch(&self, tenant: &str, job_id: &str) -> Result<JobEvents> {
+        self.job(tenant, job_id).await?;
         self.jobs.watch(job_id).await
     }
 
-    pub async fn job(&self, job_id: &str) -> Result<JobRecord> {
-        self.jobs.job(job_id).await
+    /// `tenant`'s job `job_id` (another tenant's is NOT_FOUND).
+    pub async fn job(&self, tenant: &str, job_id: &str) -> Result<JobRecord> {
+        let job = self.jobs.job(job_id).await?;
+        if job.tenant != tenant {
+            return Err(Error::not_found(format!(
+                "no job with id {job_id} (see `reelforge jobs list`)"
+            )));
+        }
+        Ok(job)
     }
 
     /// One page of the jobs in `states` (every state when empty), newest first, without
     /// their event logs.
     pub async fn list_jobs(
         &self,
+        tenant: &str,
         states: &[JobState],
         page_size: i32,
         page_token: &str,
@@ -334,7 +371,7 @@ impl Catalog {
         states.dedup();
         let page = PageRequest::parse(page_size, page_token, &format!("states={states:?}"))?;
         let mut jobs = self.jobs.list().await?;
-        jobs.retain(|j| states.is_empty() || states.contains(&j.state));
+        jobs.retain(|j| j.tenant == tenant && (states.is_empty() || states.contains(&j.state)));
         Ok(page.cut(jobs, |j| {
             format!("{}\n{}", newest_first(j.created_unix_ms), j.job_id)
         }))
@@ -343,6 +380,7 @@ impl Catalog {
     /// One page of the stored videos that `filter` selects, newest first.
     pub async fn list_videos(
         &self,
+        tenant: &str,
         filter: &VideoFilter,
         page_size: i32,
         page_token: &str,
@@ -350,21 +388,22 @@ impl Catalog {
         let filter = filter.checked()?;
         let page = PageRequest::parse(page_size, page_token, &filter.canonical())?;
         let mut videos = self.videos().await?;
-        videos.retain(|v| filter.selects(v));
+        videos.retain(|v| v.tenant == tenant && filter.selects(v));
         Ok(page.cut(videos, |v| {
             format!("{}\n{}", newest_first(v.ingested_at_unix_ms), v.video_id)
         }))
     }
 
     /// Cancels a queued or running job and waits for it to stop.
-    pub async fn cancel_job(&self, job_id: &str) -> Result<JobRecord> {
+    pub async fn cancel_job(&self, tenant: &str, job_id: &str) -> Result<JobRecord> {
+        self.job(tenant, job_id).await?;
         self.jobs.cancel(job_id).await
     }
 
     /// Deletes a video, its records, its search documents and the files the server made
     /// for it (never a server-side source file, which belongs to its owner).
-    pub async fn delete_video(&self, video_id: &str) -> Result<u64> {
-        validate_video_id(video_id)?;
+    pub async fn delete_video(&self, tenant: &str, video_id: &str) -> Result<u64> {
+        self.owned(tenant, video_id).await?;
         if let Some(h) = self.jobs.running_for(JobKind::Ingest, video_id) {
             return Err(Error::FailedPrecondition(format!(
                 "job {} is ingesting this video; cancel it first (reelforge jobs cancel {})",

@@ -27,6 +27,31 @@ pub struct EngineConfig {
     pub highlights: HighlightsConfig,
     pub watch: WatchConfig,
     pub models: ModelsConfig,
+    /// Per-tenant settings (`[tenants.acme]`); the default tenant uses the top level's.
+    pub tenants: std::collections::BTreeMap<String, TenantConfig>,
+}
+
+/// `[tenants.NAME]`: what one tenant's keys may do beyond its own videos.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Directories the tenant's keys may ingest server-side files (and take music) from;
+    /// without any, the tenant uploads only.
+    pub allowed_roots: Vec<PathBuf>,
+}
+
+impl EngineConfig {
+    /// The directories `tenant`'s server-side paths must be inside: the top level's
+    /// `allowed_roots` for the default tenant, `[tenants.NAME]`'s for the others.
+    pub fn roots_for(&self, tenant: &str) -> &[PathBuf] {
+        if tenant == crate::DEFAULT_TENANT {
+            &self.allowed_roots
+        } else {
+            self.tenants
+                .get(tenant)
+                .map_or(&[][..], |t| t.allowed_roots.as_slice())
+        }
+    }
 }
 
 /// `[watch]`: folders and S3 prefixes whose new videos are ingested as they arrive.
@@ -123,6 +148,7 @@ impl Default for EngineConfig {
             highlights: HighlightsConfig::default(),
             watch: WatchConfig::default(),
             models: ModelsConfig::default(),
+            tenants: Default::default(),
         }
     }
 }
@@ -193,6 +219,15 @@ impl EngineConfig {
                 "background_nice is a nice value, 0 (as searches) to 19 (lowest); got {}",
                 self.background_nice
             )));
+        }
+        for name in self.tenants.keys() {
+            crate::check_tenant(name)
+                .map_err(|e| Error::invalid(format!("[tenants.{name}]: {e}")))?;
+            if name == crate::DEFAULT_TENANT {
+                return Err(Error::invalid(
+                    "[tenants.default]: the default tenant uses the top-level settings (allowed_roots)",
+                ));
+            }
         }
         self.models.validate()?;
         let h = &self.highlights;

@@ -182,7 +182,7 @@ impl Feedback {
             RateTarget::Segment {
                 highlight_id,
                 index,
-            } => self.segment_rating(highlight_id, *index, given_category)?,
+            } => self.segment_rating(tenant, highlight_id, *index, given_category)?,
             RateTarget::Hit {
                 video_id,
                 start_ms,
@@ -212,6 +212,7 @@ impl Feedback {
             .catalog
             .material(&rating.video_id)
             .await?
+            .filter(|m| m.video.tenant == tenant)
             .ok_or_else(|| {
                 Error::not_found(format!(
                     "video {} is not stored (see `reelforge videos list`)",
@@ -234,15 +235,18 @@ impl Feedback {
         if req.add_to_library {
             let entry = self
                 .library
-                .add(NewEntry {
-                    video_id: rating.video_id.clone(),
-                    start_seconds: rating.start_ms as f64 / 1000.0,
-                    end_seconds: rating.end_ms as f64 / 1000.0,
-                    category: rating.category.clone(),
-                    tags: vec!["rated-good".into()],
-                    description: rating.description.clone(),
-                    score: None,
-                })
+                .add(
+                    tenant,
+                    NewEntry {
+                        video_id: rating.video_id.clone(),
+                        start_seconds: rating.start_ms as f64 / 1000.0,
+                        end_seconds: rating.end_ms as f64 / 1000.0,
+                        category: rating.category.clone(),
+                        tags: vec!["rated-good".into()],
+                        description: rating.description.clone(),
+                        score: None,
+                    },
+                )
                 .await?;
             rating.library_entry_id = Some(entry.entry_id);
         }
@@ -260,11 +264,12 @@ impl Feedback {
     /// A finished highlight's segment as a rating to fill in.
     fn segment_rating(
         &self,
+        tenant: &str,
         highlight_id: &str,
         index: u32,
         category: Option<String>,
     ) -> Result<Rating> {
-        let record = self.highlights.get(highlight_id)?;
+        let record = self.highlights.get(tenant, highlight_id)?;
         let result = record.result.as_ref().ok_or_else(|| {
             Error::FailedPrecondition(format!(
                 "highlight {highlight_id} has no segments to rate: it is {:?}",

@@ -109,24 +109,6 @@ pub struct CreatedKey {
 }
 
 const PREFIX: &str = "rf_";
-const NAME_MAX: usize = 64;
-
-/// Tenant names: what ids and paths can carry (they name directories).
-pub fn check_tenant(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= NAME_MAX
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "tenant {name:?} must be 1-{NAME_MAX} letters, digits, '-' or '_', starting with a letter or digit"
-        )))
-    }
-}
 
 /// The keys, stored and in memory.
 pub struct Keys {
@@ -157,7 +139,7 @@ impl Keys {
     }
 
     pub fn create(&self, new: NewKey) -> Result<CreatedKey> {
-        check_tenant(&new.tenant)?;
+        crate::check_tenant(&new.tenant)?;
         if let Some(s) = new.expires_in_seconds {
             if s <= 0 {
                 return Err(Error::invalid(format!(

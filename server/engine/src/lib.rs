@@ -30,7 +30,7 @@ pub mod watch;
 
 use std::sync::Arc;
 
-use reelforge_core::error::Result;
+use reelforge_core::error::{Error, Result};
 use reelforge_models::Providers;
 use reelforge_search::{SearchBackend, SearchIndex};
 
@@ -43,9 +43,27 @@ pub use keys::Keys;
 pub use library::Library;
 pub use search::Search;
 
-/// The tenant of every call until callers authenticate as tenants of their own: ratings
-/// and tunings are kept per tenant already.
+/// The tenant of callers without a key and of everything stored before tenants existed.
 pub const DEFAULT_TENANT: &str = "default";
+
+const TENANT_NAME_MAX: usize = 64;
+
+/// Tenant names: what ids and paths can carry (they name directories).
+pub fn check_tenant(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= TENANT_NAME_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "tenant {name:?} must be 1-{TENANT_NAME_MAX} letters, digits, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
 
 use jobs::Jobs;
 use library::LibraryStore;

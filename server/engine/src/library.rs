@@ -30,6 +30,9 @@ const MAX_TAGS: usize = 32;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LibraryEntry {
     pub entry_id: String,
+    /// Whose library it is in: only keys of this tenant see it and match against it.
+    #[serde(default = "crate::store::default_tenant")]
+    pub tenant: String,
     pub category: String,
     pub tags: Vec<String>,
     pub description: String,
@@ -136,15 +139,15 @@ impl LibraryStore {
         Ok(())
     }
 
-    /// Entries of `category` (all when `None`), oldest first within a category.
-    pub fn list(&self, category: Option<&str>) -> Result<Vec<LibraryEntry>> {
+    /// `tenant`'s entries of `category` (all when `None`), oldest first within a category.
+    pub fn list(&self, tenant: &str, category: Option<&str>) -> Result<Vec<LibraryEntry>> {
         let mut out: Vec<LibraryEntry> = self
             .entries
             .iter()
             .values()
             .map(|v| Ok(serde_json::from_slice::<LibraryEntry>(&v?)?))
             .collect::<Result<_>>()?;
-        out.retain(|e| category.is_none_or(|c| e.category == c));
+        out.retain(|e| e.tenant == tenant && category.is_none_or(|c| e.category == c));
         out.sort_by(|a, b| {
             (&a.category, a.created_unix_ms, &a.entry_id).cmp(&(
                 &b.category,
@@ -155,47 +158,70 @@ impl LibraryStore {
         Ok(out)
     }
 
-    pub fn remove(&self, entry_id: &str) -> Result<LibraryEntry> {
-        let removed = self.entries.remove(entry_id.as_bytes())?.ok_or_else(|| {
+    pub fn remove(&self, tenant: &str, entry_id: &str) -> Result<LibraryEntry> {
+        let missing = || {
             Error::NotFound(format!(
                 "no library entry with id {entry_id} (see `reelforge library list`)"
             ))
-        })?;
+        };
+        let stored = self.entries.get(entry_id.as_bytes())?.ok_or_else(missing)?;
+        let entry: LibraryEntry = serde_json::from_slice(&stored)?;
+        if entry.tenant != tenant {
+            return Err(missing());
+        }
+        self.entries.remove(entry_id.as_bytes())?;
         self.entries.flush()?;
-        Ok(serde_json::from_slice(&removed)?)
+        Ok(entry)
     }
 
     /// Sets a category's ordered highlight script; no events removes it.
-    pub fn set_script(&self, category: &str, events: &[String]) -> Result<()> {
+    pub fn set_script(&self, tenant: &str, category: &str, events: &[String]) -> Result<()> {
         let category = check_category(category)?;
+        let key = script_key(tenant, &category);
         if events.is_empty() {
-            self.scripts.remove(category.as_bytes())?;
+            self.scripts.remove(key.as_bytes())?;
         } else {
             self.scripts
-                .insert(category.as_bytes(), serde_json::to_vec(events)?)?;
+                .insert(key.as_bytes(), serde_json::to_vec(events)?)?;
         }
         self.scripts.flush()?;
         Ok(())
     }
 
-    pub fn script(&self, category: &str) -> Result<Vec<String>> {
-        Ok(match self.scripts.get(category.as_bytes())? {
-            Some(v) => serde_json::from_slice(&v)?,
-            None => Vec::new(),
-        })
+    pub fn script(&self, tenant: &str, category: &str) -> Result<Vec<String>> {
+        Ok(
+            match self.scripts.get(script_key(tenant, category).as_bytes())? {
+                Some(v) => serde_json::from_slice(&v)?,
+                None => Vec::new(),
+            },
+        )
     }
 
-    pub fn scripts(&self) -> Result<BTreeMap<String, Vec<String>>> {
-        self.scripts
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((
-                    String::from_utf8_lossy(&k).into_owned(),
-                    serde_json::from_slice(&v)?,
-                ))
-            })
-            .collect()
+    /// `tenant`'s category scripts.
+    pub fn scripts(&self, tenant: &str) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut out = BTreeMap::new();
+        for kv in self.scripts.iter() {
+            let (k, v) = kv?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let (owner, category) = match key.split_once('/') {
+                Some((t, c)) => (t.to_string(), c.to_string()),
+                None => (crate::DEFAULT_TENANT.to_string(), key),
+            };
+            if owner == tenant {
+                out.insert(category, serde_json::from_slice(&v)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A category script's key: the category for the default tenant (as before tenants),
+/// `tenant/category` for the others (categories hold no '/').
+fn script_key(tenant: &str, category: &str) -> String {
+    if tenant == crate::DEFAULT_TENANT {
+        category.to_string()
+    } else {
+        format!("{tenant}/{category}")
     }
 }
 
@@ -287,8 +313,8 @@ impl Library {
     }
 
     /// Adds an entry cut from a stored video, with a text embedding of its words.
-    pub async fn add(&self, new: NewEntry) -> Result<LibraryEntry> {
-        let mut e = self.prepare(&new).await?;
+    pub async fn add(&self, tenant: &str, new: NewEntry) -> Result<LibraryEntry> {
+        let mut e = self.prepare(tenant, &new).await?;
         let text = self
             .text_embedder
             .embed(&[e.words()], EmbedPurpose::Index)
@@ -309,6 +335,7 @@ impl Library {
     /// oldest first, and on the first page the categories' scripts.
     pub async fn list(
         &self,
+        tenant: &str,
         category: &str,
         page_size: i32,
         page_token: &str,
@@ -322,16 +349,16 @@ impl Library {
             page_token,
             &format!("category={}", category.as_deref().unwrap_or("")),
         )?;
-        let store = self.store.clone();
+        let (store, tenant) = (self.store.clone(), tenant.to_string());
         blocking(move || {
             let mut scripts = match page.is_first() {
-                true => store.scripts()?,
+                true => store.scripts(&tenant)?,
                 false => BTreeMap::new(),
             };
             if let Some(c) = &category {
                 scripts.retain(|k, _| k == c);
             }
-            let entries = page.cut(store.list(category.as_deref())?, |e| {
+            let entries = page.cut(store.list(&tenant, category.as_deref())?, |e| {
                 format!(
                     "{}\n{:020}\n{}",
                     e.category,
@@ -345,13 +372,13 @@ impl Library {
     }
 
     /// The entries of `category` (every entry for `None`) and its script.
-    pub async fn category(&self, category: Option<&str>) -> Result<Category> {
+    pub async fn category(&self, tenant: &str, category: Option<&str>) -> Result<Category> {
         let category = category.map(check_category).transpose()?;
-        let store = self.store.clone();
+        let (store, tenant) = (self.store.clone(), tenant.to_string());
         blocking(move || {
-            let entries = store.list(category.as_deref())?;
+            let entries = store.list(&tenant, category.as_deref())?;
             let script = match &category {
-                Some(c) => store.script(c)?,
+                Some(c) => store.script(&tenant, c)?,
                 None => Vec::new(),
             };
             Ok(Category { entries, script })
@@ -359,33 +386,43 @@ impl Library {
         .await
     }
 
-    pub async fn remove(&self, entry_id: &str) -> Result<LibraryEntry> {
+    pub async fn remove(&self, tenant: &str, entry_id: &str) -> Result<LibraryEntry> {
         if uuid::Uuid::parse_str(entry_id).is_err() {
             return Err(Error::invalid(format!(
                 "entry_id: {entry_id:?} is not a library entry id"
             )));
         }
-        let (store, id) = (self.store.clone(), entry_id.to_string());
-        blocking(move || store.remove(&id)).await
+        let (store, id, tenant) = (self.store.clone(), entry_id.to_string(), tenant.to_string());
+        blocking(move || store.remove(&tenant, &id)).await
     }
 
     /// Sets a category's script from its text (events in order; empty text removes it);
     /// returns the category and its events.
-    pub async fn set_script(&self, category: &str, script: &str) -> Result<(String, Vec<String>)> {
+    pub async fn set_script(
+        &self,
+        tenant: &str,
+        category: &str,
+        script: &str,
+    ) -> Result<(String, Vec<String>)> {
         let category = check_category(category)?;
         let events = if script.trim().is_empty() {
             Vec::new()
         } else {
             parse_script(script)?
         };
-        let (store, c, e) = (self.store.clone(), category.clone(), events.clone());
-        blocking(move || store.set_script(&c, &e)).await?;
+        let (store, c, e, t) = (
+            self.store.clone(),
+            category.clone(),
+            events.clone(),
+            tenant.to_string(),
+        );
+        blocking(move || store.set_script(&t, &c, &e)).await?;
         Ok((category, events))
     }
 
     /// Checks `new` against the stored video and builds the entry; the text vector is
     /// filled in by the caller.
-    async fn prepare(&self, new: &NewEntry) -> Result<LibraryEntry> {
+    async fn prepare(&self, tenant: &str, new: &NewEntry) -> Result<LibraryEntry> {
         validate_video_id(&new.video_id).map_err(|_| {
             Error::invalid(format!("video_id: {:?} is not a video id", new.video_id))
         })?;
@@ -395,12 +432,7 @@ impl Library {
         );
         let score = new.score.unwrap_or(DEFAULT_SCORE);
         let category = check_category(&new.category)?;
-        let video = self.catalog.find(&new.video_id).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "no video with id {} (see `reelforge videos list`)",
-                new.video_id
-            ))
-        })?;
+        let video = self.catalog.owned(tenant, &new.video_id).await?;
         let duration = video.probe.duration_ms;
         if start_ms < 0 || end_ms <= start_ms || end_ms > duration {
             return Err(Error::invalid(format!(
@@ -471,6 +503,7 @@ impl Library {
         }
         l2_normalise(&mut look);
         Ok(LibraryEntry {
+            tenant: tenant.to_string(),
             entry_id: uuid::Uuid::new_v4().to_string(),
             category,
             tags,
@@ -506,13 +539,26 @@ mod tests {
     fn scripts_and_entries_round_trip_and_removal_reports_missing_ids() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let lib = LibraryStore::open(&db).unwrap();
-        lib.set_script("sports", &["the start".into(), "the finish".into()])
+        lib.set_script(
+            "default",
+            "sports",
+            &["the start".into(), "the finish".into()],
+        )
+        .unwrap();
+        lib.set_script("acme", "sports", &["the jump".into()])
             .unwrap();
-        assert_eq!(lib.script("sports").unwrap().len(), 2);
-        lib.set_script("sports", &[]).unwrap();
-        assert!(lib.scripts().unwrap().is_empty());
+        assert_eq!(lib.script("default", "sports").unwrap().len(), 2);
+        assert_eq!(
+            lib.script("acme", "sports").unwrap(),
+            vec!["the jump".to_string()]
+        );
+        assert_eq!(lib.scripts("acme").unwrap().len(), 1);
+        lib.set_script("default", "sports", &[]).unwrap();
+        assert!(lib.scripts("default").unwrap().is_empty());
+        assert_eq!(lib.scripts("acme").unwrap().len(), 1, "each tenant's own");
         let entry = LibraryEntry {
             entry_id: "e1".into(),
+            tenant: "default".into(),
             category: "sports".into(),
             tags: vec!["bike".into()],
             description: "a jump".into(),
@@ -531,9 +577,20 @@ mod tests {
         };
         lib.put(&entry).unwrap();
         assert_eq!(entry.words(), "a jump (bike)");
-        assert_eq!(lib.list(Some("sports")).unwrap(), vec![entry.clone()]);
-        assert!(lib.list(Some("news")).unwrap().is_empty());
-        assert_eq!(lib.remove("e1").unwrap(), entry);
-        assert!(matches!(lib.remove("e1"), Err(Error::NotFound(_))));
+        assert_eq!(
+            lib.list("default", Some("sports")).unwrap(),
+            vec![entry.clone()]
+        );
+        assert!(lib.list("default", Some("news")).unwrap().is_empty());
+        assert!(lib.list("acme", None).unwrap().is_empty());
+        assert!(
+            matches!(lib.remove("acme", "e1"), Err(Error::NotFound(_))),
+            "another tenant's entry is not found"
+        );
+        assert_eq!(lib.remove("default", "e1").unwrap(), entry);
+        assert!(matches!(
+            lib.remove("default", "e1"),
+            Err(Error::NotFound(_))
+        ));
     }
 }

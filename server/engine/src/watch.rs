@@ -457,7 +457,11 @@ impl Watch {
             );
             return;
         }
-        match self.catalog.delete_video(&seen.video_id).await {
+        match self
+            .catalog
+            .delete_video(crate::DEFAULT_TENANT, &seen.video_id)
+            .await
+        {
             Ok(_) => {
                 tracing::info!(item, video = %seen.video_id, "watch: deleted, and so is its video")
             }

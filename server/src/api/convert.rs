@@ -14,13 +14,14 @@ use reelforge_core::Error;
 use super::status::code_for;
 use crate::codes::code_name;
 
-pub fn options(o: Option<pb::IngestOptions>) -> IngestOptions {
+pub fn options(tenant: String, o: Option<pb::IngestOptions>) -> IngestOptions {
     let pb::IngestOptions {
         force,
         slice_seconds,
         clip_seconds,
     } = o.unwrap_or_default();
     IngestOptions {
+        tenant,
         force,
         slice_seconds,
         clip_seconds,

@@ -19,7 +19,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::status::{bounded, code_for, to_status};
-use crate::auth::audit_target;
+use crate::auth::{audit_target, Caller};
 use crate::codes::code_name;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::HighlightEvent, Status>> + Send>>;
@@ -385,6 +385,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::GetClipRequest>,
     ) -> Result<Response<Self::GetClipStream>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::GetClipRequest {
             video_id,
             start_ms,
@@ -398,6 +399,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
         let clip = self
             .highlights
             .clip(
+                &tenant,
                 &video_id,
                 reelforge_engine::highlights::clips::ClipRequest {
                     start_ms,
@@ -432,14 +434,19 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::HighlightRequest>,
     ) -> Result<Response<Self::HighlightStream>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let req = request(req.into_inner()).map_err(to_status)?;
         audit_target(format!("video {}", req.video_id));
-        let plan = self.highlights.plan(&req).map_err(to_status)?;
+        let plan = self
+            .highlights
+            .plan(&tenant, &req)
+            .await
+            .map_err(to_status)?;
         // A job: it runs to its end even if the caller goes away; its files stay for
         // `Download`, and `WatchHighlight` re-attaches.
         let handle = self.highlights.start(plan).map_err(to_status)?;
         let id = handle.record().highlight_id;
-        let watch = self.highlights.watch(&id).map_err(to_status)?;
+        let watch = self.highlights.watch(&tenant, &id).map_err(to_status)?;
         Ok(Response::new(stream_highlight(watch)))
     }
 
@@ -447,8 +454,9 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::WatchHighlightRequest>,
     ) -> Result<Response<Self::WatchHighlightStream>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let id = req.into_inner().highlight_id;
-        let watch = self.highlights.watch(&id).map_err(to_status)?;
+        let watch = self.highlights.watch(&tenant, &id).map_err(to_status)?;
         Ok(Response::new(stream_highlight(watch)))
     }
 
@@ -456,9 +464,10 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::GetHighlightRequest>,
     ) -> Result<Response<pb::HighlightInfo>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let record = self
             .highlights
-            .get(&req.into_inner().highlight_id)
+            .get(&tenant, &req.into_inner().highlight_id)
             .map_err(to_status)?;
         Ok(Response::new(info(&record)))
     }
@@ -467,6 +476,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::ListHighlightsRequest>,
     ) -> Result<Response<pb::ListHighlightsResponse>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::ListHighlightsRequest {
             page_size,
             page_token,
@@ -487,7 +497,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
             .collect::<Result<Vec<_>, Status>>()?;
         let page = self
             .highlights
-            .list(&states, page_size, &page_token)
+            .list(&tenant, &states, page_size, &page_token)
             .map_err(to_status)?;
         Ok(Response::new(pb::ListHighlightsResponse {
             highlights: page.items.iter().map(info).collect(),
@@ -499,11 +509,12 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::DeleteHighlightRequest>,
     ) -> Result<Response<pb::HighlightInfo>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let highlight_id = req.into_inner().highlight_id;
         audit_target(format!("highlight {highlight_id}"));
         let record = self
             .highlights
-            .delete(&highlight_id)
+            .delete(&tenant, &highlight_id)
             .await
             .map_err(to_status)?;
         Ok(Response::new(info(&record)))
@@ -513,10 +524,11 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::DownloadRequest>,
     ) -> Result<Response<Self::DownloadStream>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let r = req.into_inner();
         let path = self
             .highlights
-            .artifact(&r.highlight_id, &r.file)
+            .artifact(&tenant, &r.highlight_id, &r.file)
             .map_err(to_status)?;
         let file = tokio::fs::File::open(&path)
             .await

@@ -17,7 +17,7 @@ use reelforge_engine::{Catalog, Ingest};
 
 use super::convert;
 use super::status::{bounded, code_for, to_status};
-use crate::auth::audit_target;
+use crate::auth::{audit_target, Caller};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::IngestEvent, Status>> + Send>>;
 
@@ -94,11 +94,12 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::IngestPathRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::IngestPathRequest { path, options } = request.into_inner();
         audit_target(format!("path {path}"));
         let handle = self
             .ingest
-            .ingest_path(&path, convert::options(options))
+            .ingest_path(&path, convert::options(tenant, options))
             .await
             .map_err(to_status)?;
         Ok(Response::new(stream_job(JobEvents::live(handle))))
@@ -108,6 +109,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<Streaming<pb::UploadChunk>>,
     ) -> Result<Response<EventStream>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let mut chunks = request.into_inner();
         let header =
             match chunks.message().await?.and_then(|c| c.part) {
@@ -130,7 +132,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         let expected = (size_bytes > 0).then_some(size_bytes as u64);
         let mut upload = self
             .ingest
-            .begin_upload(&filename, expected, convert::options(options))
+            .begin_upload(&filename, expected, convert::options(tenant, options))
             .await
             .map_err(to_status)?;
         while let Some(chunk) = chunks.message().await? {
@@ -152,10 +154,11 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::WatchJobRequest { job_id } = request.into_inner();
         let events = self
             .catalog
-            .watch(required(&job_id, "job_id")?)
+            .watch(&tenant, required(&job_id, "job_id")?)
             .await
             .map_err(to_status)?;
         Ok(Response::new(stream_job(events)))
@@ -165,10 +168,11 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::GetJobRequest { job_id } = request.into_inner();
         let job = self
             .catalog
-            .job(required(&job_id, "job_id")?)
+            .job(&tenant, required(&job_id, "job_id")?)
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::job(&job)))
@@ -178,6 +182,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::ListJobsRequest {
             page_size,
             page_token,
@@ -186,7 +191,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         let states = convert::job_states(&states).map_err(to_status)?;
         let page = self
             .catalog
-            .list_jobs(&states, page_size, &page_token)
+            .list_jobs(&tenant, &states, page_size, &page_token)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ListJobsResponse {
@@ -199,11 +204,12 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::CancelJobRequest { job_id } = request.into_inner();
         audit_target(format!("job {job_id}"));
         let job = self
             .catalog
-            .cancel_job(required(&job_id, "job_id")?)
+            .cancel_job(&tenant, required(&job_id, "job_id")?)
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::job(&job)))
@@ -213,6 +219,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::ListVideosRequest>,
     ) -> Result<Response<pb::ListVideosResponse>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::ListVideosRequest {
             page_size,
             page_token,
@@ -227,7 +234,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         };
         let page = self
             .catalog
-            .list_videos(&filter, page_size, &page_token)
+            .list_videos(&tenant, &filter, page_size, &page_token)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ListVideosResponse {
@@ -240,13 +247,14 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::GetVideoRequest>,
     ) -> Result<Response<pb::Video>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::GetVideoRequest {
             video_id,
             include_signals,
         } = request.into_inner();
         let detail = self
             .catalog
-            .video(required(&video_id, "video_id")?, include_signals)
+            .video(&tenant, required(&video_id, "video_id")?, include_signals)
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::video(&detail)))
@@ -256,11 +264,12 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::DeleteVideoRequest>,
     ) -> Result<Response<pb::DeleteVideoResponse>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::DeleteVideoRequest { video_id } = request.into_inner();
         audit_target(format!("video {video_id}"));
         let removed = self
             .catalog
-            .delete_video(required(&video_id, "video_id")?)
+            .delete_video(&tenant, required(&video_id, "video_id")?)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::DeleteVideoResponse {
@@ -273,6 +282,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::ReanalyseVideoRequest>,
     ) -> Result<Response<pb::ReanalyseVideoResponse>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::ReanalyseVideoRequest {
             video_id,
             failed_only,
@@ -280,7 +290,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         audit_target(format!("video {video_id}"));
         let r = self
             .ingest
-            .reanalyse(required(&video_id, "video_id")?, failed_only)
+            .reanalyse(&tenant, required(&video_id, "video_id")?, failed_only)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ReanalyseVideoResponse {
@@ -299,11 +309,12 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::RunBdaRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::RunBdaRequest { video_id } = request.into_inner();
         audit_target(format!("video {video_id}"));
         let handle = self
             .ingest
-            .start_bda(required(&video_id, "video_id")?)
+            .start_bda(&tenant, required(&video_id, "video_id")?)
             .await
             .map_err(to_status)?;
         Ok(Response::new(stream_job(JobEvents::live(handle))))
@@ -313,6 +324,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::ImportBdaRequest>,
     ) -> Result<Response<pb::ImportBdaResponse>, Status> {
+        let tenant = Caller::of(&request).tenant;
         let pb::ImportBdaRequest {
             result_json,
             video_id,
@@ -321,7 +333,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         let video_id = (!video_id.is_empty()).then_some(video_id);
         let (video_id, documents, created) = self
             .ingest
-            .import_bda(result_json, video_id)
+            .import_bda(&tenant, result_json, video_id)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ImportBdaResponse {

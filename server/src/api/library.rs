@@ -8,7 +8,7 @@ use reelforge_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
-use crate::auth::audit_target;
+use crate::auth::{audit_target, Caller};
 
 pub struct LibraryApi {
     library: Arc<Library>,
@@ -41,6 +41,7 @@ impl pb::library_server::Library for LibraryApi {
         &self,
         req: Request<pb::AddLibraryEntryRequest>,
     ) -> Result<Response<pb::LibraryEntry>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::AddLibraryEntryRequest {
             video_id,
             start_seconds,
@@ -60,7 +61,7 @@ impl pb::library_server::Library for LibraryApi {
             description,
             score,
         };
-        let e = self.library.add(new).await.map_err(to_status)?;
+        let e = self.library.add(&tenant, new).await.map_err(to_status)?;
         Ok(Response::new(entry(&e)))
     }
 
@@ -68,6 +69,7 @@ impl pb::library_server::Library for LibraryApi {
         &self,
         req: Request<pb::ListLibraryEntriesRequest>,
     ) -> Result<Response<pb::ListLibraryEntriesResponse>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::ListLibraryEntriesRequest {
             category,
             page_size,
@@ -75,7 +77,7 @@ impl pb::library_server::Library for LibraryApi {
         } = req.into_inner();
         let (entries, scripts) = self
             .library
-            .list(&category, page_size, &page_token)
+            .list(&tenant, &category, page_size, &page_token)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ListLibraryEntriesResponse {
@@ -92,9 +94,14 @@ impl pb::library_server::Library for LibraryApi {
         &self,
         req: Request<pb::RemoveLibraryEntryRequest>,
     ) -> Result<Response<pb::LibraryEntry>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::RemoveLibraryEntryRequest { entry_id } = req.into_inner();
         audit_target(format!("entry {entry_id}"));
-        let removed = self.library.remove(&entry_id).await.map_err(to_status)?;
+        let removed = self
+            .library
+            .remove(&tenant, &entry_id)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(entry(&removed)))
     }
 
@@ -102,11 +109,12 @@ impl pb::library_server::Library for LibraryApi {
         &self,
         req: Request<pb::SetCategoryScriptRequest>,
     ) -> Result<Response<pb::CategoryScript>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let pb::SetCategoryScriptRequest { category, script } = req.into_inner();
         audit_target(format!("category {category}"));
         let (category, events) = self
             .library
-            .set_script(&category, &script)
+            .set_script(&tenant, &category, &script)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::CategoryScript { category, events }))

@@ -13,6 +13,7 @@ use reelforge_engine::Search;
 use reelforge_search::DocKind;
 
 use super::status::to_status;
+use crate::auth::Caller;
 use crate::metrics::Metrics;
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::SearchResponse, Status>> + Send>>;
@@ -146,10 +147,11 @@ impl pb::search_server::Search for SearchApi {
         &self,
         req: Request<pb::SearchRequest>,
     ) -> Result<Response<Self::SearchStream>, Status> {
+        let tenant = Caller::of(&req).tenant;
         let req = req.into_inner();
         let include_thumbnails = req.include_thumbnails;
         let req = request(req).map_err(to_status)?;
-        let (hits, timings) = self.search.search(&req).await.map_err(to_status)?;
+        let (hits, timings) = self.search.search(&tenant, &req).await.map_err(to_status)?;
         self.metrics.search(&timings);
         let mut stills = match include_thumbnails {
             true => self.search.thumbnails(&hits).await.map_err(to_status)?,

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use reelforge_core::error::{Error, Result};
-use reelforge_core::ids::validate_video_id;
 use reelforge_media::cut::{self, CutMode};
 
 use super::{media_of, Highlights};
@@ -44,13 +43,8 @@ impl Drop for Clip {
 
 impl Highlights {
     /// Cuts `req` out of stored video `video_id`.
-    pub async fn clip(&self, video_id: &str, req: ClipRequest) -> Result<Clip> {
-        validate_video_id(video_id)?;
-        let video = self.catalog.find(video_id).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "no video with id {video_id} (see `reelforge videos list`)"
-            ))
-        })?;
+    pub async fn clip(&self, tenant: &str, video_id: &str, req: ClipRequest) -> Result<Clip> {
+        let video = self.catalog.owned(tenant, video_id).await?;
         let stream = media_of(&video)?;
         let duration_ms = video.probe.duration_ms;
         let ClipRequest {

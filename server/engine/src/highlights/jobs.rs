@@ -32,6 +32,9 @@ pub enum HighlightState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HighlightRecord {
     pub highlight_id: String,
+    /// Whose highlight it is: only keys of this tenant see it.
+    #[serde(default = "crate::store::default_tenant")]
+    pub tenant: String,
     pub state: HighlightState,
     pub strategy: String,
     /// The videos it was made from (empty for library-wide strategies).
@@ -321,6 +324,7 @@ mod tests {
 
     fn record(id: &str, created: i64, bytes: u64, state: HighlightState) -> HighlightRecord {
         HighlightRecord {
+            tenant: crate::DEFAULT_TENANT.into(),
             highlight_id: id.into(),
             state,
             strategy: "sliced".into(),

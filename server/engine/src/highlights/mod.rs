@@ -150,7 +150,8 @@ pub struct Highlights {
     ffmpeg: String,
     ffprobe: String,
     /// Where server-side folders (music) may be read.
-    allowed_roots: Vec<PathBuf>,
+    /// Where music may come from, per tenant.
+    config: crate::config::EngineConfig,
     catalog: Arc<Catalog>,
     search: Arc<Search>,
     library: Arc<Library>,
@@ -177,7 +178,7 @@ impl Highlights {
             root: config.data_dir.join("highlights"),
             ffmpeg: config.ffmpeg.clone(),
             ffprobe: config.ffprobe.clone(),
-            allowed_roots: config.allowed_roots.clone(),
+            config: config.clone(),
             catalog,
             search,
             library,
@@ -202,6 +203,7 @@ impl Highlights {
         };
         let handle = self.jobs.begin(HighlightRecord {
             highlight_id: highlight_id.clone(),
+            tenant: plan.tenant.clone(),
             state: HighlightState::Running,
             strategy: plan.strategy.name().to_string(),
             video_ids,
@@ -254,19 +256,27 @@ impl Highlights {
     }
 
     /// Follows a highlight from its first event (see `jobs::HighlightJobs::watch`).
-    pub fn watch(&self, highlight_id: &str) -> Result<HighlightWatch> {
-        check_highlight_id(highlight_id)?;
+    pub fn watch(&self, tenant: &str, highlight_id: &str) -> Result<HighlightWatch> {
+        self.get(tenant, highlight_id)?;
         self.jobs.watch(highlight_id)
     }
 
-    pub fn get(&self, highlight_id: &str) -> Result<HighlightRecord> {
+    /// `tenant`'s highlight (another tenant's is NOT_FOUND, like one that does not exist).
+    pub fn get(&self, tenant: &str, highlight_id: &str) -> Result<HighlightRecord> {
         check_highlight_id(highlight_id)?;
-        self.jobs.get(highlight_id)
+        let record = self.jobs.get(highlight_id)?;
+        if record.tenant != tenant {
+            return Err(Error::not_found(format!(
+                "no highlight with id {highlight_id} (see `reelforge highlights list`)"
+            )));
+        }
+        Ok(record)
     }
 
     /// One page of the highlights, newest first, optionally only those in `states`.
     pub fn list(
         &self,
+        tenant: &str,
         states: &[HighlightState],
         page_size: i32,
         page_token: &str,
@@ -277,7 +287,7 @@ impl Highlights {
         names.dedup();
         let page = PageRequest::parse(page_size, page_token, &format!("states={names:?}"))?;
         let mut all = self.jobs.all()?;
-        all.retain(|r| states.is_empty() || states.contains(&r.state));
+        all.retain(|r| r.tenant == tenant && (states.is_empty() || states.contains(&r.state)));
         Ok(page.cut(all, |r| {
             format!("{}\n{}", newest_first(r.created_unix_ms), r.highlight_id)
         }))
@@ -285,9 +295,8 @@ impl Highlights {
 
     /// Removes a finished highlight: its files, then its record (`HighlightJobs::remove`
     /// refuses a running one).
-    pub async fn delete(&self, highlight_id: &str) -> Result<HighlightRecord> {
-        check_highlight_id(highlight_id)?;
-        if self.jobs.get(highlight_id)?.state != HighlightState::Running {
+    pub async fn delete(&self, tenant: &str, highlight_id: &str) -> Result<HighlightRecord> {
+        if self.get(tenant, highlight_id)?.state != HighlightState::Running {
             match tokio::fs::remove_dir_all(self.dir(highlight_id)).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -330,11 +339,29 @@ impl Highlights {
         })
     }
 
-    /// Checks a request and fills in its defaults (the strategies' too, and what the
-    /// request's category has tuned).
-    pub fn plan(&self, req: &HighlightRequest) -> Result<HighlightPlan> {
-        let defaults = self.defaults(crate::DEFAULT_TENANT, req.options.category.as_deref())?;
-        req.validate(&self.allowed_roots, &defaults)
+    /// Checks a request for `tenant` and fills in its defaults (the strategies' too, and
+    /// what the request's category has tuned for the tenant); the videos it names must
+    /// be the tenant's.
+    pub async fn plan(&self, tenant: &str, req: &HighlightRequest) -> Result<HighlightPlan> {
+        let defaults = self.defaults(tenant, req.options.category.as_deref())?;
+        let mut plan = req.validate(self.config.roots_for(tenant), &defaults)?;
+        plan.tenant = tenant.to_string();
+        match plan.strategy.scope() {
+            Scope::Video => {
+                self.catalog.owned(tenant, &plan.video_id).await?;
+            }
+            Scope::Library => {
+                for id in &plan.options.video_ids {
+                    if let Err(e) = self.catalog.owned(tenant, id).await {
+                        return Err(match e {
+                            Error::NotFound(m) => Error::NotFound(format!("video_ids: {m}")),
+                            other => other,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(plan)
     }
 
     /// A strategy's effective options for `given` as a request in `category` would run
@@ -391,8 +418,8 @@ impl Highlights {
 
     /// The path of one of a highlight's files, checked: a known name of an existing
     /// highlight.
-    pub fn artifact(&self, highlight_id: &str, file: &str) -> Result<PathBuf> {
-        check_highlight_id(highlight_id)?;
+    pub fn artifact(&self, tenant: &str, highlight_id: &str, file: &str) -> Result<PathBuf> {
+        self.get(tenant, highlight_id)?;
         if !FILES.contains(&file) && !outputs::is_thumbnail_name(file) {
             return Err(Error::invalid(format!(
                 "file: {file:?} is not one of {} or thumb-NNN.jpg",
@@ -464,7 +491,8 @@ impl Highlights {
         };
         let sink: &(dyn Fn(HighlightEvent) + Send + Sync) = &counting;
         let cx = Context {
-            defaults: self.defaults(crate::DEFAULT_TENANT, plan.options.category.as_deref())?,
+            tenant: &plan.tenant,
+            defaults: self.defaults(&plan.tenant, plan.options.category.as_deref())?,
             catalog: &self.catalog,
             search: &self.search,
             library: &self.library,

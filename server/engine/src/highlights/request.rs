@@ -80,6 +80,8 @@ pub struct HighlightRequest {
 /// A checked request with every default filled in.
 #[derive(Clone)]
 pub struct HighlightPlan {
+    /// Whose videos it reads and whose highlight it is (`Highlights::plan` sets it).
+    pub tenant: String,
     pub video_id: String,
     pub strategy: &'static dyn Strategy,
     /// The strategy's effective options.
@@ -203,6 +205,7 @@ impl HighlightRequest {
             }
         }
         Ok(HighlightPlan {
+            tenant: crate::DEFAULT_TENANT.to_string(),
             video_id: self.video_id.clone(),
             strategy,
             options,

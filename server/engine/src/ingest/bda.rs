@@ -6,20 +6,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use reelforge_core::error::{Error, Result};
-use reelforge_core::ids::{validate_video_id, video_id_from_sha256};
+use reelforge_core::ids::validate_video_id;
 use reelforge_models::bedrock::data_automation::BdaProgress;
 use reelforge_search::{bda, DocKind};
 use sha2::{Digest, Sha256};
 
 use super::Ingest;
 use crate::jobs::{IngestSink, JobHandle};
-use crate::store::{now_unix_ms, IngestEvent, JobKind, JobRecord, JobState, VideoRecord};
+use crate::store::{
+    now_unix_ms, tenant_video_id, IngestEvent, JobKind, JobRecord, JobState, VideoRecord,
+};
 use crate::util::blocking;
 
 /// The record of a video known only from a BDA result: no media on this server.
-fn bda_video_record(video_id: &str, sha256: &str, asset: &bda::BdaAsset) -> VideoRecord {
+fn bda_video_record(
+    tenant: &str,
+    video_id: &str,
+    sha256: &str,
+    asset: &bda::BdaAsset,
+) -> VideoRecord {
     VideoRecord {
         video_id: video_id.to_string(),
+        tenant: tenant.to_string(),
         filename: asset.filename.clone(),
         source_path: asset.source.clone(),
         size_bytes: 0,
@@ -56,7 +64,11 @@ impl Ingest {
     /// Starts the configured Bedrock Data Automation project on a stored video as a job
     /// (progress events as it runs; its documents imported for the video at the end). A
     /// run already going for the video is joined, not paid for twice.
-    pub async fn start_bda(self: &Arc<Self>, video_id: &str) -> Result<Arc<JobHandle>> {
+    pub async fn start_bda(
+        self: &Arc<Self>,
+        tenant: &str,
+        video_id: &str,
+    ) -> Result<Arc<JobHandle>> {
         self.check_accepting()?;
         validate_video_id(video_id)?;
         let bda = self.providers.data_automation.clone().ok_or_else(|| {
@@ -71,11 +83,14 @@ impl Ingest {
         }
         let store = self.store.clone();
         let id = video_id.to_string();
-        let video = blocking(move || store.video(&id)).await?.ok_or_else(|| {
-            Error::not_found(format!(
-                "no video with id {video_id} (see `reelforge videos list`)"
-            ))
-        })?;
+        let owner = tenant.to_string();
+        let video = blocking(move || store.video_of(&owner, &id))
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no video with id {video_id} (see `reelforge videos list`)"
+                ))
+            })?;
         let source = PathBuf::from(&video.source_path);
         if !source.is_file() {
             return Err(Error::FailedPrecondition(format!(
@@ -85,6 +100,7 @@ impl Ingest {
         }
         let handle = JobHandle::new(JobRecord {
             job_id: uuid::Uuid::new_v4().to_string(),
+            tenant: video.tenant.clone(),
             kind: JobKind::Bda,
             video_id: video.video_id.clone(),
             filename: video.filename.clone(),
@@ -130,7 +146,9 @@ impl Ingest {
             };
             let work = async {
                 let json = bda.run(&source, &progress).await?;
-                engine.import_bda(json, Some(video.video_id.clone())).await
+                engine
+                    .import_bda(&video.tenant, json, Some(video.video_id.clone()))
+                    .await
             };
             let outcome = tokio::select! {
                 r = work => r,
@@ -160,6 +178,7 @@ impl Ingest {
     /// number of imported documents and whether a new record was made.
     pub async fn import_bda(
         &self,
+        tenant: &str,
         json: Vec<u8>,
         video_id: Option<String>,
     ) -> Result<(String, usize, bool)> {
@@ -178,10 +197,11 @@ impl Ingest {
         let store = self.store.clone();
         let docs = asset.docs.clone();
         let documents = docs.len();
+        let tenant = tenant.to_string();
         let (id, created) = blocking(move || {
             let (id, created) = match video_id {
                 Some(id) => {
-                    if store.video(&id)?.is_none() {
+                    if store.video_of(&tenant, &id)?.is_none() {
                         return Err(Error::not_found(format!(
                             "no video with id {id} (see `reelforge videos list`); leave \
                              video_id empty to import the result as a video of its own"
@@ -190,12 +210,12 @@ impl Ingest {
                     (id, false)
                 }
                 None => {
-                    let id = video_id_from_sha256(&sha256);
+                    let id = tenant_video_id(&tenant, &sha256);
                     if store.video(&id)?.is_some() {
                         (id, false)
                     } else {
                         let writer = store.begin_video(&id)?;
-                        writer.commit(bda_video_record(&id, &sha256, &asset))?;
+                        writer.commit(bda_video_record(&tenant, &id, &sha256, &asset))?;
                         (id, true)
                     }
                 }

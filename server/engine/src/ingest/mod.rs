@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use reelforge_core::error::{Error, ErrorKind, Result};
-use reelforge_core::ids::video_id_from_sha256;
 use reelforge_media as media;
 use reelforge_models::Providers;
 use sha2::{Digest, Sha256};
@@ -36,8 +35,8 @@ use crate::config::EngineConfig;
 use crate::jobs::{IngestSink, JobHandle, Jobs};
 use crate::search::Search;
 use crate::store::{
-    now_unix_ms, IngestEvent, JobKind, JobRecord, JobState, ResumeRecord, Store, SubtitleRecord,
-    VideoRecord,
+    now_unix_ms, tenant_video_id, IngestEvent, JobKind, JobRecord, JobState, ResumeRecord, Store,
+    SubtitleRecord, VideoRecord,
 };
 use crate::util::blocking;
 
@@ -118,6 +117,7 @@ impl Ingest {
             uploaded: false,
         };
         let options = IngestOptions {
+            tenant: video.tenant.clone(),
             force: true,
             slice_seconds: video.slice_ms as f64 / 1000.0,
             clip_seconds: video.clip_ms as f64 / 1000.0,
@@ -132,7 +132,14 @@ impl Ingest {
         options: IngestOptions,
     ) -> Result<Arc<JobHandle>> {
         options.resolve(&self.config.ingest)?;
-        let roots = self.config.allowed_roots.clone();
+        let tenant = options.tenant().to_string();
+        let roots = self.config.roots_for(&tenant).to_vec();
+        if roots.is_empty() && tenant != crate::DEFAULT_TENANT {
+            return Err(Error::PermissionDenied(format!(
+                "tenant {tenant} has no server-side folders: upload the file, or give it some \
+                 with [tenants.{tenant}] allowed_roots in the server's config"
+            )));
+        }
         let requested = path.to_string();
         let (path, size) = blocking(move || {
             let path = paths::resolve_server_path(&roots, &requested)?;
@@ -233,7 +240,8 @@ impl Ingest {
                 blocking(move || sha256_file(&path)).await?
             }
         };
-        let video_id = video_id_from_sha256(&sha256);
+        let tenant = options.tenant().to_string();
+        let video_id = tenant_video_id(&tenant, &sha256);
         if let Some(handle) = self.jobs.running_for(JobKind::Ingest, &video_id) {
             return Ok(handle);
         }
@@ -293,6 +301,7 @@ impl Ingest {
         let job_id = uuid::Uuid::new_v4().to_string();
         let mut prepared = PreparedIngest {
             job_id: job_id.clone(),
+            tenant: tenant.clone(),
             video_id: video_id.clone(),
             sha256,
             filename: source.filename.clone(),
@@ -307,6 +316,7 @@ impl Ingest {
         };
         let handle = JobHandle::new(JobRecord {
             kind: JobKind::Ingest,
+            tenant,
             job_id: job_id.clone(),
             video_id: video_id.clone(),
             filename: source.filename,
@@ -686,6 +696,7 @@ impl Ingest {
         let now = now_unix_ms();
         let handle = JobHandle::new(JobRecord {
             kind: JobKind::Ingest,
+            tenant: video.tenant.clone(),
             job_id: uuid::Uuid::new_v4().to_string(),
             video_id: video.video_id.clone(),
             filename: filename.to_string(),

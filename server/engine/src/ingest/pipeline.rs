@@ -643,6 +643,7 @@ impl<'a> Pipeline<'a> {
         };
         let video = VideoRecord {
             video_id: p.video_id.clone(),
+            tenant: p.tenant.clone(),
             filename: p.filename.clone(),
             source_path: source_path.display().to_string(),
             size_bytes: p.size_bytes as i64,
@@ -1145,6 +1146,7 @@ mod tests {
         let probe = media::probe(&config.ffprobe, &video).await.unwrap();
         let prepared = PreparedIngest {
             job_id: "job".into(),
+            tenant: crate::DEFAULT_TENANT.into(),
             video_id: "0123456789abcdef".into(),
             sha256: "0".repeat(64),
             filename: "v.mp4".into(),
@@ -1291,6 +1293,7 @@ mod resume_tests {
     fn prepared() -> PreparedIngest {
         PreparedIngest {
             job_id: "j".into(),
+            tenant: crate::DEFAULT_TENANT.into(),
             video_id: "aaaaaaaaaaaaaaaa".into(),
             sha256: String::new(),
             filename: "a.mp4".into(),

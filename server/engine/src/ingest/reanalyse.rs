@@ -29,7 +29,12 @@ pub struct Reanalysis {
 impl Ingest {
     /// Reads `video_id`'s slices again with the configured analyser: only those it failed
     /// on when `failed_only`, else every one.
-    pub async fn reanalyse(&self, video_id: &str, failed_only: bool) -> Result<Reanalysis> {
+    pub async fn reanalyse(
+        &self,
+        tenant: &str,
+        video_id: &str,
+        failed_only: bool,
+    ) -> Result<Reanalysis> {
         reelforge_core::ids::validate_video_id(video_id)?;
         if let Some(h) = self.jobs.running_for(JobKind::Ingest, video_id) {
             return Err(Error::FailedPrecondition(format!(
@@ -37,9 +42,9 @@ impl Ingest {
                 h.id()
             )));
         }
-        let (store, id) = (self.store.clone(), video_id.to_string());
+        let (store, id, tenant) = (self.store.clone(), video_id.to_string(), tenant.to_string());
         let (video, slices, windows) = blocking(move || {
-            let video = store.video(&id)?.ok_or_else(|| {
+            let video = store.video_of(&tenant, &id)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "no video with id {id} (see `reelforge videos list`)"
                 ))

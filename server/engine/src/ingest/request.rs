@@ -7,12 +7,23 @@ use crate::config::{IngestConfig, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
 /// Per-request ingest options; zero means "the server's default".
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
+    /// Whose video it becomes; empty: the default tenant.
+    pub tenant: String,
     pub force: bool,
     pub slice_seconds: f64,
     pub clip_seconds: f64,
 }
 
 impl IngestOptions {
+    /// The tenant the ingest is for.
+    pub fn tenant(&self) -> &str {
+        if self.tenant.is_empty() {
+            crate::DEFAULT_TENANT
+        } else {
+            &self.tenant
+        }
+    }
+
     /// Slice and clip lengths in ms, checked against the allowed ranges.
     pub fn resolve(&self, config: &IngestConfig) -> Result<(i64, i64)> {
         let pick = |name: &str,
@@ -59,6 +70,7 @@ mod tests {
             (30_000, 2_000)
         );
         let opts = |s: f64| IngestOptions {
+            tenant: String::new(),
             slice_seconds: s,
             ..Default::default()
         };

@@ -7,8 +7,8 @@ pub mod indexer;
 pub mod query;
 pub mod request;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use reelforge_core::error::{Error, Result};
 use reelforge_models::{ImageTextEmbedder, Reranker, TextEmbedder};
@@ -31,7 +31,13 @@ pub struct Search {
     queries: QueryEmbedder,
     reranker: Arc<dyn Reranker>,
     image_embedder: Option<Arc<dyn ImageTextEmbedder>>,
+    /// Each tenant's video ids, read from the store when first needed after a change of
+    /// the index (with a version, so a map read before a change is never kept after it).
+    owners: Mutex<(u64, Option<Arc<Owners>>)>,
 }
+
+/// Tenant → its video ids.
+type Owners = HashMap<String, HashSet<String>>;
 
 impl Search {
     pub fn new(
@@ -48,6 +54,7 @@ impl Search {
             text_embedder,
             reranker,
             image_embedder,
+            owners: Mutex::new((0, None)),
         }
     }
 
@@ -55,14 +62,22 @@ impl Search {
         self.backend.as_ref()
     }
 
-    /// Runs a search; video ids in the filter must exist. Hits carry their video's file
-    /// name.
-    pub async fn search(&self, req: &SearchRequest) -> Result<(Vec<SearchHit>, SearchTimings)> {
-        let query = req.validate(self.reranker.on_by_default())?;
-        let (store, ids) = (self.store.clone(), req.video_ids.clone());
+    /// Runs a search over `tenant`'s videos; video ids in the filter must be its videos.
+    /// Hits carry their video's file name.
+    pub async fn search(
+        &self,
+        tenant: &str,
+        req: &SearchRequest,
+    ) -> Result<(Vec<SearchHit>, SearchTimings)> {
+        let mut query = req.validate(self.reranker.on_by_default())?;
+        let (store, ids, owner) = (
+            self.store.clone(),
+            req.video_ids.clone(),
+            tenant.to_string(),
+        );
         blocking(move || {
             for id in &ids {
-                if store.video(id)?.is_none() {
+                if store.video_of(&owner, id)?.is_none() {
                     return Err(Error::invalid(format!(
                         "video_ids: no video with id {id} (see `reelforge videos list`)"
                     )));
@@ -71,17 +86,32 @@ impl Search {
             Ok(())
         })
         .await?;
+        // Only the tenant's documents compete for the top k: when other tenants have
+        // videos, the filter names the tenant's own.
+        if req.video_ids.is_empty() {
+            let owners = self.owners().await?;
+            if owners.keys().any(|t| t != tenant) {
+                let own = owners.get(tenant).cloned().unwrap_or_default();
+                if own.is_empty() {
+                    return Ok((Vec::new(), SearchTimings::default()));
+                }
+                query.filter.video_ids = own;
+            }
+        }
         let models = SearchModels {
             query_embedder: &self.queries,
             reranker: self.reranker.as_ref(),
             image_embedder: self.image_embedder.as_deref(),
         };
         let (mut hits, timings) = query::run(self.backend.as_ref(), &models, &query).await?;
-        let names = self
-            .filenames(hits.iter().map(|h| h.video_id.clone()))
+        let records = self
+            .records(hits.iter().map(|h| h.video_id.clone()))
             .await?;
+        // The store has the last word: a hit of another tenant's video (indexed while
+        // the filter above was read) is never returned.
+        hits.retain(|h| records.get(&h.video_id).is_some_and(|(t, _)| t == tenant));
         for hit in &mut hits {
-            hit.filename = names.get(&hit.video_id).cloned().unwrap_or_default();
+            hit.filename = records[&hit.video_id].1.clone();
         }
         Ok((hits, timings))
     }
@@ -116,11 +146,11 @@ impl Search {
         .await
     }
 
-    /// File names of the given videos (those that exist).
-    async fn filenames(
+    /// Tenant and file name of the given videos (those that exist).
+    async fn records(
         &self,
         ids: impl Iterator<Item = String>,
-    ) -> Result<HashMap<String, String>> {
+    ) -> Result<HashMap<String, (String, String)>> {
         let mut ids: Vec<String> = ids.collect();
         ids.sort();
         ids.dedup();
@@ -129,7 +159,7 @@ impl Search {
             let mut names = HashMap::new();
             for id in ids {
                 if let Some(v) = store.video(&id)? {
-                    names.insert(id, v.filename);
+                    names.insert(id, (v.tenant, v.filename));
                 }
             }
             Ok(names)
@@ -140,6 +170,8 @@ impl Search {
     /// (Re)indexes the live generation of a stored video; returns the number of
     /// documents (a video that is gone has its documents removed).
     pub async fn index_video(&self, video_id: &str) -> Result<usize> {
+        // Before its documents are visible: a search reads the owners again.
+        self.owners_changed();
         indexer::index_video(
             &self.store,
             self.backend.as_ref(),
@@ -151,7 +183,42 @@ impl Search {
 
     /// Removes a video's documents.
     pub async fn remove_video(&self, video_id: &str) -> Result<u64> {
-        self.backend.remove_video(video_id).await
+        let removed = self.backend.remove_video(video_id).await;
+        self.owners_changed();
+        removed
+    }
+
+    fn owners_changed(&self) {
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.0 += 1;
+        owners.1 = None;
+    }
+
+    /// Each tenant's video ids (cached until the index changes).
+    async fn owners(&self) -> Result<Arc<Owners>> {
+        let version = {
+            let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(map) = &owners.1 {
+                return Ok(map.clone());
+            }
+            owners.0
+        };
+        let store = self.store.clone();
+        let map = Arc::new(
+            blocking(move || {
+                let mut map = Owners::new();
+                for v in store.videos()? {
+                    map.entry(v.tenant).or_default().insert(v.video_id);
+                }
+                Ok(map)
+            })
+            .await?,
+        );
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if owners.0 == version {
+            owners.1 = Some(map.clone());
+        }
+        Ok(map)
     }
 
     /// Brings the index in line with the store: indexes videos whose live generation is

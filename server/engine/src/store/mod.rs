@@ -19,8 +19,9 @@ use sled::{Db, Tree};
 
 pub use keys::EmbeddingKind;
 pub use records::{
-    now_unix_ms, DocRecord, FrameRecord, IngestEvent, JobKind, JobRecord, JobState, PlannedSlice,
-    PreparedIngest, ResumeRecord, SubtitleRecord, VideoRecord,
+    content_key, default_tenant, now_unix_ms, tenant_video_id, DocRecord, FrameRecord, IngestEvent,
+    JobKind, JobRecord, JobState, PlannedSlice, PreparedIngest, ResumeRecord, SubtitleRecord,
+    VideoRecord,
 };
 
 use reelforge_core::error::{Error, Result};
@@ -125,10 +126,17 @@ impl Store {
         get_json(&self.videos, video_id.as_bytes())
     }
 
-    pub fn video_id_by_sha256(&self, sha256: &str) -> Result<Option<String>> {
+    /// `tenant`'s video `video_id`: another tenant's video is not there for it (the one
+    /// check every service makes before it reads or changes a video for a caller).
+    pub fn video_of(&self, tenant: &str, video_id: &str) -> Result<Option<VideoRecord>> {
+        Ok(self.video(video_id)?.filter(|v| v.tenant == tenant))
+    }
+
+    /// The video of `content_key(tenant, sha256)`.
+    pub fn video_id_by_content(&self, content_key: &str) -> Result<Option<String>> {
         Ok(self
             .content_hashes
-            .get(sha256.as_bytes())?
+            .get(content_key.as_bytes())?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -347,7 +355,7 @@ impl Store {
         // Unpublish atomically first; the derived records are then unreachable.
         (&self.videos, &self.content_hashes).transaction(|(videos, hashes)| {
             videos.remove(video_id.as_bytes())?;
-            hashes.remove(video.sha256.as_bytes())?;
+            hashes.remove(content_key(&video.tenant, &video.sha256).as_bytes())?;
             Ok::<_, ConflictableTransactionError<Error>>(())
         })?;
         let imported = u64::from(self.imported.remove(video_id.as_bytes())?.is_some());
@@ -551,10 +559,11 @@ impl VideoWriter {
         video.generation = self.generation;
         let record = serde_json::to_vec(&video)?;
         let id = self.video_id.as_bytes();
+        let content = content_key(&video.tenant, &video.sha256);
         let previous =
             (&self.store.videos, &self.store.content_hashes).transaction(|(videos, hashes)| {
                 let previous = videos.insert(id, record.as_slice())?;
-                hashes.insert(video.sha256.as_bytes(), id)?;
+                hashes.insert(content.as_bytes(), id)?;
                 Ok::<_, ConflictableTransactionError<Error>>(previous)
             })?;
         if let Some(previous) = previous {
@@ -637,6 +646,7 @@ mod tests {
     fn video(id: &str, sha: &str, slices: u32) -> VideoRecord {
         VideoRecord {
             video_id: id.into(),
+            tenant: crate::DEFAULT_TENANT.into(),
             filename: "a.mp4".into(),
             source_path: "/x/a.mp4".into(),
             size_bytes: 10,
@@ -761,14 +771,14 @@ mod tests {
             .is_empty());
         assert_eq!(store.video(a).unwrap().unwrap().generation, 2);
         assert_eq!(
-            store.video_id_by_sha256("sha-a").unwrap().as_deref(),
+            store.video_id_by_content("sha-a").unwrap().as_deref(),
             Some(a)
         );
 
         store.delete_video(a).unwrap();
         assert!(store.video(a).unwrap().is_none());
         assert_eq!(store.owned_record_count(a).unwrap(), 0);
-        assert!(store.video_id_by_sha256("sha-a").unwrap().is_none());
+        assert!(store.video_id_by_content("sha-a").unwrap().is_none());
         // The other video is untouched.
         assert_eq!(store.slices(b).unwrap().len(), 2);
         assert_eq!(store.embedding_counts(b).unwrap()["visual_descriptor"], 2);

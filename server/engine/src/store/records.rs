@@ -8,10 +8,36 @@ use reelforge_media::ProbeRecord;
 use reelforge_models::analysis::SliceAnalysis;
 use reelforge_models::TranscriptSegment;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The tenant of records written before tenants existed.
+pub fn default_tenant() -> String {
+    crate::DEFAULT_TENANT.to_string()
+}
+
+/// What a tenant's copy of content is known by: the file's SHA-256 for the default tenant
+/// (ids stay what they were before tenants), else the SHA-256 of tenant and file hash, so
+/// the same bytes uploaded by two tenants are two videos and one tenant's ids say nothing
+/// about another's.
+pub fn content_key(tenant: &str, sha256: &str) -> String {
+    if tenant == crate::DEFAULT_TENANT {
+        sha256.to_string()
+    } else {
+        hex::encode(Sha256::digest(format!("{tenant}\n{sha256}").as_bytes()))
+    }
+}
+
+/// The id of `tenant`'s video of the content with this SHA-256.
+pub fn tenant_video_id(tenant: &str, sha256: &str) -> String {
+    reelforge_core::ids::video_id_from_sha256(&content_key(tenant, sha256))
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VideoRecord {
     pub video_id: String,
+    /// Whose video it is: only keys of this tenant see it.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     pub filename: String,
     /// The file the server reads for cuts and renders: an uploaded copy under the data dir,
     /// or the original server-side path.
@@ -108,6 +134,8 @@ impl JobKind {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobRecord {
     pub job_id: String,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     #[serde(default)]
     pub kind: JobKind,
     pub video_id: String,
@@ -149,6 +177,8 @@ pub struct PlannedSlice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreparedIngest {
     pub job_id: String,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     pub video_id: String,
     pub sha256: String,
     pub filename: String,

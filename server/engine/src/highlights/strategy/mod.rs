@@ -88,6 +88,8 @@ pub struct Defaults {
 
 /// The services and models a strategy may use, and where its events go.
 pub struct Context<'a> {
+    /// Whose videos and library the strategy may read.
+    pub tenant: &'a str,
     /// What the options were resolved against.
     pub defaults: Defaults,
     pub catalog: &'a Catalog,

@@ -69,6 +69,7 @@ impl Strategy for Script {
                 .videos()
                 .await?
                 .into_iter()
+                .filter(|v| v.tenant == cx.tenant)
                 .map(|v| (v.video_id.clone(), v))
                 .collect();
             for id in &options.video_ids {
@@ -280,7 +281,7 @@ async fn match_events(
             ],
             ..SearchRequest::new(event.clone(), CANDIDATES_PER_EVENT)
         };
-        let (hits, _) = cx.search.search(&req).await?;
+        let (hits, _) = cx.search.search(cx.tenant, &req).await?;
         let mut found = EventMatch {
             index: index as u32,
             event: event.clone(),

@@ -80,7 +80,7 @@ async fn template(
     category: Option<&str>,
     o: &MatchOptions,
 ) -> Result<(Vec<Segment>, bool)> {
-    let Category { entries, script } = cx.library.category(category).await?;
+    let Category { entries, script } = cx.library.category(cx.tenant, category).await?;
     let video_embedder = cx.providers.video_embedder.clone();
     let entries = match &video_embedder {
         Some(_) => cx.library.with_clip_videos(entries).await?,
