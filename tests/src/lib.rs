@@ -207,6 +207,24 @@ pub fn asset(relative: &str) -> PathBuf {
     path.canonicalize().unwrap()
 }
 
+/// Clients whose every call carries `token`.
+pub fn with_token(
+    channel: Channel,
+    token: &str,
+) -> tonic::service::interceptor::InterceptedService<
+    Channel,
+    impl tonic::service::Interceptor + Clone,
+> {
+    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    tonic::service::interceptor::InterceptedService::new(
+        channel,
+        move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", value.clone());
+            Ok(req)
+        },
+    )
+}
+
 /// A running `reelforge-server` process; killed when dropped.
 pub struct Server {
     child: Option<tokio::process::Child>,

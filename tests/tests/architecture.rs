@@ -137,6 +137,7 @@ const MODULES: [(&str, &[&str]); 6] = [
             "watch",
             "highlights",
             "feedback",
+            "limits",
         ],
     ),
     (

@@ -1493,3 +1493,137 @@ async fn script_and_template_match_clips_by_their_nova_video_embeddings() {
     );
     assert_eq!(clip_calls(&stub), 0, "every clip's vector was kept");
 }
+
+/// A tenant's Bedrock budget: its ingest's Nova calls are charged to it; once spent, its
+/// next highlight and ingest are refused with RESOURCE_EXHAUSTED before any call reaches
+/// Bedrock (the stub counts none), while a tenant without a budget goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spend_guard_stops_a_tenants_bedrock_work_before_any_call() {
+    use reelforge_tests::{done_video_id, drain, fixtures, upload_chunks, with_token};
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reelforge.toml");
+    std::fs::write(
+        &config,
+        "[tenants.acme]\nbedrock_bytes_per_day = 1\nmax_concurrent_jobs = 4\n",
+    )
+    .unwrap();
+    let (stub, data, server) = demo_server(&[
+        ("REELFORGE_ANALYZER", NOVA),
+        ("REELFORGE_CONFIG", config.to_str().unwrap()),
+    ])
+    .await;
+    let channel = server.channel().await;
+    let mut admin = pb::admin_client::AdminClient::new(channel.clone());
+    let ops = admin
+        .create_key(pb::CreateKeyRequest {
+            tenant: "ops".into(),
+            role: pb::Role::Admin as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let mut admin = pb::admin_client::AdminClient::new(with_token(channel.clone(), &ops));
+    let mut keys = Vec::new();
+    for tenant in ["acme", "beta"] {
+        let req = pb::CreateKeyRequest {
+            tenant: tenant.into(),
+            role: pb::Role::Write as i32,
+            ..Default::default()
+        };
+        keys.push(admin.create_key(req).await.unwrap().into_inner().secret);
+    }
+    let (acme, beta) = (keys[0].clone(), keys[1].clone());
+    let upload = |token: String| {
+        let channel = channel.clone();
+        async move {
+            let mut client = pb::ingest_client::IngestClient::new(with_token(channel, &token));
+            match client
+                .ingest_upload(tokio_stream::iter(upload_chunks(&f.small, 6.0, false)))
+                .await
+            {
+                Err(status) => Err(status),
+                Ok(stream) => {
+                    let (events, status) = drain(stream.into_inner()).await;
+                    status.map(|()| done_video_id(&events))
+                }
+            }
+        }
+    };
+    let video = upload(acme.clone()).await.unwrap();
+    assert!(
+        stub.converse_calls() > 0,
+        "the ingest read its slices with Nova"
+    );
+
+    // Spent: the next Bedrock-backed work is refused before any call.
+    stub.clear();
+    let mut highlight =
+        pb::highlight_client::HighlightClient::new(with_token(channel.clone(), &acme));
+    let refused = highlight
+        .highlight(pb::HighlightRequest {
+            video_id: video.clone(),
+            strategy: pb::HighlightStrategy::Sliced as i32,
+            slice_seconds: 6.0,
+            fresh: Some(true),
+            render: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    let message = refused.message();
+    assert!(
+        message.contains("tenants.acme.bedrock_bytes_per_day")
+            && message.contains("resets at 00:00 UTC"),
+        "{message}"
+    );
+    let again = upload(acme.clone()).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(stub.converse_calls(), 0, "no call reached Bedrock");
+    assert!(stub.requests().is_empty(), "{:?}", stub.requests());
+
+    // Another tenant's budget is its own.
+    upload(beta)
+        .await
+        .expect("a tenant without a budget goes on");
+    assert!(stub.converse_calls() > 0);
+
+    // The day's spending outlives a restart.
+    server.stop().await;
+    let url = stub.url.clone();
+    let server = Server::start_with(
+        data.path(),
+        &[],
+        &[
+            ("REELFORGE_TRANSCRIBER", "none"),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", url.as_str()),
+            ("REELFORGE_ANALYZER", NOVA),
+            ("REELFORGE_CONFIG", config.to_str().unwrap()),
+        ],
+    )
+    .await;
+    stub.clear();
+    let mut highlight =
+        pb::highlight_client::HighlightClient::new(with_token(server.channel().await, &acme));
+    let refused = highlight
+        .highlight(pb::HighlightRequest {
+            video_id: video.clone(),
+            strategy: pb::HighlightStrategy::Sliced as i32,
+            slice_seconds: 6.0,
+            fresh: Some(true),
+            render: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert_eq!(stub.converse_calls(), 0);
+    server.stop().await;
+}

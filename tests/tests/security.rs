@@ -12,7 +12,7 @@ use std::time::Duration;
 use reelforge_engine::keys::Role;
 use reelforge_proto::v1 as pb;
 use reelforge_server::auth::ROLES;
-use reelforge_tests::{binary, Server};
+use reelforge_tests::{binary, with_token, Server};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
@@ -717,24 +717,6 @@ async fn rate_and_size_limits_refuse_and_recover_and_plaintext_stays_on_loopback
     );
 }
 
-/// Clients whose every call carries `token`.
-fn with_token(
-    channel: Channel,
-    token: &str,
-) -> tonic::service::interceptor::InterceptedService<
-    Channel,
-    impl tonic::service::Interceptor + Clone,
-> {
-    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    tonic::service::interceptor::InterceptedService::new(
-        channel,
-        move |mut req: tonic::Request<()>| {
-            req.metadata_mut().insert("authorization", value.clone());
-            Ok(req)
-        },
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_see_and_touch_only_their_own() {
     use reelforge_tests::{done_video_id, drain, fixtures, path_request, upload_chunks};
@@ -743,7 +725,11 @@ async fn tenants_see_and_touch_only_their_own() {
     let config = tmp.path().join("reelforge.toml");
     std::fs::write(
         &config,
-        format!("[tenants.acme]\nallowed_roots = [{:?}]\n", f.dir),
+        format!(
+            "[tenants.acme]\nallowed_roots = [{:?}]\nmax_concurrent_jobs = 1\n[tenants.beta]\nstorage_bytes = {}\n",
+            f.dir,
+            std::fs::metadata(&f.small).unwrap().len() + 1000
+        ),
     )
     .unwrap();
     let server = Server::start_with(
@@ -789,6 +775,17 @@ async fn tenants_see_and_touch_only_their_own() {
     let (events, status) = drain(stream).await;
     status.unwrap();
     let beta_video = done_video_id(&events);
+    // beta's quota holds that upload and not one more video.
+    let over = ingest(&beta)
+        .ingest_upload(tokio_stream::iter(upload_chunks(&f.silent, 4.0, false)))
+        .await
+        .unwrap_err();
+    assert_eq!(over.code(), Code::ResourceExhausted);
+    assert!(
+        over.message().contains("tenants.beta.storage_bytes"),
+        "{}",
+        over.message()
+    );
     assert_ne!(
         acme_video, beta_video,
         "the same file is two videos for two tenants"
@@ -934,6 +931,28 @@ async fn tenants_see_and_touch_only_their_own() {
             "a filter naming the other tenant's video is refused"
         );
     }
+    // acme runs one job at a time: a second waits for the first to end.
+    let mut long = ingest(&acme)
+        .ingest_path(path_request(&f.long, 4.0))
+        .await
+        .unwrap()
+        .into_inner();
+    let job_id = long.message().await.unwrap().unwrap().job_id;
+    let busy = ingest(&acme)
+        .ingest_path(path_request(&f.silent, 4.0))
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), Code::ResourceExhausted);
+    assert!(
+        busy.message().contains("tenants.acme.max_concurrent_jobs"),
+        "{}",
+        busy.message()
+    );
+    ingest(&acme)
+        .cancel_job(pb::CancelJobRequest { job_id })
+        .await
+        .unwrap();
+
     // Highlights and the library: acme's are not beta's.
     let mut acme_highlight =
         pb::highlight_client::HighlightClient::new(with_token(channel.clone(), &acme));

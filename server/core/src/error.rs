@@ -17,6 +17,10 @@ pub enum Error {
     /// The request is valid but conflicts with the current state (e.g. a running job).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A limit of the caller's is used up (storage quota, spend, jobs at once); the
+    /// message says which and when it frees.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// An external media tool failed; `stderr_tail` holds the end of what it printed.
     #[error("{message}{}", StderrTail(stderr_tail))]
     Media {
@@ -63,6 +67,7 @@ impl Error {
             Error::NotFound(m) => Error::NotFound(m.clone()),
             Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
             Error::FailedPrecondition(m) => Error::FailedPrecondition(m.clone()),
+            Error::ResourceExhausted(m) => Error::ResourceExhausted(m.clone()),
             Error::Media {
                 message,
                 stderr_tail,
@@ -158,6 +163,7 @@ pub enum ErrorKind {
     NotFound,
     PermissionDenied,
     FailedPrecondition,
+    ResourceExhausted,
     Media,
     Provider,
     Storage,
@@ -174,6 +180,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Error::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
+            Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
             Error::Media { .. } => ErrorKind::Media,
             Error::Provider { .. } => ErrorKind::Provider,
             Error::Storage(_) => ErrorKind::Storage,

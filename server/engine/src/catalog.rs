@@ -346,6 +346,29 @@ impl Catalog {
         self.jobs.watch(job_id).await
     }
 
+    /// `tenant`'s jobs that have not ended, and the bytes of the sources uploaded to
+    /// this server its videos keep (files named on the server's disk are their owners').
+    pub async fn usage(&self, tenant: &str) -> Result<(usize, u64)> {
+        let running = self
+            .jobs
+            .list()
+            .await?
+            .iter()
+            .filter(|j| j.tenant == tenant && !j.state.is_final())
+            .count();
+        let media = self.media_dir.clone();
+        let uploaded = self
+            .videos()
+            .await?
+            .iter()
+            .filter(|v| {
+                v.tenant == tenant && std::path::Path::new(&v.source_path).starts_with(&media)
+            })
+            .map(|v| v.size_bytes.max(0) as u64)
+            .sum();
+        Ok((running, uploaded))
+    }
+
     /// `tenant`'s job `job_id` (another tenant's is NOT_FOUND).
     pub async fn job(&self, tenant: &str, job_id: &str) -> Result<JobRecord> {
         let job = self.jobs.job(job_id).await?;

@@ -31,13 +31,23 @@ pub struct EngineConfig {
     pub tenants: std::collections::BTreeMap<String, TenantConfig>,
 }
 
-/// `[tenants.NAME]`: what one tenant's keys may do beyond its own videos.
+/// `[tenants.NAME]`: what one tenant's keys may do beyond its own videos, and its limits
+/// (0: none). `[tenants.default]` sets the default tenant's limits (its folders are the
+/// top level's `allowed_roots`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantConfig {
     /// Directories the tenant's keys may ingest server-side files (and take music) from;
     /// without any, the tenant uploads only.
     pub allowed_roots: Vec<PathBuf>,
+    /// Bytes of uploaded sources and highlight outputs the tenant may keep.
+    pub storage_bytes: u64,
+    /// Bedrock tokens (in and out) the tenant may spend a day (UTC).
+    pub bedrock_tokens_per_day: u64,
+    /// Bytes the tenant's Bedrock calls may send a day (UTC).
+    pub bedrock_bytes_per_day: u64,
+    /// Ingest, Data Automation and highlight jobs of the tenant running at once.
+    pub max_concurrent_jobs: usize,
 }
 
 impl EngineConfig {
@@ -223,9 +233,9 @@ impl EngineConfig {
         for name in self.tenants.keys() {
             crate::check_tenant(name)
                 .map_err(|e| Error::invalid(format!("[tenants.{name}]: {e}")))?;
-            if name == crate::DEFAULT_TENANT {
+            if name == crate::DEFAULT_TENANT && !self.tenants[name].allowed_roots.is_empty() {
                 return Err(Error::invalid(
-                    "[tenants.default]: the default tenant uses the top-level settings (allowed_roots)",
+                    "[tenants.default] allowed_roots: the default tenant's folders are the top-level allowed_roots",
                 ));
             }
         }

@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod keys;
 pub mod library;
+pub mod limits;
 pub mod search;
 pub mod store;
 pub mod util;
@@ -41,6 +42,7 @@ pub use highlights::Highlights;
 pub use ingest::Ingest;
 pub use keys::Keys;
 pub use library::Library;
+pub use limits::Limits;
 pub use search::Search;
 
 /// The tenant of callers without a key and of everything stored before tenants existed.
@@ -80,6 +82,7 @@ pub struct Engine {
     pub feedback: Arc<Feedback>,
     pub watch: Arc<watch::Watch>,
     pub keys: Arc<Keys>,
+    pub limits: Arc<Limits>,
     store: Store,
 }
 
@@ -148,6 +151,12 @@ impl Engine {
             highlights.clone(),
             library.clone(),
         )?);
+        let limits = Arc::new(Limits::new(
+            store.db(),
+            &config,
+            catalog.clone(),
+            highlights.clone(),
+        )?);
         let bedrock = config.models.bedrock.clone();
         let (watch_config, roots, data_dir) = (
             config.watch.clone(),
@@ -166,6 +175,7 @@ impl Engine {
         )?);
         Ok(Engine {
             keys,
+            limits,
             feedback,
             watch,
             ingest,
@@ -203,6 +213,9 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.watch.stop();
         self.ingest.shutdown().await;
+        if let Err(e) = self.limits.save_spend() {
+            tracing::warn!("cannot record Bedrock spending: {e}");
+        }
     }
 
     /// Writes everything to disk.

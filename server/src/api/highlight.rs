@@ -11,7 +11,7 @@ use reelforge_engine::highlights::{
     HighlightEvent, HighlightPlan, HighlightRequest, HighlightResult, Point, StrategyOptions,
     UnitKind,
 };
-use reelforge_engine::Highlights;
+use reelforge_engine::{Highlights, Limits};
 use reelforge_proto::v1 as pb;
 use tokio::io::AsyncReadExt;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
@@ -62,11 +62,12 @@ fn stream_file<T: Send + 'static>(
 
 pub struct HighlightApi {
     highlights: Arc<Highlights>,
+    limits: Arc<Limits>,
 }
 
 impl HighlightApi {
-    pub fn new(highlights: Arc<Highlights>) -> Self {
-        HighlightApi { highlights }
+    pub fn new(highlights: Arc<Highlights>, limits: Arc<Limits>) -> Self {
+        HighlightApi { highlights, limits }
     }
 }
 
@@ -442,6 +443,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
             .plan(&tenant, &req)
             .await
             .map_err(to_status)?;
+        self.limits.admit_job(&tenant, 0).await.map_err(to_status)?;
         // A job: it runs to its end even if the caller goes away; its files stay for
         // `Download`, and `WatchHighlight` re-attaches.
         let handle = self.highlights.start(plan).map_err(to_status)?;

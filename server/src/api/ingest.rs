@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use reelforge_engine::catalog::VideoFilter;
 use reelforge_engine::jobs::JobEvents;
 use reelforge_engine::store::{IngestEvent, JobState};
-use reelforge_engine::{Catalog, Ingest};
+use reelforge_engine::{Catalog, Ingest, Limits};
 
 use super::convert;
 use super::status::{bounded, code_for, to_status};
@@ -28,11 +28,16 @@ const WATCH_BUFFER: usize = 32;
 pub struct IngestApi {
     ingest: Arc<Ingest>,
     catalog: Arc<Catalog>,
+    limits: Arc<Limits>,
 }
 
 impl IngestApi {
-    pub fn new(ingest: Arc<Ingest>, catalog: Arc<Catalog>) -> Self {
-        IngestApi { ingest, catalog }
+    pub fn new(ingest: Arc<Ingest>, catalog: Arc<Catalog>, limits: Arc<Limits>) -> Self {
+        IngestApi {
+            ingest,
+            catalog,
+            limits,
+        }
     }
 }
 
@@ -97,6 +102,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         let tenant = Caller::of(&request).tenant;
         let pb::IngestPathRequest { path, options } = request.into_inner();
         audit_target(format!("path {path}"));
+        self.limits.admit_job(&tenant, 0).await.map_err(to_status)?;
         let handle = self
             .ingest
             .ingest_path(&path, convert::options(tenant, options))
@@ -130,6 +136,10 @@ impl pb::ingest_server::Ingest for IngestApi {
             ));
         }
         let expected = (size_bytes > 0).then_some(size_bytes as u64);
+        self.limits
+            .admit_job(&tenant, expected.unwrap_or(0))
+            .await
+            .map_err(to_status)?;
         let mut upload = self
             .ingest
             .begin_upload(&filename, expected, convert::options(tenant, options))
@@ -312,6 +322,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         let tenant = Caller::of(&request).tenant;
         let pb::RunBdaRequest { video_id } = request.into_inner();
         audit_target(format!("video {video_id}"));
+        self.limits.admit_job(&tenant, 0).await.map_err(to_status)?;
         let handle = self
             .ingest
             .start_bda(&tenant, required(&video_id, "video_id")?)

@@ -99,12 +99,16 @@ pub async fn serve(
     // query reaches its handler and gets a clear INVALID_ARGUMENT, small enough that no
     // caller makes the server hold more.
     let max = gate.max_message_bytes;
-    let ingest = IngestServer::new(IngestApi::new(engine.ingest, engine.catalog))
-        .max_decoding_message_size(max);
+    let ingest = IngestServer::new(IngestApi::new(
+        engine.ingest,
+        engine.catalog,
+        engine.limits.clone(),
+    ))
+    .max_decoding_message_size(max);
     let search = SearchServer::new(SearchApi::new(engine.search, metrics.clone()))
         .max_decoding_message_size(max);
-    let highlight =
-        HighlightServer::new(HighlightApi::new(engine.highlights)).max_decoding_message_size(max);
+    let highlight = HighlightServer::new(HighlightApi::new(engine.highlights, engine.limits))
+        .max_decoding_message_size(max);
     let library =
         LibraryServer::new(LibraryApi::new(engine.library)).max_decoding_message_size(max);
     let feedback =

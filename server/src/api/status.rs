@@ -12,6 +12,7 @@ pub fn code_for(kind: ErrorKind) -> Code {
         ErrorKind::NotFound => Code::NotFound,
         ErrorKind::PermissionDenied => Code::PermissionDenied,
         ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::Provider | ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Cancelled => Code::Cancelled,
         ErrorKind::Storage | ErrorKind::Internal => Code::Internal,

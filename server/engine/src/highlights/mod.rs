@@ -230,10 +230,14 @@ impl Highlights {
         let (h, job) = (self.clone(), handle.clone());
         tokio::spawn(async move {
             let (work_h, work_job, id) = (h.clone(), job.clone(), highlight_id.clone());
-            let work = tokio::spawn(async move {
-                let sink = |e: HighlightEvent| work_job.emit(e);
-                work_h.run_as(&id, &plan, &sink).await
-            });
+            let tenant = plan.tenant.clone();
+            let work = tokio::spawn(reelforge_models::bedrock::telemetry::for_tenant(
+                tenant,
+                async move {
+                    let sink = |e: HighlightEvent| work_job.emit(e);
+                    work_h.run_as(&id, &plan, &sink).await
+                },
+            ));
             let outcome = match work.await {
                 Ok(outcome) => outcome,
                 Err(e) => {
@@ -291,6 +295,22 @@ impl Highlights {
         Ok(page.cut(all, |r| {
             format!("{}\n{}", newest_first(r.created_unix_ms), r.highlight_id)
         }))
+    }
+
+    /// `tenant`'s highlights: (running now, bytes of files kept).
+    pub fn usage(&self, tenant: &str) -> Result<(usize, u64)> {
+        let mine: Vec<HighlightRecord> = self
+            .jobs
+            .all()?
+            .into_iter()
+            .filter(|r| r.tenant == tenant)
+            .collect();
+        Ok((
+            mine.iter()
+                .filter(|r| r.state == HighlightState::Running)
+                .count(),
+            mine.iter().map(|r| r.bytes).sum(),
+        ))
     }
 
     /// Removes a finished highlight: its files, then its record (`HighlightJobs::remove`

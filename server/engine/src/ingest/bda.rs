@@ -127,7 +127,8 @@ impl Ingest {
             return Err(e);
         }
         let (engine, job) = (self.clone(), handle.clone());
-        self.tasks.spawn(async move {
+        let tenant = video.tenant.clone();
+        self.tasks.spawn(reelforge_models::bedrock::telemetry::for_tenant(tenant, async move {
             job.update(|r| r.state = JobState::Running);
             let progress = |p: BdaProgress| {
                 let (stage, detail, elapsed_ms) = match p {
@@ -168,7 +169,7 @@ impl Ingest {
                 Err(e) => super::fail(&job, e),
             }
             engine.close(&job).await;
-        });
+        }));
         Ok(handle)
     }
 

@@ -374,8 +374,13 @@ impl Ingest {
         self.jobs.persist(&handle).await?;
         let engine = self.clone();
         let job = handle.clone();
+        let tenant = prepared.tenant.clone();
+        // Bedrock calls the job makes are charged to its tenant.
         self.tasks
-            .spawn(async move { engine.run_job(job, prepared, None).await });
+            .spawn(reelforge_models::bedrock::telemetry::for_tenant(
+                tenant,
+                async move { engine.run_job(job, prepared, None).await },
+            ));
         Ok(handle)
     }
 
@@ -661,8 +666,12 @@ impl Ingest {
                 tracing::error!(job = %job_id, "could not record the resumed job: {e}");
             }
             let engine = self.clone();
+            let tenant = prepared.tenant.clone();
             self.tasks
-                .spawn(async move { engine.run_job(handle, prepared, Some(reason)).await });
+                .spawn(reelforge_models::bedrock::telemetry::for_tenant(
+                    tenant,
+                    async move { engine.run_job(handle, prepared, Some(reason)).await },
+                ));
         }
     }
 

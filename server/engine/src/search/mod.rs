@@ -103,7 +103,11 @@ impl Search {
             reranker: self.reranker.as_ref(),
             image_embedder: self.image_embedder.as_deref(),
         };
-        let (mut hits, timings) = query::run(self.backend.as_ref(), &models, &query).await?;
+        let (mut hits, timings) = reelforge_models::bedrock::telemetry::for_tenant(
+            tenant.to_string(),
+            query::run(self.backend.as_ref(), &models, &query),
+        )
+        .await?;
         let records = self
             .records(hits.iter().map(|h| h.video_id.clone()))
             .await?;

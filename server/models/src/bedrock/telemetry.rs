@@ -4,8 +4,14 @@
 //! and comes back, so retries the SDK makes on its own are counted too; Converse's token
 //! usage (in its body, not its headers) is added by the caller that reads it. The server
 //! publishes a `snapshot` at each metrics scrape.
+//!
+//! Calls made inside `for_tenant` are also charged to that tenant's day (UTC): tokens and
+//! bytes sent. A tenant with a daily budget (`set_budget`) that has spent it gets no more
+//! calls that day: `over_budget` says so before work starts, and the interceptor refuses
+//! an attempt before it is sent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Mutex, OnceLock};
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -44,6 +50,146 @@ fn update(model: &str, f: impl FnOnce(&mut ModelCounters)) {
     f(all.entry(model.to_string()).or_default());
 }
 
+tokio::task_local! {
+    static TENANT: String;
+}
+
+/// Runs `work` with the Bedrock calls it makes (on its own task) charged to `tenant`.
+pub async fn for_tenant<F: Future>(tenant: String, work: F) -> F::Output {
+    TENANT.scope(tenant, work).await
+}
+
+/// A tenant's spending on one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantSpend {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub tokens: u64,
+    pub bytes_sent: u64,
+}
+
+/// What a tenant may spend a day; 0: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budget {
+    pub tokens_per_day: u64,
+    pub bytes_per_day: u64,
+}
+
+#[derive(Default)]
+struct Tenants {
+    spend: HashMap<String, TenantSpend>,
+    budgets: HashMap<String, Budget>,
+}
+
+fn tenants() -> &'static Mutex<Tenants> {
+    static TENANTS: OnceLock<Mutex<Tenants>> = OnceLock::new();
+    TENANTS.get_or_init(Mutex::default)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Sets `tenant`'s daily budget (the server's configuration, at start).
+pub fn set_budget(tenant: &str, budget: Budget) {
+    let mut t = tenants().lock().expect("telemetry poisoned");
+    t.budgets.insert(tenant.to_string(), budget);
+}
+
+/// What `tenant` has spent today.
+pub fn spend_today(tenant: &str) -> TenantSpend {
+    let day = now_ms().div_euclid(DAY_MS);
+    let t = tenants().lock().expect("telemetry poisoned");
+    match t.spend.get(tenant) {
+        Some(s) if s.day == day => *s,
+        _ => TenantSpend {
+            day,
+            ..TenantSpend::default()
+        },
+    }
+}
+
+/// Every tenant's spending today (to keep across restarts).
+pub fn spends() -> Vec<(String, TenantSpend)> {
+    let day = now_ms().div_euclid(DAY_MS);
+    let t = tenants().lock().expect("telemetry poisoned");
+    t.spend
+        .iter()
+        .filter(|(_, s)| s.day == day)
+        .map(|(k, s)| (k.clone(), *s))
+        .collect()
+}
+
+/// Puts back what a tenant spent today before a restart (a record of another day is
+/// ignored).
+pub fn restore_spend(tenant: &str, spend: TenantSpend) {
+    let day = now_ms().div_euclid(DAY_MS);
+    if spend.day != day {
+        return;
+    }
+    let mut t = tenants().lock().expect("telemetry poisoned");
+    let current = t.spend.entry(tenant.to_string()).or_default();
+    if current.day != day {
+        *current = spend;
+    } else {
+        current.tokens = current.tokens.max(spend.tokens);
+        current.bytes_sent = current.bytes_sent.max(spend.bytes_sent);
+    }
+}
+
+/// Why `tenant` may make no Bedrock call now, if it may not: the budget it used up and
+/// when it resets.
+pub fn over_budget(tenant: &str) -> Option<String> {
+    let budget = {
+        let t = tenants().lock().expect("telemetry poisoned");
+        t.budgets.get(tenant).copied()?
+    };
+    let spent = spend_today(tenant);
+    let resets_in_min = ((spent.day + 1) * DAY_MS - now_ms()).max(0) / 60_000;
+    let resets = format!(
+        "it resets at 00:00 UTC, in {} h {} min",
+        resets_in_min / 60,
+        resets_in_min % 60
+    );
+    if budget.tokens_per_day > 0 && spent.tokens >= budget.tokens_per_day {
+        return Some(format!(
+            "tenant {tenant} has used its Bedrock budget of {} tokens for today ({} used; \
+             tenants.{tenant}.bedrock_tokens_per_day); {resets}",
+            budget.tokens_per_day, spent.tokens
+        ));
+    }
+    if budget.bytes_per_day > 0 && spent.bytes_sent >= budget.bytes_per_day {
+        return Some(format!(
+            "tenant {tenant} has used its Bedrock budget of {} bytes sent for today ({} sent; \
+             tenants.{tenant}.bedrock_bytes_per_day); {resets}",
+            budget.bytes_per_day, spent.bytes_sent
+        ));
+    }
+    None
+}
+
+/// Charges the current task's tenant (if any).
+fn charge(tokens: u64, bytes_sent: u64) {
+    let Ok(tenant) = TENANT.try_with(|t| t.clone()) else {
+        return;
+    };
+    let day = now_ms().div_euclid(DAY_MS);
+    let mut t = tenants().lock().expect("telemetry poisoned");
+    let spend = t.spend.entry(tenant).or_default();
+    if spend.day != day {
+        *spend = TenantSpend {
+            day,
+            ..TenantSpend::default()
+        };
+    }
+    spend.tokens += tokens;
+    spend.bytes_sent += bytes_sent;
+}
+
 /// Every model's counters so far, by model id.
 pub fn snapshot() -> BTreeMap<String, ModelCounters> {
     registry().lock().expect("telemetry poisoned").clone()
@@ -55,6 +201,7 @@ pub fn add_tokens(model: &str, input: u64, output: u64) {
         c.input_tokens += input;
         c.output_tokens += output;
     });
+    charge(input + output, 0);
 }
 
 /// The model an HTTP request is for: `/model/{id}/invoke` or `/converse` (the id
@@ -114,6 +261,10 @@ impl Intercept for CountCalls {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // A tenant past its budget gets no further call, whatever its job still wants.
+        if let Ok(Some(why)) = TENANT.try_with(|t| over_budget(t)) {
+            return Err(why.into());
+        }
         let request = context.request();
         let model = model_of_uri(request.uri());
         let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
@@ -130,6 +281,7 @@ impl Intercept for CountCalls {
             }
             c.bytes_sent += sent;
         });
+        charge(0, sent);
         cfg.interceptor_state().store_put(CallModel(model));
         Ok(())
     }
@@ -168,6 +320,7 @@ impl Intercept for CountCalls {
             c.throttled += u64::from(throttled);
             c.errors += u64::from(status >= 400);
         });
+        charge(input + output, 0);
         Ok(())
     }
 }
