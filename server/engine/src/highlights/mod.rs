@@ -360,27 +360,13 @@ impl Highlights {
     }
 
     /// Checks a request for `tenant` and fills in its defaults (the strategies' too, and
-    /// what the request's category has tuned for the tenant); the videos it names must
-    /// be the tenant's.
+    /// what the request's category has tuned for the tenant). The videos it names are
+    /// looked up, as the tenant's, when the job runs: another tenant's video fails it
+    /// exactly as a missing one does.
     pub async fn plan(&self, tenant: &str, req: &HighlightRequest) -> Result<HighlightPlan> {
         let defaults = self.defaults(tenant, req.options.category.as_deref())?;
         let mut plan = req.validate(self.config.roots_for(tenant), &defaults)?;
         plan.tenant = tenant.to_string();
-        match plan.strategy.scope() {
-            Scope::Video => {
-                self.catalog.owned(tenant, &plan.video_id).await?;
-            }
-            Scope::Library => {
-                for id in &plan.options.video_ids {
-                    if let Err(e) = self.catalog.owned(tenant, id).await {
-                        return Err(match e {
-                            Error::NotFound(m) => Error::NotFound(format!("video_ids: {m}")),
-                            other => other,
-                        });
-                    }
-                }
-            }
-        }
         Ok(plan)
     }
 
@@ -490,6 +476,7 @@ impl Highlights {
                     .catalog
                     .material(&plan.video_id)
                     .await?
+                    .filter(|m| m.video.tenant == plan.tenant)
                     .ok_or_else(|| {
                         Error::NotFound(format!(
                             "no video with id {} (see `reelforge videos list`)",
