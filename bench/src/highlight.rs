@@ -66,6 +66,7 @@ pub async fn highlight(
             &long.display().to_string(),
             IngestOptions {
                 tenant: String::new(),
+                key_id: None,
                 force: false,
                 slice_seconds: 30.0,
                 clip_seconds: 0.0,

@@ -593,6 +593,10 @@ pub enum HighlightsCommand {
         /// interrupted.
         #[arg(long = "state", value_parser = parse_highlight_state)]
         states: Vec<pb::HighlightState>,
+        /// Another tenant's (an admin key), or '*' for every tenant's: adds a TENANT
+        /// column.
+        #[arg(long)]
+        tenant: Option<String>,
         /// At most this many (default: all, fetched page by page).
         #[arg(long)]
         limit: Option<usize>,
@@ -636,18 +640,22 @@ pub async fn run_highlights(channel: Channel, command: HighlightsCommand) -> any
     match command {
         HighlightsCommand::List {
             states,
+            tenant,
             limit,
             json,
         } => {
+            let column = output::TenantColumn::new(&tenant);
             let states: Vec<i32> = states.into_iter().map(|s| s as i32).collect();
+            let tenant = tenant.unwrap_or_default();
             let all = crate::pages::collect(limit, |page_size, page_token| {
-                let (mut client, states) = (client.clone(), states.clone());
+                let (mut client, states, tenant) = (client.clone(), states.clone(), tenant.clone());
                 async move {
                     let r = client
                         .list_highlights(pb::ListHighlightsRequest {
                             page_size,
                             page_token,
                             states,
+                            tenant,
                         })
                         .await?
                         .into_inner();
@@ -659,8 +667,13 @@ pub async fn run_highlights(channel: Channel, command: HighlightsCommand) -> any
                 return output::json_line(&all.iter().map(highlight_json).collect::<Vec<_>>());
             }
             println!(
-                "{:<36}  {:<11}  {:<9}  {:>9}  {:>10}  VIDEOS",
-                "HIGHLIGHT", "STATE", "STRATEGY", "REEL", "BYTES"
+                "{}{:<36}  {:<11}  {:<9}  {:>9}  {:>10}  VIDEOS",
+                column.head(),
+                "HIGHLIGHT",
+                "STATE",
+                "STRATEGY",
+                "REEL",
+                "BYTES"
             );
             for h in all {
                 let reel = h
@@ -669,7 +682,8 @@ pub async fn run_highlights(channel: Channel, command: HighlightsCommand) -> any
                     .filter(|r| r.reel_duration_ms > 0)
                     .map_or("-".to_string(), |r| clock(r.reel_duration_ms));
                 println!(
-                    "{:<36}  {:<11}  {:<9}  {:>9}  {:>10}  {}",
+                    "{}{:<36}  {:<11}  {:<9}  {:>9}  {:>10}  {}",
+                    column.cell(&h.tenant),
                     h.highlight_id,
                     highlight_state_name(h.state),
                     h.strategy,

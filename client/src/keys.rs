@@ -1,4 +1,5 @@
-//! `reelforge keys`: API keys, through a running server (an admin key).
+//! `reelforge keys`: API keys, and `reelforge tenants`: every tenant's usage, through a
+//! running server (an admin key).
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -23,6 +24,10 @@ pub enum KeysCommand {
         /// Who has it or what it is for.
         #[arg(long, default_value = "")]
         note: String,
+        /// Jobs (ingests, highlights) the key may have running at once; default: only
+        /// its tenant's limit.
+        #[arg(long, default_value_t = 0)]
+        max_jobs: u32,
     },
     /// Every key (or one tenant's), revoked and expired ones included.
     List {
@@ -67,6 +72,7 @@ pub async fn run(channel: Channel, command: KeysCommand) -> anyhow::Result<()> {
             role,
             expires,
             note,
+            max_jobs,
         } => {
             let role = match role.trim().to_ascii_lowercase().as_str() {
                 "read" => pb::Role::Read,
@@ -85,6 +91,7 @@ pub async fn run(channel: Channel, command: KeysCommand) -> anyhow::Result<()> {
                     role: role as i32,
                     expires_in_seconds,
                     note,
+                    max_concurrent_jobs: max_jobs,
                 })
                 .await?
                 .into_inner();
@@ -152,6 +159,50 @@ pub async fn run(channel: Channel, command: KeysCommand) -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+pub async fn tenants(channel: Channel, json: bool) -> anyhow::Result<()> {
+    let tenants = AdminClient::new(channel)
+        .list_tenants(pb::ListTenantsRequest {})
+        .await?
+        .into_inner()
+        .tenants;
+    if json {
+        for t in &tenants {
+            println!("{}", serde_json::to_string(t)?);
+        }
+        return Ok(());
+    }
+    // A used amount with its limit, when one is set.
+    let of = |used: u64, limit: u64| match limit {
+        0 => used.to_string(),
+        _ => format!("{used}/{limit}"),
+    };
+    println!(
+        "{:<20} {:>4} {:>7} {:>10} {:>21} {:>6} {:>15} {:>15}",
+        "TENANT",
+        "KEYS",
+        "VIDEOS",
+        "HIGHLIGHTS",
+        "BYTES KEPT",
+        "JOBS",
+        "BEDROCK TOKENS",
+        "BEDROCK BYTES"
+    );
+    for t in &tenants {
+        println!(
+            "{:<20} {:>4} {:>7} {:>10} {:>21} {:>6} {:>15} {:>15}",
+            t.tenant,
+            t.active_keys,
+            t.videos,
+            t.highlights,
+            of(t.uploaded_bytes + t.output_bytes, t.storage_quota_bytes),
+            of(t.jobs_running.into(), t.max_concurrent_jobs.into()),
+            of(t.bedrock_tokens_today, t.bedrock_tokens_per_day),
+            of(t.bedrock_bytes_today, t.bedrock_bytes_per_day),
+        );
     }
     Ok(())
 }

@@ -80,6 +80,12 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Every tenant (an admin key): keys, videos, bytes kept, jobs running and Bedrock
+    /// spending today, against its limits.
+    Tenants {
+        #[arg(long)]
+        json: bool,
+    },
     /// Import a Bedrock Data Automation result.json (summaries, chapters, transcripts).
     ImportBda {
         /// The result.json file.
@@ -116,6 +122,7 @@ async fn main() {
             Command::Highlights { command } => highlight::run_highlights(channel, command).await,
             Command::Library { command } => library::run(channel, command).await,
             Command::Keys { command } => keys::run(channel, command).await,
+            Command::Tenants { json } => keys::tenants(channel, json).await,
             Command::Eval(_) => unreachable!("handled before connecting"),
             Command::RunBda { video } => {
                 use reelforge_proto::v1::ingest_event::Event;

@@ -46,6 +46,28 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// A leading TENANT column in a listing, shown only when it asked for another tenant's
+/// records (`--tenant NAME` or `--tenant '*'`).
+pub struct TenantColumn(bool);
+
+impl TenantColumn {
+    pub fn new(requested: &Option<String>) -> TenantColumn {
+        TenantColumn(requested.is_some())
+    }
+
+    pub fn head(&self) -> String {
+        self.cell("TENANT")
+    }
+
+    pub fn cell(&self, tenant: &str) -> String {
+        if self.0 {
+            format!("{tenant:<16}  ")
+        } else {
+            String::new()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,10 @@ pub enum VideosCommand {
         /// Only videos ingested before then (same forms as --since).
         #[arg(long)]
         until: Option<String>,
+        /// Another tenant's (an admin key), or '*' for every tenant's: adds a TENANT
+        /// column.
+        #[arg(long)]
+        tenant: Option<String>,
         /// At most this many (default: all, fetched page by page).
         #[arg(long)]
         limit: Option<usize>,
@@ -57,6 +61,10 @@ pub enum JobsCommand {
         /// cancelled, interrupted.
         #[arg(long = "state", value_parser = parse_state)]
         states: Vec<pb::JobState>,
+        /// Another tenant's (an admin key), or '*' for every tenant's: adds a TENANT
+        /// column.
+        #[arg(long)]
+        tenant: Option<String>,
         /// At most this many (default: all, fetched page by page).
         #[arg(long)]
         limit: Option<usize>,
@@ -81,9 +89,11 @@ pub async fn run_videos(client: &mut Client, command: VideosCommand) -> anyhow::
             name,
             since,
             until,
+            tenant,
             limit,
             json,
         } => {
+            let column = output::TenantColumn::new(&tenant);
             let bound = |flag: &str, t: Option<String>| -> anyhow::Result<i64> {
                 t.map_or(Ok(0), |t| pages::since(flag, &t))
             };
@@ -91,6 +101,7 @@ pub async fn run_videos(client: &mut Client, command: VideosCommand) -> anyhow::
                 name_contains: name.unwrap_or_default(),
                 ingested_after_unix_ms: bound("--since", since)?,
                 ingested_before_unix_ms: bound("--until", until)?,
+                tenant: tenant.unwrap_or_default(),
                 ..Default::default()
             };
             let videos = pages::collect(limit, |page_size, page_token| {
@@ -111,10 +122,17 @@ pub async fn run_videos(client: &mut Client, command: VideosCommand) -> anyhow::
             if json {
                 return output::json_line(&videos);
             }
-            println!("{:<16}  {:>9}  {:>6}  FILE", "VIDEO", "DURATION", "SLICES");
+            println!(
+                "{}{:<16}  {:>9}  {:>6}  FILE",
+                column.head(),
+                "VIDEO",
+                "DURATION",
+                "SLICES"
+            );
             for v in videos {
                 println!(
-                    "{:<16}  {:>9}  {:>6}  {}",
+                    "{}{:<16}  {:>9}  {:>6}  {}",
+                    column.cell(&v.tenant),
                     v.video_id,
                     clock(v.duration_ms),
                     v.slice_count,
@@ -259,18 +277,22 @@ pub async fn run_jobs(client: &mut Client, command: JobsCommand) -> anyhow::Resu
     match command {
         JobsCommand::List {
             states,
+            tenant,
             limit,
             json,
         } => {
+            let column = output::TenantColumn::new(&tenant);
             let states: Vec<i32> = states.into_iter().map(|s| s as i32).collect();
+            let tenant = tenant.unwrap_or_default();
             let jobs = pages::collect(limit, |page_size, page_token| {
-                let (mut client, states) = (client.clone(), states.clone());
+                let (mut client, states, tenant) = (client.clone(), states.clone(), tenant.clone());
                 async move {
                     let r = client
                         .list_jobs(pb::ListJobsRequest {
                             page_size,
                             page_token,
                             states,
+                            tenant,
                         })
                         .await?
                         .into_inner();
@@ -282,16 +304,26 @@ pub async fn run_jobs(client: &mut Client, command: JobsCommand) -> anyhow::Resu
                 return output::json_line(&jobs.iter().map(job_json).collect::<Vec<_>>());
             }
             println!(
-                "{:<36}  {:<12}  {:<16}  {:>7}  FILE",
-                "JOB", "STATE", "VIDEO", "SLICES"
+                "{}{:<36}  {:<12}  {:<16}  {:>7}  FILE",
+                column.head(),
+                "JOB",
+                "STATE",
+                "VIDEO",
+                "SLICES"
             );
             for j in jobs {
                 let state = state_name(j.state)
                     .trim_start_matches("JOB_STATE_")
                     .to_lowercase();
                 println!(
-                    "{:<36}  {:<12}  {:<16}  {:>3}/{:<3}  {}",
-                    j.job_id, state, j.video_id, j.slices_done, j.slices_total, j.filename
+                    "{}{:<36}  {:<12}  {:<16}  {:>3}/{:<3}  {}",
+                    column.cell(&j.tenant),
+                    j.job_id,
+                    state,
+                    j.video_id,
+                    j.slices_done,
+                    j.slices_total,
+                    j.filename
                 );
             }
         }

@@ -16,7 +16,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use reelforge_engine::keys::{Keys, Role};
-use reelforge_engine::DEFAULT_TENANT;
+use reelforge_engine::limits::Admission;
+use reelforge_engine::{TenantView, DEFAULT_TENANT};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
@@ -63,6 +64,7 @@ pub const ROLES: &[(&str, Role)] = &[
     ("/reelforge.v1.Admin/ListKeys", Role::Admin),
     ("/reelforge.v1.Admin/RevokeKey", Role::Admin),
     ("/reelforge.v1.Admin/WhoAmI", Role::Read),
+    ("/reelforge.v1.Admin/ListTenants", Role::Admin),
 ];
 
 /// Services anyone may call.
@@ -94,6 +96,8 @@ pub struct Caller {
     pub key_id: Option<String>,
     pub tenant: String,
     pub role: Role,
+    /// The key's own limit on jobs running at once (0: none).
+    pub max_jobs: u32,
 }
 
 impl Caller {
@@ -103,7 +107,32 @@ impl Caller {
             key_id: None,
             tenant: DEFAULT_TENANT.to_string(),
             role: Role::Admin,
+            max_jobs: 0,
         }
+    }
+
+    /// The caller as the limits see a job it asks for.
+    pub fn admission(&self) -> Admission<'_> {
+        Admission {
+            tenant: &self.tenant,
+            key_id: self.key_id.as_deref(),
+            key_max_jobs: self.max_jobs,
+        }
+    }
+
+    /// Whose records a listing's `tenant` field asks for: the caller's own, or (an admin
+    /// only) another tenant's or every tenant's (`*`).
+    pub fn view(&self, requested: &str) -> Result<TenantView, Status> {
+        let view = TenantView::parse(requested, &self.tenant)
+            .map_err(|e| Status::invalid_argument(format!("tenant: {e}")))?;
+        if view.crosses(&self.tenant) && self.role < Role::Admin {
+            return Err(Status::permission_denied(format!(
+                "listing another tenant's records (tenant {requested:?}) needs the admin \
+                 role; this key has the {} role (leave tenant empty for your own)",
+                self.role.name()
+            )));
+        }
+        Ok(view)
     }
 
     /// The caller a handler was called by (the layer put it there).
@@ -244,6 +273,7 @@ impl Access {
                     key_id: Some(key.key_id),
                     tenant: key.tenant,
                     role: key.role,
+                    max_jobs: key.max_concurrent_jobs,
                 }
             }
             None if need == Need::Open => Caller::anonymous(),

@@ -88,6 +88,10 @@ enum KeysCommand {
         /// A note to recognise the key by (who has it, what for).
         #[arg(long, default_value = "")]
         note: String,
+        /// Jobs (ingests, highlights) the key may have running at once; default: only
+        /// its tenant's limit.
+        #[arg(long, default_value_t = 0)]
+        max_jobs: u32,
     },
     /// Every key (or one tenant's): id, tenant, role, state.
     List {
@@ -186,6 +190,7 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             role,
             expires,
             note,
+            max_jobs,
         } => {
             let expires_in_seconds = expires
                 .map(|e| reelforge_core::time::parse_lifetime(&e).map_err(anyhow::Error::msg))
@@ -196,6 +201,7 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 role: Role::parse(&role).context("--role")?,
                 expires_in_seconds,
                 note,
+                max_concurrent_jobs: max_jobs,
             })?;
             eprintln!(
                 "made key {} for tenant {} with the {} role{}; its secret is shown once:",

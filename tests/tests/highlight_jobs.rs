@@ -115,6 +115,7 @@ async fn a_highlight_outlives_its_caller_and_is_watched_listed_deleted_and_expir
                     page_size: 1,
                     page_token: token,
                     states,
+                    ..Default::default()
                 })
                 .await
                 .map(|r| r.into_inner())

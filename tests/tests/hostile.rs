@@ -116,6 +116,16 @@ fn nasty_enum(rng: &mut Rng) -> i32 {
     *rng.pick(&[0, 1, 2, 3, 4, 5, -1, 99, i32::MAX, i32::MIN])
 }
 
+/// A listing's `tenant`: the caller's own, every tenant's, another's, or garbage.
+fn tenant_view(rng: &mut Rng) -> String {
+    match rng.below(4) {
+        0 => String::new(),
+        1 => "*".into(),
+        2 => "someone-else".into(),
+        _ => nasty_string(rng),
+    }
+}
+
 fn strings(rng: &mut Rng) -> Vec<String> {
     (0..rng.below(4)).map(|_| nasty_string(rng)).collect()
 }
@@ -279,6 +289,7 @@ async fn one_request(
                 page_size: rng.next_u64() as i32,
                 page_token: nasty_string(rng),
                 states: (0..rng.below(3)).map(|_| nasty_enum(rng)).collect(),
+                tenant: tenant_view(rng),
             };
             ("ListJobs", unit(c.ingest.list_jobs(req).await))
         }
@@ -293,6 +304,7 @@ async fn one_request(
                 name_contains: nasty_string(rng),
                 ingested_after_unix_ms: nasty_i64(rng),
                 ingested_before_unix_ms: nasty_i64(rng),
+                tenant: tenant_view(rng),
             };
             ("ListVideos", unit(c.ingest.list_videos(req).await))
         }
@@ -516,6 +528,7 @@ async fn one_request(
                         states: (0..rng.below(3))
                             .map(|_| rng.next_u64() as i32 % 7)
                             .collect(),
+                        tenant: tenant_view(rng),
                     };
                     (
                         "ListHighlights",
@@ -549,13 +562,14 @@ async fn one_request(
                 // every other caller), so every tenant name is invalid.
                 let mut admin =
                     reelforge_proto::v1::admin_client::AdminClient::new(c.channel.clone());
-                match rng.below(4) {
+                match rng.below(5) {
                     0 => {
                         let req = pb::CreateKeyRequest {
                             tenant: format!("../{}", nasty_string(rng)),
                             role: nasty_enum(rng),
                             expires_in_seconds: nasty_i64(rng),
                             note: nasty_string(rng),
+                            max_concurrent_jobs: rng.next_u64() as u32,
                         };
                         ("CreateKey", unit(admin.create_key(req).await))
                     }
@@ -571,6 +585,10 @@ async fn one_request(
                         };
                         ("ListKeys", unit(admin.list_keys(req).await))
                     }
+                    3 => (
+                        "ListTenants",
+                        unit(admin.list_tenants(pb::ListTenantsRequest {}).await),
+                    ),
                     _ => ("WhoAmI", unit(admin.who_am_i(pb::WhoAmIRequest {}).await)),
                 }
             }

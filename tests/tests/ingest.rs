@@ -929,6 +929,7 @@ async fn lists_page_by_token_with_filters_over_grpc_and_the_cli() {
                 page_size: 1,
                 page_token: token,
                 states: vec![pb::JobState::Succeeded as i32],
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -201,6 +201,7 @@ async fn create_key(
         role: role as i32,
         expires_in_seconds,
         note: format!("{tenant} test key"),
+        max_concurrent_jobs: 0,
     });
     if let Some(t) = token {
         req.metadata_mut()
@@ -726,9 +727,10 @@ async fn tenants_see_and_touch_only_their_own() {
     std::fs::write(
         &config,
         format!(
-            "[tenants.acme]\nallowed_roots = [{:?}]\nmax_concurrent_jobs = 1\n[tenants.beta]\nstorage_bytes = {}\n",
+            "[tenants.acme]\nallowed_roots = [{:?}]\nmax_concurrent_jobs = 1\n[tenants.beta]\nstorage_bytes = {}\n[tenants.gamma]\nallowed_roots = [{:?}]\n",
             f.dir,
-            std::fs::metadata(&f.small).unwrap().len() + 1000
+            std::fs::metadata(&f.small).unwrap().len() + 1000,
+            f.dir,
         ),
     )
     .unwrap();
@@ -1026,5 +1028,218 @@ async fn tenants_see_and_touch_only_their_own() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::NotFound);
+
+    // A key's own limit on jobs at once: gamma has no tenant limit, but this key runs
+    // one job at a time while another gamma key goes on.
+    let mut admin = pb::admin_client::AdminClient::new(with_token(channel.clone(), &ops));
+    let one_at_a_time = admin
+        .create_key(pb::CreateKeyRequest {
+            tenant: "gamma".into(),
+            role: pb::Role::Write as i32,
+            max_concurrent_jobs: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one_at_a_time.key.as_ref().unwrap().max_concurrent_jobs, 1);
+    let gamma = create_key(channel.clone(), Some(&ops), "gamma", pb::Role::Write, 0)
+        .await
+        .unwrap()
+        .secret;
+    let mut long = ingest(&one_at_a_time.secret)
+        .ingest_path(path_request(&f.long, 4.0))
+        .await
+        .unwrap()
+        .into_inner();
+    let job_id = long.message().await.unwrap().unwrap().job_id;
+    let busy = ingest(&one_at_a_time.secret)
+        .ingest_path(path_request(&f.silent, 4.0))
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), Code::ResourceExhausted);
+    let key_id = &one_at_a_time.key.as_ref().unwrap().key_id;
+    assert!(
+        busy.message()
+            .contains(&format!("API key {key_id} has 1 jobs running")),
+        "{}",
+        busy.message()
+    );
+    let (events, status) = drain(
+        ingest(&gamma)
+            .ingest_path(path_request(&f.small, 4.0))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    status.unwrap();
+    let gamma_video = done_video_id(&events);
+
+    // Cross-tenant views are an admin's: a write key naming another tenant, or every
+    // tenant, is refused naming the role; the admin sees each tenant's, marked.
+    let denied = ingest(&beta)
+        .list_videos(pb::ListVideosRequest {
+            tenant: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(
+        denied.message().contains("admin role"),
+        "{}",
+        denied.message()
+    );
+    let denied = ingest(&beta)
+        .list_jobs(pb::ListJobsRequest {
+            tenant: "*".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let own = ingest(&beta)
+        .list_videos(pb::ListVideosRequest {
+            tenant: "beta".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert_eq!(own.len(), 1, "naming its own tenant is no crossing");
+    let mut ops_ingest = ingest(&ops);
+    let all: Vec<(String, String)> = ops_ingest
+        .list_videos(pb::ListVideosRequest {
+            tenant: "*".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .videos
+        .into_iter()
+        .map(|v| (v.tenant, v.video_id))
+        .collect();
+    for pair in [
+        ("acme".to_string(), acme_video.clone()),
+        ("beta".to_string(), beta_video.clone()),
+        ("gamma".to_string(), gamma_video.clone()),
+    ] {
+        assert!(all.contains(&pair), "{pair:?} in {all:?}");
+    }
+    let acme_only = ops_ingest
+        .list_videos(pb::ListVideosRequest {
+            tenant: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .videos;
+    assert!(acme_only.iter().all(|v| v.tenant == "acme") && !acme_only.is_empty());
+    let jobs = ops_ingest
+        .list_jobs(pb::ListJobsRequest {
+            tenant: "*".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    let tenants: std::collections::BTreeSet<&str> =
+        jobs.iter().map(|j| j.tenant.as_str()).collect();
+    assert_eq!(
+        tenants.into_iter().collect::<Vec<_>>(),
+        ["acme", "beta", "gamma"]
+    );
+    let bad = ops_ingest
+        .list_videos(pb::ListVideosRequest {
+            tenant: "../acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("tenant:"), "{}", bad.message());
+    let mut ops_highlight =
+        pb::highlight_client::HighlightClient::new(with_token(channel.clone(), &ops));
+    let highlights = ops_highlight
+        .list_highlights(pb::ListHighlightsRequest {
+            tenant: "*".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .highlights;
+    assert!(highlights
+        .iter()
+        .any(|h| h.highlight_id == highlight_id && h.tenant == "acme"));
+    assert!(highlights.iter().any(|h| h.tenant == "beta"));
+
+    // Every tenant's use against its limits, while gamma's long job still runs.
+    let tenants = admin
+        .list_tenants(pb::ListTenantsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tenants;
+    let of = |name: &str| {
+        tenants
+            .iter()
+            .find(|t| t.tenant == name)
+            .unwrap_or_else(|| panic!("{name} in {tenants:?}"))
+            .clone()
+    };
+    let (acme_t, beta_t, gamma_t, ops_t) = (of("acme"), of("beta"), of("gamma"), of("ops"));
+    assert_eq!((acme_t.videos, acme_t.active_keys), (1, 1));
+    assert_eq!(acme_t.max_concurrent_jobs, 1);
+    assert_eq!(
+        acme_t.uploaded_bytes, 0,
+        "acme's file is on the server's disk"
+    );
+    assert_eq!(
+        beta_t.uploaded_bytes,
+        std::fs::metadata(&f.small).unwrap().len()
+    );
+    assert!(beta_t.storage_quota_bytes > beta_t.uploaded_bytes);
+    assert_eq!((gamma_t.videos, gamma_t.active_keys), (1, 2));
+    assert_eq!(gamma_t.jobs_running, 1, "{gamma_t:?}");
+    assert_eq!((ops_t.active_keys, ops_t.videos), (1, 0));
+    let denied = pb::admin_client::AdminClient::new(with_token(channel.clone(), &acme))
+        .list_tenants(pb::ListTenantsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // The CLI's view of the same.
+    let out = server.cli(&["--token", &ops, "tenants"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("gamma") && l.contains(" 1 ")),
+        "{text}"
+    );
+    let out = server.cli(&["--token", &ops, "videos", "list", "--tenant", "*"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("TENANT") && text.contains(&beta_video),
+        "{text}"
+    );
+    ingest(&one_at_a_time.secret)
+        .cancel_job(pb::CancelJobRequest { job_id })
+        .await
+        .unwrap();
     server.stop().await;
 }

@@ -15,9 +15,11 @@ use reelforge_models::{TextEmbedder, TranscriptSegment, VideoEmbedder};
 use crate::jobs::{JobEvents, Jobs};
 use crate::search::Search;
 use crate::store::{
-    EmbeddingKind, FrameRecord, JobKind, JobRecord, JobState, Store, SubtitleRecord, VideoRecord,
+    EmbeddingKind, FrameRecord, JobKind, JobRecord, JobState, Store, SubtitleRecord, TenantUsage,
+    VideoRecord,
 };
 use crate::util::blocking;
+use crate::TenantView;
 
 /// A stored video with its derived records.
 #[derive(Debug, Clone)]
@@ -346,27 +348,23 @@ impl Catalog {
         self.jobs.watch(job_id).await
     }
 
-    /// `tenant`'s jobs that have not ended, and the bytes of the sources uploaded to
-    /// this server its videos keep (files named on the server's disk are their owners').
-    pub async fn usage(&self, tenant: &str) -> Result<(usize, u64)> {
-        let running = self
-            .jobs
-            .list()
-            .await?
-            .iter()
-            .filter(|j| j.tenant == tenant && !j.state.is_final())
-            .count();
-        let media = self.media_dir.clone();
-        let uploaded = self
-            .videos()
-            .await?
-            .iter()
-            .filter(|v| {
-                v.tenant == tenant && std::path::Path::new(&v.source_path).starts_with(&media)
-            })
-            .map(|v| v.size_bytes.max(0) as u64)
-            .sum();
-        Ok((running, uploaded))
+    /// Adds each tenant's videos, the bytes of the sources uploaded to this server its
+    /// videos keep, and its jobs that have not ended, to `usage`.
+    pub async fn usage(&self, usage: &mut BTreeMap<String, TenantUsage>) -> Result<()> {
+        for job in self.jobs.list().await? {
+            if !job.state.is_final() {
+                let u = usage.entry(job.tenant.clone()).or_default();
+                u.count_running(job.key_id.as_deref());
+            }
+        }
+        for video in self.videos().await? {
+            let u = usage.entry(video.tenant.clone()).or_default();
+            u.videos += 1;
+            if std::path::Path::new(&video.source_path).starts_with(&self.media_dir) {
+                u.uploaded_bytes += video.size_bytes.max(0) as u64;
+            }
+        }
+        Ok(())
     }
 
     /// `tenant`'s job `job_id` (another tenant's is NOT_FOUND).
@@ -384,7 +382,7 @@ impl Catalog {
     /// their event logs.
     pub async fn list_jobs(
         &self,
-        tenant: &str,
+        view: &TenantView,
         states: &[JobState],
         page_size: i32,
         page_token: &str,
@@ -392,9 +390,13 @@ impl Catalog {
         let mut states = states.to_vec();
         states.sort();
         states.dedup();
-        let page = PageRequest::parse(page_size, page_token, &format!("states={states:?}"))?;
+        let page = PageRequest::parse(
+            page_size,
+            page_token,
+            &format!("tenant={view} states={states:?}"),
+        )?;
         let mut jobs = self.jobs.list().await?;
-        jobs.retain(|j| j.tenant == tenant && (states.is_empty() || states.contains(&j.state)));
+        jobs.retain(|j| view.sees(&j.tenant) && (states.is_empty() || states.contains(&j.state)));
         Ok(page.cut(jobs, |j| {
             format!("{}\n{}", newest_first(j.created_unix_ms), j.job_id)
         }))
@@ -403,15 +405,19 @@ impl Catalog {
     /// One page of the stored videos that `filter` selects, newest first.
     pub async fn list_videos(
         &self,
-        tenant: &str,
+        view: &TenantView,
         filter: &VideoFilter,
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<VideoRecord>> {
         let filter = filter.checked()?;
-        let page = PageRequest::parse(page_size, page_token, &filter.canonical())?;
+        let page = PageRequest::parse(
+            page_size,
+            page_token,
+            &format!("tenant={view} {}", filter.canonical()),
+        )?;
         let mut videos = self.videos().await?;
-        videos.retain(|v| v.tenant == tenant && filter.selects(v));
+        videos.retain(|v| view.sees(&v.tenant) && filter.selects(v));
         Ok(page.cut(videos, |v| {
             format!("{}\n{}", newest_first(v.ingested_at_unix_ms), v.video_id)
         }))

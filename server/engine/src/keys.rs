@@ -56,6 +56,9 @@ pub struct ApiKey {
     pub created_unix_ms: i64,
     pub expires_unix_ms: Option<i64>,
     pub revoked_unix_ms: Option<i64>,
+    /// Jobs the key may have running at once; 0: only its tenant's limit.
+    #[serde(default)]
+    pub max_concurrent_jobs: u32,
     /// SHA-256 of the secret, hex.
     sha256: String,
 }
@@ -99,6 +102,8 @@ pub struct NewKey {
     /// Seconds until it expires; `None`: never.
     pub expires_in_seconds: Option<i64>,
     pub note: String,
+    /// Jobs it may have running at once (0: only the tenant's limit).
+    pub max_concurrent_jobs: u32,
 }
 
 /// A key as made: its record and the secret the caller must keep (shown once).
@@ -164,6 +169,7 @@ impl Keys {
             created_unix_ms: now,
             expires_unix_ms: new.expires_in_seconds.map(|s| now + s * 1000),
             revoked_unix_ms: None,
+            max_concurrent_jobs: new.max_concurrent_jobs,
             sha256: hex::encode(Sha256::digest(secret.as_bytes())),
         };
         self.put(&key)?;
@@ -258,6 +264,7 @@ mod tests {
             role,
             expires_in_seconds: None,
             note: String::new(),
+            max_concurrent_jobs: 0,
         }
     }
 

@@ -50,6 +50,50 @@ pub const DEFAULT_TENANT: &str = "default";
 
 const TENANT_NAME_MAX: usize = 64;
 
+/// Whose records a listing shows: one tenant's (a caller's own, or the one an admin
+/// names) or every tenant's (an admin's `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantView {
+    One(String),
+    All,
+}
+
+impl TenantView {
+    /// The view a request's `tenant` field asks for: empty is `own`, `*` every tenant.
+    pub fn parse(requested: &str, own: &str) -> Result<TenantView> {
+        match requested.trim() {
+            "" => Ok(TenantView::One(own.to_string())),
+            "*" => Ok(TenantView::All),
+            name => {
+                check_tenant(name)?;
+                Ok(TenantView::One(name.to_string()))
+            }
+        }
+    }
+
+    /// Whether a record of `owner`'s is in view.
+    pub fn sees(&self, owner: &str) -> bool {
+        match self {
+            TenantView::One(tenant) => tenant == owner,
+            TenantView::All => true,
+        }
+    }
+
+    /// Whether it shows another tenant's records than `own`.
+    pub fn crosses(&self, own: &str) -> bool {
+        !matches!(self, TenantView::One(t) if t == own)
+    }
+}
+
+impl std::fmt::Display for TenantView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TenantView::One(tenant) => f.write_str(tenant),
+            TenantView::All => f.write_str("*"),
+        }
+    }
+}
+
 /// Tenant names: what ids and paths can carry (they name directories).
 pub fn check_tenant(name: &str) -> Result<()> {
     let ok = !name.is_empty()

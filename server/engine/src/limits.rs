@@ -14,6 +14,7 @@ use reelforge_models::bedrock::telemetry::{self, Budget};
 use crate::catalog::Catalog;
 use crate::config::{EngineConfig, TenantConfig};
 use crate::highlights::Highlights;
+use crate::store::TenantUsage;
 
 pub struct Limits {
     /// Each tenant's spending today, kept across restarts (`tenant_spend` tree: tenant →
@@ -74,26 +75,50 @@ impl Limits {
         Ok(())
     }
 
-    /// Whether `tenant` may start a job that will keep `incoming_bytes` more (an
-    /// upload's size; 0 when unknown, then only a quota already used up refuses).
-    pub async fn admit_job(&self, tenant: &str, incoming_bytes: u64) -> Result<()> {
+    /// The limits configured for each tenant (`[tenants.NAME]`).
+    pub fn configured(&self) -> &BTreeMap<String, TenantConfig> {
+        &self.tenants
+    }
+
+    /// What every tenant keeps and runs now.
+    pub async fn usage(&self) -> Result<BTreeMap<String, TenantUsage>> {
+        let mut usage = BTreeMap::new();
+        self.catalog.usage(&mut usage).await?;
+        let highlights = self.highlights.clone();
+        crate::util::blocking(move || {
+            highlights.usage(&mut usage)?;
+            Ok(usage)
+        })
+        .await
+    }
+
+    /// Whether `job` may start a job that will keep `incoming_bytes` more (an upload's
+    /// size; 0 when unknown, then only a quota already used up refuses).
+    pub async fn admit_job(&self, job: &Admission<'_>, incoming_bytes: u64) -> Result<()> {
+        let tenant = job.tenant;
         if let Err(e) = self.save_spend() {
             tracing::warn!("cannot record Bedrock spending: {e}");
         }
         if let Some(why) = telemetry::over_budget(tenant) {
             return Err(Error::ResourceExhausted(why));
         }
-        let Some(limits) = self.tenants.get(tenant) else {
-            return Ok(());
-        };
-        if limits.max_concurrent_jobs == 0 && limits.storage_bytes == 0 {
+        let limits = self.tenants.get(tenant).cloned().unwrap_or_default();
+        let key_limit = job.key_id.filter(|_| job.key_max_jobs > 0);
+        if limits.max_concurrent_jobs == 0 && limits.storage_bytes == 0 && key_limit.is_none() {
             return Ok(());
         }
-        let (ingests, uploaded) = self.catalog.usage(tenant).await?;
-        let highlights = self.highlights.clone();
-        let owner = tenant.to_string();
-        let (renders, outputs) = crate::util::blocking(move || highlights.usage(&owner)).await?;
-        let running = ingests + renders;
+        let usage = self.usage().await?.remove(tenant).unwrap_or_default();
+        if let Some(key) = key_limit {
+            let running = usage.running_by_key.get(key).copied().unwrap_or(0);
+            if running >= job.key_max_jobs as usize {
+                return Err(Error::ResourceExhausted(format!(
+                    "API key {key} has {running} jobs running, its limit (max_concurrent_jobs \
+                     {} set when the key was made); start this one when one ends",
+                    job.key_max_jobs
+                )));
+            }
+        }
+        let running = usage.jobs_running;
         if limits.max_concurrent_jobs > 0 && running >= limits.max_concurrent_jobs {
             return Err(Error::ResourceExhausted(format!(
                 "tenant {tenant} has {running} jobs running, its limit \
@@ -101,6 +126,7 @@ impl Limits {
                 limits.max_concurrent_jobs
             )));
         }
+        let (uploaded, outputs) = (usage.uploaded_bytes, usage.output_bytes);
         let used = uploaded + outputs;
         if limits.storage_bytes > 0 && used + incoming_bytes > limits.storage_bytes {
             return Err(Error::ResourceExhausted(format!(
@@ -117,4 +143,13 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// Who a job would be started for: its tenant, and the API key asking with the key's own
+/// limit on jobs running at once (0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    pub tenant: &'a str,
+    pub key_id: Option<&'a str>,
+    pub key_max_jobs: u32,
 }

@@ -1,8 +1,13 @@
-//! `reelforge.v1.Admin`: API keys (the admin role; `WhoAmI` for any key).
+//! `reelforge.v1.Admin`: API keys and every tenant's usage (the admin role; `WhoAmI`
+//! for any key).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use reelforge_engine::keys::{ApiKey, Keys, NewKey, Role};
+use reelforge_engine::store::now_unix_ms;
+use reelforge_engine::Limits;
+use reelforge_models::bedrock::telemetry;
 use reelforge_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -11,11 +16,12 @@ use crate::auth::{audit_target, Caller};
 
 pub struct AdminApi {
     keys: Arc<Keys>,
+    limits: Arc<Limits>,
 }
 
 impl AdminApi {
-    pub fn new(keys: Arc<Keys>) -> Self {
-        AdminApi { keys }
+    pub fn new(keys: Arc<Keys>, limits: Arc<Limits>) -> Self {
+        AdminApi { keys, limits }
     }
 }
 
@@ -36,6 +42,7 @@ fn key(k: &ApiKey) -> pb::ApiKey {
         created_unix_ms: k.created_unix_ms,
         expires_unix_ms: k.expires_unix_ms.unwrap_or(0),
         revoked_unix_ms: k.revoked_unix_ms.unwrap_or(0),
+        max_concurrent_jobs: k.max_concurrent_jobs,
     }
 }
 
@@ -62,6 +69,7 @@ impl pb::admin_server::Admin for AdminApi {
             role,
             expires_in_seconds: (req.expires_in_seconds != 0).then_some(req.expires_in_seconds),
             note: req.note,
+            max_concurrent_jobs: req.max_concurrent_jobs,
         };
         let keys = self.keys.clone();
         let made = tokio::task::spawn_blocking(move || keys.create(new))
@@ -124,6 +132,55 @@ impl pb::admin_server::Admin for AdminApi {
                 note: "no key: this server has none and serves everyone".into(),
                 ..Default::default()
             },
+        }))
+    }
+
+    async fn list_tenants(
+        &self,
+        _req: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let usage = self.limits.usage().await.map_err(to_status)?;
+        let mut tenants: BTreeMap<String, pb::TenantUsage> = BTreeMap::new();
+        fn entry<'a>(
+            tenants: &'a mut BTreeMap<String, pb::TenantUsage>,
+            name: &str,
+        ) -> &'a mut pb::TenantUsage {
+            tenants
+                .entry(name.to_string())
+                .or_insert_with(|| pb::TenantUsage {
+                    tenant: name.to_string(),
+                    ..Default::default()
+                })
+        }
+        let now = now_unix_ms();
+        for k in self.keys.list(None) {
+            let t = entry(&mut tenants, &k.tenant);
+            if k.unusable(now).is_none() {
+                t.active_keys += 1;
+            }
+        }
+        for (name, u) in &usage {
+            let t = entry(&mut tenants, name);
+            t.videos = u.videos;
+            t.uploaded_bytes = u.uploaded_bytes;
+            t.output_bytes = u.output_bytes;
+            t.highlights = u.highlights;
+            t.jobs_running = u.jobs_running as u32;
+        }
+        for (name, today) in telemetry::spends() {
+            let t = entry(&mut tenants, &name);
+            t.bedrock_tokens_today = today.tokens;
+            t.bedrock_bytes_today = today.bytes_sent;
+        }
+        for (name, c) in self.limits.configured() {
+            let t = entry(&mut tenants, name);
+            t.storage_quota_bytes = c.storage_bytes;
+            t.max_concurrent_jobs = c.max_concurrent_jobs as u32;
+            t.bedrock_tokens_per_day = c.bedrock_tokens_per_day;
+            t.bedrock_bytes_per_day = c.bedrock_bytes_per_day;
+        }
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants: tenants.into_values().collect(),
         }))
     }
 }

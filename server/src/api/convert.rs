@@ -12,16 +12,18 @@ use reelforge_models::TranscriptSegment;
 use reelforge_core::Error;
 
 use super::status::code_for;
+use crate::auth::Caller;
 use crate::codes::code_name;
 
-pub fn options(tenant: String, o: Option<pb::IngestOptions>) -> IngestOptions {
+pub fn options(caller: &Caller, o: Option<pb::IngestOptions>) -> IngestOptions {
     let pb::IngestOptions {
         force,
         slice_seconds,
         clip_seconds,
     } = o.unwrap_or_default();
     IngestOptions {
-        tenant,
+        tenant: caller.tenant.clone(),
+        key_id: caller.key_id.clone(),
         force,
         slice_seconds,
         clip_seconds,
@@ -121,6 +123,7 @@ pub fn video_summary(v: &VideoRecord) -> pb::VideoSummary {
         summary: v.summary.clone(),
         transcriber: v.transcriber.clone(),
         text_embedder: v.text_embedder.clone(),
+        tenant: v.tenant.clone(),
     }
 }
 
@@ -204,6 +207,7 @@ pub fn job(j: &JobRecord) -> pb::Job {
         created_unix_ms: j.created_unix_ms,
         finished_unix_ms: j.finished_unix_ms.unwrap_or(0),
         kind: j.kind.name().to_string(),
+        tenant: j.tenant.clone(),
     }
 }
 

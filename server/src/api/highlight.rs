@@ -349,6 +349,7 @@ fn info(r: &HighlightRecord) -> pb::HighlightInfo {
         error,
         result: r.result.as_ref().map(result),
         bytes: r.bytes as i64,
+        tenant: r.tenant.clone(),
     }
 }
 
@@ -435,20 +436,27 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::HighlightRequest>,
     ) -> Result<Response<Self::HighlightStream>, Status> {
-        let tenant = Caller::of(&req).tenant;
+        let caller = Caller::of(&req);
         let req = request(req.into_inner()).map_err(to_status)?;
         audit_target(format!("video {}", req.video_id));
-        let plan = self
+        let mut plan = self
             .highlights
-            .plan(&tenant, &req)
+            .plan(&caller.tenant, &req)
             .await
             .map_err(to_status)?;
-        self.limits.admit_job(&tenant, 0).await.map_err(to_status)?;
+        plan.key_id = caller.key_id.clone();
+        self.limits
+            .admit_job(&caller.admission(), 0)
+            .await
+            .map_err(to_status)?;
         // A job: it runs to its end even if the caller goes away; its files stay for
         // `Download`, and `WatchHighlight` re-attaches.
         let handle = self.highlights.start(plan).map_err(to_status)?;
         let id = handle.record().highlight_id;
-        let watch = self.highlights.watch(&tenant, &id).map_err(to_status)?;
+        let watch = self
+            .highlights
+            .watch(&caller.tenant, &id)
+            .map_err(to_status)?;
         Ok(Response::new(stream_highlight(watch)))
     }
 
@@ -478,12 +486,14 @@ impl pb::highlight_server::Highlight for HighlightApi {
         &self,
         req: Request<pb::ListHighlightsRequest>,
     ) -> Result<Response<pb::ListHighlightsResponse>, Status> {
-        let tenant = Caller::of(&req).tenant;
+        let caller = Caller::of(&req);
         let pb::ListHighlightsRequest {
             page_size,
             page_token,
             states,
+            tenant,
         } = req.into_inner();
+        let view = caller.view(&tenant)?;
         let states = states
             .iter()
             .enumerate()
@@ -499,7 +509,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
             .collect::<Result<Vec<_>, Status>>()?;
         let page = self
             .highlights
-            .list(&tenant, &states, page_size, &page_token)
+            .list(&view, &states, page_size, &page_token)
             .map_err(to_status)?;
         Ok(Response::new(pb::ListHighlightsResponse {
             highlights: page.items.iter().map(info).collect(),

@@ -99,13 +99,16 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::IngestPathRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let tenant = Caller::of(&request).tenant;
+        let caller = Caller::of(&request);
         let pb::IngestPathRequest { path, options } = request.into_inner();
         audit_target(format!("path {path}"));
-        self.limits.admit_job(&tenant, 0).await.map_err(to_status)?;
+        self.limits
+            .admit_job(&caller.admission(), 0)
+            .await
+            .map_err(to_status)?;
         let handle = self
             .ingest
-            .ingest_path(&path, convert::options(tenant, options))
+            .ingest_path(&path, convert::options(&caller, options))
             .await
             .map_err(to_status)?;
         Ok(Response::new(stream_job(JobEvents::live(handle))))
@@ -115,7 +118,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<Streaming<pb::UploadChunk>>,
     ) -> Result<Response<EventStream>, Status> {
-        let tenant = Caller::of(&request).tenant;
+        let caller = Caller::of(&request);
         let mut chunks = request.into_inner();
         let header =
             match chunks.message().await?.and_then(|c| c.part) {
@@ -137,12 +140,12 @@ impl pb::ingest_server::Ingest for IngestApi {
         }
         let expected = (size_bytes > 0).then_some(size_bytes as u64);
         self.limits
-            .admit_job(&tenant, expected.unwrap_or(0))
+            .admit_job(&caller.admission(), expected.unwrap_or(0))
             .await
             .map_err(to_status)?;
         let mut upload = self
             .ingest
-            .begin_upload(&filename, expected, convert::options(tenant, options))
+            .begin_upload(&filename, expected, convert::options(&caller, options))
             .await
             .map_err(to_status)?;
         while let Some(chunk) = chunks.message().await? {
@@ -192,16 +195,18 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let tenant = Caller::of(&request).tenant;
+        let caller = Caller::of(&request);
         let pb::ListJobsRequest {
             page_size,
             page_token,
             states,
+            tenant,
         } = request.into_inner();
+        let view = caller.view(&tenant)?;
         let states = convert::job_states(&states).map_err(to_status)?;
         let page = self
             .catalog
-            .list_jobs(&tenant, &states, page_size, &page_token)
+            .list_jobs(&view, &states, page_size, &page_token)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ListJobsResponse {
@@ -229,14 +234,16 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::ListVideosRequest>,
     ) -> Result<Response<pb::ListVideosResponse>, Status> {
-        let tenant = Caller::of(&request).tenant;
+        let caller = Caller::of(&request);
         let pb::ListVideosRequest {
             page_size,
             page_token,
             name_contains,
             ingested_after_unix_ms,
             ingested_before_unix_ms,
+            tenant,
         } = request.into_inner();
+        let view = caller.view(&tenant)?;
         let filter = VideoFilter {
             name_contains: Some(name_contains),
             ingested_after_unix_ms: convert::time_bound(ingested_after_unix_ms),
@@ -244,7 +251,7 @@ impl pb::ingest_server::Ingest for IngestApi {
         };
         let page = self
             .catalog
-            .list_videos(&tenant, &filter, page_size, &page_token)
+            .list_videos(&view, &filter, page_size, &page_token)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ListVideosResponse {
@@ -319,13 +326,20 @@ impl pb::ingest_server::Ingest for IngestApi {
         &self,
         request: Request<pb::RunBdaRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let tenant = Caller::of(&request).tenant;
+        let caller = Caller::of(&request);
         let pb::RunBdaRequest { video_id } = request.into_inner();
         audit_target(format!("video {video_id}"));
-        self.limits.admit_job(&tenant, 0).await.map_err(to_status)?;
+        self.limits
+            .admit_job(&caller.admission(), 0)
+            .await
+            .map_err(to_status)?;
         let handle = self
             .ingest
-            .start_bda(&tenant, required(&video_id, "video_id")?)
+            .start_bda(
+                &caller.tenant,
+                caller.key_id.clone(),
+                required(&video_id, "video_id")?,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(stream_job(JobEvents::live(handle))))

@@ -107,13 +107,15 @@ pub async fn serve(
     .max_decoding_message_size(max);
     let search = SearchServer::new(SearchApi::new(engine.search, metrics.clone()))
         .max_decoding_message_size(max);
-    let highlight = HighlightServer::new(HighlightApi::new(engine.highlights, engine.limits))
-        .max_decoding_message_size(max);
+    let highlight =
+        HighlightServer::new(HighlightApi::new(engine.highlights, engine.limits.clone()))
+            .max_decoding_message_size(max);
     let library =
         LibraryServer::new(LibraryApi::new(engine.library)).max_decoding_message_size(max);
     let feedback =
         FeedbackServer::new(FeedbackApi::new(engine.feedback)).max_decoding_message_size(max);
-    let admin = AdminServer::new(AdminApi::new(engine.keys)).max_decoding_message_size(max);
+    let admin =
+        AdminServer::new(AdminApi::new(engine.keys, engine.limits)).max_decoding_message_size(max);
 
     let router = tonic::transport::Server::builder()
         .layer(RequestIdLayer)

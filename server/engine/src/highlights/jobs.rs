@@ -35,6 +35,9 @@ pub struct HighlightRecord {
     /// Whose highlight it is: only keys of this tenant see it.
     #[serde(default = "crate::store::default_tenant")]
     pub tenant: String,
+    /// The API key that started it; its `max_concurrent_jobs` counts it while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     pub state: HighlightState,
     pub strategy: String,
     /// The videos it was made from (empty for library-wide strategies).
@@ -325,6 +328,7 @@ mod tests {
     fn record(id: &str, created: i64, bytes: u64, state: HighlightState) -> HighlightRecord {
         HighlightRecord {
             tenant: crate::DEFAULT_TENANT.into(),
+            key_id: None,
             highlight_id: id.into(),
             state,
             strategy: "sliced".into(),

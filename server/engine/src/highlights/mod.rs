@@ -204,6 +204,7 @@ impl Highlights {
         let handle = self.jobs.begin(HighlightRecord {
             highlight_id: highlight_id.clone(),
             tenant: plan.tenant.clone(),
+            key_id: plan.key_id.clone(),
             state: HighlightState::Running,
             strategy: plan.strategy.name().to_string(),
             video_ids,
@@ -280,7 +281,7 @@ impl Highlights {
     /// One page of the highlights, newest first, optionally only those in `states`.
     pub fn list(
         &self,
-        tenant: &str,
+        view: &crate::TenantView,
         states: &[HighlightState],
         page_size: i32,
         page_token: &str,
@@ -289,28 +290,33 @@ impl Highlights {
         let mut names: Vec<String> = states.iter().map(|s| format!("{s:?}")).collect();
         names.sort();
         names.dedup();
-        let page = PageRequest::parse(page_size, page_token, &format!("states={names:?}"))?;
+        let page = PageRequest::parse(
+            page_size,
+            page_token,
+            &format!("tenant={view} states={names:?}"),
+        )?;
         let mut all = self.jobs.all()?;
-        all.retain(|r| r.tenant == tenant && (states.is_empty() || states.contains(&r.state)));
+        all.retain(|r| view.sees(&r.tenant) && (states.is_empty() || states.contains(&r.state)));
         Ok(page.cut(all, |r| {
             format!("{}\n{}", newest_first(r.created_unix_ms), r.highlight_id)
         }))
     }
 
-    /// `tenant`'s highlights: (running now, bytes of files kept).
-    pub fn usage(&self, tenant: &str) -> Result<(usize, u64)> {
-        let mine: Vec<HighlightRecord> = self
-            .jobs
-            .all()?
-            .into_iter()
-            .filter(|r| r.tenant == tenant)
-            .collect();
-        Ok((
-            mine.iter()
-                .filter(|r| r.state == HighlightState::Running)
-                .count(),
-            mine.iter().map(|r| r.bytes).sum(),
-        ))
+    /// Adds each tenant's highlights, the bytes of their files and the running ones to
+    /// `usage`.
+    pub fn usage(
+        &self,
+        usage: &mut std::collections::BTreeMap<String, crate::store::TenantUsage>,
+    ) -> Result<()> {
+        for r in self.jobs.all()? {
+            let u = usage.entry(r.tenant.clone()).or_default();
+            u.highlights += 1;
+            u.output_bytes += r.bytes;
+            if r.state == HighlightState::Running {
+                u.count_running(r.key_id.as_deref());
+            }
+        }
+        Ok(())
     }
 
     /// Removes a finished highlight: its files, then its record (`HighlightJobs::remove`

@@ -82,6 +82,8 @@ pub struct HighlightRequest {
 pub struct HighlightPlan {
     /// Whose videos it reads and whose highlight it is (`Highlights::plan` sets it).
     pub tenant: String,
+    /// The API key asking (recorded on the highlight).
+    pub key_id: Option<String>,
     pub video_id: String,
     pub strategy: &'static dyn Strategy,
     /// The strategy's effective options.
@@ -206,6 +208,7 @@ impl HighlightRequest {
         }
         Ok(HighlightPlan {
             tenant: crate::DEFAULT_TENANT.to_string(),
+            key_id: None,
             video_id: self.video_id.clone(),
             strategy,
             options,

@@ -67,6 +67,7 @@ impl Ingest {
     pub async fn start_bda(
         self: &Arc<Self>,
         tenant: &str,
+        key_id: Option<String>,
         video_id: &str,
     ) -> Result<Arc<JobHandle>> {
         self.check_accepting()?;
@@ -101,6 +102,7 @@ impl Ingest {
         let handle = JobHandle::new(JobRecord {
             job_id: uuid::Uuid::new_v4().to_string(),
             tenant: video.tenant.clone(),
+            key_id,
             kind: JobKind::Bda,
             video_id: video.video_id.clone(),
             filename: video.filename.clone(),

@@ -118,6 +118,7 @@ impl Ingest {
         };
         let options = IngestOptions {
             tenant: video.tenant.clone(),
+            key_id: None,
             force: true,
             slice_seconds: video.slice_ms as f64 / 1000.0,
             clip_seconds: video.clip_ms as f64 / 1000.0,
@@ -317,6 +318,7 @@ impl Ingest {
         let handle = JobHandle::new(JobRecord {
             kind: JobKind::Ingest,
             tenant,
+            key_id: options.key_id.clone(),
             job_id: job_id.clone(),
             video_id: video_id.clone(),
             filename: source.filename,
@@ -706,6 +708,7 @@ impl Ingest {
         let handle = JobHandle::new(JobRecord {
             kind: JobKind::Ingest,
             tenant: video.tenant.clone(),
+            key_id: None,
             job_id: uuid::Uuid::new_v4().to_string(),
             video_id: video.video_id.clone(),
             filename: filename.to_string(),

@@ -9,6 +9,8 @@ use crate::config::{IngestConfig, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
 pub struct IngestOptions {
     /// Whose video it becomes; empty: the default tenant.
     pub tenant: String,
+    /// The API key asking (recorded on the job).
+    pub key_id: Option<String>,
     pub force: bool,
     pub slice_seconds: f64,
     pub clip_seconds: f64,

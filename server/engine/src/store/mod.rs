@@ -21,7 +21,7 @@ pub use keys::EmbeddingKind;
 pub use records::{
     content_key, default_tenant, now_unix_ms, tenant_video_id, DocRecord, FrameRecord, IngestEvent,
     JobKind, JobRecord, JobState, PlannedSlice, PreparedIngest, ResumeRecord, SubtitleRecord,
-    VideoRecord,
+    TenantUsage, VideoRecord,
 };
 
 use reelforge_core::error::{Error, Result};

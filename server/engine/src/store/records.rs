@@ -136,6 +136,10 @@ pub struct JobRecord {
     pub job_id: String,
     #[serde(default = "default_tenant")]
     pub tenant: String,
+    /// The API key that started it (none: a server without keys, a watched source, a
+    /// re-ingest); a key's `max_concurrent_jobs` counts its running ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     #[serde(default)]
     pub kind: JobKind,
     pub video_id: String,
@@ -152,6 +156,33 @@ pub struct JobRecord {
     /// and the store generation it writes. Dropped once the job ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeRecord>,
+}
+
+/// What one tenant keeps and runs: the catalog counts videos and ingest jobs, the
+/// highlights theirs (`Limits` checks it against the tenant's and each key's limits).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantUsage {
+    pub videos: u64,
+    /// Bytes of the sources uploaded to this server (files named on the server's disk
+    /// are their owners').
+    pub uploaded_bytes: u64,
+    pub highlights: u64,
+    /// Bytes of highlight outputs kept.
+    pub output_bytes: u64,
+    /// Ingest, BDA and highlight jobs that have not ended.
+    pub jobs_running: usize,
+    /// The running ones per API key that started them.
+    pub running_by_key: std::collections::BTreeMap<String, usize>,
+}
+
+impl TenantUsage {
+    /// Counts a job that has not ended, started by `key_id`.
+    pub fn count_running(&mut self, key_id: Option<&str>) {
+        self.jobs_running += 1;
+        if let Some(key) = key_id {
+            *self.running_by_key.entry(key.to_string()).or_default() += 1;
+        }
+    }
 }
 
 /// A job's plan as it was accepted, kept with the job until it ends so a restarted server
