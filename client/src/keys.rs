@@ -113,10 +113,7 @@ pub async fn run(channel: Channel, command: KeysCommand) -> anyhow::Result<()> {
                 .into_inner()
                 .keys;
             if json {
-                for k in &keys {
-                    println!("{}", serde_json::to_string(k)?);
-                }
-                return Ok(());
+                return json_lines(&keys);
             }
             println!(
                 "{:<14} {:<20} {:<6} {:<8} NOTE",
@@ -170,10 +167,7 @@ pub async fn tenants(channel: Channel, json: bool) -> anyhow::Result<()> {
         .into_inner()
         .tenants;
     if json {
-        for t in &tenants {
-            println!("{}", serde_json::to_string(t)?);
-        }
-        return Ok(());
+        return json_lines(&tenants);
     }
     // A used amount with its limit, when one is set.
     let of = |used: u64, limit: u64| match limit {
@@ -203,6 +197,14 @@ pub async fn tenants(channel: Channel, json: bool) -> anyhow::Result<()> {
             of(t.bedrock_tokens_today, t.bedrock_tokens_per_day),
             of(t.bedrock_bytes_today, t.bedrock_bytes_per_day),
         );
+    }
+    Ok(())
+}
+
+/// One JSON object per line.
+fn json_lines<T: serde::Serialize>(items: &[T]) -> anyhow::Result<()> {
+    for item in items {
+        println!("{}", serde_json::to_string(item)?);
     }
     Ok(())
 }

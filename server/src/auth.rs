@@ -121,12 +121,13 @@ impl Caller {
     }
 
     /// Whose records a listing's `tenant` field asks for: the caller's own, or (an admin
-    /// only) another tenant's or every tenant's (`*`).
-    pub fn view(&self, requested: &str) -> Result<TenantView, Status> {
+    /// only) another tenant's or every tenant's (`*`). An error, not a status: its
+    /// message quotes the caller's value, which `api::status` bounds.
+    pub fn view(&self, requested: &str) -> reelforge_core::Result<TenantView> {
         let view = TenantView::parse(requested, &self.tenant)
-            .map_err(|e| Status::invalid_argument(format!("tenant: {e}")))?;
+            .map_err(|e| reelforge_core::Error::invalid(format!("tenant: {e}")))?;
         if view.crosses(&self.tenant) && self.role < Role::Admin {
-            return Err(Status::permission_denied(format!(
+            return Err(reelforge_core::Error::PermissionDenied(format!(
                 "listing another tenant's records (tenant {requested:?}) needs the admin \
                  role; this key has the {} role (leave tenant empty for your own)",
                 self.role.name()

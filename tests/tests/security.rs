@@ -1078,13 +1078,20 @@ async fn tenants_see_and_touch_only_their_own() {
 
     // Cross-tenant views are an admin's: a write key naming another tenant, or every
     // tenant, is refused naming the role; the admin sees each tenant's, marked.
-    let denied = ingest(&beta)
-        .list_videos(pb::ListVideosRequest {
-            tenant: "acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let videos_as = |token: &str, tenant: &str| {
+        let mut client = ingest(token);
+        let tenant = tenant.to_string();
+        async move {
+            client
+                .list_videos(pb::ListVideosRequest {
+                    tenant,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner().videos)
+        }
+    };
+    let denied = videos_as(&beta, "acme").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert!(
         denied.message().contains("admin role"),
@@ -1099,26 +1106,11 @@ async fn tenants_see_and_touch_only_their_own() {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    let own = ingest(&beta)
-        .list_videos(pb::ListVideosRequest {
-            tenant: "beta".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .videos;
+    let own = videos_as(&beta, "beta").await.unwrap();
     assert_eq!(own.len(), 1, "naming its own tenant is no crossing");
-    let mut ops_ingest = ingest(&ops);
-    let all: Vec<(String, String)> = ops_ingest
-        .list_videos(pb::ListVideosRequest {
-            tenant: "*".into(),
-            ..Default::default()
-        })
+    let all: Vec<(String, String)> = videos_as(&ops, "*")
         .await
         .unwrap()
-        .into_inner()
-        .videos
         .into_iter()
         .map(|v| (v.tenant, v.video_id))
         .collect();
@@ -1129,17 +1121,9 @@ async fn tenants_see_and_touch_only_their_own() {
     ] {
         assert!(all.contains(&pair), "{pair:?} in {all:?}");
     }
-    let acme_only = ops_ingest
-        .list_videos(pb::ListVideosRequest {
-            tenant: "acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .videos;
+    let acme_only = videos_as(&ops, "acme").await.unwrap();
     assert!(acme_only.iter().all(|v| v.tenant == "acme") && !acme_only.is_empty());
-    let jobs = ops_ingest
+    let jobs = ingest(&ops)
         .list_jobs(pb::ListJobsRequest {
             tenant: "*".into(),
             ..Default::default()
@@ -1154,13 +1138,7 @@ async fn tenants_see_and_touch_only_their_own() {
         tenants.into_iter().collect::<Vec<_>>(),
         ["acme", "beta", "gamma"]
     );
-    let bad = ops_ingest
-        .list_videos(pb::ListVideosRequest {
-            tenant: "../acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let bad = videos_as(&ops, "../acme").await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().starts_with("tenant:"), "{}", bad.message());
     let mut ops_highlight =

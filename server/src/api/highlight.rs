@@ -493,7 +493,7 @@ impl pb::highlight_server::Highlight for HighlightApi {
             states,
             tenant,
         } = req.into_inner();
-        let view = caller.view(&tenant)?;
+        let view = caller.view(&tenant).map_err(to_status)?;
         let states = states
             .iter()
             .enumerate()

@@ -202,7 +202,7 @@ impl pb::ingest_server::Ingest for IngestApi {
             states,
             tenant,
         } = request.into_inner();
-        let view = caller.view(&tenant)?;
+        let view = caller.view(&tenant).map_err(to_status)?;
         let states = convert::job_states(&states).map_err(to_status)?;
         let page = self
             .catalog
@@ -243,7 +243,7 @@ impl pb::ingest_server::Ingest for IngestApi {
             ingested_before_unix_ms,
             tenant,
         } = request.into_inner();
-        let view = caller.view(&tenant)?;
+        let view = caller.view(&tenant).map_err(to_status)?;
         let filter = VideoFilter {
             name_contains: Some(name_contains),
             ingested_after_unix_ms: convert::time_bound(ingested_after_unix_ms),
