@@ -10,8 +10,8 @@
 #     pocketsphinx-testdata (the speech-to-text accuracy test uses it)
 #   - assets/music: two real music loops from the PyPI package pygame's examples
 #     (house_lo.ogg, secosmic_lo.wav); their descriptions (*.txt) are in the repository
-#   - .venv-tools: a Python virtual environment with OpenTimelineIO 0.18.1 and its CMX 3600
-#     adapter (PyPI), with which the tests read back the timelines a highlight writes, and
+#   - .venv-tools: a Python virtual environment with OpenTimelineIO 0.18.1 and its CMX 3600,
+#     FCPXML and FCP 7 XML adapters (PyPI), with which the tests read back the timelines a highlight writes, and
 #     grpcio 1.85.1 + grpcio-tools (PyPI): a gRPC client no one here wrote, for the TLS and
 #     API key tests
 #   - assets/samples/demo.mp4: still, quiet stretches with the real clips spliced in at
@@ -62,12 +62,13 @@ fi
 
 mkdir -p "$SAMPLES"
 TOOLS_VENV=.venv-tools
-if ! "$TOOLS_VENV/bin/python" -c "import opentimelineio, otio_cmx3600_adapter, grpc, grpc_tools" 2>/dev/null; then
-  echo "setup: installing OpenTimelineIO, its CMX 3600 adapter and grpcio into $TOOLS_VENV"
+if ! "$TOOLS_VENV/bin/python" -c "import opentimelineio, otio_cmx3600_adapter, otio_fcpx_xml_adapter, otio_fcp_adapter, grpc, grpc_tools" 2>/dev/null; then
+  echo "setup: installing OpenTimelineIO, its CMX 3600, FCPXML and FCP 7 XML adapters and grpcio into $TOOLS_VENV"
   rm -rf "$TOOLS_VENV"
   python3 -m venv "$TOOLS_VENV"
   "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    opentimelineio==0.18.1 otio-cmx3600-adapter==1.0.0 grpcio==1.85.1 grpcio-tools==1.85.1
+    opentimelineio==0.18.1 otio-cmx3600-adapter==1.0.0 otio-fcpx-xml-adapter==1.0.0 \
+    otio-fcp-adapter==1.0.0 grpcio==1.85.1 grpcio-tools==1.85.1
 fi
 
 if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then

@@ -14,6 +14,30 @@ use reelforge_proto::v1::highlight_client::HighlightClient;
 
 use crate::output::{self, clock};
 
+/// Timelines an editor opens.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TimelineArg {
+    /// CMX 3600 EDL (timeline.edl): every editor, no media links.
+    Edl,
+    /// OpenTimelineIO JSON (timeline.otio).
+    Otio,
+    /// FCPXML 1.9 (timeline.fcpxml): Final Cut Pro, DaVinci Resolve.
+    Fcpxml,
+    /// Final Cut Pro 7 XML (timeline.xml): Premiere Pro, DaVinci Resolve.
+    Xmeml,
+}
+
+impl TimelineArg {
+    fn proto(self) -> pb::TimelineFormat {
+        match self {
+            TimelineArg::Edl => pb::TimelineFormat::Edl,
+            TimelineArg::Otio => pb::TimelineFormat::Otio,
+            TimelineArg::Fcpxml => pb::TimelineFormat::Fcpxml,
+            TimelineArg::Xmeml => pb::TimelineFormat::Xmeml,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum StrategyArg {
     /// The analyser reads the whole video at once.
@@ -130,10 +154,13 @@ pub struct HighlightArgs {
     /// Write the reel here (fetched from the server).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Write timeline.json, timeline.edl, timeline.otio (and, for a rendered reel, a still
-    /// per segment) into this directory.
+    /// Write timeline.json and the timeline files (and, for a rendered reel, a still per
+    /// segment) into this directory.
     #[arg(long)]
     pub timeline_out: Option<PathBuf>,
+    /// The timeline files to write, comma-separated (default: all four).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub timeline_format: Vec<TimelineArg>,
     /// One JSON object per event.
     #[arg(long)]
     pub json: bool,
@@ -270,6 +297,11 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             Some(SubtitlesArg::Soft) => pb::SubtitleMode::Soft,
             Some(SubtitlesArg::Burn) => pb::SubtitleMode::Burn,
         } as i32,
+        timeline_formats: args
+            .timeline_format
+            .iter()
+            .map(|f| f.proto() as i32)
+            .collect(),
     };
     let mut stream = client.highlight(req).await?.into_inner();
     let bar = ProgressBar::new_spinner();
@@ -450,12 +482,8 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.timeline_out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let stills = done.files.iter().filter(|f| f.starts_with("thumb-"));
-        for f in ["timeline.json", "timeline.edl", "timeline.otio"]
-            .iter()
-            .copied()
-            .chain(stills.map(String::as_str))
-        {
+        let wanted = |f: &&String| f.starts_with("thumb-") || f.starts_with("timeline.");
+        for f in done.files.iter().filter(wanted) {
             download(&mut client, &done.highlight_id, f, &dir.join(f)).await?;
         }
         if !args.json {

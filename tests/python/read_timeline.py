@@ -5,7 +5,9 @@ record timeline), the transitions, and the timeline's duration.
     read_timeline.py FILE [RATE]
 
 The adapter is chosen from the file's extension (.edl: otio-cmx3600-adapter, .otio:
-OpenTimelineIO's own JSON). A file the adapter refuses exits 1 with its error.
+OpenTimelineIO's own JSON, .fcpxml: otio-fcpx-xml-adapter, .xml: otio-fcp-adapter). A
+file the adapter refuses exits 1 with its error. Where the adapter reads a file into a
+collection (FCPXML: library → event → projects), the first timeline in it is read.
 """
 import json
 import sys
@@ -28,6 +30,14 @@ def main():
     except Exception as e:  # the adapter's own error, for the test to show
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
+    if isinstance(timeline, otio.schema.SerializableCollection):
+        timelines = list(timeline.find_children(descended_from_type=otio.schema.Timeline)) \
+            if hasattr(timeline, "find_children") else []
+        timelines = timelines or [t for t in timeline if isinstance(t, otio.schema.Timeline)]
+        if not timelines:
+            print("the file holds no timeline", file=sys.stderr)
+            sys.exit(1)
+        timeline = timelines[0]
     clips, transitions = [], []
     for track in timeline.video_tracks():
         for item in track:
@@ -41,6 +51,7 @@ def main():
                 ref = item.media_reference
                 clips.append({
                     "name": item.name,
+                    "markers": [m.name for m in item.markers],
                     "source_start_s": seconds(item.source_range.start_time),
                     "source_duration_s": seconds(item.source_range.duration),
                     "record_start_s": seconds(placed.start_time),

@@ -275,18 +275,48 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             .count(),
         done.segments.len()
     );
-    // Both read back by OpenTimelineIO's own adapters: the clips are the segments, the
-    // dissolves are transitions, and the timeline lasts as long as the rendered reel.
+    // Every format read back by OpenTimelineIO's own adapters (CMX 3600, OTIO JSON,
+    // FCPXML, FCP 7 XML): the clips are the segments, the dissolves are transitions, and
+    // the timeline lasts as long as the rendered reel.
     let edl_path = data.path().join("timeline.edl");
     std::fs::write(&edl_path, &edl).unwrap();
     let otio_path = data.path().join("timeline.otio");
     std::fs::write(&otio_path, serde_json::to_vec(&otio).unwrap()).unwrap();
+    let mut xml_paths = Vec::new();
+    for name in ["timeline.fcpxml", "timeline.xml"] {
+        assert!(done.files.iter().any(|f| f == name), "{:?}", done.files);
+        let path = data.path().join(name);
+        std::fs::write(
+            &path,
+            download(&mut client, &done.highlight_id, name)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        xml_paths.push(path);
+    }
+    let fcpxml = std::fs::read_to_string(&xml_paths[0]).unwrap();
+    let xmeml = std::fs::read_to_string(&xml_paths[1]).unwrap();
+    // FCPXML 1.9 links media through `media-rep`, which this adapter (written for 1.8's
+    // `src` attribute) does not read, and it skips transitions: both checked in the file.
+    assert!(fcpxml.contains(r#"<fcpxml version="1.9">"#));
+    assert!(
+        fcpxml.contains(r#"<media-rep kind="original-media" src="file:///"#)
+            && fcpxml.contains("demo.mp4\"/>"),
+        "{fcpxml}"
+    );
+    assert_eq!(
+        fcpxml.matches("<transition ").count(),
+        done.segments.len() - 1,
+        "{fcpxml}"
+    );
+    assert!(xmeml.contains("<pathurl>file://localhost/"), "{xmeml}");
     let fps = otio["tracks"]["children"][0]["children"][0]["source_range"]["duration"]["rate"]
         .as_f64()
         .unwrap();
     let reel_s = done.reel_duration_ms as f64 / 1000.0;
     let frame = 1.0 / fps;
-    for path in [&edl_path, &otio_path] {
+    for path in [&edl_path, &otio_path, &xml_paths[0], &xml_paths[1]] {
         let read = read_timeline(path, fps).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let clips = read["clips"].as_array().unwrap();
         assert_eq!(
@@ -295,18 +325,37 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             "{}: {read}",
             path.display()
         );
-        assert_eq!(
-            read["transitions"].as_array().unwrap().len(),
-            done.segments.len() - 1,
-            "{}: {read}",
-            path.display()
-        );
+        let fcpx = path == &xml_paths[0];
+        if !fcpx {
+            assert_eq!(
+                read["transitions"].as_array().unwrap().len(),
+                done.segments.len() - 1,
+                "{}: {read}",
+                path.display()
+            );
+        }
+        // The segments' descriptions travel as clip names and markers in the XML formats.
+        if path
+            .extension()
+            .is_some_and(|e| e == "fcpxml" || e == "xml")
+        {
+            for (c, s) in clips.iter().zip(&done.segments) {
+                assert_eq!(c["name"], s.description.as_str(), "{read}");
+                assert_eq!(c["markers"][0], s.description.as_str(), "{read}");
+                if !fcpx {
+                    assert!(
+                        c["target_url"].as_str().unwrap().ends_with("/demo.mp4"),
+                        "{read}"
+                    );
+                }
+            }
+        }
         let duration = read["duration_s"].as_f64().unwrap();
         eprintln!(
             "{} read back by OpenTimelineIO: {} clips, {} transitions, {duration:.3} s; the reel {reel_s:.3} s",
             path.display(),
             clips.len(),
-            done.segments.len() - 1
+            read["transitions"].as_array().unwrap().len()
         );
         assert!(
             (duration - reel_s).abs() <= 2.0 * frame * done.segments.len() as f64,
@@ -337,18 +386,42 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
     )
     .unwrap();
 
-    // Direct: the whole video at once, choose only.
+    // Direct: the whole video at once, choose only; only the timelines asked for (each
+    // once), and the started event says which.
     let (events, direct) = run(
         &mut client,
         pb::HighlightRequest {
             video_id: video_id.clone(),
             strategy: pb::HighlightStrategy::Direct as i32,
             render: Some(false),
+            timeline_formats: [
+                pb::TimelineFormat::Xmeml,
+                pb::TimelineFormat::Edl,
+                pb::TimelineFormat::Xmeml,
+            ]
+            .map(|f| f as i32)
+            .to_vec(),
             ..Default::default()
         },
     )
     .await
     .unwrap();
+    assert_eq!(
+        direct.files,
+        ["timeline.json", "timeline.edl", "timeline.xml"],
+        "{:?}",
+        direct.files
+    );
+    match &events[0] {
+        Event::Started(s) => assert_eq!(
+            s.effective.as_ref().unwrap().timeline_formats,
+            [
+                pb::TimelineFormat::Edl as i32,
+                pb::TimelineFormat::Xmeml as i32
+            ]
+        ),
+        other => panic!("the first event is not started: {other:?}"),
+    }
     assert_eq!(
         events
             .iter()
@@ -441,10 +514,25 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             "10",
             "--out",
             out_reel.to_str().unwrap(),
+            "--timeline-format",
+            "fcpxml,otio",
+            "--timeline-out",
+            data.path().join("cli-timelines").to_str().unwrap(),
         ],
     );
     assert!(
         stdout.contains("slice 6") && stdout.contains("chosen"),
+        "{stdout}"
+    );
+    let mut fetched: Vec<String> = std::fs::read_dir(data.path().join("cli-timelines"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("timeline."))
+        .collect();
+    fetched.sort();
+    assert_eq!(
+        fetched,
+        ["timeline.fcpxml", "timeline.json", "timeline.otio"],
         "{stdout}"
     );
     // The CLI sent only what was set and shows the server's defaults for the rest.
@@ -536,6 +624,16 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
             "crossfade_seconds",
         ),
         (bad(&|r| r.strategy = 42), Code::InvalidArgument, "strategy"),
+        (
+            bad(&|r| r.timeline_formats = vec![pb::TimelineFormat::Otio as i32, 9]),
+            Code::InvalidArgument,
+            "timeline_formats: 9 is not a timeline format",
+        ),
+        (
+            bad(&|r| r.timeline_formats = vec![0]),
+            Code::InvalidArgument,
+            "timeline_formats: 0",
+        ),
         (
             bad(&|r| {
                 r.strategy = pb::HighlightStrategy::Script as i32;

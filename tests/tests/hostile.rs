@@ -437,6 +437,7 @@ async fn one_request(
                 music_dir: nasty_string(rng),
                 music_volume: nasty_f32(rng),
                 fresh: rng.one_in(2).then(|| rng.one_in(2)),
+                timeline_formats: (0..rng.below(4)).map(|_| nasty_enum(rng)).collect(),
             };
             ("Highlight", drain(c.highlight.highlight(req).await).await)
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use reelforge_core::error::Error;
 use reelforge_core::segments::Segment;
+use reelforge_engine::highlights::export::TimelineFormat;
 use reelforge_engine::highlights::jobs::{HighlightRecord, HighlightState, HighlightWatch};
 use reelforge_engine::highlights::render::Subtitles;
 use reelforge_engine::highlights::{
@@ -132,7 +133,20 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
         music_dir,
         music_volume,
         fresh,
+        timeline_formats,
     } = r;
+    let timeline_formats = timeline_formats
+        .into_iter()
+        .map(|f| match pb::TimelineFormat::try_from(f) {
+            Ok(pb::TimelineFormat::Edl) => Ok(TimelineFormat::Edl),
+            Ok(pb::TimelineFormat::Otio) => Ok(TimelineFormat::Otio),
+            Ok(pb::TimelineFormat::Fcpxml) => Ok(TimelineFormat::Fcpxml),
+            Ok(pb::TimelineFormat::Xmeml) => Ok(TimelineFormat::Xmeml),
+            _ => Err(Error::invalid(format!(
+                "timeline_formats: {f} is not a timeline format (EDL 1, OTIO 2, FCPXML 3, XMEML 4)"
+            ))),
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let match_unit = match pb::MatchUnit::try_from(match_unit) {
         Ok(pb::MatchUnit::Clips) => None,
         Ok(pb::MatchUnit::Frames) => Some(UnitKind::Frames),
@@ -182,6 +196,7 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
         subtitles,
         music_dir: set(music_dir),
         music_volume: set(music_volume),
+        timeline_formats,
     })
 }
 
@@ -232,6 +247,16 @@ fn effective(p: &HighlightPlan) -> pb::HighlightRequest {
         music_dir: music.map_or(String::new(), |m| m.dir.display().to_string()),
         music_volume: music.map_or(0.0, |m| m.volume),
         fresh: o.fresh,
+        timeline_formats: p
+            .timelines
+            .iter()
+            .map(|f| match f {
+                TimelineFormat::Edl => pb::TimelineFormat::Edl,
+                TimelineFormat::Otio => pb::TimelineFormat::Otio,
+                TimelineFormat::Fcpxml => pb::TimelineFormat::Fcpxml,
+                TimelineFormat::Xmeml => pb::TimelineFormat::Xmeml,
+            } as i32)
+            .collect(),
     }
 }
 

@@ -1,10 +1,81 @@
-//! A reel's timeline for editors: CMX3600 EDL, OpenTimelineIO JSON, and reelforge's own
-//! JSON (what `reelforge eval --pred` reads).
+//! A reel's timeline for editors: CMX3600 EDL, OpenTimelineIO JSON, FCPXML and Final Cut
+//! Pro 7 XML (`fcp`), and reelforge's own JSON (what `reelforge eval --pred` reads).
+
+mod fcp;
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::segments::Segment;
+use crate::store::VideoRecord;
+use reelforge_core::{Error, Result};
+use reelforge_media::probe::StreamRecord;
+
+pub use fcp::{fcpxml, xmeml};
+
+/// The timeline files an editor opens; a highlight writes every one unless the request
+/// names some (`timeline.json`, reelforge's own, is always written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimelineFormat {
+    /// CMX 3600 EDL: every editor, one video track, no media links.
+    Edl,
+    /// OpenTimelineIO JSON.
+    Otio,
+    /// FCPXML 1.9: Final Cut Pro, DaVinci Resolve.
+    Fcpxml,
+    /// Final Cut Pro 7 XML: Premiere Pro, DaVinci Resolve.
+    Xmeml,
+}
+
+impl TimelineFormat {
+    pub const ALL: [TimelineFormat; 4] = [
+        TimelineFormat::Edl,
+        TimelineFormat::Otio,
+        TimelineFormat::Fcpxml,
+        TimelineFormat::Xmeml,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TimelineFormat::Edl => "edl",
+            TimelineFormat::Otio => "otio",
+            TimelineFormat::Fcpxml => "fcpxml",
+            TimelineFormat::Xmeml => "xmeml",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<TimelineFormat> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "timeline format {name:?} is not one of {}",
+                    Self::ALL.map(Self::name).join(", ")
+                ))
+            })
+    }
+
+    /// The highlight's file.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            TimelineFormat::Edl => "timeline.edl",
+            TimelineFormat::Otio => "timeline.otio",
+            TimelineFormat::Fcpxml => "timeline.fcpxml",
+            TimelineFormat::Xmeml => "timeline.xml",
+        }
+    }
+
+    /// The file's bytes.
+    pub fn write(self, t: &Timeline) -> Result<Vec<u8>> {
+        Ok(match self {
+            TimelineFormat::Edl => edl(t).into_bytes(),
+            TimelineFormat::Otio => serde_json::to_vec_pretty(&otio(t))?,
+            TimelineFormat::Fcpxml => fcpxml(t).into_bytes(),
+            TimelineFormat::Xmeml => xmeml(t).into_bytes(),
+        })
+    }
+}
 
 /// One event of the cut: a segment, its source and where it sits on the reel.
 #[derive(Debug, Clone, Serialize)]
@@ -23,21 +94,25 @@ pub struct TimelineClip {
     /// Source frame rate (timecodes).
     pub fps: f64,
     pub has_audio: bool,
+    /// The source's picture size and length (FCPXML formats and assets, xmeml files).
+    pub width: i32,
+    pub height: i32,
+    pub source_duration_ms: i64,
 }
 
 impl TimelineClip {
+    /// `s` of `video`, whose picture is `stream` at `fps`, placed at `record_start_ms`.
     pub fn new(
         s: &Segment,
-        filename: &str,
-        source_path: &str,
-        record_start_ms: i64,
+        video: &VideoRecord,
+        stream: &StreamRecord,
         fps: f64,
-        has_audio: bool,
+        record_start_ms: i64,
     ) -> Self {
         TimelineClip {
             video_id: s.video_id.clone(),
-            filename: filename.to_string(),
-            source_path: source_path.to_string(),
+            filename: video.filename.clone(),
+            source_path: video.source_path.clone(),
             start_ms: s.start_ms,
             end_ms: s.end_ms,
             record_start_ms,
@@ -47,7 +122,10 @@ impl TimelineClip {
             reason: s.reason.clone(),
             model: s.model.clone(),
             fps,
-            has_audio,
+            has_audio: video.probe.has_audio(),
+            width: stream.width,
+            height: stream.height,
+            source_duration_ms: video.probe.duration_ms,
         }
     }
 }
@@ -271,6 +349,9 @@ mod tests {
             model: "signal-analyzer-v1".into(),
             fps: 25.0,
             has_audio: true,
+            width: 640,
+            height: 360,
+            source_duration_ms: 60_000,
         };
         Timeline {
             highlight_id: "h1".into(),

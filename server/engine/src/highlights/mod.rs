@@ -129,11 +129,13 @@ impl AnalysisCost {
 }
 
 /// The files a highlight can have, by name.
-pub const FILES: [&str; 5] = [
+pub const FILES: [&str; 7] = [
     "reel.mp4",
     "timeline.json",
     "timeline.edl",
     "timeline.otio",
+    "timeline.fcpxml",
+    "timeline.xml",
     "reel.srt",
 ];
 

@@ -10,7 +10,7 @@ use reelforge_core::error::{Error, Result};
 use reelforge_core::segments::{self, Fit, Segment};
 use reelforge_media::probe::StreamRecord;
 
-use super::export::{self, Timeline, TimelineClip};
+use super::export::{Timeline, TimelineClip};
 use super::music::{self, MusicOptions, Track};
 use super::render::{self, Piece, Shape};
 use super::request::HighlightPlan;
@@ -250,14 +250,7 @@ async fn write_outputs(o: Outputs<'_>, dir: &std::path::Path) -> Result<Highligh
             .zip(&sources)
             .zip(&record_starts)
             .map(|((s, (video, stream)), &r)| {
-                TimelineClip::new(
-                    s,
-                    &video.filename,
-                    &video.source_path,
-                    r,
-                    fps_of(stream),
-                    video.probe.has_audio(),
-                )
+                TimelineClip::new(s, video, stream, fps_of(stream), r)
             })
             .collect(),
         crossfade_ms,
@@ -273,13 +266,11 @@ async fn write_outputs(o: Outputs<'_>, dir: &std::path::Path) -> Result<Highligh
         files: Vec::new(),
         cost,
     };
-    tokio::fs::write(dir.join("timeline.edl"), export::edl(&timeline)).await?;
-    tokio::fs::write(
-        dir.join("timeline.otio"),
-        serde_json::to_vec_pretty(&export::otio(&timeline))?,
-    )
-    .await?;
-    files.extend(["timeline.json", "timeline.edl", "timeline.otio"].map(String::from));
+    files.push("timeline.json".to_string());
+    for format in &req.timelines {
+        tokio::fs::write(dir.join(format.file_name()), format.write(&timeline)?).await?;
+        files.push(format.file_name().to_string());
+    }
     let result = HighlightResult { files, ..result };
     let json = serde_json::json!({ "result": &result, "timeline": &timeline });
     tokio::fs::write(dir.join("timeline.json"), serde_json::to_vec_pretty(&json)?).await?;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use reelforge_core::error::{Error, Result};
 use reelforge_core::segments::Fit;
 
+use super::export::TimelineFormat;
 use super::music::MusicOptions;
 use super::render::{RenderOptions, Subtitles};
 use super::strategy::{self, Strategy};
@@ -75,6 +76,8 @@ pub struct HighlightRequest {
     /// A folder of tracks inside the server's allowed roots.
     pub music_dir: Option<String>,
     pub music_volume: Option<f32>,
+    /// The timeline files to write (empty: every format).
+    pub timeline_formats: Vec<TimelineFormat>,
 }
 
 /// A checked request with every default filled in.
@@ -91,6 +94,8 @@ pub struct HighlightPlan {
     pub fit: Fit,
     /// `None`: choose segments only, render nothing.
     pub render: Option<RenderOptions>,
+    /// The timeline files written, each once, in `TimelineFormat::ALL`'s order.
+    pub timelines: Vec<TimelineFormat>,
 }
 
 impl std::fmt::Debug for HighlightPlan {
@@ -101,6 +106,7 @@ impl std::fmt::Debug for HighlightPlan {
             .field("options", &self.options)
             .field("fit", &self.fit)
             .field("render", &self.render)
+            .field("timelines", &self.timelines)
             .finish()
     }
 }
@@ -206,6 +212,13 @@ impl HighlightRequest {
                 )));
             }
         }
+        let mut timelines = if self.timeline_formats.is_empty() {
+            TimelineFormat::ALL.to_vec()
+        } else {
+            self.timeline_formats.clone()
+        };
+        timelines.sort();
+        timelines.dedup();
         Ok(HighlightPlan {
             tenant: crate::DEFAULT_TENANT.to_string(),
             key_id: None,
@@ -214,6 +227,7 @@ impl HighlightRequest {
             options,
             fit,
             render,
+            timelines,
         })
     }
 }
