@@ -305,13 +305,14 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
     };
     let mut stream = client.highlight(req).await?.into_inner();
     let bar = ProgressBar::new_spinner();
-    if args.json || !output::stderr_is_terminal() {
+    if !output::bars(args.json) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-    // Lines above the spinner, or plain lines when it is not drawn.
+    // Lines above the spinner, or plain lines when it is not drawn; none when quiet.
     let say = |line: String| {
-        if bar.is_hidden() {
+        if output::quiet() {
+        } else if bar.is_hidden() {
             println!("{line}");
         } else {
             bar.println(line);
@@ -457,7 +458,10 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             },
             done.files.join(", ")
         );
-        if let Some(c) = done.cost.filter(|c| c.calls + c.reused > 0) {
+        if let Some(c) = done
+            .cost
+            .filter(|c| c.calls + c.reused > 0 && !output::quiet())
+        {
             println!(
                 "analysis: {} model calls ({} input / {} output tokens, {} bytes sent), {} slices reused from ingest (saved {} / {} tokens, {} bytes)",
                 c.calls,

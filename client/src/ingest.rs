@@ -45,10 +45,10 @@ pub async fn run(client: &mut Client, args: IngestArgs) -> anyhow::Result<()> {
         slice_seconds: args.slice_seconds.unwrap_or(0.0),
         clip_seconds: args.clip_seconds.unwrap_or(0.0),
     };
-    let bars = MultiProgress::with_draw_target(if args.json || !output::stderr_is_terminal() {
-        ProgressDrawTarget::hidden()
-    } else {
+    let bars = MultiProgress::with_draw_target(if output::bars(args.json) {
         ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
     });
     let mut failures = Vec::new();
     for file in &args.files {
@@ -185,8 +185,16 @@ impl<'a> JobView<'a> {
         }
     }
 
-    /// A line above the bars (or plain stdout when there are no bars).
+    /// A line above the bars (or plain stdout when there are no bars); none when quiet.
     fn line(&self, text: String) {
+        if output::quiet() {
+            return;
+        }
+        self.result(text);
+    }
+
+    /// A result line: shown even when quiet.
+    fn result(&self, text: String) {
         if self.bars.is_hidden() {
             println!("{text}");
         } else {
@@ -208,10 +216,15 @@ impl<'a> JobView<'a> {
                 } else {
                     ""
                 };
-                self.line(format!(
+                let accepted = format!(
                     "{}: video {} job {}{note}",
                     self.name, a.video_id, message.job_id
-                ));
+                );
+                if a.already_ingested {
+                    self.result(accepted);
+                } else {
+                    self.line(accepted);
+                }
                 let bar = self.bars.add(ProgressBar::new(a.slice_count as u64));
                 bar.set_style(
                     ProgressStyle::with_template(
@@ -305,7 +318,7 @@ impl<'a> JobView<'a> {
             Event::Done(d) => {
                 self.finish();
                 if !d.already_ingested {
-                    self.line(format!(
+                    self.result(format!(
                         "{}: done: video {}, {} slices, analysed in {:.1} s ({:.1}x real time)",
                         self.name, d.video_id, d.slice_count, d.analysis_seconds, d.realtime_factor
                     ));

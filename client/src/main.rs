@@ -2,6 +2,7 @@
 
 mod clip;
 mod connect;
+mod doctor;
 mod feedback;
 mod highlight;
 mod ingest;
@@ -13,7 +14,7 @@ mod search;
 mod videos;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 pub use connect::Channel;
 use reelforge_proto::v1::ingest_client::IngestClient;
 
@@ -26,6 +27,9 @@ use reelforge_proto::v1::ingest_client::IngestClient;
 struct Cli {
     #[command(flatten)]
     connect: connect::ConnectArgs,
+    /// No progress and no per-event lines: only results and errors.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -86,6 +90,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the server address, TLS, the API key, the server's models and its ffmpeg;
+    /// says what to fix (exit status 1 when a check fails).
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script: `reelforge completions bash > /etc/bash_completion.d/reelforge`,
+    /// zsh into a directory on $fpath as `_reelforge`, fish into
+    /// ~/.config/fish/completions/reelforge.fish.
+    Completions { shell: clap_complete::Shell },
     /// Import a Bedrock Data Automation result.json (summaries, chapters, transcripts).
     ImportBda {
         /// The result.json file.
@@ -104,10 +118,21 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    output::set_quiet(cli.quiet);
     let addr = cli.connect.addr.clone();
     let result = async {
         let command = match cli.command {
             Command::Eval(args) => return highlight::eval(args),
+            Command::Doctor { json } => return doctor::run(&cli.connect, json).await,
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "reelforge",
+                    &mut std::io::stdout(),
+                );
+                return Ok(());
+            }
             other => other,
         };
         let channel = connect::connect(&cli.connect).await?;
@@ -123,7 +148,9 @@ async fn main() {
             Command::Library { command } => library::run(channel, command).await,
             Command::Keys { command } => keys::run(channel, command).await,
             Command::Tenants { json } => keys::tenants(channel, json).await,
-            Command::Eval(_) => unreachable!("handled before connecting"),
+            Command::Eval(_) | Command::Doctor { .. } | Command::Completions { .. } => {
+                unreachable!("handled before connecting")
+            }
             Command::RunBda { video } => {
                 use reelforge_proto::v1::ingest_event::Event;
                 let mut stream = client
@@ -132,6 +159,8 @@ async fn main() {
                     .into_inner();
                 while let Some(e) = stream.message().await? {
                     match e.event {
+                        _ if output::quiet() && !matches!(e.event, Some(Event::BdaImported(_))) => {
+                        }
                         Some(Event::Accepted(a)) => {
                             eprintln!("job {}: Data Automation on {}", e.job_id, a.filename)
                         }

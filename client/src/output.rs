@@ -1,6 +1,24 @@
 //! Shared output helpers: one-line errors, times, JSON lines.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `--quiet`: no progress bars and no per-event lines, only results and errors.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Whether progress is drawn as bars: stderr is a terminal, and neither `--quiet` nor
+/// JSON output. Otherwise progress is one line per event (or none when quiet).
+pub fn bars(json: bool) -> bool {
+    !json && !quiet() && stderr_is_terminal()
+}
 
 /// An error and its causes on one line; gRPC statuses as "CODE: message".
 pub fn one_line(e: &anyhow::Error) -> String {

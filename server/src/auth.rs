@@ -65,6 +65,7 @@ pub const ROLES: &[(&str, Role)] = &[
     ("/reelforge.v1.Admin/RevokeKey", Role::Admin),
     ("/reelforge.v1.Admin/WhoAmI", Role::Read),
     ("/reelforge.v1.Admin/ListTenants", Role::Admin),
+    ("/reelforge.v1.Admin/GetServerInfo", Role::Read),
 ];
 
 /// Services anyone may call.

@@ -109,6 +109,11 @@ pub struct Reloadable {
 }
 
 impl Reloadable {
+    /// Whether clients must show a certificate (`tls.client_ca`).
+    pub fn mutual(&self) -> bool {
+        !self.files.client_ca.as_os_str().is_empty()
+    }
+
     pub fn new(files: TlsConfig) -> anyhow::Result<Arc<Reloadable>> {
         let current = RwLock::new(files.load()?);
         Ok(Arc::new(Reloadable { files, current }))

@@ -563,7 +563,7 @@ async fn one_request(
                 // every other caller), so every tenant name is invalid.
                 let mut admin =
                     reelforge_proto::v1::admin_client::AdminClient::new(c.channel.clone());
-                match rng.below(5) {
+                match rng.below(6) {
                     0 => {
                         let req = pb::CreateKeyRequest {
                             tenant: format!("../{}", nasty_string(rng)),
@@ -589,6 +589,10 @@ async fn one_request(
                     3 => (
                         "ListTenants",
                         unit(admin.list_tenants(pb::ListTenantsRequest {}).await),
+                    ),
+                    4 => (
+                        "GetServerInfo",
+                        unit(admin.get_server_info(pb::GetServerInfoRequest {}).await),
                     ),
                     _ => ("WhoAmI", unit(admin.who_am_i(pb::WhoAmIRequest {}).await)),
                 }

@@ -127,7 +127,33 @@ pub struct Engine {
     pub watch: Arc<watch::Watch>,
     pub keys: Arc<Keys>,
     pub limits: Arc<Limits>,
+    pub about: Arc<About>,
     store: Store,
+}
+
+/// What the engine runs, for callers to check (`Admin.GetServerInfo`, `reelforge doctor`).
+#[derive(Debug, Clone)]
+pub struct About {
+    /// Each model role and the provider's name (`None`: off).
+    pub models: Vec<(&'static str, Option<String>)>,
+    pub ffmpeg: String,
+    pub ffprobe: String,
+    pub search_backend: &'static str,
+}
+
+impl About {
+    /// The first line of `<tool> -version`, run now (a tool removed or broken since the
+    /// start shows here).
+    pub async fn tool_version(tool: &str) -> Result<String> {
+        let mut cmd = tokio::process::Command::new(tool);
+        cmd.arg("-version");
+        let out = reelforge_media::process::output(cmd, tool, "its version").await?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string())
+    }
 }
 
 impl Engine {
@@ -201,6 +227,12 @@ impl Engine {
             catalog.clone(),
             highlights.clone(),
         )?);
+        let about = Arc::new(About {
+            models: providers.roles(),
+            ffmpeg: config.ffmpeg.clone(),
+            ffprobe: config.ffprobe.clone(),
+            search_backend: "embedded",
+        });
         let bedrock = config.models.bedrock.clone();
         let (watch_config, roots, data_dir) = (
             config.watch.clone(),
@@ -220,6 +252,7 @@ impl Engine {
         Ok(Engine {
             keys,
             limits,
+            about,
             feedback,
             watch,
             ingest,

@@ -36,6 +36,34 @@ fn loading(what: &str) -> impl FnOnce(Error) -> Error + '_ {
 }
 
 impl Providers {
+    /// Each model role and the name of what fills it (`None`: the role is off).
+    pub fn roles(&self) -> Vec<(&'static str, Option<String>)> {
+        let name = |n: &str| Some(n.to_string());
+        vec![
+            ("analyzer", name(self.analyzer.name())),
+            ("text_embedder", name(self.text_embedder.name())),
+            (
+                "transcriber",
+                self.transcriber.as_ref().and_then(|t| name(t.name())),
+            ),
+            ("reranker", name(self.reranker.name())),
+            (
+                "image_embedder",
+                self.image_embedder.as_ref().and_then(|e| name(e.name())),
+            ),
+            (
+                "video_embedder",
+                self.video_embedder.as_ref().and_then(|e| name(e.name())),
+            ),
+            (
+                "data_automation",
+                self.data_automation
+                    .as_ref()
+                    .map(|_| "bedrock-data-automation".to_string()),
+            ),
+        ]
+    }
+
     /// Loads the local models and connects the Bedrock ones `config` names. `ffmpeg`
     /// cuts the proxies remote models are sent; `staging` holds them while in flight.
     pub async fn load(config: &ModelsConfig, ffmpeg: &str, staging: &Path) -> Result<Providers> {

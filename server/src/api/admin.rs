@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use reelforge_engine::keys::{ApiKey, Keys, NewKey, Role};
 use reelforge_engine::store::now_unix_ms;
-use reelforge_engine::Limits;
+use reelforge_engine::{About, Limits};
 use reelforge_models::bedrock::telemetry;
 use reelforge_proto::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -17,11 +17,24 @@ use crate::auth::{audit_target, Caller};
 pub struct AdminApi {
     keys: Arc<Keys>,
     limits: Arc<Limits>,
+    about: Arc<About>,
+    /// How callers reach the server: keys required, TLS, client certificates.
+    access: (bool, bool, bool),
 }
 
 impl AdminApi {
-    pub fn new(keys: Arc<Keys>, limits: Arc<Limits>) -> Self {
-        AdminApi { keys, limits }
+    pub fn new(
+        keys: Arc<Keys>,
+        limits: Arc<Limits>,
+        about: Arc<About>,
+        access: (bool, bool, bool),
+    ) -> Self {
+        AdminApi {
+            keys,
+            limits,
+            about,
+            access,
+        }
     }
 }
 
@@ -181,6 +194,42 @@ impl pb::admin_server::Admin for AdminApi {
         }
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: tenants.into_values().collect(),
+        }))
+    }
+
+    async fn get_server_info(
+        &self,
+        _req: Request<pb::GetServerInfoRequest>,
+    ) -> Result<Response<pb::ServerInfo>, Status> {
+        let about = &self.about;
+        let (ffmpeg, ffprobe) = tokio::join!(
+            About::tool_version(&about.ffmpeg),
+            About::tool_version(&about.ffprobe)
+        );
+        let split = |r: reelforge_core::Result<String>| match r {
+            Ok(line) => (line, String::new()),
+            Err(e) => (String::new(), e.to_string()),
+        };
+        let ((ffmpeg, ffmpeg_error), (ffprobe, ffprobe_error)) = (split(ffmpeg), split(ffprobe));
+        let (keys_required, tls, client_certificates) = self.access;
+        Ok(Response::new(pb::ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            models: about
+                .models
+                .iter()
+                .map(|(role, name)| pb::ModelRole {
+                    role: role.to_string(),
+                    name: name.clone().unwrap_or_default(),
+                })
+                .collect(),
+            ffmpeg,
+            ffmpeg_error,
+            ffprobe,
+            ffprobe_error,
+            keys_required,
+            tls,
+            client_certificates,
+            search_backend: about.search_backend.to_string(),
         }))
     }
 }

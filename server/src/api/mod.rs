@@ -114,8 +114,18 @@ pub async fn serve(
         LibraryServer::new(LibraryApi::new(engine.library)).max_decoding_message_size(max);
     let feedback =
         FeedbackServer::new(FeedbackApi::new(engine.feedback)).max_decoding_message_size(max);
-    let admin =
-        AdminServer::new(AdminApi::new(engine.keys, engine.limits)).max_decoding_message_size(max);
+    let access = (
+        gate.access.required(),
+        gate.tls.is_some(),
+        gate.tls.as_ref().is_some_and(|t| t.mutual()),
+    );
+    let admin = AdminServer::new(AdminApi::new(
+        engine.keys,
+        engine.limits,
+        engine.about,
+        access,
+    ))
+    .max_decoding_message_size(max);
 
     let router = tonic::transport::Server::builder()
         .layer(RequestIdLayer)
