@@ -308,6 +308,27 @@ async fn tls_mutual_tls_reload_and_a_python_client_with_a_token() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--cert"), "{err}");
+    // `reelforge doctor` over mutual TLS, and what it says without the certificate.
+    let out = cli(&[
+        "--cert",
+        client_cert_file.to_str().unwrap(),
+        "--key",
+        client_key_file.to_str().unwrap(),
+        "doctor",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("ok    tls      TLS with a client certificate"),
+        "{text}"
+    );
+    let out = cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success()
+            && text.contains("FAIL  tls")
+            && text.contains("needs --cert and --key"),
+        "{text}"
+    );
 
     // An admin key (the server has none, so the first is made anonymously over mTLS).
     let admin = create_key(good.clone(), None, "acme", pb::Role::Admin, 0)
