@@ -14,6 +14,9 @@
 #     FCPXML and FCP 7 XML adapters (PyPI), with which the tests read back the timelines a highlight writes, and
 #     grpcio 1.85.1 + grpcio-tools (PyPI): a gRPC client no one here wrote, for the TLS and
 #     API key tests
+#   - .venv-clients: grpcio 1.85.1 and grpcio-tools (PyPI), where the tests generate and
+#     install the Python client (clients/python) and run its example
+#   - clients/typescript/node_modules: the Node.js client's npm packages (package-lock.json)
 #   - assets/samples/demo.mp4: still, quiet stretches with the real clips spliced in at
 #     known times (20-30 s: bikes; 45-50.3 s: Big Buck Bunny with its soundtrack)
 set -euo pipefail
@@ -69,6 +72,26 @@ if ! "$TOOLS_VENV/bin/python" -c "import opentimelineio, otio_cmx3600_adapter, o
   "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
     opentimelineio==0.18.1 otio-cmx3600-adapter==1.0.0 otio-fcpx-xml-adapter==1.0.0 \
     otio-fcp-adapter==1.0.0 grpcio==1.85.1 grpcio-tools==1.85.1
+fi
+
+# The Python client's own environment (clients/python): the tests generate its stubs and
+# install it here, as a user would into theirs.
+CLIENTS_VENV=.venv-clients
+if ! "$CLIENTS_VENV/bin/python" -c "import grpc, grpc_tools, google.protobuf" 2>/dev/null; then
+  echo "setup: installing grpcio and grpcio-tools into $CLIENTS_VENV (the Python client's tests)"
+  rm -rf "$CLIENTS_VENV"
+  python3 -m venv "$CLIENTS_VENV"
+  "$CLIENTS_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    grpcio==1.85.1 grpcio-tools==1.85.1 setuptools
+fi
+
+# The Node.js client's packages (@grpc/grpc-js, @grpc/proto-loader, typescript), exactly as
+# its package-lock.json pins them.
+TS_CLIENT=clients/typescript
+if [ ! -d "$TS_CLIENT/node_modules/@grpc/grpc-js" ] \
+  || [ "$TS_CLIENT/package-lock.json" -nt "$TS_CLIENT/node_modules/.package-lock.json" ]; then
+  echo "setup: installing the TypeScript client's packages (npm ci in $TS_CLIENT)"
+  (cd "$TS_CLIENT" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then

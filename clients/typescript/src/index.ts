@@ -1,0 +1,2 @@
+export { Client, ReelforgeError } from "./client";
+export type { ConnectOptions } from "./client";
