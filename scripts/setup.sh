@@ -17,6 +17,7 @@
 #   - .venv-clients: grpcio 1.85.1 and grpcio-tools (PyPI), where the tests generate and
 #     install the Python client (clients/python) and run its example
 #   - clients/typescript/node_modules: the Node.js client's npm packages (package-lock.json)
+#   - tools/node_modules: buf (npm @bufbuild/buf), the proto lint and breaking checks
 #   - assets/samples/demo.mp4: still, quiet stretches with the real clips spliced in at
 #     known times (20-30 s: bikes; 45-50.3 s: Big Buck Bunny with its soundtrack)
 set -euo pipefail
@@ -92,6 +93,13 @@ if [ ! -d "$TS_CLIENT/node_modules/@grpc/grpc-js" ] \
   || [ "$TS_CLIENT/package-lock.json" -nt "$TS_CLIENT/node_modules/.package-lock.json" ]; then
   echo "setup: installing the TypeScript client's packages (npm ci in $TS_CLIENT)"
   (cd "$TS_CLIENT" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# buf (npm @bufbuild/buf) for the API's lint and breaking-change checks.
+if [ ! -x tools/node_modules/.bin/buf ] \
+  || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
+  echo "setup: installing buf (npm ci in tools)"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then
