@@ -18,6 +18,7 @@
 #     install the Python client (clients/python) and run its example
 #   - clients/typescript/node_modules: the Node.js client's npm packages (package-lock.json)
 #   - tools/node_modules: buf (npm @bufbuild/buf), the proto lint and breaking checks
+#   - web/node_modules (the web page's npm packages) and Debian's chromium (its browser test)
 #   - assets/samples/demo.mp4: still, quiet stretches with the real clips spliced in at
 #     known times (20-30 s: bikes; 45-50.3 s: Big Buck Bunny with its soundtrack)
 set -euo pipefail
@@ -100,6 +101,20 @@ if [ ! -x tools/node_modules/.bin/buf ] \
   || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
   echo "setup: installing buf (npm ci in tools)"
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The web page's packages (protobuf-es, connect-web; esbuild, tsc, buf, puppeteer-core for
+# its test) and Debian's Chromium, which the web page's test drives headless.
+if [ ! -d web/node_modules/@connectrpc/connect-web ] \
+  || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  echo "setup: installing the web page's packages (npm ci in web)"
+  (cd web && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+if ! command -v chromium >/dev/null; then
+  echo "setup: installing Debian's chromium (the web page's browser test)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
 if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then

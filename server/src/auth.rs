@@ -75,9 +75,27 @@ const OPEN_SERVICES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
+/// The web page's own paths on the HTTP listener (`api::web`): the page is open, media
+/// and the session are read, an upload is write.
+const WEB_PAGE: &[&str] = &["/", "/app.js", "/app.css", "/favicon.ico"];
+
+/// The name of the cookie `POST /api/session` sets: the key, for media requests only.
+pub const SESSION_COOKIE: &str = "reelforge_key";
+
+/// Whether `path` is one of the web page's HTTP paths (refusals as HTTP statuses).
+pub fn is_web(path: &str) -> bool {
+    WEB_PAGE.contains(&path) || path.starts_with("/media/") || path.starts_with("/api/")
+}
+
 pub fn need(path: &str) -> Need {
-    if OPEN_SERVICES.iter().any(|s| path.starts_with(s)) {
+    if OPEN_SERVICES.iter().any(|s| path.starts_with(s)) || WEB_PAGE.contains(&path) {
         return Need::Open;
+    }
+    if path.starts_with("/media/") || path == "/api/session" {
+        return Need::Role(Role::Read);
+    }
+    if path == "/api/upload" {
+        return Need::Role(Role::Write);
     }
     ROLES
         .iter()
@@ -267,7 +285,12 @@ impl Access {
     /// The caller of a call to `path` with these headers, or the status refusing it.
     fn check(&self, path: &str, headers: &http::HeaderMap, peer: &str) -> Result<Caller, Status> {
         let need = need(path);
-        let token = bearer(headers)?;
+        // `<video>` and `<img>` cannot send a header: media requests may carry the key in
+        // the session cookie instead (HttpOnly, SameSite=Strict, Path=/media).
+        let token = match bearer(headers)? {
+            None if path.starts_with("/media/") => session_cookie(headers),
+            token => token,
+        };
         let caller = match token {
             Some(secret) => {
                 let key = self.keys.verify(secret).map_err(Status::unauthenticated)?;
@@ -319,6 +342,18 @@ impl Access {
     }
 }
 
+/// The key in the session cookie, if any.
+fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
 /// The bearer token of a call, if it sent one; a malformed header is refused.
 fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, Status> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
@@ -337,6 +372,33 @@ fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, Status> {
             "the authorization header must be `Bearer <key>`",
         )),
     }
+}
+
+/// A refused web-page request: its HTTP status, the message in `x-reelforge-error`.
+fn web_refusal<R: Default>(status: &Status) -> http::Response<R> {
+    let code = match status.code() {
+        tonic::Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+        tonic::Code::PermissionDenied => http::StatusCode::FORBIDDEN,
+        tonic::Code::ResourceExhausted => http::StatusCode::TOO_MANY_REQUESTS,
+        _ => http::StatusCode::BAD_REQUEST,
+    };
+    let message: String = status
+        .message()
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let mut response = http::Response::new(R::default());
+    *response.status_mut() = code;
+    if let Ok(v) = http::HeaderValue::from_str(&message) {
+        response.headers_mut().insert("x-reelforge-error", v);
+    }
+    response
 }
 
 tokio::task_local! {
@@ -407,7 +469,23 @@ where
                 if mutating(need) {
                     audit(&path, None, &peer, "", code_name(status.code()));
                 }
-                return Box::pin(async move { Ok(status.into_http()) });
+                if is_web(&path) {
+                    return Box::pin(async move { Ok(web_refusal(&status)) });
+                }
+                let grpc_web = req
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/grpc-web"));
+                let mut response = status.into_http::<R>();
+                if grpc_web {
+                    // Trailers-only, as gRPC-Web carries it: the status in the headers.
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/grpc-web+proto"),
+                    );
+                }
+                return Box::pin(async move { Ok(response) });
             }
         };
         req.extensions_mut().insert(caller.clone());

@@ -18,6 +18,9 @@ pub struct Config {
     pub listen: String,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`); "" for none.
     pub metrics_listen: String,
+    /// Address of the web page (and gRPC-Web for it), with the gRPC port's TLS and keys;
+    /// "" for none (the default).
+    pub http_listen: String,
     /// Serve plaintext on an address other than loopback (a trusted network only).
     pub insecure: bool,
     pub tls: TlsConfig,
@@ -31,6 +34,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:50051".into(),
             metrics_listen: String::new(),
+            http_listen: String::new(),
             insecure: false,
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
@@ -70,6 +74,7 @@ impl Config {
         for (key, value) in [
             ("listen", &mut config.listen),
             ("metrics_listen", &mut config.metrics_listen),
+            ("http_listen", &mut config.http_listen),
         ] {
             if let Some(v) = table.remove(key) {
                 *value = v
@@ -104,6 +109,7 @@ impl Config {
         match name {
             "LISTEN" => self.listen = value.into(),
             "METRICS_LISTEN" => self.metrics_listen = value.into(),
+            "HTTP_LISTEN" => self.http_listen = value.into(),
             "INSECURE" => self.insecure = parse(name, value)?,
             "TLS_CERT" => self.tls.cert = value.into(),
             "TLS_KEY" => self.tls.key = value.into(),
@@ -139,6 +145,7 @@ impl fmt::Display for Config {
         let mut table = toml::Table::new();
         table.insert("listen".into(), self.listen.clone().into());
         table.insert("metrics_listen".into(), self.metrics_listen.clone().into());
+        table.insert("http_listen".into(), self.http_listen.clone().into());
         table.insert("insecure".into(), self.insecure.into());
         for (name, value) in [
             ("tls", toml::Value::try_from(&self.tls)),

@@ -28,6 +28,10 @@ struct Args {
     /// Address for Prometheus metrics (`GET /metrics`); off unless set.
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Address for the web page (gRPC-Web, media, uploads), with the gRPC port's TLS and
+    /// keys; off unless set.
+    #[arg(long)]
+    http_listen: Option<String>,
     /// Directory for the store, thumbnails and uploaded sources.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -125,6 +129,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(listen) = args.metrics_listen {
         config.metrics_listen = listen;
+    }
+    if let Some(listen) = args.http_listen {
+        config.http_listen = listen;
     }
     if let Some(dir) = args.data_dir {
         config.engine.data_dir = dir;
@@ -345,6 +352,21 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         }
         None
     };
+    let http_listener = match config.http_listen.as_str() {
+        "" => None,
+        addr => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+            if tls.is_none() && !listener.local_addr()?.ip().is_loopback() && !config.insecure {
+                anyhow::bail!(
+                    "refusing to serve the web page in plaintext on {addr} (not loopback): \
+                     set tls.cert and tls.key, or pass --insecure on a trusted network"
+                );
+            }
+            Some(listener)
+        }
+    };
     let metrics_listener = match config.metrics_listen.as_str() {
         "" => None,
         addr => Some(
@@ -376,6 +398,14 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     // server right away must get a graceful shutdown, not the default SIGTERM death.
     let signals = ShutdownSignals::register()?;
     println!("reelforge-server listening on {addr}");
+    if let Some(http) = &http_listener {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        // Tests read this line too.
+        println!(
+            "reelforge-server web page on {scheme}://{}/",
+            http.local_addr()?
+        );
+    }
     std::io::stdout().flush()?;
 
     let metrics = Metrics::new();
@@ -421,7 +451,15 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         stopping.cancel();
         shutdown_engine.shutdown().await;
     };
-    api::serve(engine.clone(), listener, metrics, gate, shutdown).await?;
+    api::serve(
+        engine.clone(),
+        listener,
+        http_listener,
+        metrics,
+        gate,
+        shutdown,
+    )
+    .await?;
     engine.flush()?;
     tracing::info!("stopped");
     Ok(())

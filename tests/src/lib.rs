@@ -229,6 +229,8 @@ pub fn with_token(
 pub struct Server {
     child: Option<tokio::process::Child>,
     pub addr: String,
+    /// The web page's base URL, when started with `REELFORGE_HTTP_LISTEN`.
+    pub web: Option<String>,
     pub data_dir: PathBuf,
     pub roots: Vec<PathBuf>,
 }
@@ -290,6 +292,20 @@ impl Server {
             .strip_prefix("reelforge-server listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_string();
+        let web = if env.iter().any(|(k, _)| *k == "REELFORGE_HTTP_LISTEN") {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("server printed its web address in time")
+                .unwrap()
+                .expect("server printed its web address");
+            Some(
+                line.strip_prefix("reelforge-server web page on ")
+                    .unwrap_or_else(|| panic!("unexpected second line: {line}"))
+                    .to_string(),
+            )
+        } else {
+            None
+        };
         // Keep draining stdout so the server never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let scheme = if env.iter().any(|(k, _)| *k == "REELFORGE_TLS_CERT") {
@@ -300,6 +316,7 @@ impl Server {
         Server {
             child: Some(child),
             addr: format!("{scheme}://{addr}"),
+            web,
             data_dir: data_dir.to_path_buf(),
             roots: roots.iter().map(|r| r.to_path_buf()).collect(),
         }

@@ -11,6 +11,7 @@ mod ingest;
 mod library;
 mod search;
 pub mod status;
+pub mod web;
 
 use std::future::Future;
 
@@ -61,10 +62,12 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Serves every reelforge service, health and reflection (v1 and v1alpha) on `listener`
-/// behind `gate` until `shutdown` completes.
+/// behind `gate` until `shutdown` completes; with `http`, the web page there too (`web`:
+/// the page, media, uploads, and every service over gRPC-Web), behind the same gate.
 pub async fn serve(
     engine: Engine,
     listener: TcpListener,
+    http: Option<TcpListener>,
     metrics: Arc<Metrics>,
     gate: Gate,
     shutdown: impl Future<Output = ()> + Send,
@@ -99,6 +102,13 @@ pub async fn serve(
     // query reaches its handler and gets a clear INVALID_ARGUMENT, small enough that no
     // caller makes the server hold more.
     let max = gate.max_message_bytes;
+    let web = Arc::new(web::Web {
+        catalog: engine.catalog.clone(),
+        ingest: engine.ingest.clone(),
+        highlights: engine.highlights.clone(),
+        limits: engine.limits.clone(),
+        tls: gate.tls.is_some(),
+    });
     let ingest = IngestServer::new(IngestApi::new(
         engine.ingest,
         engine.catalog,
@@ -127,11 +137,7 @@ pub async fn serve(
     ))
     .max_decoding_message_size(max);
 
-    let router = tonic::transport::Server::builder()
-        .layer(RequestIdLayer)
-        .layer(MetricsLayer(metrics))
-        .layer(AuthLayer(gate.access))
-        .add_service(health_service)
+    let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ingest)
@@ -140,21 +146,70 @@ pub async fn serve(
         .add_service(library)
         .add_service(feedback)
         .add_service(admin);
-    match gate.tls {
-        Some(tls) => {
-            router
-                .serve_with_incoming_shutdown(
-                    crate::tls::incoming(listener, tls, KEEPALIVE),
-                    shutdown,
+    // Both listeners stop when `shutdown` completes.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let trigger = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    };
+    let grpc = tonic::transport::Server::builder()
+        .layer(RequestIdLayer)
+        .layer(MetricsLayer(metrics.clone()))
+        .layer(AuthLayer(gate.access.clone()))
+        .add_routes(routes.clone());
+    let grpc_stop = stop.clone();
+    let grpc = async {
+        match &gate.tls {
+            Some(tls) => {
+                grpc.serve_with_incoming_shutdown(
+                    crate::tls::incoming(listener, tls.clone(), KEEPALIVE),
+                    grpc_stop.cancelled(),
                 )
-                .await?
+                .await
+            }
+            None => {
+                grpc.serve_with_incoming_shutdown(incoming(listener), grpc_stop.cancelled())
+                    .await
+            }
         }
-        None => {
-            router
-                .serve_with_incoming_shutdown(incoming(listener), shutdown)
-                .await?
+    };
+    let page = async {
+        let Some(http) = http else {
+            return Ok(());
+        };
+        // The services as gRPC-Web (the gate answers a refused gRPC-Web call in kind),
+        // beside the page's own paths.
+        let grpc_web = routes
+            .into_axum_router()
+            .layer(tonic_web::GrpcWebLayer::new());
+        let page = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .layer(RequestIdLayer)
+            .layer(MetricsLayer(metrics))
+            .layer(AuthLayer(gate.access.clone()))
+            .add_routes(tonic::service::Routes::from(
+                web::router(web).merge(grpc_web),
+            ));
+        match &gate.tls {
+            Some(tls) => {
+                page.serve_with_incoming_shutdown(
+                    crate::tls::incoming(http, tls.clone(), KEEPALIVE),
+                    stop.cancelled(),
+                )
+                .await
+            }
+            None => {
+                page.serve_with_incoming_shutdown(incoming(http), stop.cancelled())
+                    .await
+            }
         }
-    }
+    };
+    let (grpc, page, ()) = tokio::join!(grpc, page, trigger);
+    grpc?;
+    page?;
     Ok(())
 }
 
