@@ -319,12 +319,29 @@ function searchView(initial = "") {
     ...["all", "scene", "transcript", "visual"].map((m) => h("option", { value: m }, m)),
   );
   const topK = h("input", { id: "top-k", type: "number", min: 1, max: 200, value: 10, "aria-label": "Results" });
+  const kind = h(
+    "select",
+    { id: "kind", "aria-label": "Kind" },
+    h("option", { value: "" }, "any kind"),
+    ...["slice_description", "video_summary", "transcript_chunk", "chapter_summary", "shot", "frame"].map((k) =>
+      h("option", { value: k }, k.split("_").join(" ")),
+    ),
+  );
+  const video = h("select", { id: "video", "aria-label": "Video" }, h("option", { value: "" }, "every video"));
+  void (async () => {
+    try {
+      const page = await ingest.listVideos({ pageSize: 1000 });
+      video.append(...page.videos.map((v) => h("option", { value: v.videoId }, v.filename)));
+    } catch {
+      // The search still works across the library.
+    }
+  })();
   const results = h("ol", { class: "results", id: "results", "aria-label": "Results" });
   const player = h("video", { id: "hit-player", controls: true, preload: "metadata", hidden: true });
   const form = h(
     "form",
     { class: "search", onsubmit: (e: Event) => { e.preventDefault(); void run(); } },
-    query, mode, topK, h("button", { type: "submit" }, "Search"),
+    query, mode, kind, video, topK, h("button", { type: "submit" }, "Search"),
   );
   const modes: Record<string, SearchMode> = {
     all: SearchMode.ALL, scene: SearchMode.SCENE, transcript: SearchMode.TRANSCRIPT, visual: SearchMode.VISUAL,
@@ -334,7 +351,13 @@ function searchView(initial = "") {
     status("searching…");
     try {
       let n = 0;
-      for await (const r of search.search({ query: query.value, mode: modes[mode.value], topK: Number(topK.value) })) {
+      for await (const r of search.search({
+        query: query.value,
+        mode: modes[mode.value],
+        topK: Number(topK.value),
+        kinds: kind.value ? [kind.value] : [],
+        videoIds: video.value ? [video.value] : [],
+      })) {
         if (r.item.case !== "result") continue;
         const hit = r.item.value;
         const sc = hit.scores;

@@ -54,6 +54,8 @@ try {
   await page.focus("#query");
   await page.keyboard.type("fast motion");
   await page.select("#mode", "scene");
+  await page.waitForFunction(() => document.querySelectorAll("#video option").length > 1);
+  await page.select("#video", await page.$eval("#video option:nth-child(2)", (o) => o.value));
   await page.focus("#query");
   await page.keyboard.press("Enter");
   await page.waitForSelector(".hit");
