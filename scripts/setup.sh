@@ -87,29 +87,21 @@ if ! "$CLIENTS_VENV/bin/python" -c "import grpc, grpc_tools, google.protobuf" 2>
     grpcio==1.85.1 grpcio-tools==1.85.1 setuptools
 fi
 
-# The Node.js client's packages (@grpc/grpc-js, @grpc/proto-loader, typescript), exactly as
-# its package-lock.json pins them.
-TS_CLIENT=clients/typescript
-if [ ! -d "$TS_CLIENT/node_modules/@grpc/grpc-js" ] \
-  || [ "$TS_CLIENT/package-lock.json" -nt "$TS_CLIENT/node_modules/.package-lock.json" ]; then
-  echo "setup: installing the TypeScript client's packages (npm ci in $TS_CLIENT)"
-  (cd "$TS_CLIENT" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm packages, exactly as each package-lock.json pins them: the Node.js client's
+# (@grpc/grpc-js, @grpc/proto-loader, typescript), buf for the API's lint and
+# breaking-change checks (tools/), and the web page's (protobuf-es, connect-web; esbuild,
+# tsc, buf, and puppeteer-core, without a browser download, for its test).
+npm_ci() { # DIR PACKAGE-THAT-MUST-BE-THERE WHAT
+  if [ ! -e "$1/node_modules/$2" ] || [ "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; then
+    echo "setup: installing $3 (npm ci in $1)"
+    (cd "$1" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+npm_ci clients/typescript @grpc/grpc-js "the TypeScript client's packages"
+npm_ci tools .bin/buf "buf"
+npm_ci web @connectrpc/connect-web "the web page's packages"
 
-# buf (npm @bufbuild/buf) for the API's lint and breaking-change checks.
-if [ ! -x tools/node_modules/.bin/buf ] \
-  || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
-  echo "setup: installing buf (npm ci in tools)"
-  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
-fi
-
-# The web page's packages (protobuf-es, connect-web; esbuild, tsc, buf, puppeteer-core for
-# its test) and Debian's Chromium, which the web page's test drives headless.
-if [ ! -d web/node_modules/@connectrpc/connect-web ] \
-  || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
-  echo "setup: installing the web page's packages (npm ci in web)"
-  (cd web && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
-fi
+# Debian's Chromium, which the web page's test drives headless.
 if ! command -v chromium >/dev/null; then
   echo "setup: installing Debian's chromium (the web page's browser test)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

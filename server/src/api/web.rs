@@ -1,5 +1,5 @@
-//! The web page's side of the HTTP listener (`http_listen`): the page itself (web/dist,
-//! built from web/src and kept in git), and what a browser cannot do over gRPC-Web (which
+//! The web page's side of the HTTP listener (`http_listen`): the page itself (web/src's
+//! HTML and CSS, and web/dist/app.js, bundled from web/src and kept in git), and what a browser cannot do over gRPC-Web (which
 //! serves every RPC on the same listener): byte ranges of a video's source and of a
 //! highlight's files for `<video>`, thumbnails for `<img>`, an upload as one HTTP body, and
 //! a session cookie so that media requests (which cannot carry a header) are authorised.
@@ -31,9 +31,9 @@ use super::convert;
 use super::status::to_status;
 use crate::auth::{audit_target, Caller, SESSION_COOKIE};
 
-const INDEX_HTML: &str = include_str!("../../../web/dist/index.html");
+const INDEX_HTML: &str = include_str!("../../../web/src/index.html");
 const APP_JS: &str = include_str!("../../../web/dist/app.js");
-const APP_CSS: &str = include_str!("../../../web/dist/app.css");
+const APP_CSS: &str = include_str!("../../../web/src/app.css");
 
 pub struct Web {
     pub catalog: Arc<Catalog>,

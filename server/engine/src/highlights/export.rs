@@ -330,40 +330,47 @@ pub fn otio(t: &Timeline) -> serde_json::Value {
     })
 }
 
+/// The demo's two moments (bikes 20-25 s, Big Buck Bunny 46-50 s) as a 25 fps timeline
+/// with `crossfade_ms` dissolves, for the exporters' tests.
+#[cfg(test)]
+pub(crate) fn test_timeline(crossfade_ms: i64, filename: &str, reason: &str) -> Timeline {
+    let clip = |start_ms, end_ms, record_start_ms, d: &str| TimelineClip {
+        video_id: "v1".into(),
+        filename: filename.into(),
+        source_path: format!("/data/{filename}"),
+        start_ms,
+        end_ms,
+        record_start_ms,
+        description: d.into(),
+        score: 0.9,
+        priority: 1,
+        reason: reason.into(),
+        model: "signal-analyzer-v1".into(),
+        fps: 25.0,
+        has_audio: true,
+        width: 640,
+        height: 360,
+        source_duration_ms: 60_000,
+    };
+    Timeline {
+        highlight_id: "h1".into(),
+        strategy: "sliced".into(),
+        clips: vec![
+            clip(20_000, 25_000, 0, "bikes"),
+            clip(46_000, 50_000, 5_000 - crossfade_ms, "bunny"),
+        ],
+        crossfade_ms,
+        duration_ms: 9_000 - crossfade_ms,
+        fps: 25.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn timeline(crossfade_ms: i64) -> Timeline {
-        let clip = |start_ms, end_ms, record_start_ms, d: &str| TimelineClip {
-            video_id: "v1".into(),
-            filename: "demo.mp4".into(),
-            source_path: "/data/demo.mp4".into(),
-            start_ms,
-            end_ms,
-            record_start_ms,
-            description: d.into(),
-            score: 0.9,
-            priority: 1,
-            reason: "signals".into(),
-            model: "signal-analyzer-v1".into(),
-            fps: 25.0,
-            has_audio: true,
-            width: 640,
-            height: 360,
-            source_duration_ms: 60_000,
-        };
-        Timeline {
-            highlight_id: "h1".into(),
-            strategy: "sliced".into(),
-            clips: vec![
-                clip(20_000, 25_000, 0, "bikes"),
-                clip(46_000, 50_000, 5_000 - crossfade_ms, "bunny"),
-            ],
-            crossfade_ms,
-            duration_ms: 9_000,
-            fps: 25.0,
-        }
+        test_timeline(crossfade_ms, "demo.mp4", "signals")
     }
 
     #[test]

@@ -465,32 +465,7 @@ mod tests {
     use super::*;
 
     fn timeline() -> Timeline {
-        let clip = |start_ms, end_ms, d: &str| TimelineClip {
-            video_id: "v1".into(),
-            filename: "my clip.mp4".into(),
-            source_path: "/data/my clip.mp4".into(),
-            start_ms,
-            end_ms,
-            record_start_ms: 0,
-            description: d.into(),
-            score: 0.9,
-            priority: 1,
-            reason: "crowd & <cheer>".into(),
-            model: "signal-analyzer-v1".into(),
-            fps: 25.0,
-            has_audio: true,
-            width: 640,
-            height: 360,
-            source_duration_ms: 60_000,
-        };
-        Timeline {
-            highlight_id: "h1".into(),
-            strategy: "sliced".into(),
-            clips: vec![clip(20_000, 25_000, "bikes"), clip(46_000, 50_000, "bunny")],
-            crossfade_ms: 500,
-            duration_ms: 8_500,
-            fps: 25.0,
-        }
+        super::super::test_timeline(500, "my clip.mp4", "crowd & <cheer>")
     }
 
     #[test]
