@@ -405,7 +405,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let rpc = req.uri().path().trim_start_matches('/').to_string();
+        let rpc = route_label(req.uri().path());
         let metrics = self.metrics.clone();
         let started = Instant::now();
         let future = self.inner.call(req);
@@ -423,5 +423,62 @@ where
             }
             response
         })
+    }
+}
+
+/// The label a request is counted under, from a bounded set whatever callers send: an
+/// RPC's own name, a health or reflection service, the web page's routes without their
+/// ids (`web /media/videos/source`), else `unknown`.
+fn route_label(path: &str) -> String {
+    if crate::auth::ROLES.iter().any(|(p, _)| *p == path) {
+        return path.trim_start_matches('/').to_string();
+    }
+    for service in [
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ] {
+        if path.starts_with(service) {
+            return service.trim_matches('/').to_string();
+        }
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let route = match parts.as_slice() {
+        ["", "media", "videos", _, "source"] => "/media/videos/source",
+        ["", "media", "videos", _, "frames", _] => "/media/videos/frames",
+        ["", "media", "highlights", _, _] => "/media/highlights/file",
+        ["", "api", "upload"] => "/api/upload",
+        ["", "api", "session"] => "/api/session",
+        ["", ""] | ["", "app.js"] | ["", "app.css"] | ["", "favicon.ico"] => "/ (the page)",
+        _ => return "unknown".to_string(),
+    };
+    format!("web {route}")
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::route_label;
+
+    #[test]
+    fn labels_stay_bounded_whatever_the_path() {
+        assert_eq!(
+            route_label("/reelforge.v1.Search/Search"),
+            "reelforge.v1.Search/Search"
+        );
+        assert_eq!(route_label("/reelforge.v1.Search/Nope123"), "unknown");
+        assert_eq!(
+            route_label("/grpc.health.v1.Health/Check"),
+            "grpc.health.v1.Health"
+        );
+        assert_eq!(
+            route_label("/media/videos/0123456789abcdef/frames/20000.jpg"),
+            "web /media/videos/frames"
+        );
+        assert_eq!(
+            route_label("/media/highlights/x/reel.mp4"),
+            "web /media/highlights/file"
+        );
+        assert_eq!(route_label("/"), "web / (the page)");
+        assert_eq!(route_label("/etc/passwd"), "unknown");
     }
 }
