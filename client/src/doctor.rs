@@ -89,8 +89,20 @@ async fn run_checks(args: &ConnectArgs) -> Vec<Check> {
     let mut admin = AdminClient::new(channel);
     // The first call completes the handshake: a refused certificate shows here.
     let info = admin.get_server_info(pb::GetServerInfoRequest {}).await;
+    // What the server itself answers GetServerInfo with; anything else (UNAVAILABLE,
+    // UNKNOWN, INTERNAL, CANCELLED: which one depends on when the server's TLS refusal
+    // reaches the client) is the connection failing.
+    let answered = |code: tonic::Code| {
+        matches!(
+            code,
+            tonic::Code::Unauthenticated
+                | tonic::Code::PermissionDenied
+                | tonic::Code::ResourceExhausted
+                | tonic::Code::Unimplemented
+        )
+    };
     let info = match info.map(tonic::Response::into_inner) {
-        Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown => {
+        Err(s) if !answered(s.code()) => {
             let detail = format!("{}: {}", output::code_name(s.code()), s.message());
             checks.push(check("tls", Status::Fail, detail).fix(if tls {
                 "--ca (REELFORGE_CA) must name the CA that signed the server's certificate; \
