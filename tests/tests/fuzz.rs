@@ -40,8 +40,13 @@ fn fuzz_subtitles() {
             "\n\n",
             "<b>",
             "{\\an8}",
+            "\u{FEFF}",
+            "今天的足球比赛",
         ],
         |input| {
+            // The file's bytes as the sidecar reader decodes them (BOM, UTF-8, GB18030),
+            // and as text whatever they are.
+            let _ = reelforge_media::subtitles::decode(input, "fuzz.srt");
             if let Ok(cues) = reelforge_media::subtitles::parse(&text(input), "fuzz.srt") {
                 for c in cues {
                     assert!(

@@ -306,10 +306,25 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
     )
     .unwrap();
 
+    // A Chinese sidecar in GB18030, as many Chinese .srt files are.
+    let chinese_video = media.path().join("match.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(small)
+        .args(["-c", "copy", "-metadata", "title=match"])
+        .arg(&chinese_video)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (gb18030, _, _) = encoding_rs::GB18030.encode(
+        "1\n00:00:01,000 --> 00:00:03,000\n今天的足球比赛很精彩\n\n2\n00:00:05,000 --> 00:00:07,000\n足球迷都来了\n",
+    );
+    std::fs::write(media.path().join("match.srt"), &gb18030).unwrap();
+
     let server = Server::start(data.path(), &[media.path()]).await;
     let mut ingest = server.client().await;
     let mut ids = Vec::new();
-    for video in [&sidecar_video, &stream_video] {
+    for video in [&sidecar_video, &stream_video, &chinese_video] {
         ids.push(ingest_path_done(&mut ingest, video, 4.0).await.1);
     }
     let detail = stored_video(&mut ingest, &ids[0], false).await;
@@ -337,6 +352,21 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
     .unwrap();
     assert_eq!(results[0].video_id, ids[1]);
     assert_eq!((results[0].start_ms, results[0].end_ms), (5_000, 7_000));
+    // The Chinese lines were read from GB18030 and are found by a compound word whose
+    // parts jieba also yields; each stretch is marked once (nested matches used to
+    // panic the snippet).
+    let (results, _) = search(
+        &mut client,
+        request("足球比赛", pb::SearchMode::Transcript, 3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(results[0].video_id, ids[2]);
+    assert!(
+        results[0].snippet.contains("今天的**足球比赛**很精彩"),
+        "{}",
+        results[0].snippet
+    );
 
     let before = ingest
         .list_videos(pb::ListVideosRequest::default())

@@ -151,6 +151,34 @@ pub fn sidecars(video: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// A subtitle file's bytes as text: by its byte-order mark (UTF-8, UTF-16), else UTF-8,
+/// else GB18030 (the encoding of most Chinese .srt files that are not UTF-8; it covers
+/// GBK and GB2312); anything that is none of these is refused, naming the file.
+pub fn decode(bytes: &[u8], name: &str) -> Result<String> {
+    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        return encoding
+            .decode_without_bom_handling_and_without_replacement(&bytes[bom..])
+            .map(|text| text.into_owned())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "subtitles {name}: starts with a {} byte-order mark but is not {0} text",
+                    encoding.name()
+                ))
+            });
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_string());
+    }
+    encoding_rs::GB18030
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .map(|text| text.into_owned())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "subtitles {name}: not UTF-8, UTF-16 or GB18030 text; save it as UTF-8"
+            ))
+        })
+}
+
 /// Reads and parses sidecar subtitle files.
 pub async fn read_sidecars(paths: &[PathBuf]) -> Result<Vec<Cue>> {
     let mut cues = Vec::new();
@@ -160,8 +188,7 @@ pub async fn read_sidecars(paths: &[PathBuf]) -> Result<Vec<Cue>> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let bytes = tokio::fs::read(path).await?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::invalid(format!("subtitles {name}: not UTF-8 text")))?;
+        let text = decode(&bytes, &name)?;
         cues.extend(parse(&text, &format!("subtitles {name}"))?);
     }
     cues.sort_by_key(|c| c.start_ms);
@@ -189,6 +216,33 @@ pub async fn read_stream(ffmpeg: &str, video: &Path, probe: &ProbeRecord) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subtitle_files_decode_from_utf8_utf16_and_gb18030() {
+        let srt = "1\n00:00:01,000 --> 00:00:02,000\n今天的足球比赛很精彩\n";
+        let (gb, _, unmappable) = encoding_rs::GB18030.encode(srt);
+        assert!(!unmappable);
+        assert!(std::str::from_utf8(&gb).is_err(), "really not UTF-8");
+        assert_eq!(decode(&gb, "a.srt").unwrap(), srt);
+        assert_eq!(decode(srt.as_bytes(), "a.srt").unwrap(), srt);
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(srt.as_bytes());
+        assert_eq!(decode(&bom, "a.srt").unwrap(), srt);
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(srt.encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(decode(&utf16, "a.srt").unwrap(), srt);
+        let err = decode(&[0x31, 0xFF, 0xFF, 0x0A], "b.srt")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("subtitles b.srt") && err.contains("UTF-8"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&decode(&gb, "a.srt").unwrap(), "a.srt").unwrap()[0].text,
+            "今天的足球比赛很精彩"
+        );
+    }
 
     #[test]
     fn srt_and_vtt_parse_with_markup_removed() {

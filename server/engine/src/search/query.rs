@@ -330,17 +330,32 @@ fn snippet(analyzer: &Analyzer, text: &str, query_terms: &HashSet<String>) -> St
         })
         .max()
         .map_or_else(|| window(0), |(_, _, start, end)| (start, end));
+    // Matches may nest or overlap (jieba's search mode yields "足球", "比赛" and "足球比赛"
+    // over the same characters): each stretch of them is marked once.
+    let mut spans: Vec<(usize, usize)> = matches
+        .iter()
+        .filter(|m| m.0 >= start && m.1 <= end)
+        .map(|m| (m.0, m.1))
+        .collect();
+    spans.sort_unstable();
+    let mut marked: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (a, b) in spans {
+        match marked.last_mut() {
+            Some(last) if a < last.1 => last.1 = last.1.max(b),
+            _ => marked.push((a, b)),
+        }
+    }
     let mut out = String::new();
     if start > 0 {
         out.push('…');
     }
     let mut pos = start;
-    for (a, b, _) in matches.iter().filter(|m| m.0 >= start && m.1 <= end) {
-        out.push_str(&text[pos..*a]);
+    for (a, b) in marked {
+        out.push_str(&text[pos..a]);
         out.push_str("**");
-        out.push_str(&text[*a..*b]);
+        out.push_str(&text[a..b]);
         out.push_str("**");
-        pos = *b;
+        pos = b;
     }
     out.push_str(&text[pos..end]);
     if end < text.len() {
@@ -365,6 +380,15 @@ mod tests {
             s.starts_with('…') && s.ends_with('…') && s.contains("**goal**"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn chinese_snippets_mark_nested_words_once() {
+        // jieba's search mode yields "足球", "比赛" and "足球比赛" over the same characters.
+        let analyzer = Analyzer::new(true);
+        let terms: HashSet<String> = analyzer.terms("足球比赛").into_iter().collect();
+        let s = snippet(&analyzer, "今天的足球比赛很精彩，足球迷都来了。", &terms);
+        assert_eq!(s, "今天的**足球比赛**很精彩，**足球**迷都来了。");
     }
 
     #[test]
