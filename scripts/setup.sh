@@ -66,26 +66,27 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
 fi
 
 mkdir -p "$SAMPLES"
-TOOLS_VENV=.venv-tools
-if ! "$TOOLS_VENV/bin/python" -c "import opentimelineio, otio_cmx3600_adapter, otio_fcpx_xml_adapter, otio_fcp_adapter, grpc, grpc_tools" 2>/dev/null; then
-  echo "setup: installing OpenTimelineIO, its CMX 3600, FCPXML and FCP 7 XML adapters and grpcio into $TOOLS_VENV"
-  rm -rf "$TOOLS_VENV"
-  python3 -m venv "$TOOLS_VENV"
-  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    opentimelineio==0.18.1 otio-cmx3600-adapter==1.0.0 otio-fcpx-xml-adapter==1.0.0 \
-    otio-fcp-adapter==1.0.0 grpcio==1.85.1 grpcio-tools==1.85.1
-fi
-
+# A Python virtual environment DIR holding PACKAGES, made afresh unless IMPORTS import.
+venv() { # DIR "IMPORTS" WHAT PACKAGES...
+  local dir=$1 imports=$2 what=$3
+  shift 3
+  if ! "$dir/bin/python" -c "import $imports" 2>/dev/null; then
+    echo "setup: installing $what into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+  fi
+}
+venv .venv-tools \
+  "opentimelineio, otio_cmx3600_adapter, otio_fcpx_xml_adapter, otio_fcp_adapter, grpc, grpc_tools" \
+  "OpenTimelineIO, its CMX 3600, FCPXML and FCP 7 XML adapters and grpcio" \
+  opentimelineio==0.18.1 otio-cmx3600-adapter==1.0.0 otio-fcpx-xml-adapter==1.0.0 \
+  otio-fcp-adapter==1.0.0 grpcio==1.85.1 grpcio-tools==1.85.1
 # The Python client's own environment (clients/python): the tests generate its stubs and
 # install it here, as a user would into theirs.
-CLIENTS_VENV=.venv-clients
-if ! "$CLIENTS_VENV/bin/python" -c "import grpc, grpc_tools, google.protobuf" 2>/dev/null; then
-  echo "setup: installing grpcio and grpcio-tools into $CLIENTS_VENV (the Python client's tests)"
-  rm -rf "$CLIENTS_VENV"
-  python3 -m venv "$CLIENTS_VENV"
-  "$CLIENTS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    grpcio==1.85.1 grpcio-tools==1.85.1 setuptools
-fi
+venv .venv-clients "grpc, grpc_tools, google.protobuf" \
+  "grpcio and grpcio-tools (the Python client's tests)" \
+  grpcio==1.85.1 grpcio-tools==1.85.1 setuptools
 
 # npm packages, exactly as each package-lock.json pins them: the Node.js client's
 # (@grpc/grpc-js, @grpc/proto-loader, typescript), buf for the API's lint and

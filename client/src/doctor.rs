@@ -165,12 +165,7 @@ async fn run_checks(args: &ConnectArgs) -> Vec<Check> {
                         "this server needs no key: every caller is the default tenant's admin",
                     )
                 } else {
-                    let role = match pb::Role::try_from(k.role) {
-                        Ok(pb::Role::Read) => "read",
-                        Ok(pb::Role::Write) => "write",
-                        Ok(pb::Role::Admin) => "admin",
-                        _ => "?",
-                    };
+                    let role = crate::keys::role_name(k.role);
                     let expires = match k.expires_unix_ms {
                         0 => "never expires".to_string(),
                         ms => {

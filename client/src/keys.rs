@@ -42,7 +42,7 @@ pub enum KeysCommand {
     Whoami,
 }
 
-fn role_name(role: i32) -> &'static str {
+pub(crate) fn role_name(role: i32) -> &'static str {
     match pb::Role::try_from(role) {
         Ok(pb::Role::Read) => "read",
         Ok(pb::Role::Write) => "write",

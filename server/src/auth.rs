@@ -69,7 +69,7 @@ pub const ROLES: &[(&str, Role)] = &[
 ];
 
 /// Services anyone may call.
-const OPEN_SERVICES: &[&str] = &[
+pub const OPEN_SERVICES: &[&str] = &[
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",
@@ -376,26 +376,9 @@ fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, Status> {
 
 /// A refused web-page request: its HTTP status, the message in `x-reelforge-error`.
 fn web_refusal<R: Default>(status: &Status) -> http::Response<R> {
-    let code = match status.code() {
-        tonic::Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
-        tonic::Code::PermissionDenied => http::StatusCode::FORBIDDEN,
-        tonic::Code::ResourceExhausted => http::StatusCode::TOO_MANY_REQUESTS,
-        _ => http::StatusCode::BAD_REQUEST,
-    };
-    let message: String = status
-        .message()
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
     let mut response = http::Response::new(R::default());
-    *response.status_mut() = code;
-    if let Ok(v) = http::HeaderValue::from_str(&message) {
+    *response.status_mut() = crate::codes::http_status(status.code());
+    if let Some(v) = crate::codes::error_header(status.message()) {
         response.headers_mut().insert("x-reelforge-error", v);
     }
     response

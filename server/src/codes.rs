@@ -14,6 +14,36 @@ pub fn response_code(headers: &http::HeaderMap) -> Option<Code> {
         .map(Code::from_i32)
 }
 
+/// The HTTP status a refusal of the web page's plain HTTP paths answers with.
+pub fn http_status(code: Code) -> http::StatusCode {
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => http::StatusCode::BAD_REQUEST,
+        Code::NotFound => http::StatusCode::NOT_FOUND,
+        Code::PermissionDenied => http::StatusCode::FORBIDDEN,
+        Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => http::StatusCode::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition | Code::AlreadyExists => http::StatusCode::CONFLICT,
+        Code::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A refusal's message as the `x-reelforge-error` header carries it (non-ASCII and
+/// control characters as `?`).
+pub fn error_header(message: &str) -> Option<http::HeaderValue> {
+    let ascii: String = message
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    http::HeaderValue::from_str(&ascii).ok()
+}
+
 /// gRPC's canonical name for a code, e.g. "INVALID_ARGUMENT".
 pub fn code_name(code: Code) -> &'static str {
     match code {

@@ -335,21 +335,7 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         tls.reload_on_sighup()?;
         Some(tls)
     } else {
-        let ip = listener.local_addr()?.ip();
-        if !ip.is_loopback() {
-            if !config.insecure {
-                anyhow::bail!(
-                    "refusing to serve plaintext on {} (not loopback): anyone on the network \
-                     could read and send calls; set tls.cert and tls.key (--tls-cert, \
-                     --tls-key), or pass --insecure (insecure = true) on a trusted network",
-                    config.listen
-                );
-            }
-            tracing::warn!(
-                "serving plaintext on {} (--insecure): calls and API keys cross the network unencrypted",
-                config.listen
-            );
-        }
+        plaintext_allowed(&listener, "calls", config.insecure)?;
         None
     };
     let http_listener = match config.http_listen.as_str() {
@@ -358,11 +344,8 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
-            if tls.is_none() && !listener.local_addr()?.ip().is_loopback() && !config.insecure {
-                anyhow::bail!(
-                    "refusing to serve the web page in plaintext on {addr} (not loopback): \
-                     set tls.cert and tls.key, or pass --insecure on a trusted network"
-                );
+            if tls.is_none() {
+                plaintext_allowed(&listener, "the web page and its calls", config.insecure)?;
             }
             Some(listener)
         }
@@ -462,6 +445,26 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     .await?;
     engine.flush()?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Plaintext is served on loopback, or with `--insecure` (with a warning) elsewhere; `what`
+/// the listener carries, for the messages.
+fn plaintext_allowed(listener: &TcpListener, what: &str, insecure: bool) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !insecure {
+        anyhow::bail!(
+            "refusing to serve plaintext on {addr} (not loopback): anyone on the network \
+             could read and send {what}; set tls.cert and tls.key (--tls-cert, --tls-key), or \
+             pass --insecure (insecure = true) on a trusted network"
+        );
+    }
+    tracing::warn!(
+        "serving plaintext on {addr} (--insecure): {what} and API keys cross the network unencrypted"
+    );
     Ok(())
 }
 

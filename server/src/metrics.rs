@@ -433,11 +433,7 @@ fn route_label(path: &str) -> String {
     if crate::auth::ROLES.iter().any(|(p, _)| *p == path) {
         return path.trim_start_matches('/').to_string();
     }
-    for service in [
-        "/grpc.health.v1.Health/",
-        "/grpc.reflection.v1.ServerReflection/",
-        "/grpc.reflection.v1alpha.ServerReflection/",
-    ] {
+    for service in crate::auth::OPEN_SERVICES {
         if path.starts_with(service) {
             return service.trim_matches('/').to_string();
         }

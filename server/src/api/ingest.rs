@@ -11,6 +11,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use reelforge_engine::catalog::VideoFilter;
+use reelforge_engine::ingest::Upload;
 use reelforge_engine::jobs::JobEvents;
 use reelforge_engine::store::{IngestEvent, JobState};
 use reelforge_engine::{Catalog, Ingest, Limits};
@@ -25,6 +26,25 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::IngestEvent, Status>> + 
 const WATCH_BUFFER: usize = 32;
 
 /// `Ingest` serves ingest and BDA imports; videos and jobs come from the catalog.
+/// An upload's start, over gRPC or the web page's HTTP body alike: audited, admitted
+/// against the caller's job and storage limits, then received by the engine.
+pub(super) async fn begin_upload(
+    ingest: &Arc<Ingest>,
+    limits: &Limits,
+    caller: &Caller,
+    filename: &str,
+    expected: Option<u64>,
+    options: Option<pb::IngestOptions>,
+) -> reelforge_core::Result<Upload> {
+    audit_target(format!("upload {filename}"));
+    limits
+        .admit_job(&caller.admission(), expected.unwrap_or(0))
+        .await?;
+    ingest
+        .begin_upload(filename, expected, convert::options(caller, options))
+        .await
+}
+
 pub struct IngestApi {
     ingest: Arc<Ingest>,
     catalog: Arc<Catalog>,
@@ -132,22 +152,23 @@ impl pb::ingest_server::Ingest for IngestApi {
             size_bytes,
             options,
         } = header;
-        audit_target(format!("upload {filename}"));
         if size_bytes < 0 {
+            audit_target(format!("upload {filename}"));
             return Err(Status::invalid_argument(
                 "UploadHeader.size_bytes must not be negative",
             ));
         }
         let expected = (size_bytes > 0).then_some(size_bytes as u64);
-        self.limits
-            .admit_job(&caller.admission(), expected.unwrap_or(0))
-            .await
-            .map_err(to_status)?;
-        let mut upload = self
-            .ingest
-            .begin_upload(&filename, expected, convert::options(&caller, options))
-            .await
-            .map_err(to_status)?;
+        let mut upload = begin_upload(
+            &self.ingest,
+            &self.limits,
+            &caller,
+            &filename,
+            expected,
+            options,
+        )
+        .await
+        .map_err(to_status)?;
         while let Some(chunk) = chunks.message().await? {
             match chunk.part {
                 Some(Part::Data(data)) => upload.write(&data).await.map_err(to_status)?,

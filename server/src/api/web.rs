@@ -27,9 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_stream::StreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::convert;
 use super::status::to_status;
-use crate::auth::{audit_target, Caller, SESSION_COOKIE};
+use crate::auth::{Caller, SESSION_COOKIE};
 
 const INDEX_HTML: &str = include_str!("../../../web/src/index.html");
 const APP_JS: &str = include_str!("../../../web/dist/app.js");
@@ -90,24 +89,15 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// A refusal: its HTTP status, `{code, message}` as JSON, the message in a header too.
 fn refused(status: tonic::Status) -> Response {
-    let http = match status.code() {
-        tonic::Code::InvalidArgument | tonic::Code::OutOfRange => StatusCode::BAD_REQUEST,
-        tonic::Code::NotFound => StatusCode::NOT_FOUND,
-        tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
-        tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => StatusCode::CONFLICT,
-        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
     let code = crate::codes::code_name(status.code());
     let body = serde_json::json!({"code": code, "message": status.message()}).to_string();
-    let mut response = (http, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-    if let Ok(v) = HeaderValue::from_str(
-        &status
-            .message()
-            .replace(|c: char| !c.is_ascii() || c.is_ascii_control(), "?"),
-    ) {
+    let mut response = (
+        crate::codes::http_status(status.code()),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if let Some(v) = crate::codes::error_header(status.message()) {
         response.headers_mut().insert("x-reelforge-error", v);
     }
     response
@@ -300,29 +290,26 @@ async fn upload(
             "filename: the uploaded file's name is required (?filename=match.mp4)",
         ));
     }
-    audit_target(format!("upload {filename}"));
     let expected = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|n| *n > 0);
     let started = async {
-        web.limits
-            .admit_job(&caller.admission(), expected.unwrap_or(0))
-            .await?;
         let options = pb::IngestOptions {
             slice_seconds: q.slice_seconds,
             force: q.force,
             clip_seconds: 0.0,
         };
-        let mut upload = web
-            .ingest
-            .begin_upload(
-                &filename,
-                expected,
-                convert::options(&caller, Some(options)),
-            )
-            .await?;
+        let mut upload = super::ingest::begin_upload(
+            &web.ingest,
+            &web.limits,
+            &caller,
+            &filename,
+            expected,
+            Some(options),
+        )
+        .await?;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {

@@ -379,6 +379,8 @@ pub fn xmeml(t: &Timeline) -> String {
                     p.offset + d.after,
                 );
             }
+            let media_frames = p.rate.frames(c.source_duration_ms.max(c.end_ms));
+            let note = esc(&note_of(c));
             let file_id = &files[c.source_path.as_str()];
             let file = if file_defined.insert(file_id.clone()) {
                 let audio = if c.has_audio {
@@ -391,7 +393,7 @@ pub fn xmeml(t: &Timeline) -> String {
                     esc(&c.filename),
                     esc(&file_url("localhost", &c.source_path)),
                     p.rate.xmeml(),
-                    p.rate.frames(c.source_duration_ms.max(c.end_ms)),
+                    media_frames,
                     p.rate.xmeml(),
                     c.width.max(1),
                     c.height.max(1),
@@ -417,11 +419,9 @@ pub fn xmeml(t: &Timeline) -> String {
             };
             let _ = writeln!(
                 out,
-                "        <clipitem id=\"{id}\">\n          <name>{name}</name>\n          <enabled>TRUE</enabled>\n          <duration>{}</duration>\n          {}\n          <start>{start}</start>\n          <end>{end}</end>\n          <in>{src_in}</in>\n          <out>{src_out}</out>\n          {file}{source_track}\n          <comments><mastercomment1>{}</mastercomment1></comments>\n          <marker><name>{name}</name><comment>{}</comment><in>{}</in><out>-1</out></marker>\n        </clipitem>",
-                p.rate.frames(c.source_duration_ms.max(c.end_ms)),
+                "        <clipitem id=\"{id}\">\n          <name>{name}</name>\n          <enabled>TRUE</enabled>\n          <duration>{}</duration>\n          {}\n          <start>{start}</start>\n          <end>{end}</end>\n          <in>{src_in}</in>\n          <out>{src_out}</out>\n          {file}{source_track}\n          <comments><mastercomment1>{note}</mastercomment1></comments>\n          <marker><name>{name}</name><comment>{note}</comment><in>{}</in><out>-1</out></marker>\n        </clipitem>",
+                media_frames,
                 p.rate.xmeml(),
-                esc(&note_of(c)),
-                esc(&note_of(c)),
                 p.src_in,
             );
         }
