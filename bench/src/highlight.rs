@@ -70,6 +70,7 @@ pub async fn highlight(
                 force: false,
                 slice_seconds: 30.0,
                 clip_seconds: 0.0,
+                language: String::new(),
             },
         )
         .await?;

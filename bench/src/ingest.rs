@@ -224,6 +224,7 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
         slice_ms,
         clip_ms: (config.ingest.clip_seconds * 1000.0) as i64,
         subtitles: Vec::new(),
+        language: None,
     };
     let analyzer = Arc::new(SignalAnalyzer);
     let text_embedder =

@@ -3,18 +3,24 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use reelforge_core::eval::word_error_rate;
+use reelforge_core::eval::{character_error_rate, word_error_rate};
 use reelforge_engine::EngineConfig;
 use reelforge_media as media;
 
+use reelforge_models::{SpeechAudio, Transcriber, WhisperTranscriber};
+
 use crate::measure::{current_rss_mib, peak_rss_mib, sample_texts};
+
+/// Chinese read speech with its transcript (`transcription`: one `ID TEXT` line per
+/// `ID.wav`), installed by scripts/setup.sh.
+pub const CHINESE_SPEECH: &str = "assets/speech/mandarin";
 
 /// `bench models`: every offline model's load time, speed and memory. Text embedding:
 /// ms per text one by one and batched. Speech: real-time factor on read speech (and its
 /// word error rate when a reference transcript is known), and on silence (gated).
 /// Reranking: ms per query over 20 candidates. Peak RSS of the process at the end.
 pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow::Result<()> {
-    use reelforge_models::{RerankCandidate, Reranker, SpeechAudio, TextEmbedder};
+    use reelforge_models::{RerankCandidate, Reranker, TextEmbedder};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -46,49 +52,27 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
     println!("  per text, batched          {batched_ms:.1} ms");
     println!("  RSS after                  {:.0} MiB", rss());
 
-    let started = Instant::now();
-    let whisper = reelforge_models::load_default_transcriber(
-        &config.models.dir,
-        config.models.threads,
-        config.models.speech_gate_db,
-    )?;
-    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (audio, reference) = runtime.block_on(speech_input(config, speech))?;
-    let seconds = audio.len() as f64 / 16_000.0;
-    let transcribe = |samples: Vec<f32>| {
+    for name in reelforge_models::whisper::MODELS {
+        let Some(dir) = WhisperTranscriber::dir_of(&config.models.dir, name) else {
+            continue;
+        };
+        if !dir.exists() {
+            println!();
+            println!("speech                       {name}: not installed (scripts/setup.sh)");
+            continue;
+        }
         let started = Instant::now();
-        let out = whisper.transcribe_blocking(&SpeechAudio {
-            start_ms: 0,
-            samples,
-            is_final: true,
-        });
-        out.map(|o| (o, started.elapsed().as_secs_f64()))
-    };
-    let (heard, wall) = transcribe(audio)?;
-    let text: Vec<&str> = heard.segments.iter().map(|s| s.text.as_str()).collect();
-    println!();
-    println!(
-        "speech                       {}",
-        reelforge_models::WhisperTranscriber::NAME
-    );
-    println!("  load                       {load_ms:.0} ms");
-    println!(
-        "  speech: {seconds:.1} s in        {wall:.2} s = real-time factor {:.2} ({} segments)",
-        wall / seconds,
-        heard.segments.len()
-    );
-    if let Some(reference) = reference {
-        println!(
-            "  word error rate            {:.1} %",
-            100.0 * word_error_rate(&reference, &text.join(" "))
-        );
+        let whisper = reelforge_models::load_whisper(
+            &config.models.dir,
+            name,
+            config.models.threads,
+            config.models.speech_gate_db,
+        )?;
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        speech_rows(&whisper, load_ms, &audio, reference.as_deref(), &runtime)?;
+        println!("  RSS after                  {:.0} MiB", rss());
     }
-    let (quiet, wall) = transcribe(vec![0.0; 60 * 16_000])?;
-    println!(
-        "  silence: 60 s in           {wall:.3} s (gated: {:.0} s skipped)",
-        quiet.skipped_silent_ms as f64 / 1000.0
-    );
-    println!("  RSS after                  {:.0} MiB", rss());
 
     let reranker = reelforge_models::EmbeddingReranker::new(std::sync::Arc::new(model.clone()));
     let candidates: Vec<RerankCandidate> = texts
@@ -119,6 +103,104 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
         peak_rss_mib(libc::RUSAGE_SELF)
     );
     Ok(())
+}
+
+/// One speech model's rows: real-time factor, word error rate (with a reference), the
+/// language it heard, gated silence, and Chinese read speech's character error rate.
+fn speech_rows(
+    whisper: &WhisperTranscriber,
+    load_ms: f64,
+    audio: &[f32],
+    reference: Option<&str>,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let transcribe = |samples: Vec<f32>, language: Option<&str>| {
+        let started = Instant::now();
+        let out = whisper.transcribe_blocking(&SpeechAudio {
+            start_ms: 0,
+            samples,
+            is_final: true,
+            language: language.map(String::from),
+        });
+        out.map(|o| (o, started.elapsed().as_secs_f64()))
+    };
+    let seconds = audio.len() as f64 / 16_000.0;
+    let (heard, wall) = transcribe(audio.to_vec(), None)?;
+    let text: Vec<&str> = heard.segments.iter().map(|s| s.text.as_str()).collect();
+    println!();
+    println!("speech                       {}", whisper.name());
+    println!("  load                       {load_ms:.0} ms");
+    println!(
+        "  speech: {seconds:.1} s in        {wall:.2} s = real-time factor {:.2} ({} segments, heard as {})",
+        wall / seconds,
+        heard.segments.len(),
+        languages_heard(&heard.segments)
+    );
+    if let Some(reference) = reference {
+        println!(
+            "  word error rate            {:.1} %",
+            100.0 * word_error_rate(reference, &text.join(" "))
+        );
+    }
+    let (quiet, wall) = transcribe(vec![0.0; 60 * 16_000], None)?;
+    println!(
+        "  silence: 60 s in           {wall:.3} s (gated: {:.0} s skipped)",
+        quiet.skipped_silent_ms as f64 / 1000.0
+    );
+    if !whisper.languages().iter().any(|l| l == "zh") {
+        return Ok(());
+    }
+    let Ok(chinese) = runtime.block_on(chinese_speech()) else {
+        println!("  Chinese speech             not installed (scripts/setup.sh)");
+        return Ok(());
+    };
+    // The language told by the model per utterance; the text with the language named
+    // (the ingest.language a Chinese library would set), scored by character error rate.
+    let (mut errors, mut chars, mut seconds, mut wall, mut told_zh) = (0.0, 0.0, 0.0, 0.0, 0);
+    let utterances = chinese.len();
+    for (samples, reference) in chinese {
+        seconds += samples.len() as f64 / 16_000.0;
+        let (told, _) = transcribe(samples.clone(), None)?;
+        told_zh += usize::from(told.segments.iter().any(|s| s.language == "zh"));
+        let (heard, took) = transcribe(samples, Some("zh"))?;
+        wall += took;
+        let text: String = heard.segments.iter().map(|s| s.text.as_str()).collect();
+        let n = reelforge_core::eval::cer_chars(&reference).len() as f64;
+        errors += character_error_rate(&reference, &text) * n;
+        chars += n;
+    }
+    println!(
+        "  Mandarin: {seconds:.1} s in      {wall:.2} s = real-time factor {:.2} (language zh)",
+        wall / seconds
+    );
+    println!(
+        "  character error rate       {:.1} % ({chars:.0} characters)",
+        100.0 * errors / chars.max(1.0)
+    );
+    println!("  told as Chinese            {told_zh} of {utterances} utterances");
+    Ok(())
+}
+
+fn languages_heard(segments: &[reelforge_models::TranscriptSegment]) -> String {
+    let mut codes: Vec<&str> = segments.iter().map(|s| s.language.as_str()).collect();
+    codes.sort();
+    codes.dedup();
+    codes.join("+")
+}
+
+/// The Chinese read speech setup installs: `(16 kHz samples, reference text)` per utterance.
+async fn chinese_speech() -> anyhow::Result<Vec<(Vec<f32>, String)>> {
+    let dir = PathBuf::from(CHINESE_SPEECH);
+    let listing = std::fs::read_to_string(dir.join("transcription"))?;
+    let mut out = Vec::new();
+    for line in listing.lines() {
+        let Some((id, text)) = line.split_once(' ') else {
+            continue;
+        };
+        let samples = media::audio::read_pcm("ffmpeg", &dir.join(format!("{id}.wav"))).await?;
+        out.push((samples, text.trim().to_string()));
+    }
+    Ok(out)
 }
 
 /// The speech to time: the given files, or the LibriVox utterances setup installs (with

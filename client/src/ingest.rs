@@ -32,6 +32,10 @@ pub struct IngestArgs {
     /// Matching clip length in seconds (server default: 2).
     #[arg(long)]
     clip_seconds: Option<f64>,
+    /// The language spoken, as the speech model's code (zh, en, ...; `reelforge doctor`
+    /// lists the server's); `auto` lets the model tell (server default: ingest.language).
+    #[arg(long)]
+    language: Option<String>,
     /// Print one JSON object per event on stdout instead of progress bars.
     #[arg(long)]
     json: bool,
@@ -44,6 +48,7 @@ pub async fn run(client: &mut Client, args: IngestArgs) -> anyhow::Result<()> {
         force: args.force,
         slice_seconds: args.slice_seconds.unwrap_or(0.0),
         clip_seconds: args.clip_seconds.unwrap_or(0.0),
+        language: args.language.clone().unwrap_or_default(),
     };
     let bars = MultiProgress::with_draw_target(if output::bars(args.json) {
         ProgressDrawTarget::stderr()
@@ -52,7 +57,7 @@ pub async fn run(client: &mut Client, args: IngestArgs) -> anyhow::Result<()> {
     });
     let mut failures = Vec::new();
     for file in &args.files {
-        let result = ingest_one(client, file, &args, options, &bars).await;
+        let result = ingest_one(client, file, &args, options.clone(), &bars).await;
         if let Err(e) = result {
             let line = format!("{}: {}", file.display(), output::one_line(&e));
             if args.json {

@@ -155,11 +155,11 @@ fn main() -> anyhow::Result<()> {
             which: ModelsCommand::ConvertWhisper { from, to },
         }) => {
             let to = to.unwrap_or_else(|| {
-                config
-                    .engine
-                    .models
-                    .dir
-                    .join(models::WhisperTranscriber::DIR_NAME)
+                models::WhisperTranscriber::dir_of(
+                    &config.engine.models.dir,
+                    models::WhisperTranscriber::TINY_EN,
+                )
+                .expect("a known model")
             });
             let started = std::time::Instant::now();
             let shape = models::whisper::convert_ct2_whisper(&from, &to)

@@ -472,67 +472,95 @@ pub fn speech_video() -> &'static (PathBuf, Vec<Utterance>) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/speech/librivox");
         let transcription = std::fs::read_to_string(dir.join("transcription"))
             .expect("assets/speech/librivox is missing: run scripts/setup.sh first");
-        let starts_ms = [3_000i64, 14_000, 27_000, 38_000, 49_000];
-        let mut args: Vec<String> = Vec::new();
-        let mut utterances = Vec::new();
-        let mut filters = String::new();
-        for (i, line) in transcription.lines().enumerate() {
+        let lines = transcription.lines().map(|line| {
             let (text, id) = line.rsplit_once(" (").expect("a transcription line");
+            let text = text.replace("<s>", "").replace("</s>", "");
             let wav = dir.join(format!("{}.wav", id.trim_end_matches(')')));
-            let samples = (std::fs::metadata(&wav).unwrap().len() - 44) / 2;
-            let start_ms = starts_ms[i];
-            utterances.push(Utterance {
-                start_ms,
-                end_ms: start_ms + (samples * 1000 / 16_000) as i64,
-                text: text
-                    .replace("<s>", "")
-                    .replace("</s>", "")
-                    .trim()
-                    .to_string(),
-            });
-            args.extend(["-i".into(), wav.to_str().unwrap().to_string()]);
-            filters.push_str(&format!("[{}:a]adelay={start_ms}:all=1[a{i}];", i + 1));
-        }
-        let inputs: String = (0..utterances.len()).map(|i| format!("[a{i}]")).collect();
-        filters.push_str(&format!(
-            "{inputs}amix=inputs={}:normalize=0,apad,atrim=0:60[a]",
-            utterances.len()
-        ));
-        let out = std::env::temp_dir().join(format!("reelforge-speech-{}.mp4", std::process::id()));
-        let mut all: Vec<String> = [
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x90:rate=25:duration=60",
-        ]
+            (wav, text.trim().to_string())
+        });
+        spoken_video(
+            "speech",
+            lines.collect(),
+            &[3_000, 14_000, 27_000, 38_000, 49_000],
+            60,
+        )
+    })
+}
+
+/// 40 s of test pattern with three of the Mandarin utterances scripts/setup.sh speaks
+/// (assets/mandarin.txt: zh04, zh07, zh10) at 3, 15 and 27 s. Made once per test binary.
+pub fn mandarin_video() -> &'static (PathBuf, Vec<Utterance>) {
+    static VIDEO: OnceLock<(PathBuf, Vec<Utterance>)> = OnceLock::new();
+    VIDEO.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/speech/mandarin");
+        let transcription = std::fs::read_to_string(dir.join("transcription"))
+            .expect("assets/speech/mandarin is missing: run scripts/setup.sh first");
+        let lines = transcription
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .filter(|(id, _)| ["zh04", "zh07", "zh10"].contains(id))
+            .map(|(id, text)| (dir.join(format!("{id}.wav")), text.to_string()));
+        spoken_video("mandarin", lines.collect(), &[3_000, 15_000, 27_000], 40)
+    })
+}
+
+/// `seconds` of test pattern with each 16 kHz mono WAV of `lines` spoken from its start
+/// in `starts_ms`.
+fn spoken_video(
+    name: &str,
+    lines: Vec<(PathBuf, String)>,
+    starts_ms: &[i64],
+    seconds: u32,
+) -> (PathBuf, Vec<Utterance>) {
+    let mut args: Vec<String> = Vec::new();
+    let mut utterances = Vec::new();
+    let mut filters = String::new();
+    for (i, ((wav, text), &start_ms)) in lines.into_iter().zip(starts_ms).enumerate() {
+        let samples = (std::fs::metadata(&wav).unwrap().len() - 44) / 2;
+        utterances.push(Utterance {
+            start_ms,
+            end_ms: start_ms + (samples * 1000 / 16_000) as i64,
+            text,
+        });
+        args.extend(["-i".into(), wav.to_str().unwrap().to_string()]);
+        filters.push_str(&format!("[{}:a]adelay={start_ms}:all=1[a{i}];", i + 1));
+    }
+    let inputs: String = (0..utterances.len()).map(|i| format!("[a{i}]")).collect();
+    filters.push_str(&format!(
+        "{inputs}amix=inputs={}:normalize=0,apad,atrim=0:{seconds}[a]",
+        utterances.len()
+    ));
+    let out = std::env::temp_dir().join(format!("reelforge-{name}-{}.mp4", std::process::id()));
+    let pattern = format!("testsrc2=size=160x90:rate=25:duration={seconds}");
+    let mut all: Vec<String> = ["-f", "lavfi", "-i", pattern.as_str()]
         .map(String::from)
         .to_vec();
-        all.extend(args);
-        all.extend(
-            [
-                "-filter_complex",
-                &filters,
-                "-map",
-                "0:v",
-                "-map",
-                "[a]",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "25",
-                "-c:a",
-                "aac",
-                "-t",
-                "60",
-                out.to_str().unwrap(),
-            ]
-            .map(String::from),
-        );
-        ffmpeg(&all.iter().map(String::as_str).collect::<Vec<_>>());
-        (out, utterances)
-    })
+    all.extend(args);
+    let seconds = seconds.to_string();
+    all.extend(
+        [
+            "-filter_complex",
+            &filters,
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-c:a",
+            "aac",
+            "-t",
+            seconds.as_str(),
+            out.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    ffmpeg(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    (out, utterances)
 }
 
 pub use reelforge_core::eval::word_error_rate;

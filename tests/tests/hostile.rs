@@ -144,6 +144,7 @@ fn bad_ingest_options(rng: &mut Rng) -> pb::IngestOptions {
         force: rng.one_in(2),
         slice_seconds: *rng.pick(&[f64::NAN, f64::INFINITY, -1.0, 1e12, -f64::MAX]),
         clip_seconds: nasty_f64(rng),
+        language: nasty_string(rng),
     }
 }
 
@@ -207,6 +208,7 @@ async fn one_request(
                         force: false,
                         slice_seconds: nasty_f64(rng),
                         clip_seconds: nasty_f64(rng),
+                        language: nasty_string(rng),
                     }),
                 })),
             };

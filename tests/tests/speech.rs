@@ -3,7 +3,10 @@
 
 use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
-use reelforge_tests::{ingest_path_done, speech_video, stored_video, word_error_rate, Server};
+use reelforge_tests::{
+    done_video_id, drain, ingest_path_done, mandarin_video, path_request, search_results,
+    speech_video, stored_video, word_error_rate, Server,
+};
 
 #[tokio::test]
 async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored() {
@@ -128,5 +131,90 @@ async fn speech_can_be_turned_off() {
     let stored = stored_video(&mut client, &video_id, false).await;
     assert!(stored.transcript.is_empty());
     assert_eq!(stored.summary.unwrap().transcriber, "");
+    server.stop().await;
+}
+
+/// A mixed library on the multilingual model: Mandarin speech (the language named at
+/// ingest) and English speech (told by the model). Each language's phrase finds its own
+/// video at rank 1, Chinese in either script; a language the model lacks is refused.
+#[tokio::test]
+async fn mandarin_and_english_speech_are_transcribed_and_each_found_by_its_own_phrase() {
+    let data = tempfile::tempdir().unwrap();
+    let (mandarin, zh_lines) = mandarin_video();
+    let (english, _) = speech_video();
+    let server = Server::start_with(
+        data.path(),
+        &[mandarin.parent().unwrap()],
+        &[("REELFORGE_TRANSCRIBER", "local:whisper-base")],
+    )
+    .await;
+    let mut client = server.client().await;
+
+    let refused = client
+        .ingest_path(pb::IngestPathRequest {
+            options: Some(pb::IngestOptions {
+                language: "klingon".into(),
+                ..Default::default()
+            }),
+            ..path_request(mandarin, 30.0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("language \"klingon\"")
+            && refused.message().contains("local:whisper-base")
+            && refused.message().contains("zh"),
+        "{refused:?}"
+    );
+
+    let stream = client
+        .ingest_path(pb::IngestPathRequest {
+            options: Some(pb::IngestOptions {
+                language: "zh".into(),
+                ..Default::default()
+            }),
+            ..path_request(mandarin, 30.0)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (events, status) = drain(stream).await;
+    status.unwrap();
+    let zh_id = done_video_id(&events);
+    let (_, en_id) = ingest_path_done(&mut client, english, 30.0).await;
+
+    let zh = stored_video(&mut client, &zh_id, false).await;
+    let heard: Vec<&str> = zh.transcript.iter().map(|s| s.text.as_str()).collect();
+    eprintln!("Mandarin heard as {heard:?} (said: {zh_lines:?})");
+    assert!(!zh.transcript.is_empty());
+    assert!(zh.transcript.iter().all(|s| s.language == "zh"), "{zh:?}");
+    let en = stored_video(&mut client, &en_id, false).await;
+    assert!(en.transcript.iter().all(|s| s.language == "en"), "{en:?}");
+
+    let mut search = pb::search_client::SearchClient::new(server.channel().await);
+    let top = |query: &str| pb::SearchRequest {
+        query: query.into(),
+        mode: pb::SearchMode::Transcript as i32,
+        top_k: 5,
+        ..Default::default()
+    };
+    // Simplified and traditional queries for "the last minute of the match" (said in
+    // zh10 at 27 s), and an English line.
+    for (query, want, at_ms) in [
+        ("比赛最后", &zh_id, 27_000),
+        ("比賽最後", &zh_id, 27_000),
+        ("had he married a more amiable woman", &en_id, 38_000),
+    ] {
+        let results = search_results(&mut search, top(query)).await.unwrap();
+        let first = results
+            .first()
+            .unwrap_or_else(|| panic!("{query:?} found nothing"));
+        assert_eq!(&first.video_id, want, "{query:?}: {results:?}");
+        assert!(
+            first.start_ms <= at_ms + 1_000 && first.end_ms >= at_ms,
+            "{query:?}: {first:?}"
+        );
+    }
     server.stop().await;
 }

@@ -132,7 +132,35 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
             .filter(|w| !w.is_empty())
             .collect()
     };
-    let (r, h) = (norm(reference), norm(hypothesis));
+    error_rate(&norm(reference), &norm(hypothesis))
+}
+
+/// `text` with traditional Chinese characters replaced by their simplified forms (one
+/// character for one; everything else unchanged). Whisper writes Mandarin in either.
+pub fn simplified(text: &str) -> String {
+    fast2s::convert(text)
+}
+
+/// The characters a character error rate compares: letters and digits, lowercased, Chinese
+/// in simplified form (the same words written in either script are not errors;
+/// punctuation, full-width or not, and spaces dropped).
+pub fn cer_chars(text: &str) -> Vec<char> {
+    simplified(text)
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Character error rate of `hypothesis` against `reference` (the measure for Chinese,
+/// which has no spaces between words): character-level edit distance over the reference's
+/// length, over `cer_chars`.
+pub fn character_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    error_rate(&cer_chars(reference), &cer_chars(hypothesis))
+}
+
+/// Edit distance (substitutions, insertions, deletions) over the reference's length.
+fn error_rate<T: PartialEq>(r: &[T], h: &[T]) -> f64 {
     if r.is_empty() {
         return if h.is_empty() { 0.0 } else { 1.0 };
     }
@@ -151,6 +179,21 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn character_error_rate_counts_characters_not_punctuation() {
+        assert_eq!(
+            character_error_rate("今天，天气很好。", "今天天气很好"),
+            0.0
+        );
+        // One substitution (气 -> 汽) and one deletion (好) over 6 characters.
+        let cer = character_error_rate("今天天气很好", "今天天汽很");
+        assert!((cer - 2.0 / 6.0).abs() < 1e-9, "{cer}");
+        assert_eq!(character_error_rate("", ""), 0.0);
+        assert_eq!(character_error_rate("", "多"), 1.0);
+        assert_eq!(character_error_rate("Stage 3", "stage3"), 0.0);
+        assert_eq!(character_error_rate("比赛", "比賽"), 0.0);
+    }
 
     #[test]
     fn evaluation_matches_truth_and_predictions_one_to_one() {

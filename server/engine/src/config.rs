@@ -143,6 +143,9 @@ pub struct IngestConfig {
     pub analysis_concurrency: usize,
     /// Largest accepted upload.
     pub max_upload_bytes: u64,
+    /// The language spoken in ingested videos, as the speech model's code ("zh", "en"),
+    /// unless a request names one; "" or "auto": the model tells, per 30 s window.
+    pub language: String,
 }
 
 impl Default for EngineConfig {
@@ -175,6 +178,7 @@ impl Default for IngestConfig {
             max_concurrent_jobs: 2,
             analysis_concurrency: 4,
             max_upload_bytes: 8 << 30,
+            language: String::new(),
         }
     }
 }
@@ -202,6 +206,7 @@ impl EngineConfig {
             "MAX_CONCURRENT_JOBS" => self.ingest.max_concurrent_jobs = parse_env(name, value)?,
             "ANALYSIS_CONCURRENCY" => self.ingest.analysis_concurrency = parse_env(name, value)?,
             "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse_env(name, value)?,
+            "INGEST_LANGUAGE" => self.ingest.language = value.into(),
             "HIGHLIGHTS_MAX_AGE_DAYS" => self.highlights.max_age_days = parse_env(name, value)?,
             "HIGHLIGHTS_MAX_BYTES" => self.highlights.max_bytes = parse_env(name, value)?,
             "WATCH_SOURCES" => {

@@ -178,12 +178,13 @@ impl ModelsConfig {
             )));
         }
         self.bedrock.validate()?;
-        let transcribers = [crate::WhisperTranscriber::NAME, "none"];
-        if !transcribers.contains(&self.transcriber.as_str()) {
+        if self.transcriber != "none"
+            && !crate::whisper::MODELS.contains(&self.transcriber.as_str())
+        {
             return Err(Error::invalid(format!(
-                "models.transcriber {:?} is not available (available: {})",
+                "models.transcriber {:?} is not available (available: {}, none)",
                 self.transcriber,
-                transcribers.join(", ")
+                crate::whisper::MODELS.join(", ")
             )));
         }
         let image = self.image_embedder.as_str();

@@ -308,6 +308,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             start_ms: 60_000,
             samples: samples.clone(),
             is_final: true,
+            language: None,
         })
         .await
         .expect("transcribes");
@@ -331,6 +332,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             start_ms: 0,
             samples: vec![0f32; 20 * rate],
             is_final: true,
+            language: None,
         })
         .await
         .expect("silence transcribes");
@@ -342,6 +344,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             start_ms: 5_000,
             samples: Vec::new(),
             is_final: true,
+            language: None,
         })
         .await
         .expect("empty audio transcribes");
@@ -356,6 +359,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             start_ms: 0,
             samples: samples[..cut].to_vec(),
             is_final: false,
+            language: None,
         })
         .await
         .expect("partial audio transcribes");

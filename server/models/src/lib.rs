@@ -25,8 +25,8 @@ pub use clip::{ClipEmbedder, ImageTextEmbedder};
 pub use config::ModelsConfig;
 pub use minilm::MiniLmEmbedder;
 pub use providers::{
-    default_reranker, load_default_text_embedder, load_default_transcriber, load_image_embedder,
-    load_transcriber, Providers,
+    default_reranker, load_default_text_embedder, load_image_embedder, load_transcriber,
+    load_whisper, Providers,
 };
 pub use reelforge_media::images::RgbImage;
 pub use rerank::{lexical_overlap, EmbeddingReranker};
@@ -104,6 +104,9 @@ pub struct SpeechAudio {
     /// No audio follows. When false, speech running into the end may be left unsettled
     /// (see `Transcription::settled_ms`) for the caller to send again with what follows.
     pub is_final: bool,
+    /// The language spoken (a code from `Transcriber::languages`), or `None` to let the
+    /// model tell.
+    pub language: Option<String>,
 }
 
 /// Speech in a video: what was said and when, on the video's timeline.
@@ -116,6 +119,10 @@ pub struct TranscriptSegment {
     pub avg_logprob: f32,
     /// The model's probability that the window held no speech.
     pub no_speech_prob: f32,
+    /// The language spoken, as the model's code ("en", "zh", ...); empty in transcripts
+    /// stored before languages were recorded.
+    #[serde(default)]
+    pub language: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -133,6 +140,8 @@ pub struct Transcription {
 pub trait Transcriber: Send + Sync {
     /// Stable name recorded with transcripts, e.g. "local:whisper-tiny-en".
     fn name(&self) -> &str;
+    /// The languages it transcribes, as the codes `SpeechAudio::language` takes.
+    fn languages(&self) -> Vec<String>;
     fn transcribe<'a>(&'a self, audio: SpeechAudio) -> BoxFuture<'a, Result<Transcription>>;
 }
 

@@ -166,7 +166,13 @@ pub fn load_transcriber(models: &ModelsConfig) -> Result<Option<WhisperTranscrib
     if models.transcriber == "none" {
         return Ok(None);
     }
-    load_default_transcriber(&models.dir, models.threads, models.speech_gate_db).map(Some)
+    load_whisper(
+        &models.dir,
+        &models.transcriber,
+        models.threads,
+        models.speech_gate_db,
+    )
+    .map(Some)
 }
 
 /// The configured image-text embedder, or `None` when `models.image_embedder` is empty.
@@ -177,17 +183,20 @@ pub fn load_image_embedder(models: &ModelsConfig) -> Result<Option<ClipEmbedder>
     }
 }
 
-/// The offline default speech model from the models directory.
-pub fn load_default_transcriber(
+/// An offline speech model (a name in `whisper::MODELS`) from the models directory.
+pub fn load_whisper(
     models_dir: &Path,
+    name: &str,
     threads: usize,
     gate_db: f32,
 ) -> Result<WhisperTranscriber> {
-    WhisperTranscriber::load(
-        &models_dir.join(WhisperTranscriber::DIR_NAME),
-        threads,
-        gate_db,
-    )
+    let dir = WhisperTranscriber::dir_of(models_dir, name).ok_or_else(|| {
+        Error::invalid(format!(
+            "models.transcriber {name:?} is not available (available: {}, none)",
+            crate::whisper::MODELS.join(", ")
+        ))
+    })?;
+    WhisperTranscriber::load(&dir, threads, gate_db)
 }
 
 /// The offline default reranker: the text embedder's cosine blended with lexical overlap.

@@ -28,13 +28,21 @@ pub fn text_embedder() -> &'static MiniLmEmbedder {
     })
 }
 
-/// The offline speech model, loaded once per process.
+/// The offline speech model (English), loaded once per process.
 pub fn transcriber() -> &'static WhisperTranscriber {
     static MODEL: OnceLock<WhisperTranscriber> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        crate::load_default_transcriber(&models_dir(), 1, crate::whisper::DEFAULT_GATE_DB)
-            .expect("the offline speech model is installed (scripts/setup.sh)")
-    })
+    MODEL.get_or_init(|| whisper(WhisperTranscriber::TINY_EN))
+}
+
+/// The multilingual offline speech model, loaded once per process.
+pub fn multilingual_transcriber() -> &'static WhisperTranscriber {
+    static MODEL: OnceLock<WhisperTranscriber> = OnceLock::new();
+    MODEL.get_or_init(|| whisper(WhisperTranscriber::BASE))
+}
+
+fn whisper(name: &str) -> WhisperTranscriber {
+    crate::load_whisper(&models_dir(), name, 1, crate::whisper::DEFAULT_GATE_DB)
+        .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
 }
 
 /// Writes a tiny CLIP with random weights in the layout users' models have (config,

@@ -1,4 +1,4 @@
-//! Transcript chunking: split at sentence ends (`.` `!` `?` and CJK `。！？`), pack
+//! Transcript chunking: split at sentence ends (`.` `!` `?` and CJK `。！？；…．`), pack
 //! sentences into chunks of at most `MAX_CHARS` characters, keep a short last chunk, and
 //! give each chunk the times of the speech it covers.
 
@@ -14,7 +14,7 @@ pub struct Timed {
 }
 
 fn is_sentence_end(c: char) -> bool {
-    matches!(c, '.' | '!' | '?' | '。' | '！' | '？')
+    matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '；' | '…' | '．')
 }
 
 /// Sentences of one segment, each with the share of the segment's time its characters

@@ -1,12 +1,14 @@
 //! Text analysis for the inverted index: Unicode word segmentation (UAX #29), lowercase,
 //! English stemming (Snowball), optional English stop words, and Chinese word segmentation
-//! with jieba (its dictionary is compiled in). Queries and documents go through the same
+//! with jieba (its dictionary is compiled in), traditional characters folded to simplified
+//! first (so 比賽 and 比赛 are one term). Queries and documents go through the same
 //! analysis, so a query term matches the forms a document used.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use jieba_rs::Jieba;
+use reelforge_core::eval::simplified;
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -97,8 +99,16 @@ impl Analyzer {
         self.tokens(text).into_iter().map(|t| t.term).collect()
     }
 
-    /// A run of Han characters, cut into words by jieba.
+    /// A run of Han characters in simplified form, cut into words by jieba.
     fn han_tokens(&self, run: &str, start: usize, out: &mut Vec<Token>) {
+        let folded = simplified(run);
+        // Folding maps characters one to one; where a character's UTF-8 length changed,
+        // the byte ranges would not point into `run`, so the run is segmented as written.
+        let run = if folded.len() == run.len() {
+            folded.as_str()
+        } else {
+            run
+        };
         // Search mode also yields the shorter words inside long ones ("足球比赛" → "足球",
         // "比赛", "足球比赛"), so a query for either part matches.
         for piece in jieba().cut_for_search(run, true) {
@@ -155,6 +165,20 @@ mod tests {
         assert!(terms.contains(&"足球".to_string()), "{terms:?}");
         assert!(terms.contains(&"比赛".to_string()), "{terms:?}");
         assert!(!terms.iter().any(|t| t.is_empty()));
+    }
+
+    #[test]
+    fn traditional_and_simplified_chinese_are_one_term() {
+        let a = Analyzer::new(true);
+        let traditional = a.tokens("比賽最後一分鐘進球");
+        let terms: Vec<&str> = traditional.iter().map(|t| t.term.as_str()).collect();
+        assert_eq!(terms, a.terms("比赛最后一分钟进球"), "{terms:?}");
+        assert!(terms.contains(&"比赛"), "{terms:?}");
+        // The ranges still point into the text as written.
+        let text = "比賽最後一分鐘進球";
+        let first = &traditional[0];
+        assert_eq!(&text[first.start..first.end], "比賽");
+        assert_eq!(simplified("Stage 3 比賽"), "Stage 3 比赛");
     }
 
     #[test]

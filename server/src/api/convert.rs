@@ -20,6 +20,7 @@ pub fn options(caller: &Caller, o: Option<pb::IngestOptions>) -> IngestOptions {
         force,
         slice_seconds,
         clip_seconds,
+        language,
     } = o.unwrap_or_default();
     IngestOptions {
         tenant: caller.tenant.clone(),
@@ -27,6 +28,7 @@ pub fn options(caller: &Caller, o: Option<pb::IngestOptions>) -> IngestOptions {
         force,
         slice_seconds,
         clip_seconds,
+        language,
     }
 }
 
@@ -134,6 +136,7 @@ pub fn transcript_segment(s: &TranscriptSegment) -> pb::TranscriptSegment {
         text: s.text.clone(),
         avg_logprob: s.avg_logprob,
         no_speech_prob: s.no_speech_prob,
+        language: s.language.clone(),
     }
 }
 

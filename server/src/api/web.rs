@@ -267,9 +267,11 @@ struct UploadQuery {
     slice_seconds: f64,
     #[serde(default)]
     force: bool,
+    #[serde(default)]
+    language: String,
 }
 
-/// `POST /api/upload?filename=NAME[&slice_seconds=S][&force=true]` with the file as the
+/// `POST /api/upload?filename=NAME[&slice_seconds=S][&force=true][&language=zh]` with the file as the
 /// body: the upload the browser cannot stream over gRPC-Web. Answers `{job_id}` as soon as
 /// the ingest starts; the page follows it with `WatchJob` (gRPC-Web).
 async fn upload(
@@ -300,6 +302,7 @@ async fn upload(
             slice_seconds: q.slice_seconds,
             force: q.force,
             clip_seconds: 0.0,
+            language: q.language,
         };
         let mut upload = super::ingest::begin_upload(
             &web.ingest,

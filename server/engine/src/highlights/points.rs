@@ -298,6 +298,7 @@ mod tests {
             text: text.into(),
             avg_logprob: -0.2,
             no_speech_prob: p,
+            language: "en".into(),
         };
         let t = [line(" what a goal ", 0.1), line("hmm", 0.9), line(" ", 0.0)];
         let points = points_from(&analysed, &t, "whisper", true);

@@ -122,6 +122,7 @@ impl Ingest {
             force: true,
             slice_seconds: video.slice_ms as f64 / 1000.0,
             clip_seconds: video.clip_ms as f64 / 1000.0,
+            language: String::new(),
         };
         self.start(source, options).await
     }
@@ -132,7 +133,7 @@ impl Ingest {
         path: &str,
         options: IngestOptions,
     ) -> Result<Arc<JobHandle>> {
-        options.resolve(&self.config.ingest)?;
+        options.resolve(&self.config.ingest, self.providers.transcriber.as_deref())?;
         let tenant = options.tenant().to_string();
         let roots = self.config.roots_for(&tenant).to_vec();
         if roots.is_empty() && tenant != crate::DEFAULT_TENANT {
@@ -170,7 +171,7 @@ impl Ingest {
         options: IngestOptions,
     ) -> Result<Upload> {
         self.check_accepting()?;
-        options.resolve(&self.config.ingest)?;
+        options.resolve(&self.config.ingest, self.providers.transcriber.as_deref())?;
         Upload::begin(self.clone(), filename, expected_size, options).await
     }
 
@@ -233,7 +234,9 @@ impl Ingest {
         options: IngestOptions,
     ) -> Result<Arc<JobHandle>> {
         self.check_accepting()?;
-        let (slice_ms, clip_ms) = options.resolve(&self.config.ingest)?;
+        let resolved =
+            options.resolve(&self.config.ingest, self.providers.transcriber.as_deref())?;
+        let (slice_ms, clip_ms) = (resolved.slice_ms, resolved.clip_ms);
         let sha256 = match source.sha256.clone() {
             Some(sha) => sha,
             None => {
@@ -314,6 +317,7 @@ impl Ingest {
             clip_ms,
             slices,
             subtitles,
+            language: resolved.language,
         };
         let handle = JobHandle::new(JobRecord {
             kind: JobKind::Ingest,

@@ -336,8 +336,15 @@ impl<'a> Pipeline<'a> {
         let speech = async {
             match transcriber {
                 Some(t) => {
-                    self.transcribe_slices(t, speech_rx, writer, sink, speech_before)
-                        .await
+                    self.transcribe_slices(
+                        t,
+                        p.language.clone(),
+                        speech_rx,
+                        writer,
+                        sink,
+                        speech_before,
+                    )
+                    .await
                 }
                 None => Ok(SpeechStats::default()),
             }
@@ -548,6 +555,7 @@ impl<'a> Pipeline<'a> {
     async fn transcribe_slices(
         &self,
         transcriber: &dyn Transcriber,
+        language: Option<String>,
         mut jobs: mpsc::Receiver<SpeechJob>,
         writer: &VideoWriter,
         sink: &dyn IngestSink,
@@ -569,6 +577,7 @@ impl<'a> Pipeline<'a> {
                     start_ms,
                     samples: samples.clone(),
                     is_final: job.is_final,
+                    language: language.clone(),
                 })
                 .await?;
             if !job.is_final && out.settled_ms < end_ms {
@@ -1159,6 +1168,7 @@ mod tests {
             slice_ms: 2_000,
             clip_ms: 2_000,
             subtitles: Vec::new(),
+            language: None,
         };
         (dir, config, prepared)
     }
@@ -1320,6 +1330,7 @@ mod resume_tests {
                 })
                 .collect(),
             subtitles: vec![],
+            language: None,
         }
     }
 

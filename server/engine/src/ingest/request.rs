@@ -2,6 +2,8 @@
 
 use reelforge_core::error::{Error, Result};
 
+use reelforge_models::Transcriber;
+
 use crate::config::{IngestConfig, CLIP_SECONDS_RANGE, SLICE_SECONDS_RANGE};
 
 /// Per-request ingest options; zero means "the server's default".
@@ -14,6 +16,18 @@ pub struct IngestOptions {
     pub force: bool,
     pub slice_seconds: f64,
     pub clip_seconds: f64,
+    /// The language spoken, as the speech model's code; "": the server's
+    /// `ingest.language`; "auto": the model tells.
+    pub language: String,
+}
+
+/// An ingest's options with the server's defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub slice_ms: i64,
+    pub clip_ms: i64,
+    /// The language speech is transcribed in; `None`: the model tells (or no speech model).
+    pub language: Option<String>,
 }
 
 impl IngestOptions {
@@ -26,8 +40,13 @@ impl IngestOptions {
         }
     }
 
-    /// Slice and clip lengths in ms, checked against the allowed ranges.
-    pub fn resolve(&self, config: &IngestConfig) -> Result<(i64, i64)> {
+    /// Slice and clip lengths in ms, checked against the allowed ranges, and the language,
+    /// checked against the speech model's (`None`: speech is not transcribed).
+    pub fn resolve(
+        &self,
+        config: &IngestConfig,
+        transcriber: Option<&dyn Transcriber>,
+    ) -> Result<Resolved> {
         let pick = |name: &str,
                     requested: f64,
                     default: f64,
@@ -56,7 +75,33 @@ impl IngestOptions {
             config.clip_seconds,
             CLIP_SECONDS_RANGE,
         )?;
-        Ok((slice_ms, clip_ms))
+        let (field, language) = match self.language.trim() {
+            "" => (
+                "ingest.language in the server's configuration",
+                config.language.trim(),
+            ),
+            requested => ("language", requested),
+        };
+        let language = match (language, transcriber) {
+            ("" | "auto", _) | (_, None) => None,
+            (code, Some(model)) => {
+                let known = model.languages();
+                if !known.iter().any(|k| k == code) {
+                    return Err(Error::invalid(format!(
+                        "{field} {code:?} is not a language {} transcribes: use \"auto\" to \
+                         let it tell, or one of {}",
+                        model.name(),
+                        known.join(", ")
+                    )));
+                }
+                Some(code.to_string())
+            }
+        };
+        Ok(Resolved {
+            slice_ms,
+            clip_ms,
+            language,
+        })
     }
 }
 
@@ -67,18 +112,16 @@ mod tests {
     #[test]
     fn lengths_default_and_validate() {
         let config = IngestConfig::default();
-        assert_eq!(
-            IngestOptions::default().resolve(&config).unwrap(),
-            (30_000, 2_000)
-        );
+        let resolved = IngestOptions::default().resolve(&config, None).unwrap();
+        assert_eq!((resolved.slice_ms, resolved.clip_ms), (30_000, 2_000));
         let opts = |s: f64| IngestOptions {
             tenant: String::new(),
             slice_seconds: s,
             ..Default::default()
         };
-        assert_eq!(opts(4.0).resolve(&config).unwrap().0, 4_000);
+        assert_eq!(opts(4.0).resolve(&config, None).unwrap().slice_ms, 4_000);
         for bad in [-1.0, 0.2, 601.0, f64::NAN, f64::INFINITY, 1e300] {
-            let err = opts(bad).resolve(&config).unwrap_err().to_string();
+            let err = opts(bad).resolve(&config, None).unwrap_err().to_string();
             assert!(err.contains("slice_seconds"), "{err}");
         }
     }

@@ -225,6 +225,10 @@ pub struct PreparedIngest {
     pub slices: Vec<PlannedSlice>,
     /// Subtitles from sidecar files and subtitle streams, read before the job started.
     pub subtitles: Vec<SubtitleRecord>,
+    /// The language spoken, when the request or `ingest.language` named one; `None`: the
+    /// speech model tells per window.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// What an ingest job reports, in order; kept with the job so it can be replayed.
