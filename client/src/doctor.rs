@@ -244,6 +244,21 @@ async fn run_checks(args: &ConnectArgs) -> Vec<Check> {
         .map(|m| format!("{} {}", m.role, m.name))
         .collect();
     checks.push(check("models", Status::Ok, named.join(", ")));
+    if !info.speech_languages.is_empty() {
+        let assumed = match info.ingest_language.as_str() {
+            "" | "auto" => "told by the model unless an ingest names one (--language)".into(),
+            code => format!("{code} unless an ingest names another (--language)"),
+        };
+        checks.push(check(
+            "speech",
+            Status::Ok,
+            format!(
+                "languages {} ({}); spoken language {assumed}",
+                info.speech_languages.join(" "),
+                info.speech_languages.len()
+            ),
+        ));
+    }
     for m in info.models.iter().filter(|m| m.name.is_empty()) {
         let (what, fix) = match m.role.as_str() {
             "transcriber" => (

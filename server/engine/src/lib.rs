@@ -139,6 +139,10 @@ pub struct About {
     pub ffmpeg: String,
     pub ffprobe: String,
     pub search_backend: &'static str,
+    /// The codes of the languages the speech model transcribes (empty: none).
+    pub speech_languages: Vec<String>,
+    /// `ingest.language` ("" or "auto": the model tells).
+    pub ingest_language: String,
 }
 
 impl About {
@@ -172,6 +176,9 @@ impl Engine {
 
     fn open_with(config: EngineConfig, providers: Providers, reset_search: bool) -> Result<Engine> {
         config.validate()?;
+        // The configured defaults must suit the loaded models (ingest.language).
+        ingest::IngestOptions::default()
+            .resolve(&config.ingest, providers.transcriber.as_deref())?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("db"), config.store_cache_mb << 20)?;
         let jobs = Arc::new(Jobs::open(store.clone())?);
@@ -232,6 +239,12 @@ impl Engine {
             ffmpeg: config.ffmpeg.clone(),
             ffprobe: config.ffprobe.clone(),
             search_backend: "embedded",
+            speech_languages: providers
+                .transcriber
+                .as_ref()
+                .map(|t| t.languages())
+                .unwrap_or_default(),
+            ingest_language: config.ingest.language.clone(),
         });
         let bedrock = config.models.bedrock.clone();
         let (watch_config, roots, data_dir) = (

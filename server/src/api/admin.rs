@@ -230,6 +230,8 @@ impl pb::admin_server::Admin for AdminApi {
             tls,
             client_certificates,
             search_backend: about.search_backend.to_string(),
+            speech_languages: about.speech_languages.clone(),
+            ingest_language: about.ingest_language.clone(),
         }))
     }
 }

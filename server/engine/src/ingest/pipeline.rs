@@ -92,6 +92,9 @@ struct SpeechStats {
     decoded_ms: i64,
     /// The transcript's opening words, for the summary.
     opening: Vec<String>,
+    /// How many words `opening` holds, a Chinese or Japanese character counting as one
+    /// (those languages put no spaces between words).
+    opening_words: usize,
 }
 
 impl SpeechStats {
@@ -99,10 +102,37 @@ impl SpeechStats {
     fn add(&mut self, segments: &[TranscriptSegment], text: &str) {
         self.chunks += 1;
         self.segments += segments.len() as u32;
-        let room = SUMMARY_SPEECH_WORDS.saturating_sub(self.opening.len());
-        self.opening
-            .extend(text.split_whitespace().take(room).map(String::from));
+        for word in text.split_whitespace() {
+            let room = SUMMARY_SPEECH_WORDS.saturating_sub(self.opening_words);
+            if room == 0 {
+                break;
+            }
+            let cjk = word.chars().filter(|&c| is_cjk(c)).count();
+            if cjk == 0 {
+                self.opening.push(word.to_string());
+                self.opening_words += 1;
+                continue;
+            }
+            let mut taken = String::new();
+            let mut counted = 0;
+            for c in word.chars() {
+                if is_cjk(c) {
+                    if counted == room {
+                        break;
+                    }
+                    counted += 1;
+                }
+                taken.push(c);
+            }
+            self.opening.push(taken);
+            self.opening_words += counted;
+        }
     }
+}
+
+/// Kana and Han: scripts written without spaces between words.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF)
 }
 
 /// Samples per millisecond of the decoder's 16 kHz audio.
@@ -1171,6 +1201,22 @@ mod tests {
             language: None,
         };
         (dir, config, prepared)
+    }
+
+    #[test]
+    fn the_summary_opens_with_forty_words_or_forty_chinese_characters() {
+        let mut english = SpeechStats::default();
+        english.add(&[], &"word ".repeat(30));
+        english.add(&[], &"more ".repeat(30));
+        assert_eq!(english.opening.len(), 40);
+        assert_eq!(english.opening.last().map(String::as_str), Some("more"));
+        let mut chinese = SpeechStats::default();
+        let sentence = "比赛最后一分钟，前锋打进了制胜一球。";
+        chinese.add(&[], &format!("{sentence} {sentence} {sentence}"));
+        let opening = chinese.opening.join(" ");
+        let han = opening.chars().filter(|&c| is_cjk(c)).count();
+        assert_eq!(han, 40, "{opening}");
+        assert!(opening.starts_with(sentence), "{opening}");
     }
 
     #[tokio::test]

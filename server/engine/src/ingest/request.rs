@@ -125,4 +125,32 @@ mod tests {
             assert!(err.contains("slice_seconds"), "{err}");
         }
     }
+
+    #[test]
+    fn a_language_is_the_requests_else_the_servers_and_one_the_model_knows() {
+        let english_only: &dyn Transcriber = reelforge_models::testing::transcriber();
+        let mut config = IngestConfig::default();
+        let with = |language: &str| IngestOptions {
+            language: language.into(),
+            ..Default::default()
+        };
+        let language = |o: IngestOptions, c: &IngestConfig| {
+            o.resolve(c, Some(english_only)).map(|r| r.language)
+        };
+        assert_eq!(language(with(""), &config).unwrap(), None);
+        assert_eq!(language(with("auto"), &config).unwrap(), None);
+        assert_eq!(language(with("en"), &config).unwrap(), Some("en".into()));
+        let err = language(with("zh"), &config).unwrap_err().to_string();
+        assert!(
+            err.starts_with("language \"zh\"") && err.contains("local:whisper-tiny-en"),
+            "{err}"
+        );
+        config.language = "zh".into();
+        let err = language(with(""), &config).unwrap_err().to_string();
+        assert!(err.starts_with("ingest.language"), "{err}");
+        // The request's own language wins over the server's.
+        assert_eq!(language(with("auto"), &config).unwrap(), None);
+        // Without a speech model there is nothing to check.
+        assert_eq!(with("zh").resolve(&config, None).unwrap().language, None);
+    }
 }
