@@ -150,14 +150,15 @@ async fn mandarin_and_english_speech_are_transcribed_and_each_found_by_its_own_p
     .await;
     let mut client = server.client().await;
 
+    let in_language = |language: &str| pb::IngestPathRequest {
+        options: Some(pb::IngestOptions {
+            language: language.into(),
+            ..Default::default()
+        }),
+        ..path_request(mandarin, 30.0)
+    };
     let refused = client
-        .ingest_path(pb::IngestPathRequest {
-            options: Some(pb::IngestOptions {
-                language: "klingon".into(),
-                ..Default::default()
-            }),
-            ..path_request(mandarin, 30.0)
-        })
+        .ingest_path(in_language("klingon"))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
@@ -169,13 +170,7 @@ async fn mandarin_and_english_speech_are_transcribed_and_each_found_by_its_own_p
     );
 
     let stream = client
-        .ingest_path(pb::IngestPathRequest {
-            options: Some(pb::IngestOptions {
-                language: "zh".into(),
-                ..Default::default()
-            }),
-            ..path_request(mandarin, 30.0)
-        })
+        .ingest_path(in_language("zh"))
         .await
         .unwrap()
         .into_inner();

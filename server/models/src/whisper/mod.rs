@@ -254,10 +254,15 @@ struct Decoded {
 }
 
 impl Decoded {
-    fn unreliable(&self, text_tokens: usize) -> bool {
-        self.avg_logprob < w::LOGPROB_THRESHOLD
-            || !self.finished
-            || repetitive(text_tokens, &self.tokens)
+    /// Unlikely, cut off, or a token loop (`eot`: where text tokens end).
+    fn unreliable(&self, eot: u32) -> bool {
+        self.avg_logprob < w::LOGPROB_THRESHOLD || !self.finished || self.looped(eot)
+    }
+
+    /// Many text tokens, few distinct trigrams.
+    fn looped(&self, eot: u32) -> bool {
+        let text_tokens = self.tokens.iter().filter(|&&t| t < eot).count();
+        repetitive(text_tokens, &self.tokens)
     }
 }
 
@@ -327,12 +332,7 @@ impl Inner {
                     temperature,
                     attempt,
                 )?;
-                let text_tokens = decoded
-                    .tokens
-                    .iter()
-                    .filter(|&&t| t < self.special.eot)
-                    .count();
-                let unreliable = decoded.unreliable(text_tokens);
+                let unreliable = decoded.unreliable(self.special.eot);
                 let better = best
                     .as_ref()
                     .is_none_or(|b| decoded.avg_logprob > b.avg_logprob);
@@ -348,14 +348,7 @@ impl Inner {
             let decoded = best.expect("at least one attempt");
             // A token loop ("祝祝祝...", "1中1中...") at every temperature is never what was
             // said: the window's text is dropped rather than stored.
-            let looped = repetitive(
-                decoded
-                    .tokens
-                    .iter()
-                    .filter(|&&t| t < self.special.eot)
-                    .count(),
-                &decoded.tokens,
-            );
+            let looped = decoded.looped(self.special.eot);
             // Whisper's own rule drops a window the model calls silent and is unsure of.
             // Music and effects make tiny models mumble ("Mmm.", "Thank you.") with
             // middling no-speech scores, so an unsure window with a fair chance of no
@@ -770,15 +763,37 @@ mod tests {
     /// LibriVox read speech from Debian's pocketsphinx-testdata (scripts/setup.sh
     /// unpacks it): `(16 kHz mono samples, reference transcript)` per utterance.
     pub(crate) fn librivox() -> Vec<(Vec<f32>, String)> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/speech/librivox");
-        let transcription = std::fs::read_to_string(dir.join("transcription"))
-            .expect("assets/speech/librivox is installed (scripts/setup.sh)");
-        transcription
+        utterances("librivox", |line| {
+            let (text, id) = line.rsplit_once(" (")?;
+            let text = text.replace("<s>", "").replace("</s>", "");
+            Some((id.trim_end_matches(')').to_string(), text))
+        })
+    }
+
+    /// Mandarin read speech (scripts/setup.sh speaks assets/mandarin.txt with espeak-ng):
+    /// `(16 kHz mono samples, reference text)` per utterance.
+    fn mandarin() -> Vec<(Vec<f32>, String)> {
+        utterances("mandarin", |line| {
+            let (id, text) = line.split_once(' ')?;
+            Some((id.to_string(), text.to_string()))
+        })
+    }
+
+    /// The utterances under `assets/speech/<set>`: each line of its `transcription` read
+    /// by `line` into the WAV file's stem and the text said in it.
+    fn utterances(
+        set: &str,
+        line: impl Fn(&str) -> Option<(String, String)>,
+    ) -> Vec<(Vec<f32>, String)> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/speech")
+            .join(set);
+        let listing = std::fs::read_to_string(dir.join("transcription"))
+            .unwrap_or_else(|_| panic!("assets/speech/{set} is installed (scripts/setup.sh)"));
+        listing
             .lines()
-            .filter_map(|line| {
-                let (text, id) = line.rsplit_once(" (")?;
-                let id = id.trim_end_matches(')');
-                let text = text.replace("<s>", "").replace("</s>", "");
+            .filter_map(|l| {
+                let (id, text) = line(l)?;
                 let wav = std::fs::read(dir.join(format!("{id}.wav"))).ok()?;
                 Some((wav_samples(&wav), text.trim().to_string()))
             })
@@ -820,22 +835,6 @@ mod tests {
             speech.len() / 16_000
         );
         assert!(wer <= 0.25, "word error rate {wer}");
-    }
-
-    /// Mandarin read speech (scripts/setup.sh speaks assets/mandarin.txt with espeak-ng):
-    /// `(16 kHz mono samples, reference text)` per utterance.
-    fn mandarin() -> Vec<(Vec<f32>, String)> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/speech/mandarin");
-        let listing = std::fs::read_to_string(dir.join("transcription"))
-            .expect("assets/speech/mandarin is installed (scripts/setup.sh)");
-        listing
-            .lines()
-            .filter_map(|line| {
-                let (id, text) = line.split_once(' ')?;
-                let wav = std::fs::read(dir.join(format!("{id}.wav"))).ok()?;
-                Some((wav_samples(&wav), text.trim().to_string()))
-            })
-            .collect()
     }
 
     #[test]
