@@ -65,11 +65,16 @@ with zipfile.ZipFile(wheel) as z:
 PY
 }
 
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-  echo "setup: installing ffmpeg"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# apt_install PACKAGE WHAT: installs one of Debian's packages (WHAT says what for).
+apt_install() {
+  echo "setup: installing Debian's $1 ($2)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$1" >/dev/null
+}
+
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  apt_install ffmpeg "ffmpeg and ffprobe"
 fi
 
 mkdir -p "$SAMPLES"
@@ -111,10 +116,7 @@ npm_ci web @connectrpc/connect-web "the web page's packages"
 
 # Debian's Chromium, which the web page's test drives headless.
 if ! command -v chromium >/dev/null; then
-  echo "setup: installing Debian's chromium (the web page's browser test)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  apt_install chromium "the web page's browser test"
 fi
 
 if [ ! -f "$SAMPLES/bikes.mp4" ] || [ ! -f "$SAMPLES/bigbuckbunny.mp4" ]; then
@@ -169,8 +171,7 @@ if [ ! -f "$SPEECH/librivox/transcription" ]; then
   tmp=$(mktemp -d -p "$WORK")
   chmod 777 "$tmp"
   ( cd "$tmp" && { apt-get download -qq "pocketsphinx-testdata=$SPEECH_DEB_VERSION" 2>/dev/null \
-      || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo; $SUDO apt-get update -qq \
-           && apt-get download -qq "pocketsphinx-testdata=$SPEECH_DEB_VERSION"; }; } )
+      || { $SUDO apt-get update -qq && apt-get download -qq "pocketsphinx-testdata=$SPEECH_DEB_VERSION"; }; } )
   deb=$(ls "$tmp"/pocketsphinx-testdata_*_all.deb)
   echo "$SPEECH_DEB_SHA256  $deb" | sha256sum --check --quiet
   dpkg-deb -x "$deb" "$tmp/root"
@@ -184,10 +185,7 @@ fi
 MANDARIN=$SPEECH/mandarin
 if [ ! -f "$MANDARIN/transcription" ] || [ assets/mandarin.txt -nt "$MANDARIN/transcription" ]; then
   if ! command -v espeak-ng >/dev/null; then
-    echo "setup: installing Debian's espeak-ng (Mandarin read speech for the tests)"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng >/dev/null
+    apt_install espeak-ng "Mandarin read speech for the tests"
   fi
   echo "setup: speaking $MANDARIN"
   rm -rf "$MANDARIN.part"

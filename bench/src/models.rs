@@ -70,7 +70,14 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
             config.models.speech_gate_db,
         )?;
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
-        speech_rows(&whisper, load_ms, &audio, reference.as_deref(), &runtime)?;
+        speech_rows(
+            &whisper,
+            load_ms,
+            &audio,
+            reference.as_deref(),
+            &config.ffmpeg,
+            &runtime,
+        )?;
         println!("  RSS after                  {:.0} MiB", rss());
     }
 
@@ -112,6 +119,7 @@ fn speech_rows(
     load_ms: f64,
     audio: &[f32],
     reference: Option<&str>,
+    ffmpeg: &str,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
     let transcribe = |samples: Vec<f32>, language: Option<&str>| {
@@ -150,7 +158,7 @@ fn speech_rows(
     if !whisper.languages().iter().any(|l| l == "zh") {
         return Ok(());
     }
-    let Ok(chinese) = runtime.block_on(chinese_speech()) else {
+    let Ok(chinese) = runtime.block_on(chinese_speech(ffmpeg)) else {
         println!("  Chinese speech             not installed (scripts/setup.sh)");
         return Ok(());
     };
@@ -189,7 +197,7 @@ fn languages_heard(segments: &[reelforge_models::TranscriptSegment]) -> String {
 }
 
 /// The Chinese read speech setup installs: `(16 kHz samples, reference text)` per utterance.
-async fn chinese_speech() -> anyhow::Result<Vec<(Vec<f32>, String)>> {
+async fn chinese_speech(ffmpeg: &str) -> anyhow::Result<Vec<(Vec<f32>, String)>> {
     let dir = PathBuf::from(CHINESE_SPEECH);
     let listing = std::fs::read_to_string(dir.join("transcription"))?;
     let mut out = Vec::new();
@@ -197,7 +205,7 @@ async fn chinese_speech() -> anyhow::Result<Vec<(Vec<f32>, String)>> {
         let Some((id, text)) = line.split_once(' ') else {
             continue;
         };
-        let samples = media::audio::read_pcm("ffmpeg", &dir.join(format!("{id}.wav"))).await?;
+        let samples = media::audio::read_pcm(ffmpeg, &dir.join(format!("{id}.wav"))).await?;
         out.push((samples, text.trim().to_string()));
     }
     Ok(out)

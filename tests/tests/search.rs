@@ -290,16 +290,21 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
         .status()
         .unwrap();
     assert!(status.success());
+    // The small clip again under another title (other bytes, so another video).
+    let retitled = |name: &str, title: &str| {
+        let video = media.path().join(name);
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(small)
+            .args(["-c", "copy", "-metadata", &format!("title={title}")])
+            .arg(&video)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        video
+    };
     // A broken sidecar.
-    let broken_video = media.path().join("broken.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(small)
-        .args(["-c", "copy", "-metadata", "title=another"])
-        .arg(&broken_video)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let broken_video = retitled("broken.mp4", "another");
     std::fs::write(
         media.path().join("broken.en.srt"),
         "1\n00:00:01,000 --> 00:00:0x,000\nOops\n",
@@ -307,15 +312,7 @@ async fn subtitles_from_sidecars_and_streams_are_searchable_and_broken_ones_refu
     .unwrap();
 
     // A Chinese sidecar in GB18030, as many Chinese .srt files are.
-    let chinese_video = media.path().join("match.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(small)
-        .args(["-c", "copy", "-metadata", "title=match"])
-        .arg(&chinese_video)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let chinese_video = retitled("match.mp4", "match");
     let (gb18030, _, _) = encoding_rs::GB18030.encode(
         "1\n00:00:01,000 --> 00:00:03,000\n今天的足球比赛很精彩\n\n2\n00:00:05,000 --> 00:00:07,000\n足球迷都来了\n",
     );
