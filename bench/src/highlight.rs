@@ -10,7 +10,7 @@ use reelforge_engine::library::NewEntry;
 use reelforge_engine::{Engine, EngineConfig};
 use reelforge_media as media;
 use reelforge_models::analysis::SignalAnalyzer;
-use reelforge_models::{default_reranker, load_default_text_embedder, Providers, TextEmbedder};
+use reelforge_models::{default_reranker, load_text_embedder, Providers, TextEmbedder};
 
 use crate::measure::cpu_seconds;
 
@@ -45,10 +45,11 @@ pub async fn highlight(
     let mut run_config = config.clone();
     run_config.data_dir = work.path().join("data");
     run_config.allowed_roots = vec![work.path().to_path_buf()];
-    let text_embedder: Arc<dyn TextEmbedder> = Arc::new(load_default_text_embedder(
+    let text_embedder: Arc<dyn TextEmbedder> = load_text_embedder(
         &config.models.dir,
+        &config.models.text_embedder,
         config.models.threads,
-    )?);
+    )?;
     let providers = Providers {
         analyzer: Arc::new(SignalAnalyzer),
         reranker: Arc::new(default_reranker(text_embedder.clone())),

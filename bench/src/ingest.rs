@@ -225,15 +225,19 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
         clip_ms: (config.ingest.clip_seconds * 1000.0) as i64,
         subtitles: Vec::new(),
         language: None,
+        descriptions: config.ingest.description_language,
     };
     let analyzer = Arc::new(SignalAnalyzer);
-    let text_embedder =
-        reelforge_models::load_default_text_embedder(&config.models.dir, config.models.threads)?;
+    let text_embedder = reelforge_models::load_text_embedder(
+        &config.models.dir,
+        &config.models.text_embedder,
+        config.models.threads,
+    )?;
     let transcriber = reelforge_models::load_transcriber(&config.models)?;
     let pipeline = Pipeline {
         config: &run_config,
         analyzer: analyzer.as_ref(),
-        text_embedder: &text_embedder,
+        text_embedder: text_embedder.as_ref(),
         transcriber: transcriber
             .as_ref()
             .map(|t| t as &dyn reelforge_models::Transcriber),

@@ -20,7 +20,7 @@ pub const CHINESE_SPEECH: &str = "assets/speech/mandarin";
 /// word error rate when a reference transcript is known), and on silence (gated).
 /// Reranking: ms per query over 20 candidates. Peak RSS of the process at the end.
 pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow::Result<()> {
-    use reelforge_models::{RerankCandidate, Reranker, TextEmbedder};
+    use reelforge_models::{RerankCandidate, Reranker};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -28,29 +28,48 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
     println!("threads                      {}", config.models.threads);
     println!("RSS at start                 {:.0} MiB", rss());
 
-    let started = Instant::now();
-    let model =
-        reelforge_models::load_default_text_embedder(&config.models.dir, config.models.threads)?;
-    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
     let texts = sample_texts(count);
-    model.embed_blocking(&texts[..1])?; // warm-up
-    let started = Instant::now();
-    for text in &texts {
-        model.embed_blocking(std::slice::from_ref(text))?;
+    // Each installed offline text embedder; the configured one also serves the reranker.
+    let mut configured = None;
+    for name in reelforge_models::LOCAL_TEXT_EMBEDDERS {
+        let started = Instant::now();
+        let model = match reelforge_models::load_text_embedder(
+            &config.models.dir,
+            name,
+            config.models.threads,
+        ) {
+            Ok(model) => model,
+            Err(e) => {
+                println!("\ntext embedder                {name}: not measured ({e})");
+                continue;
+            }
+        };
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let embed = |texts: &[String]| {
+            runtime.block_on(model.embed(texts, reelforge_models::EmbedPurpose::Index))
+        };
+        embed(&texts[..1])?; // warm-up
+        let started = Instant::now();
+        for text in &texts {
+            embed(std::slice::from_ref(text))?;
+        }
+        let single_ms = started.elapsed().as_secs_f64() * 1000.0 / texts.len() as f64;
+        let started = Instant::now();
+        embed(&texts)?;
+        let batched_ms = started.elapsed().as_secs_f64() * 1000.0 / texts.len() as f64;
+        println!();
+        println!("text embedder                {}", model.name());
+        println!("  load                       {load_ms:.0} ms");
+        println!(
+            "  per text, one by one       {single_ms:.1} ms ({} texts)",
+            texts.len()
+        );
+        println!("  per text, batched          {batched_ms:.1} ms");
+        println!("  RSS after                  {:.0} MiB", rss());
+        if name == config.models.text_embedder {
+            configured = Some(model);
+        }
     }
-    let single_ms = started.elapsed().as_secs_f64() * 1000.0 / texts.len() as f64;
-    let started = Instant::now();
-    model.embed_blocking(&texts)?;
-    let batched_ms = started.elapsed().as_secs_f64() * 1000.0 / texts.len() as f64;
-    println!();
-    println!("text embedder                {}", model.name());
-    println!("  load                       {load_ms:.0} ms");
-    println!(
-        "  per text, one by one       {single_ms:.1} ms ({} texts)",
-        texts.len()
-    );
-    println!("  per text, batched          {batched_ms:.1} ms");
-    println!("  RSS after                  {:.0} MiB", rss());
 
     let (audio, reference) = runtime.block_on(speech_input(config, speech))?;
     for name in reelforge_models::whisper::MODELS {
@@ -81,7 +100,13 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
         println!("  RSS after                  {:.0} MiB", rss());
     }
 
-    let reranker = reelforge_models::EmbeddingReranker::new(std::sync::Arc::new(model.clone()));
+    let Some(model) = configured else {
+        anyhow::bail!(
+            "models.text_embedder {} is not an offline model: the local reranker needs one",
+            config.models.text_embedder
+        );
+    };
+    let reranker = reelforge_models::EmbeddingReranker::new(model);
     let candidates: Vec<RerankCandidate> = texts
         .iter()
         .take(20)

@@ -137,6 +137,10 @@ pub struct HighlightArgs {
     /// with the same model on the same slices.
     #[arg(long)]
     pub fresh: bool,
+    /// The language segments are described in: en or zh (default: the server's
+    /// highlights.language).
+    #[arg(long)]
+    pub language: Option<String>,
     /// Background music: a folder of tracks on the server (inside its allowed roots).
     #[arg(long)]
     pub music_dir: Option<String>,
@@ -302,6 +306,7 @@ pub async fn run(channel: Channel, args: HighlightArgs) -> anyhow::Result<()> {
             .iter()
             .map(|f| f.proto() as i32)
             .collect(),
+        language: args.language.clone().unwrap_or_default(),
     };
     let mut stream = client.highlight(req).await?.into_inner();
     let bar = ProgressBar::new_spinner();

@@ -51,7 +51,8 @@ enum Command {
     /// Find moments by a description, a line of dialogue or a scene.
     Search(search::SearchArgs),
     /// Make a highlight reel of a stored video (live progress; --out fetches the reel).
-    Highlight(highlight::HighlightArgs),
+    // Boxed: its many flags make it far the largest variant.
+    Highlight(Box<highlight::HighlightArgs>),
     /// A moment of a stored video as a playable MP4 (e.g. `clip VIDEO 20-30 --out m.mp4`).
     Clip(clip::ClipArgs),
     /// Rate a highlight segment (`rate HIGHLIGHT 2 good`) or a search hit (`rate --hit
@@ -140,7 +141,7 @@ async fn main() {
             IngestClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         match command {
             Command::Search(args) => search::run(channel, args).await,
-            Command::Highlight(args) => highlight::run(channel, args).await,
+            Command::Highlight(args) => highlight::run(channel, *args).await,
             Command::Clip(args) => clip::run(channel, args).await,
             Command::Rate(args) => feedback::rate(channel, args).await,
             Command::Tune(args) => feedback::tune(channel, args).await,

@@ -574,19 +574,24 @@ fn converse(
     let seconds = video_seconds(&bytes)?;
     let runs = motion_runs(&motion(&bytes)?);
     let round = |s: f64| (s * 10.0).round() / 10.0;
+    // Asked to answer in Chinese (the prompt says 简体中文), it does.
+    let chinese = text.contains("简体中文");
     let highlights = json!({
-        "summary": format!(
-            "A clip of {seconds:.1} seconds with {} moving stretch(es).",
-            runs.len()
-        ),
+        "summary": match chinese {
+            false => format!("A clip of {seconds:.1} seconds with {} moving stretch(es).", runs.len()),
+            true => format!("一段 {seconds:.1} 秒的视频，有 {} 段画面在动。", runs.len()),
+        },
         "highlights": runs.iter().map(|&(start, end, motion)| json!({
             "start": round(start),
             "end": round(end.min(seconds)),
             "score": round((0.5 + motion / 40.0).min(1.0)),
             "priority": if motion >= 12.0 { 1 } else if motion >= 6.0 { 2 } else { 3 },
             // The words the stub's video embeddings use for what moves.
-            "description": MOVING,
-            "reason": format!("action (motion {motion:.1} from {start:.1} s to {end:.1} s)")
+            "description": if chinese { MOVING_ZH } else { MOVING },
+            "reason": match chinese {
+                false => format!("action (motion {motion:.1} from {start:.1} s to {end:.1} s)"),
+                true => format!("动作（{start:.1} 秒到 {end:.1} 秒的运动 {motion:.1}）"),
+            }
         })).collect::<Vec<_>>()
     });
     let block = match mode {
@@ -750,6 +755,7 @@ fn motion(bytes: &[u8]) -> Result<Vec<(f64, f64)>, Failure> {
 }
 
 const MOVING: &str = "fast motion and action on screen";
+const MOVING_ZH: &str = "画面中有快速的运动和动作";
 const STILL: &str = "a static image";
 
 /// What the stub "sees" in frames: moving or still.

@@ -105,6 +105,7 @@ const MODULES: [(&str, &[&str]); 6] = [
         &[
             "analysis",
             "minilm",
+            "muse",
             "whisper",
             "rerank",
             "clip",

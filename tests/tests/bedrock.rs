@@ -21,13 +21,15 @@ use reelforge_tests::{
 
 const NOVA: &str = "bedrock:us.amazon.nova-lite-v1:0";
 
-/// The stub's model: the offline MiniLM, loaded once per test binary.
+/// The stub's model: the offline MiniLM (a real model whose answers depend on the text,
+/// standing in for Titan's and Nova's), loaded once per test binary.
 fn stub_model() -> Arc<dyn TextEmbedder> {
     static MODEL: OnceLock<Arc<dyn TextEmbedder>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-            Arc::new(reelforge_models::load_default_text_embedder(&dir, 1).unwrap())
+            reelforge_models::load_text_embedder(&dir, reelforge_models::MiniLmEmbedder::NAME, 1)
+                .unwrap()
         })
         .clone()
 }
@@ -196,7 +198,11 @@ async fn bedrock_providers_pass_the_conformance_suites_through_the_real_sdk() {
         &[(2, 20_000, 30_000), (4, 42_000, 52_000)],
     )
     .await;
-    assert_eq!(stub.requests().len(), 4, "two slices, each read twice");
+    assert_eq!(
+        stub.requests().len(),
+        5,
+        "two slices, each read twice, and one again in Chinese"
+    );
     let video = NovaVideoEmbedder::new(bedrock, 1024, "ffmpeg", work.path().join("clips")).unwrap();
     stub.clear();
     conformance::video_embedder(&video, &demo, 60_000, (22_000, 24_000), (4_000, 6_000)).await;
@@ -416,8 +422,8 @@ async fn a_server_on_bedrock_models_ingests_and_searches() {
     assert!(video.embedding_counts.get("text").copied().unwrap_or(0) > 0);
     assert_eq!(
         video.summary.unwrap().text_embedder,
-        "local:all-minilm-l6-v2",
-        "embedded again by the configured model"
+        reelforge_models::MuseEmbedder::NAME,
+        "embedded again by the configured model (the default)"
     );
     let mut search = pb::search_client::SearchClient::new(server.channel().await);
     let found = search_results(&mut search, query()).await.unwrap();
@@ -1098,6 +1104,7 @@ async fn staging_and_asynchronous_failures_are_clear() {
                 motion: 0.0,
                 windows: 0,
             },
+            language: Default::default(),
         },
     )
     .await

@@ -14,6 +14,10 @@ use reelforge_tests::{demo_video, ingest_path_done, Server};
 use tonic::transport::Channel;
 use tonic::Code;
 
+/// Points' untuned threshold for clip captions: the default text embedder's
+/// (`TextEmbedder::match_threshold` of USE multilingual).
+const CAPTION_THRESHOLD: f32 = 0.5;
+
 async fn run(
     client: &mut HighlightClient<Channel>,
     req: pb::HighlightRequest,
@@ -85,7 +89,11 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
     };
 
     let (effective, first) = run(&mut highlights, request.clone()).await;
-    assert_eq!(effective.similarity_threshold, Some(0.6), "untuned default");
+    assert_eq!(
+        effective.similarity_threshold,
+        Some(CAPTION_THRESHOLD),
+        "untuned default"
+    );
     assert_eq!(effective.category, "cartoons");
     eprintln!("first highlight:");
     for s in &first.segments {
@@ -98,7 +106,7 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
     assert!(first
         .segments
         .iter()
-        .all(|s| s.similarity.is_some_and(|x| x >= 0.6)));
+        .all(|s| s.similarity.is_some_and(|x| x >= CAPTION_THRESHOLD)));
 
     // The viewer of "cartoons" wants the cartoon: every other segment is bad.
     let is_cartoon = |s: &pb::HighlightSegment| overlaps(s, 45_000, 50_280);
@@ -125,7 +133,10 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
             (r.start_ms, r.end_ms, r.video_id.as_str()),
             (s.start_ms, s.end_ms, video.as_str())
         );
-        assert_eq!((r.threshold, r.similarity), (Some(0.6), s.similarity));
+        assert_eq!(
+            (r.threshold, r.similarity),
+            (Some(CAPTION_THRESHOLD), s.similarity)
+        );
         if add {
             assert!(!r.library_entry_id.is_empty());
             library_entry = r.library_entry_id;
@@ -177,7 +188,7 @@ async fn ratings_tune_a_category_and_the_next_highlight_uses_the_tuning() {
     let t = &shown.thresholds[0];
     assert_eq!(
         (t.strategy.as_str(), t.unit.as_str(), t.before),
-        ("points", "clips", 0.6)
+        ("points", "clips", CAPTION_THRESHOLD)
     );
     let c = t.rated.unwrap();
     // The cartoon matched its point better than the bikes did: the threshold rises

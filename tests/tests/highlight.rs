@@ -766,7 +766,8 @@ async fn points_templates_and_music_find_the_known_moments() {
     match &events[0] {
         Event::Started(s) => {
             let e = s.effective.clone().unwrap();
-            assert_eq!(e.similarity_threshold, Some(0.6));
+            // The default text embedder's (USE multilingual's `match_threshold`).
+            assert_eq!(e.similarity_threshold, Some(0.5));
             assert_eq!(
                 (e.transcript_points, e.prefilter),
                 (Some(true), Some(false))
@@ -798,12 +799,11 @@ async fn points_templates_and_music_find_the_known_moments() {
         e.mean_iou
     );
     assert_eq!(e.recall, 1.0, "both known moments: {e:?}");
-    assert!(
-        done.segments
-            .iter()
-            .all(|s| s.model.contains("local:all-minilm-l6-v2 match")
-                && s.reason.starts_with("point"))
-    );
+    assert!(done
+        .segments
+        .iter()
+        .all(|s| s.model.contains("local:use-multilingual-v3 match")
+            && s.reason.starts_with("point")));
 
     // The cost options cut the clips matched and still find both moments.
     let (events, cheap) = run(

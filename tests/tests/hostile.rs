@@ -440,6 +440,7 @@ async fn one_request(
                 music_volume: nasty_f32(rng),
                 fresh: rng.one_in(2).then(|| rng.one_in(2)),
                 timeline_formats: (0..rng.below(4)).map(|_| nasty_enum(rng)).collect(),
+                language: nasty_string(rng),
             };
             ("Highlight", drain(c.highlight.highlight(req).await).await)
         }

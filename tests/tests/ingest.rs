@@ -70,10 +70,10 @@ async fn upload_streams_each_slice_in_order_and_reingest_is_idempotent() {
         stored,
         vec![
             ("visual_descriptor".to_string(), 6, 82),
-            ("text (local:all-minilm-l6-v2)".to_string(), 3, 384),
+            ("text (local:use-multilingual-v3)".to_string(), 3, 512),
             // A steady tone is not speech.
-            ("transcript (local:all-minilm-l6-v2)".to_string(), 0, 384),
-            ("summary (local:all-minilm-l6-v2)".to_string(), 1, 384),
+            ("transcript (local:use-multilingual-v3)".to_string(), 0, 512),
+            ("summary (local:use-multilingual-v3)".to_string(), 1, 512),
         ]
     );
     let video_id = done_video_id(&events);

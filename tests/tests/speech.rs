@@ -145,7 +145,12 @@ async fn mandarin_and_english_speech_are_transcribed_and_each_found_by_its_own_p
     let server = Server::start_with(
         data.path(),
         &[mandarin.parent().unwrap()],
-        &[("REELFORGE_TRANSCRIBER", "local:whisper-base")],
+        &[
+            ("REELFORGE_TRANSCRIBER", "local:whisper-base"),
+            // Slices are described in Chinese at ingest; highlights stay English unless
+            // asked.
+            ("REELFORGE_INGEST_DESCRIPTION_LANGUAGE", "zh"),
+        ],
     )
     .await;
     let mut client = server.client().await;
@@ -211,5 +216,75 @@ async fn mandarin_and_english_speech_are_transcribed_and_each_found_by_its_own_p
             "{query:?}: {first:?}"
         );
     }
+    // Across languages, by the default (multilingual) embedder's vectors alone: English
+    // words find the Mandarin line that means them.
+    let by_meaning = |query: &str| pb::SearchRequest {
+        fusion: Some(pb::FusionOptions {
+            method: pb::FusionMethod::Weighted as i32,
+            lexical_weight: 0.0,
+            vector_weight: 1.0,
+            ..Default::default()
+        }),
+        ..top(query)
+    };
+    let results = search_results(&mut search, by_meaning("the last minute of the match"))
+        .await
+        .unwrap();
+    let first = &results[0];
+    assert_eq!(first.video_id, zh_id, "{results:?}");
+    assert!(
+        first.start_ms <= 28_000 && first.end_ms >= 27_000,
+        "{first:?}"
+    );
+
+    // The slices were described in Chinese (ingest.description_language), and so is a
+    // highlight asked in Chinese, which reuses them; one asked in English reads them again.
+    let chinese = |text: &str| text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    assert!(
+        !zh.slices.is_empty() && zh.slices.iter().all(|s| chinese(&s.description)),
+        "{:?}",
+        zh.slices
+    );
+    let mut highlights = pb::highlight_client::HighlightClient::new(server.channel().await);
+    for (language, reused) in [("zh", true), ("en", false)] {
+        let req = pb::HighlightRequest {
+            video_id: zh_id.clone(),
+            strategy: pb::HighlightStrategy::Sliced as i32,
+            slice_seconds: 30.0,
+            render: Some(false),
+            language: language.into(),
+            ..Default::default()
+        };
+        let mut stream = highlights.highlight(req).await.unwrap().into_inner();
+        let mut slices = Vec::new();
+        let mut started = None;
+        while let Some(e) = stream.message().await.unwrap() {
+            match e.event.unwrap() {
+                pb::highlight_event::Event::Slice(s) => slices.push(s),
+                pb::highlight_event::Event::Started(s) => started = s.effective,
+                _ => {}
+            }
+        }
+        assert_eq!(started.unwrap().language, language);
+        assert!(!slices.is_empty());
+        for s in &slices {
+            assert_eq!(s.reused, reused, "{language}: {s:?}");
+            assert_eq!(chinese(&s.description), language == "zh", "{s:?}");
+        }
+    }
+    let refused = highlights
+        .highlight(pb::HighlightRequest {
+            video_id: zh_id.clone(),
+            strategy: pb::HighlightStrategy::Sliced as i32,
+            language: "klingon".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("language \"klingon\"") && refused.message().contains("zh"),
+        "{refused:?}"
+    );
     server.stop().await;
 }

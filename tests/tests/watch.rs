@@ -5,7 +5,6 @@
 //! videos only when asked, also across a restart.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reelforge_proto::v1 as pb;
@@ -186,13 +185,12 @@ async fn a_watched_folder_ingests_each_new_video_once_and_deletes_only_when_aske
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_prefix_is_listed_and_its_new_objects_are_ingested() {
-    let model = Arc::new(
-        reelforge_models::load_default_text_embedder(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"),
-            1,
-        )
-        .unwrap(),
-    );
+    let model = reelforge_models::load_text_embedder(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"),
+        reelforge_models::MiniLmEmbedder::NAME,
+        1,
+    )
+    .unwrap();
     let stub = BedrockStub::start(model).await;
     let data = tempfile::tempdir().unwrap();
     let url = stub.url.as_str();

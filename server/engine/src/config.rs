@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use reelforge_core::error::{Error, Result};
+use reelforge_models::analysis::Language;
 use reelforge_models::config::{parse_env, ModelsConfig};
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +111,9 @@ pub struct HighlightsConfig {
     /// The oldest finished highlights are removed while all of them together take more
     /// bytes than this (0: no limit).
     pub max_bytes: u64,
+    /// The language the analyser describes highlights in ("en" or "zh"), unless a request
+    /// names one; the Nova prompt is written in it.
+    pub language: Language,
 }
 
 impl Default for HighlightsConfig {
@@ -117,6 +121,7 @@ impl Default for HighlightsConfig {
         HighlightsConfig {
             max_age_days: 30.0,
             max_bytes: 20 << 30,
+            language: Language::English,
         }
     }
 }
@@ -146,6 +151,9 @@ pub struct IngestConfig {
     /// The language spoken in ingested videos, as the speech model's code ("zh", "en"),
     /// unless a request names one; "" or "auto": the model tells, per 30 s window.
     pub language: String,
+    /// The language the analyser describes slices in ("en" or "zh"): the stored, searchable
+    /// descriptions, and the prompt a Nova analyser is sent.
+    pub description_language: Language,
 }
 
 impl Default for EngineConfig {
@@ -179,6 +187,7 @@ impl Default for IngestConfig {
             analysis_concurrency: 4,
             max_upload_bytes: 8 << 30,
             language: String::new(),
+            description_language: Language::English,
         }
     }
 }
@@ -207,6 +216,13 @@ impl EngineConfig {
             "ANALYSIS_CONCURRENCY" => self.ingest.analysis_concurrency = parse_env(name, value)?,
             "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse_env(name, value)?,
             "INGEST_LANGUAGE" => self.ingest.language = value.into(),
+            "INGEST_DESCRIPTION_LANGUAGE" => {
+                self.ingest.description_language =
+                    Language::parse(value, "REELFORGE_INGEST_DESCRIPTION_LANGUAGE")?
+            }
+            "HIGHLIGHTS_LANGUAGE" => {
+                self.highlights.language = Language::parse(value, "REELFORGE_HIGHLIGHTS_LANGUAGE")?
+            }
             "HIGHLIGHTS_MAX_AGE_DAYS" => self.highlights.max_age_days = parse_env(name, value)?,
             "HIGHLIGHTS_MAX_BYTES" => self.highlights.max_bytes = parse_env(name, value)?,
             "WATCH_SOURCES" => {

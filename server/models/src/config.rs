@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct ModelsConfig {
     /// Where `scripts/setup.sh` installs the offline models.
     pub dir: PathBuf,
-    /// Text embedder, as `provider:model`: the local MiniLM, or
+    /// Text embedder, as `provider:model`: a local one (`local:all-minilm-l6-v2`, English;
+    /// `local:use-multilingual-v3`, 16 languages with Chinese, one space across them), or
     /// `bedrock:amazon.titan-embed-text-v2:0` / `bedrock:amazon.nova-2-multimodal-embeddings-v1:0`.
     pub text_embedder: String,
     /// Video analyser: "" for the offline signal analyser, or a Nova model through
@@ -40,7 +41,7 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             dir: PathBuf::from("models"),
-            text_embedder: crate::MiniLmEmbedder::NAME.into(),
+            text_embedder: crate::MuseEmbedder::NAME.into(),
             reranker: String::new(),
             analyzer: String::new(),
             video_embedder: String::new(),
@@ -52,6 +53,10 @@ impl Default for ModelsConfig {
         }
     }
 }
+
+/// The offline text embedders, by the name `models.text_embedder` takes.
+pub const LOCAL_TEXT_EMBEDDERS: [&str; 2] =
+    [crate::MiniLmEmbedder::NAME, crate::MuseEmbedder::NAME];
 
 /// Parses a `REELFORGE_<name>` value.
 pub fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
@@ -113,10 +118,10 @@ impl ModelsConfig {
         use crate::bedrock::{self, EmbedModel};
         let embedder = self.text_embedder.as_str();
         let bedrock_embedder = bedrock::model_of(embedder).and_then(EmbedModel::from_id);
-        if embedder != crate::MiniLmEmbedder::NAME && bedrock_embedder.is_none() {
+        if !LOCAL_TEXT_EMBEDDERS.contains(&embedder) && bedrock_embedder.is_none() {
             return Err(Error::invalid(format!(
                 "models.text_embedder {embedder:?} is not available (available: {}, bedrock:{}, bedrock:{})",
-                crate::MiniLmEmbedder::NAME,
+                LOCAL_TEXT_EMBEDDERS.join(", "),
                 bedrock::TITAN_TEXT_V2,
                 bedrock::NOVA_EMBEDDINGS
             )));

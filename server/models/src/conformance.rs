@@ -7,8 +7,8 @@
 //! the right times, unsettled tails are reported, empty audio is fine.
 //! Video analysers (the offline signal analyser, Nova): each slice's result names the
 //! slice and the analyser, its segments lie inside the slice on the video's timeline
-//! (wherever the slice starts), scores are in 0..1, and reading the same slice twice
-//! gives the same segments. Video embedders: dimensions, normalisation, order kept,
+//! (wherever the slice starts), scores are in 0..1, reading the same slice twice gives the
+//! same segments, and asked for Chinese it describes the slice and its segments in Chinese. Video embedders: dimensions, normalisation, order kept,
 //! spans over the limit and empty queries refused, and moving footage closer to words
 //! about motion than a still picture is.
 
@@ -17,7 +17,7 @@ use std::path::Path;
 use super::{
     EmbedPurpose, RerankCandidate, Reranker, SpeechAudio, TextEmbedder, Transcriber, VideoEmbedder,
 };
-use crate::analysis::{Baseline, SignalWindow, SliceInput, VideoAnalyzer};
+use crate::analysis::{Baseline, Language, SignalWindow, SliceInput, VideoAnalyzer};
 use reelforge_core::error::Error;
 use reelforge_core::eval::word_error_rate;
 use reelforge_core::vector::cosine;
@@ -59,7 +59,7 @@ pub async fn video_analyzer(
         assert!(end_ms <= duration_ms, "slice {index} ends past the video");
         let windows = burst_windows(start_ms, end_ms);
         let cuts = [start_ms + (end_ms - start_ms) * 2 / 5];
-        let input = || SliceInput {
+        let input = |language| SliceInput {
             source,
             video_duration_ms: duration_ms,
             index,
@@ -68,9 +68,10 @@ pub async fn video_analyzer(
             windows: &windows,
             cut_points_ms: &cuts,
             baseline,
+            language,
         };
         let a = analyzer
-            .analyze_slice(input())
+            .analyze_slice(input(Language::English))
             .await
             .unwrap_or_else(|e| panic!("slice {index} is analysed: {e}"));
         assert_eq!(
@@ -95,13 +96,41 @@ pub async fn video_analyzer(
             assert!((0.0..=1.0).contains(&s.score), "score {}", s.score);
         }
         let again = analyzer
-            .analyze_slice(input())
+            .analyze_slice(input(Language::English))
             .await
             .expect("analysed again");
         let spans = |x: &crate::analysis::SliceAnalysis| -> Vec<(i64, i64)> {
             x.segments.iter().map(|s| (s.start_ms, s.end_ms)).collect()
         };
         assert_eq!(spans(&a), spans(&again), "slice {index}: deterministic");
+        assert_eq!(a.language, Language::English);
+    }
+    // Asked for Chinese, it answers in Chinese and says so.
+    let (index, start_ms, end_ms) = slices[0];
+    let windows = burst_windows(start_ms, end_ms);
+    let zh = analyzer
+        .analyze_slice(SliceInput {
+            source,
+            video_duration_ms: duration_ms,
+            index,
+            start_ms,
+            end_ms,
+            windows: &windows,
+            cut_points_ms: &[],
+            baseline,
+            language: Language::Chinese,
+        })
+        .await
+        .expect("analysed in Chinese");
+    assert_eq!(zh.language, Language::Chinese);
+    let chinese = |text: &str| text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    assert!(chinese(&zh.description), "{}", zh.description);
+    assert!(
+        !zh.segments.is_empty(),
+        "the action is found in Chinese too"
+    );
+    for s in &zh.segments {
+        assert!(chinese(&s.description), "{}", s.description);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod minilm;
+mod muse;
 mod providers;
 mod rerank;
 #[cfg(any(test, feature = "testing"))]
@@ -18,15 +19,17 @@ pub mod testing;
 pub mod whisper;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 pub use clip::{ClipEmbedder, ImageTextEmbedder};
-pub use config::ModelsConfig;
+pub use config::{ModelsConfig, LOCAL_TEXT_EMBEDDERS};
 pub use minilm::MiniLmEmbedder;
+pub use muse::MuseEmbedder;
 pub use providers::{
-    default_reranker, load_default_text_embedder, load_image_embedder, load_transcriber,
-    load_whisper, Providers,
+    default_reranker, load_image_embedder, load_text_embedder, load_transcriber, load_whisper,
+    Providers,
 };
 pub use reelforge_media::images::RgbImage;
 pub use rerank::{lexical_overlap, EmbeddingReranker};
@@ -60,6 +63,14 @@ pub trait TextEmbedder: Send + Sync {
     /// with its own concurrency).
     fn batch_queries(&self) -> bool {
         false
+    }
+    /// The cosine at which two short texts in the analyser's vocabulary — a highlight
+    /// point and a clip's caption — are taken to say the same thing (Points + clips'
+    /// default threshold). Each model spreads its cosines its own way: MiniLM's (and, by
+    /// default, a remote model's) partial agreements sit around 0.6, USE multilingual's
+    /// lower.
+    fn match_threshold(&self) -> f32 {
+        0.6
     }
     /// One embedding per text, in order. An empty text is `InvalidInput`.
     fn embed<'a>(
@@ -193,6 +204,62 @@ pub trait Reranker: Send + Sync {
 }
 
 /// Rejects empty texts with the index of the first one.
+/// The two rayon pools a local model infers on (one thread each was fastest on 2 cores):
+/// one for documents (ingest's batches, at the background priority) and one for queries,
+/// so a search never queues behind an ingest batch and gets the CPU first when both run.
+#[derive(Clone)]
+pub(crate) struct InferencePools {
+    documents: Arc<rayon::ThreadPool>,
+    queries: Arc<rayon::ThreadPool>,
+}
+
+impl InferencePools {
+    pub(crate) fn new(model: &'static str, threads: usize) -> Result<InferencePools> {
+        let pool = |role: &'static str, background: bool| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.max(1))
+                .thread_name(move |i| format!("{model}-{role}-{i}"))
+                .start_handler(move |_| {
+                    if background {
+                        reelforge_media::process::run_in_background();
+                    }
+                })
+                .build()
+                .map(Arc::new)
+                .map_err(|e| Error::internal(format!("{model} thread pool: {e}")))
+        };
+        Ok(InferencePools {
+            documents: pool("docs", true)?,
+            queries: pool("query", false)?,
+        })
+    }
+
+    /// Runs `work` on the pool for `purpose`, blocking this thread (callers off the async
+    /// runtime).
+    pub(crate) fn run_blocking<T: Send>(
+        &self,
+        purpose: EmbedPurpose,
+        work: impl FnOnce() -> T + Send,
+    ) -> T {
+        match purpose {
+            EmbedPurpose::Index => self.documents.install(work),
+            EmbedPurpose::Query => self.queries.install(work),
+        }
+    }
+
+    /// Runs `work` on the pool for `purpose`, off the async runtime.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        purpose: EmbedPurpose,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let pools = self.clone();
+        tokio::task::spawn_blocking(move || pools.run_blocking(purpose, work))
+            .await
+            .map_err(|e| Error::internal(format!("inference task: {e}")))?
+    }
+}
+
 pub(crate) fn check_texts(texts: &[String]) -> Result<()> {
     match texts.iter().position(|t| t.trim().is_empty()) {
         Some(i) => Err(Error::invalid(format!(

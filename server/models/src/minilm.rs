@@ -1,9 +1,7 @@
 //! all-MiniLM-L6-v2 (sentence-transformers, 384 dims) on candle's CPU backend: WordPiece
 //! tokenisation, BERT forward pass, attention-masked mean pooling, L2 normalisation.
-//! Inference runs inside `spawn_blocking`, never on the async runtime, on rayon pools of
-//! its own (one thread each was fastest on 2 cores): one for documents (ingest's batches,
-//! at the background priority) and one for queries, so a search never queues behind an
-//! ingest batch and gets the CPU first when both run.
+//! Inference runs inside `spawn_blocking`, never on the async runtime, on its own
+//! `InferencePools` (documents at the background priority, queries apart).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +11,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-use super::{check_texts, EmbedPurpose, TextEmbedder, TextEmbedding};
+use super::{check_texts, EmbedPurpose, InferencePools, TextEmbedder, TextEmbedding};
 use reelforge_core::error::{Error, Result};
 use reelforge_core::BoxFuture;
 
@@ -30,10 +28,7 @@ pub struct MiniLmEmbedder {
 struct Inner {
     model: BertModel,
     tokenizer: Tokenizer,
-    /// Documents: ingest, indexing, library entries.
-    pool: rayon::ThreadPool,
-    /// Queries: searches and the texts matched at highlight time.
-    query_pool: rayon::ThreadPool,
+    pools: InferencePools,
     dimensions: usize,
 }
 
@@ -86,24 +81,11 @@ impl MiniLmEmbedder {
             unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu) }
                 .map_err(provider_error)?;
         let model = BertModel::load(vb, &config).map_err(provider_error)?;
-        let pool = |name: &'static str, background: bool| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads.max(1))
-                .thread_name(move |i| format!("minilm-{name}-{i}"))
-                .start_handler(move |_| {
-                    if background {
-                        reelforge_media::process::run_in_background();
-                    }
-                })
-                .build()
-                .map_err(provider_error)
-        };
         Ok(MiniLmEmbedder {
             inner: Arc::new(Inner {
                 model,
                 tokenizer,
-                pool: pool("docs", true)?,
-                query_pool: pool("query", false)?,
+                pools: InferencePools::new("minilm", threads)?,
                 dimensions: config.hidden_size,
             }),
         })
@@ -113,7 +95,9 @@ impl MiniLmEmbedder {
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<TextEmbedding>> {
         check_texts(texts)?;
         let inner = &self.inner;
-        inner.pool.install(|| inner.embed_all(texts))
+        inner
+            .pools
+            .run_blocking(EmbedPurpose::Index, || inner.embed_all(texts))
     }
 }
 
@@ -198,15 +182,8 @@ impl TextEmbedder for MiniLmEmbedder {
             }
             let inner = self.inner.clone();
             let texts = texts.to_vec();
-            tokio::task::spawn_blocking(move || {
-                let pool = match purpose {
-                    EmbedPurpose::Query => &inner.query_pool,
-                    EmbedPurpose::Index => &inner.pool,
-                };
-                pool.install(|| inner.embed_all(&texts))
-            })
-            .await
-            .map_err(|e| Error::internal(format!("embedding task: {e}")))?
+            let pools = inner.pools.clone();
+            pools.run(purpose, move || inner.embed_all(&texts)).await
         })
     }
 }

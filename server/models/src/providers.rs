@@ -9,9 +9,10 @@ use reelforge_core::error::{Error, Result};
 
 use crate::analysis::{SignalAnalyzer, VideoAnalyzer};
 use crate::bedrock::{self, Bedrock, DataAutomation};
+use crate::config::LOCAL_TEXT_EMBEDDERS;
 use crate::{
-    ClipEmbedder, EmbeddingReranker, ImageTextEmbedder, MiniLmEmbedder, ModelsConfig, Reranker,
-    TextEmbedder, Transcriber, VideoEmbedder, WhisperTranscriber,
+    ClipEmbedder, EmbeddingReranker, ImageTextEmbedder, MiniLmEmbedder, ModelsConfig, MuseEmbedder,
+    Reranker, TextEmbedder, Transcriber, VideoEmbedder, WhisperTranscriber,
 };
 
 /// The model providers an engine works with, chosen by config.
@@ -94,10 +95,8 @@ impl Providers {
                 model,
                 config.bedrock.embedding_dimensions,
             )?),
-            _ => Arc::new(
-                load_default_text_embedder(&config.dir, config.threads)
-                    .map_err(loading("the offline text embedding model"))?,
-            ),
+            _ => load_text_embedder(&config.dir, &config.text_embedder, config.threads)
+                .map_err(loading("the offline text embedding model"))?,
         };
         tracing::info!(
             "text embedder {} ({} dims) ready in {} ms",
@@ -204,7 +203,26 @@ pub fn default_reranker(embedder: Arc<dyn TextEmbedder>) -> EmbeddingReranker {
     EmbeddingReranker::new(embedder)
 }
 
-/// The offline default text embedder from the models directory `scripts/setup.sh` fills.
-pub fn load_default_text_embedder(models_dir: &Path, threads: usize) -> Result<MiniLmEmbedder> {
-    MiniLmEmbedder::load(&models_dir.join(MiniLmEmbedder::DIR_NAME), threads)
+/// An offline text embedder (a name in `LOCAL_TEXT_EMBEDDERS`) from the models directory.
+pub fn load_text_embedder(
+    models_dir: &Path,
+    name: &str,
+    threads: usize,
+) -> Result<Arc<dyn TextEmbedder>> {
+    Ok(match name {
+        MiniLmEmbedder::NAME => Arc::new(MiniLmEmbedder::load(
+            &models_dir.join(MiniLmEmbedder::DIR_NAME),
+            threads,
+        )?),
+        MuseEmbedder::NAME => Arc::new(MuseEmbedder::load(
+            &models_dir.join(MuseEmbedder::DIR_NAME),
+            threads,
+        )?),
+        _ => {
+            return Err(Error::invalid(format!(
+                "models.text_embedder {name:?} is not available (available: {})",
+                LOCAL_TEXT_EMBEDDERS.join(", ")
+            )))
+        }
+    })
 }

@@ -12,18 +12,27 @@ use reelforge_core::error::{Error, Result};
 use candle_transformers::models::clip::ClipModel;
 
 use crate::clip::{clip_config, HfClipConfig};
-use crate::{MiniLmEmbedder, WhisperTranscriber};
+use crate::{MiniLmEmbedder, MuseEmbedder, WhisperTranscriber};
 
 /// The repository's `models/` directory.
 pub fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
-/// The offline text embedder, loaded once per process.
+/// The English offline text embedder (MiniLM), loaded once per process.
 pub fn text_embedder() -> &'static MiniLmEmbedder {
     static MODEL: OnceLock<MiniLmEmbedder> = OnceLock::new();
     MODEL.get_or_init(|| {
-        crate::load_default_text_embedder(&models_dir(), 1)
+        MiniLmEmbedder::load(&models_dir().join(MiniLmEmbedder::DIR_NAME), 1)
+            .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
+    })
+}
+
+/// The multilingual offline text embedder (USE multilingual v3), loaded once per process.
+pub fn multilingual_text_embedder() -> &'static MuseEmbedder {
+    static MODEL: OnceLock<MuseEmbedder> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        MuseEmbedder::load(&models_dir().join(MuseEmbedder::DIR_NAME), 1)
             .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
     })
 }

@@ -134,6 +134,7 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
         music_volume,
         fresh,
         timeline_formats,
+        language,
     } = r;
     let timeline_formats = timeline_formats
         .into_iter()
@@ -197,6 +198,7 @@ fn request(r: pb::HighlightRequest) -> Result<HighlightRequest, Error> {
         music_dir: set(music_dir),
         music_volume: set(music_volume),
         timeline_formats,
+        language: set(language),
     })
 }
 
@@ -257,6 +259,7 @@ fn effective(p: &HighlightPlan) -> pb::HighlightRequest {
                 TimelineFormat::Xmeml => pb::TimelineFormat::Xmeml,
             } as i32)
             .collect(),
+        language: p.language.code().to_string(),
     }
 }
 

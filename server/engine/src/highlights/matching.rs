@@ -4,6 +4,7 @@
 //! filters in front), and the clip video embeddings kept with the video.
 
 use reelforge_core::error::{Error, Result};
+use reelforge_models::analysis::Language;
 use reelforge_models::VideoEmbedder;
 
 use super::request::StrategyOptions;
@@ -12,11 +13,10 @@ use super::units::{self, CostOptions, PrefilterLevels, Unit, UnitKind, UnitSourc
 use crate::catalog::{Catalog, VideoMaterial};
 use crate::store::EmbeddingKind;
 
-/// Default similarity thresholds, by space: point text vs clip captions (text embedder),
-/// point text vs clip video (video embedder),
-/// point text vs frames (image-text embedder, whose cosines run lower), and a library
-/// entry's look vs a clip's (visual descriptors, which run high).
-pub const CAPTION_THRESHOLD: f32 = 0.6;
+/// Default similarity thresholds, by space: point text vs clip captions is the text
+/// embedder's own (`TextEmbedder::match_threshold`); point text vs clip video (video
+/// embedder), point text vs frames (image-text embedder, whose cosines run lower), and a
+/// library entry's look vs a clip's (visual descriptors, which run high) are here.
 pub const FRAME_THRESHOLD: f32 = 0.25;
 pub const LOOK_THRESHOLD: f32 = 0.9;
 /// Point text vs a clip's video embedding (`models.video_embedder`): cross-modal cosines
@@ -176,8 +176,13 @@ impl MatchOptions {
 }
 
 /// The clips (with their visual descriptors) or frames (with their image embeddings) of
-/// a stored video, ready to filter and match.
-pub async fn load_units(catalog: &Catalog, v: &VideoMaterial, kind: UnitKind) -> Result<Vec<Unit>> {
+/// a stored video, ready to filter and match; clips captioned in `language`.
+pub async fn load_units(
+    catalog: &Catalog,
+    v: &VideoMaterial,
+    kind: UnitKind,
+    language: Language,
+) -> Result<Vec<Unit>> {
     let id = &v.video.video_id;
     let looks: Vec<(i64, Option<Vec<f32>>)> = match kind {
         UnitKind::Clips => catalog
@@ -210,6 +215,7 @@ pub async fn load_units(catalog: &Catalog, v: &VideoMaterial, kind: UnitKind) ->
             cut_points_ms: &v.cut_points_ms,
             transcript: &v.transcript,
             looks,
+            language,
         },
     ))
 }

@@ -29,9 +29,7 @@ use reelforge_models::Providers;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-pub use matching::{
-    TunedThreshold, Tuning, CAPTION_THRESHOLD, FRAME_THRESHOLD, LOOK_THRESHOLD, VIDEO_THRESHOLD,
-};
+pub use matching::{TunedThreshold, Tuning, FRAME_THRESHOLD, LOOK_THRESHOLD, VIDEO_THRESHOLD};
 pub use music::MusicChoice;
 pub use points::{Point, PointMatch};
 pub use request::{HighlightPlan, HighlightRequest, StrategyOptions};
@@ -364,6 +362,8 @@ impl Highlights {
         Ok(Defaults {
             video_embedder: self.providers.video_embedder.is_some(),
             tuning,
+            language: self.config.highlights.language,
+            caption_threshold: self.providers.text_embedder.match_threshold(),
         })
     }
 
@@ -512,6 +512,7 @@ impl Highlights {
             search: &self.search,
             library: &self.library,
             providers: &self.providers,
+            language: plan.language,
             sink,
         };
         let proposal = plan

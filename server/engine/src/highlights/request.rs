@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use reelforge_core::error::{Error, Result};
 use reelforge_core::segments::Fit;
+use reelforge_models::analysis::Language;
 
 use super::export::TimelineFormat;
 use super::music::MusicOptions;
@@ -78,6 +79,9 @@ pub struct HighlightRequest {
     pub music_volume: Option<f32>,
     /// The timeline files to write (empty: every format).
     pub timeline_formats: Vec<TimelineFormat>,
+    /// The language the analyser describes segments in, as a code ("en", "zh"); `None`:
+    /// `highlights.language`.
+    pub language: Option<String>,
 }
 
 /// A checked request with every default filled in.
@@ -96,6 +100,8 @@ pub struct HighlightPlan {
     pub render: Option<RenderOptions>,
     /// The timeline files written, each once, in `TimelineFormat::ALL`'s order.
     pub timelines: Vec<TimelineFormat>,
+    /// The language segments are described in.
+    pub language: Language,
 }
 
 impl std::fmt::Debug for HighlightPlan {
@@ -107,6 +113,7 @@ impl std::fmt::Debug for HighlightPlan {
             .field("fit", &self.fit)
             .field("render", &self.render)
             .field("timelines", &self.timelines)
+            .field("language", &self.language)
             .finish()
     }
 }
@@ -219,6 +226,10 @@ impl HighlightRequest {
         };
         timelines.sort();
         timelines.dedup();
+        let language = match self.language.as_deref().map(str::trim) {
+            Some(code) if !code.is_empty() => Language::parse(code, "language")?,
+            _ => context.language,
+        };
         Ok(HighlightPlan {
             tenant: crate::DEFAULT_TENANT.to_string(),
             key_id: None,
@@ -228,6 +239,7 @@ impl HighlightRequest {
             fit,
             render,
             timelines,
+            language,
         })
     }
 }

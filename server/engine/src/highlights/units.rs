@@ -6,7 +6,7 @@
 
 use crate::store::VideoRecord;
 use reelforge_core::vector::cosine;
-use reelforge_models::analysis::{caption_clip, Baseline, SignalWindow};
+use reelforge_models::analysis::{caption_clip, Baseline, Language, SignalWindow};
 use reelforge_models::TranscriptSegment;
 
 /// A clip whose loudest window is no louder than the video's typical level plus this, and
@@ -114,6 +114,8 @@ pub struct UnitSource<'a> {
     pub transcript: &'a [TranscriptSegment],
     /// Clips: (clip index, visual descriptor). Frames: (thumbnail time, image embedding).
     pub looks: Vec<(i64, Option<Vec<f32>>)>,
+    /// The language captions are written in.
+    pub language: Language,
 }
 
 /// The units of `kind` covering the video, in time order. Clips come from the clip grid
@@ -175,7 +177,7 @@ pub fn build(kind: UnitKind, src: &UnitSource<'_>) -> Vec<Unit> {
                 index: i as u32,
                 start_ms,
                 end_ms,
-                caption: caption_clip(windows, cuts, &level, &speech.join(" ")),
+                caption: caption_clip(windows, cuts, &level, &speech.join(" "), src.language),
                 look,
                 max_motion: windows.iter().map(|w| w.motion).fold(0.0, f32::max),
                 max_loudness_db: windows

@@ -318,6 +318,7 @@ impl Ingest {
             slices,
             subtitles,
             language: resolved.language,
+            descriptions: self.config.ingest.description_language,
         };
         let handle = JobHandle::new(JobRecord {
             kind: JobKind::Ingest,

@@ -803,6 +803,7 @@ fn slice_input<'a>(
         windows,
         cut_points_ms: cuts,
         baseline,
+        language: p.descriptions,
     }
 }
 
@@ -1199,6 +1200,7 @@ mod tests {
             clip_ms: 2_000,
             subtitles: Vec::new(),
             language: None,
+            descriptions: Default::default(),
         };
         (dir, config, prepared)
     }
@@ -1377,6 +1379,7 @@ mod resume_tests {
                 .collect(),
             subtitles: vec![],
             language: None,
+            descriptions: Default::default(),
         }
     }
 

@@ -95,6 +95,8 @@ impl Ingest {
                         windows: &own,
                         cut_points_ms: &old.cut_points_ms,
                         baseline,
+                        // Read again in the words it was read in.
+                        language: old.language,
                     };
                     let result = analyzer.analyze_slice(input).await;
                     (old, result)

@@ -625,6 +625,7 @@ pub(crate) fn test_slice(index: u32, start_ms: i64, end_ms: i64) -> SliceAnalysi
         description: format!("slice {index}"),
         analyzer: "test".into(),
         version: String::new(),
+        language: Default::default(),
         keyframe_aligned: true,
         usage: None,
         error: None,

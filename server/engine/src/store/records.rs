@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use reelforge_core::error::ErrorKind;
 use reelforge_media::ProbeRecord;
-use reelforge_models::analysis::SliceAnalysis;
+use reelforge_models::analysis::{Language, SliceAnalysis};
 use reelforge_models::TranscriptSegment;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -229,6 +229,10 @@ pub struct PreparedIngest {
     /// speech model tells per window.
     #[serde(default)]
     pub language: Option<String>,
+    /// The language slices are described in (`ingest.description_language` when the job
+    /// began).
+    #[serde(default)]
+    pub descriptions: Language,
 }
 
 /// What an ingest job reports, in order; kept with the job so it can be replayed.

@@ -60,6 +60,50 @@ impl Baseline {
     }
 }
 
+/// The language an analyser writes its descriptions, reasons and captions in
+/// (`highlights.language`, `ingest.description_language`, a highlight request's
+/// `language`). Analyses stored before it was recorded are English.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Language {
+    #[default]
+    #[serde(rename = "en")]
+    English,
+    /// Simplified Chinese.
+    #[serde(rename = "zh")]
+    Chinese,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::English, Language::Chinese];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::English => "en",
+            Language::Chinese => "zh",
+        }
+    }
+
+    /// A language code as a caller writes it ("en", "zh", "zh-CN", "zh-Hans"); `field`
+    /// names the setting or request field in the error.
+    pub fn parse(code: &str, field: &str) -> reelforge_core::error::Result<Language> {
+        let lower = code.trim().to_ascii_lowercase();
+        match lower.split(['-', '_']).next().unwrap_or("") {
+            "en" => Ok(Language::English),
+            "zh" => Ok(Language::Chinese),
+            _ => Err(reelforge_core::error::Error::invalid(format!(
+                "{field} {code:?} is not a language descriptions are written in: use \"en\" \
+                 (English) or \"zh\" (Chinese)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// What an analyser gets for one slice.
 pub struct SliceInput<'a> {
     pub source: &'a Path,
@@ -70,6 +114,8 @@ pub struct SliceInput<'a> {
     pub windows: &'a [SignalWindow],
     pub cut_points_ms: &'a [i64],
     pub baseline: Baseline,
+    /// The language to describe it in.
+    pub language: Language,
 }
 
 /// A highlight candidate inside a slice, on the video's absolute timeline.
@@ -116,6 +162,10 @@ pub struct SliceAnalysis {
     /// analysis is reused only by the same analyser at the same version.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// The language its descriptions are written in: an analysis is reused only for the
+    /// same language.
+    #[serde(default)]
+    pub language: Language,
     pub keyframe_aligned: bool,
     /// What a remote model's call cost; `None` for the offline analyser.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,9 @@
 //! video's running level, then turns runs of high-scoring windows into segments with a
 //! plain description of what the signals show.
 
-use super::{BoxFuture, SegmentCandidate, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer};
+use super::{
+    BoxFuture, Language, SegmentCandidate, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
+};
 use reelforge_core::error::Result;
 use reelforge_media::signals::SILENCE_DB;
 
@@ -139,6 +141,7 @@ impl SignalAnalyzer {
             description,
             analyzer: Self::NAME.to_string(),
             version: String::new(),
+            language: input.language,
             keyframe_aligned: false,
             usage: None,
             error: None,
@@ -240,52 +243,138 @@ fn find_segments(
                 .iter()
                 .filter(|&&c| c >= start_ms && c < end_ms)
                 .count();
-            let description = describe_segment(run, cuts);
+            let description = describe_segment(run, cuts, input.language);
             Some(SegmentCandidate {
                 start_ms,
                 end_ms,
                 score: peak,
                 priority: reelforge_core::segments::priority_of_score(peak),
-                reason: format!("signals: {description}"),
+                reason: match input.language {
+                    Language::English => format!("signals: {description}"),
+                    Language::Chinese => format!("信号：{description}"),
+                },
                 description,
             })
         })
         .collect()
 }
 
+/// What the offline analyser says it saw, one phrase each, in either language.
+#[derive(Debug, Clone, Copy)]
+enum Phrase {
+    /// Loudness rose this many dB over the running level (`typical`: over the video's
+    /// typical level, for clip captions).
+    SuddenLoud {
+        rise_db: f32,
+        typical: bool,
+    },
+    LoudAudio,
+    QuietSound,
+    NoSound,
+    NoPictureOrSound,
+    MotionBurst,
+    FastMotion,
+    ModerateMotion,
+    LittleMotion,
+    StaticPicture,
+    SceneCut,
+    RapidEditing(usize),
+    RiseInActivity,
+}
+
+impl Phrase {
+    fn say(self, language: Language) -> String {
+        use Phrase::*;
+        match (language, self) {
+            (Language::English, SuddenLoud { rise_db, typical }) => format!(
+                "sudden loud audio ({rise_db:+.0} dB over the {} level)",
+                if typical { "typical" } else { "running" }
+            ),
+            (Language::Chinese, SuddenLoud { rise_db, typical }) => format!(
+                "声音突然变响（比{}高 {rise_db:+.0} dB）",
+                if typical { "平常" } else { "此前" }
+            ),
+            (Language::English, RapidEditing(n)) => format!("rapid editing ({n} cuts)"),
+            (Language::Chinese, RapidEditing(n)) => format!("快速剪辑（{n} 次镜头切换）"),
+            (Language::English, p) => match p {
+                LoudAudio => "loud audio",
+                QuietSound => "quiet sound",
+                NoSound => "no audible sound",
+                NoPictureOrSound => "no picture or sound",
+                MotionBurst => "a burst of fast motion",
+                FastMotion => "fast motion",
+                ModerateMotion => "moderate motion",
+                LittleMotion => "little motion",
+                StaticPicture => "a static picture",
+                SceneCut => "a scene cut",
+                _ => "a rise in activity",
+            }
+            .to_string(),
+            (Language::Chinese, p) => match p {
+                LoudAudio => "声音很响",
+                QuietSound => "声音较轻",
+                NoSound => "没有可闻的声音",
+                NoPictureOrSound => "没有画面和声音",
+                MotionBurst => "突然出现快速运动",
+                FastMotion => "快速运动",
+                ModerateMotion => "中等强度的运动",
+                LittleMotion => "运动很少",
+                StaticPicture => "画面静止",
+                SceneCut => "一次镜头切换",
+                _ => "活动增强",
+            }
+            .to_string(),
+        }
+    }
+}
+
+/// Phrases joined into one sentence-like description: "Loud audio with fast motion",
+/// "声音很响，快速运动".
+fn join(phrases: &[Phrase], language: Language) -> String {
+    let said: Vec<String> = phrases.iter().map(|p| p.say(language)).collect();
+    match language {
+        Language::English => {
+            let text = said.join(" with ");
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(c) => c.to_uppercase().chain(chars).collect(),
+                None => text,
+            }
+        }
+        Language::Chinese => said.join("，"),
+    }
+}
+
 /// Names the dominant signals of a run of windows in plain language.
-fn describe_segment(run: &[WindowScore], cuts: usize) -> String {
+fn describe_segment(run: &[WindowScore], cuts: usize, language: Language) -> String {
     let max = |f: fn(&WindowScore) -> f32| run.iter().map(f).fold(f32::MIN, f32::max);
     let mut parts = Vec::new();
     let loud_rise = max(|s| s.loud_rise_db);
     if max(|s| s.rise) >= 0.6 && loud_rise >= LOUDNESS_RISE_DB * 0.6 {
-        parts.push(format!(
-            "sudden loud audio ({loud_rise:+.0} dB over the running level)"
-        ));
+        parts.push(Phrase::SuddenLoud {
+            rise_db: loud_rise,
+            typical: false,
+        });
     } else if max(|s| s.loudness) >= 0.7 {
-        parts.push("loud audio".to_string());
+        parts.push(Phrase::LoudAudio);
     }
     let motion = max(|s| s.motion);
     if max(|s| s.motion_rise) >= MOTION_RISE * 0.6 && motion >= 0.5 {
-        parts.push("a burst of fast motion".to_string());
+        parts.push(Phrase::MotionBurst);
     } else if motion >= 0.8 {
-        parts.push("fast motion".to_string());
+        parts.push(Phrase::FastMotion);
     } else if motion >= 0.4 {
-        parts.push("moderate motion".to_string());
+        parts.push(Phrase::ModerateMotion);
     }
     if cuts >= 2 || max(|s| s.cuts) >= 0.66 {
-        parts.push(format!("rapid editing ({cuts} cuts)"));
+        parts.push(Phrase::RapidEditing(cuts));
     } else if cuts == 1 {
-        parts.push("a scene cut".to_string());
+        parts.push(Phrase::SceneCut);
     }
     if parts.is_empty() {
-        parts.push("a rise in activity".to_string());
+        parts.push(Phrase::RiseInActivity);
     }
-    let mut text = parts.join(" with ");
-    if let Some(first) = text.get(..1) {
-        text = first.to_uppercase() + &text[1..];
-    }
-    text
+    join(&parts, language)
 }
 
 fn describe_slice(
@@ -294,97 +383,109 @@ fn describe_slice(
     loudness_mean_db: f32,
     segments: &[SegmentCandidate],
 ) -> String {
-    let motion = match motion_mean {
-        m if m < 0.005 => "static picture",
-        m if m < 0.02 => "little motion",
-        m if m < FAST_MOTION => "moderate motion",
-        _ => "fast motion throughout",
+    let zh = input.language == Language::Chinese;
+    let motion = match (motion_mean, zh) {
+        (m, false) if m < 0.005 => "static picture",
+        (m, true) if m < 0.005 => "画面静止",
+        (m, false) if m < 0.02 => "little motion",
+        (m, true) if m < 0.02 => "运动很少",
+        (m, false) if m < FAST_MOTION => "moderate motion",
+        (m, true) if m < FAST_MOTION => "中等强度的运动",
+        (_, false) => "fast motion throughout",
+        (_, true) => "全程快速运动",
     };
-    let sound = if loudness_mean_db <= SILENCE_DB + 1.0 {
-        "no audible sound".to_string()
-    } else if loudness_mean_db < -40.0 {
-        format!("quiet sound ({loudness_mean_db:.0} dBFS)")
-    } else if loudness_mean_db < -20.0 {
-        format!("moderate sound ({loudness_mean_db:.0} dBFS)")
-    } else {
-        format!("loud sound ({loudness_mean_db:.0} dBFS)")
+    let db = loudness_mean_db;
+    let sound = match (zh, db) {
+        (false, _) if db <= SILENCE_DB + 1.0 => "no audible sound".to_string(),
+        (true, _) if db <= SILENCE_DB + 1.0 => "没有可闻的声音".to_string(),
+        (false, _) if db < -40.0 => format!("quiet sound ({db:.0} dBFS)"),
+        (true, _) if db < -40.0 => format!("声音较轻（{db:.0} dBFS）"),
+        (false, _) if db < -20.0 => format!("moderate sound ({db:.0} dBFS)"),
+        (true, _) if db < -20.0 => format!("声音中等（{db:.0} dBFS）"),
+        (false, _) => format!("loud sound ({db:.0} dBFS)"),
+        (true, _) => format!("声音很响（{db:.0} dBFS）"),
     };
-    let cuts = match input.cut_points_ms.len() {
-        0 => "no scene cuts".to_string(),
-        1 => "1 scene cut".to_string(),
-        n => format!("{n} scene cuts"),
+    let span = format!("{}-{}", clock(input.start_ms), clock(input.end_ms));
+    let mut text = match (zh, input.cut_points_ms.len()) {
+        (false, 0) => format!("{span}: {motion}, {sound}, no scene cuts."),
+        (false, 1) => format!("{span}: {motion}, {sound}, 1 scene cut."),
+        (false, n) => format!("{span}: {motion}, {sound}, {n} scene cuts."),
+        (true, 0) => format!("{span}：{motion}，{sound}，没有镜头切换。"),
+        (true, n) => format!("{span}：{motion}，{sound}，{n} 次镜头切换。"),
     };
-    let mut text = format!(
-        "{}-{}: {motion}, {sound}, {cuts}.",
-        clock(input.start_ms),
-        clock(input.end_ms)
-    );
     for s in segments {
-        text.push_str(&format!(
-            " Highlight candidate {}-{} (score {:.2}): {}.",
-            clock(s.start_ms),
-            clock(s.end_ms),
-            s.score,
-            lowercase_first(&s.description)
-        ));
+        let (from, to) = (clock(s.start_ms), clock(s.end_ms));
+        text.push_str(&match zh {
+            false => format!(
+                " Highlight candidate {from}-{to} (score {:.2}): {}.",
+                s.score,
+                lowercase_first(&s.description)
+            ),
+            true => format!(
+                "高光候选 {from}-{to}（得分 {:.2}）：{}。",
+                s.score, s.description
+            ),
+        });
     }
     text
 }
 
-/// A caption for one short clip (2-3 s) in the analyser's vocabulary, so a highlight point
-/// the analyser wrote ("Sudden loud audio with a burst of fast motion") and the clips that
-/// show it are close in a text embedding space: the offline stand-in for embedding the
-/// clip's pixels and sound. `level` is the video's typical (median) level; `speech` is what
-/// is said during the clip.
+/// A caption for one short clip (2-3 s) in the analyser's vocabulary and `language`, so a
+/// highlight point the analyser wrote ("Sudden loud audio with a burst of fast motion")
+/// and the clips that show it are close in a text embedding space: the offline stand-in
+/// for embedding the clip's pixels and sound. `level` is the video's typical (median)
+/// level; `speech` is what is said during the clip.
 pub fn caption_clip(
     windows: &[SignalWindow],
     cuts: usize,
     level: &super::Baseline,
     speech: &str,
+    language: Language,
 ) -> String {
     let max = |f: fn(&SignalWindow) -> f32| windows.iter().map(f).fold(f32::MIN, f32::max);
     let mut parts = Vec::new();
     if windows.is_empty() {
-        parts.push("no picture or sound".to_string());
+        parts.push(Phrase::NoPictureOrSound);
     } else {
         let loudness = max(|w| w.loudness_db);
         let rise = loudness - level.loudness_db;
         if rise >= LOUDNESS_RISE_DB * 0.6 && loudness > QUIET_DB {
-            parts.push(format!(
-                "sudden loud audio ({rise:+.0} dB over the typical level)"
-            ));
+            parts.push(Phrase::SuddenLoud {
+                rise_db: rise,
+                typical: true,
+            });
         } else if loudness >= QUIET_DB + 0.7 * (LOUD_DB - QUIET_DB) {
-            parts.push("loud audio".to_string());
+            parts.push(Phrase::LoudAudio);
         } else if loudness <= SILENCE_DB + 1.0 {
-            parts.push("no audible sound".to_string());
+            parts.push(Phrase::NoSound);
         } else {
-            parts.push("quiet sound".to_string());
+            parts.push(Phrase::QuietSound);
         }
         let motion = max(|w| w.motion);
         if motion >= FAST_MOTION * 0.5 && motion - level.motion >= MOTION_RISE * 0.6 {
-            parts.push("a burst of fast motion".to_string());
+            parts.push(Phrase::MotionBurst);
         } else if motion >= FAST_MOTION * 0.8 {
-            parts.push("fast motion".to_string());
+            parts.push(Phrase::FastMotion);
         } else if motion >= FAST_MOTION * 0.4 {
-            parts.push("moderate motion".to_string());
+            parts.push(Phrase::ModerateMotion);
         } else if motion < 0.005 {
-            parts.push("a static picture".to_string());
+            parts.push(Phrase::StaticPicture);
         } else {
-            parts.push("little motion".to_string());
+            parts.push(Phrase::LittleMotion);
         }
     }
     match cuts {
         0 => {}
-        1 => parts.push("a scene cut".to_string()),
-        n => parts.push(format!("rapid editing ({n} cuts)")),
+        1 => parts.push(Phrase::SceneCut),
+        n => parts.push(Phrase::RapidEditing(n)),
     }
-    let mut text = parts.join(" with ");
-    if let Some(first) = text.get(..1) {
-        text = first.to_uppercase() + &text[1..];
-    }
+    let mut text = join(&parts, language);
     let speech = speech.trim();
     if !speech.is_empty() {
-        text.push_str(&format!(", someone saying: \"{speech}\""));
+        text.push_str(&match language {
+            Language::English => format!(", someone saying: \"{speech}\""),
+            Language::Chinese => format!("，有人说：“{speech}”"),
+        });
     }
     text
 }
@@ -436,6 +537,7 @@ mod tests {
             windows: w,
             cut_points_ms: cuts,
             baseline,
+            language: Language::English,
         }
     }
 
@@ -480,6 +582,64 @@ mod tests {
                 .contains("Highlight candidate 00:04.0-00:07.0"),
             "{}",
             a.description
+        );
+    }
+
+    #[test]
+    fn asked_for_chinese_it_describes_the_same_segments_in_chinese() {
+        let mut spec = vec![(-50.0, 0.001); 20];
+        for w in &mut spec[8..14] {
+            *w = (-8.0, 0.09);
+        }
+        let w = windows(&spec);
+        let en = SignalAnalyzer.analyze(&input(&w, &[3_000], QUIET_STILL));
+        let zh = SignalAnalyzer.analyze(&SliceInput {
+            language: Language::Chinese,
+            ..input(&w, &[3_000], QUIET_STILL)
+        });
+        assert_eq!(zh.language, Language::Chinese);
+        let spans = |a: &SliceAnalysis| -> Vec<(i64, i64, f32)> {
+            a.segments
+                .iter()
+                .map(|s| (s.start_ms, s.end_ms, s.score))
+                .collect()
+        };
+        assert_eq!(
+            spans(&en),
+            spans(&zh),
+            "the language changes the words only"
+        );
+        let s = &zh.segments[0];
+        assert!(
+            s.description.starts_with("声音突然变响（比此前高 +"),
+            "{}",
+            s.description
+        );
+        assert!(
+            s.description.ends_with("，突然出现快速运动"),
+            "{}",
+            s.description
+        );
+        assert!(s.reason.starts_with("信号："), "{}", s.reason);
+        assert!(
+            zh.description.starts_with("00:00.0-00:10.0：")
+                && zh.description.contains("1 次镜头切换。")
+                && zh.description.contains("高光候选 00:04.0-00:07.0（得分 "),
+            "{}",
+            zh.description
+        );
+        let level = Baseline {
+            loudness_db: -50.0,
+            motion: 0.001,
+            windows: 20,
+        };
+        assert_eq!(
+            caption_clip(&w[8..12], 0, &level, "比赛最后一分钟", Language::Chinese),
+            "声音突然变响（比平常高 +42 dB），突然出现快速运动，有人说：“比赛最后一分钟”"
+        );
+        assert_eq!(
+            caption_clip(&w[8..12], 2, &level, "", Language::English),
+            "Sudden loud audio (+42 dB over the typical level) with a burst of fast motion with rapid editing (2 cuts)"
         );
     }
 

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use super::{sdk_error, Bedrock, VideoPayload};
 use crate::analysis::{
-    Baseline, BoxFuture, ModelUsage, SegmentCandidate, SignalWindow, SliceAnalysis, SliceInput,
-    VideoAnalyzer,
+    Baseline, BoxFuture, Language, ModelUsage, SegmentCandidate, SignalWindow, SliceAnalysis,
+    SliceInput, VideoAnalyzer,
 };
 use reelforge_core::answer::parse_model_segments;
 use reelforge_core::error::{Error, Result};
@@ -121,36 +121,66 @@ pub fn tool_schema() -> Value {
 }
 
 /// The prompt for one clip of `duration_ms`, with `sound`: what we measured of the
-/// clip's audio (`sound_cues`), since Nova is sent the pictures only.
+/// clip's audio (`sound_cues`), since Nova is sent the pictures only; written in
+/// `language`, and asking for the answer's words in it.
 ///
 /// Nova's video understanding samples frames (1 a second up to 16 minutes, resized to
 /// 672×672: "Video understanding", Amazon Nova User Guide) and nothing in its
 /// documentation says the audio track is used; the analysis proxy carries no audio, and
 /// the prompt says so and asks the model to judge sound from our measurements only.
-pub fn prompt(duration_ms: i64, sound: &str) -> String {
+pub fn prompt(duration_ms: i64, sound: &str, language: Language) -> String {
     let d = duration_ms as f64 / 1000.0;
-    format!(
-        "You are a video editor choosing highlights.\n\
-         The clip is {d:.1} seconds long; every time you give is in seconds from its start, \
-         between 0 and {d:.1}.\n\
-         You see its pictures only: its sound is not sent. What we measured of its sound \
-         (times in seconds from the clip's start):\n{sound}\n\
-         Work step by step:\n\
-         1. Watch the whole clip and note what happens, in order.\n\
-         2. Judge each moment on these dimensions: action and motion, emotional peaks \
-         (cheering, laughter, surprise, as the pictures show them), key events (goals, \
-         reveals, arrivals), visual spectacle, and sound (only from the measurements \
-         above: sudden loud audio, a rise in level).\n\
-         3. Choose the moments that score high on at least one dimension; each is 1 to 20 \
-         seconds long and they do not overlap.\n\
-         4. Give each a score from 0 to 1, a priority (1 must have, 2 good, 3 nice to have), \
-         a one-sentence description and the dimensions it meets.\n\
-         Answer by calling the {TOOL_NAME} tool. If you cannot, answer with JSON only, for \
-         example: {{\"summary\": \"A cyclist races downhill.\", \"highlights\": [{{\"start\": \
-         3.0, \"end\": 8.5, \"score\": 0.9, \"priority\": 1, \"description\": \"The rider \
-         jumps the ramp.\", \"reason\": \"action\"}}]}}.\n\
-         If nothing stands out, return an empty highlights list."
-    )
+    match language {
+        Language::English => format!(
+            "You are a video editor choosing highlights.\n\
+             The clip is {d:.1} seconds long; every time you give is in seconds from its start, \
+             between 0 and {d:.1}.\n\
+             You see its pictures only: its sound is not sent. What we measured of its sound \
+             (times in seconds from the clip's start):\n{sound}\n\
+             Work step by step:\n\
+             1. Watch the whole clip and note what happens, in order.\n\
+             2. Judge each moment on these dimensions: action and motion, emotional peaks \
+             (cheering, laughter, surprise, as the pictures show them), key events (goals, \
+             reveals, arrivals), visual spectacle, and sound (only from the measurements \
+             above: sudden loud audio, a rise in level).\n\
+             3. Choose the moments that score high on at least one dimension; each is 1 to 20 \
+             seconds long and they do not overlap.\n\
+             4. Give each a score from 0 to 1, a priority (1 must have, 2 good, 3 nice to have), \
+             a one-sentence description and the dimensions it meets.\n\
+             Answer by calling the {TOOL_NAME} tool. If you cannot, answer with JSON only, for \
+             example: {{\"summary\": \"A cyclist races downhill.\", \"highlights\": [{{\"start\": \
+             3.0, \"end\": 8.5, \"score\": 0.9, \"priority\": 1, \"description\": \"The rider \
+             jumps the ramp.\", \"reason\": \"action\"}}]}}.\n\
+             If nothing stands out, return an empty highlights list."
+        ),
+        Language::Chinese => format!(
+            "你是一名挑选高光片段的视频剪辑师。\n\
+             这段视频长 {d:.1} 秒；你给出的每个时间都是从视频开头算起的秒数，在 0 到 {d:.1} 之间。\n\
+             你只能看到画面：声音没有发送给你。我们测得的声音情况（时间为从视频开头算起的秒数）：\n\
+             {sound}\n\
+             请按步骤进行：\n\
+             1. 看完整段视频，按顺序记下发生了什么。\n\
+             2. 从这些维度评判每个时刻：动作与运动、情绪高点（画面中表现出的欢呼、大笑、惊讶）、\
+             关键事件（进球、揭晓、到达）、视觉奇观，以及声音（只根据上面的测量：突然的响声、音量上升）。\n\
+             3. 选出至少在一个维度上得分高的时刻；每个时刻 1 到 20 秒，互不重叠。\n\
+             4. 给每个时刻打 0 到 1 的分数、优先级（1 必须有，2 好，3 可有可无）、一句话的描述，\
+             以及它满足的维度。\n\
+             summary、description 和 reason 都用简体中文书写。\n\
+             调用 {TOOL_NAME} 工具作答。如果无法调用，只回答 JSON，例如：\
+             {{\"summary\": \"一名自行车手冲下山坡。\", \"highlights\": [{{\"start\": 3.0, \
+             \"end\": 8.5, \"score\": 0.9, \"priority\": 1, \"description\": \"车手飞越跳台。\", \
+             \"reason\": \"动作\"}}]}}。\n\
+             如果没有突出的时刻，返回空的 highlights 列表。"
+        ),
+    }
+}
+
+/// The system prompt, in `language`.
+fn system_prompt(language: Language) -> &'static str {
+    match language {
+        Language::English => "You find the highlights of videos and report them precisely.",
+        Language::Chinese => "你负责找出视频中的高光时刻，并准确地报告。",
+    }
 }
 
 /// A rise in level this large over the running level (or the second before) is a cue.
@@ -159,15 +189,26 @@ const SOUND_RISE_DB: f32 = 10.0;
 const MAX_SOUND_CUES: usize = 6;
 
 /// Our measurements of a clip's sound as prompt lines: its level, its loudest moment, and
-/// the sudden rises (times in seconds from `start_ms`).
-pub fn sound_cues(windows: &[SignalWindow], baseline: Baseline, start_ms: i64) -> String {
+/// the sudden rises (times in seconds from `start_ms`), in `language`.
+pub fn sound_cues(
+    windows: &[SignalWindow],
+    baseline: Baseline,
+    start_ms: i64,
+    language: Language,
+) -> String {
+    let zh = language == Language::Chinese;
     use reelforge_media::signals::SILENCE_DB;
     let audible: Vec<&SignalWindow> = windows
         .iter()
         .filter(|w| w.loudness_db > SILENCE_DB + 1.0)
         .collect();
     if audible.is_empty() {
-        return "- no audible sound".to_string();
+        return if zh {
+            "- 没有可闻的声音"
+        } else {
+            "- no audible sound"
+        }
+        .to_string();
     }
     let at = |w: &SignalWindow| (w.start_ms - start_ms) as f64 / 1000.0;
     let mean = audible.iter().map(|w| w.loudness_db).sum::<f32>() / audible.len() as f32;
@@ -176,21 +217,22 @@ pub fn sound_cues(windows: &[SignalWindow], baseline: Baseline, start_ms: i64) -
         .iter()
         .min_by(|a, b| b.loudness_db.total_cmp(&a.loudness_db))
         .unwrap();
-    let mut lines = vec![
-        format!(
-            "- level {mean:.0} dBFS on average{}",
-            if baseline.windows > 0 {
-                format!(" ({:.0} dBFS before the clip)", baseline.loudness_db)
-            } else {
-                String::new()
-            }
-        ),
-        format!(
-            "- loudest at {:.1} s ({:.0} dBFS)",
-            at(loudest),
-            loudest.loudness_db
-        ),
-    ];
+    let before = baseline.loudness_db;
+    let (t, db) = (at(loudest), loudest.loudness_db);
+    let mut lines = match (zh, baseline.windows > 0) {
+        (false, true) => vec![format!(
+            "- level {mean:.0} dBFS on average ({before:.0} dBFS before the clip)"
+        )],
+        (false, false) => vec![format!("- level {mean:.0} dBFS on average")],
+        (true, true) => vec![format!(
+            "- 平均音量 {mean:.0} dBFS（这段之前为 {before:.0} dBFS）"
+        )],
+        (true, false) => vec![format!("- 平均音量 {mean:.0} dBFS")],
+    };
+    lines.push(match zh {
+        false => format!("- loudest at {t:.1} s ({db:.0} dBFS)"),
+        true => format!("- 最响处在 {t:.1} 秒（{db:.0} dBFS）"),
+    });
     let running = if baseline.windows > 0 {
         baseline.loudness_db
     } else {
@@ -213,7 +255,10 @@ pub fn sound_cues(windows: &[SignalWindow], baseline: Baseline, start_ms: i64) -
     rises.truncate(MAX_SOUND_CUES);
     rises.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (t, rise) in rises {
-        lines.push(format!("- sudden loud sound at {t:.1} s (+{rise:.0} dB)"));
+        lines.push(match zh {
+            false => format!("- sudden loud sound at {t:.1} s (+{rise:.0} dB)"),
+            true => format!("- {t:.1} 秒处突然出现响声（+{rise:.0} dB）"),
+        });
     }
     lines.join("\n")
 }
@@ -315,7 +360,13 @@ impl NovaAnalyzer {
                 .content(ContentBlock::Video(video))
                 .content(ContentBlock::Text(prompt(
                     duration_ms,
-                    &sound_cues(input.windows, input.baseline, input.start_ms),
+                    &sound_cues(
+                        input.windows,
+                        input.baseline,
+                        input.start_ms,
+                        input.language,
+                    ),
+                    input.language,
                 )))
                 .build(),
         )?;
@@ -341,7 +392,7 @@ impl NovaAnalyzer {
                 .converse()
                 .model_id(&self.model_id)
                 .system(SystemContentBlock::Text(
-                    "You find the highlights of videos and report them precisely.".into(),
+                    system_prompt(input.language).into(),
                 ))
                 .messages(message)
                 .tool_config(tools)
@@ -426,6 +477,7 @@ impl NovaAnalyzer {
             description,
             analyzer: self.name.clone(),
             version: PROMPT_VERSION.to_string(),
+            language: input.language,
             keyframe_aligned: false,
             usage: Some(call),
             error: None,
@@ -512,7 +564,7 @@ mod tests {
             motion: 0.0,
             windows: 30,
         };
-        let cues = sound_cues(&windows, baseline, 40_000);
+        let cues = sound_cues(&windows, baseline, 40_000, Language::English);
         assert!(cues.contains("loudest at 6.0 s (-12 dBFS)"), "{cues}");
         assert!(
             cues.contains("sudden loud sound at 6.0 s (+32 dB)"),
@@ -520,12 +572,29 @@ mod tests {
         );
         assert!(!cues.contains("at 6.5 s"), "a rise is listed once: {cues}");
         let silent: Vec<SignalWindow> = (0..4).map(|i| w(i * 500, -90.0)).collect();
-        assert_eq!(sound_cues(&silent, baseline, 0), "- no audible sound");
-        let p = prompt(10_000, &cues);
+        assert_eq!(
+            sound_cues(&silent, baseline, 0, Language::English),
+            "- no audible sound"
+        );
+        let p = prompt(10_000, &cues, Language::English);
         assert!(
             p.contains("its sound is not sent") && p.contains(&cues),
             "{p}"
         );
+        // In Chinese: the same measurements, the same bounds, the answer asked in Chinese.
+        let cues = sound_cues(&windows, baseline, 40_000, Language::Chinese);
+        assert!(cues.contains("最响处在 6.0 秒（-12 dBFS）"), "{cues}");
+        assert!(cues.contains("6.0 秒处突然出现响声（+32 dB）"), "{cues}");
+        let p = prompt(10_000, &cues, Language::Chinese);
+        for said in [
+            "声音没有发送给你",
+            "在 0 到 10.0 之间",
+            "简体中文",
+            TOOL_NAME,
+            &cues,
+        ] {
+            assert!(p.contains(said), "{said}: {p}");
+        }
     }
 
     #[test]

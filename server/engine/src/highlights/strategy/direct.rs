@@ -35,7 +35,7 @@ impl Strategy for Direct {
             let on_slice = |o: &reading::SliceOutcome| (cx.sink)(HighlightEvent::Slice(o.clone()));
             let segments = reading::direct(
                 cx.providers.analyzer.as_ref(),
-                &Material::of(video).fresh(options.fresh == Some(true)),
+                &Material::of(video, cx.language).fresh(options.fresh == Some(true)),
                 &on_slice,
             )
             .await?;

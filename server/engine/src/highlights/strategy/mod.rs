@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use reelforge_core::error::Result;
 use reelforge_core::segments::Segment;
 use reelforge_core::BoxFuture;
+use reelforge_models::analysis::Language;
 use reelforge_models::Providers;
 
 pub use reading::{Material, SliceOutcome};
@@ -84,6 +85,11 @@ pub struct Defaults {
     pub video_embedder: bool,
     /// The request category's tuned thresholds (`None`: untuned, or no category).
     pub tuning: Option<crate::highlights::matching::Tuning>,
+    /// `highlights.language`: what a request that names no language is described in.
+    pub language: Language,
+    /// The text embedder's threshold for a point's words against a clip's caption
+    /// (`TextEmbedder::match_threshold`).
+    pub caption_threshold: f32,
 }
 
 /// The services and models a strategy may use, and where its events go.
@@ -96,6 +102,8 @@ pub struct Context<'a> {
     pub search: &'a Search,
     pub library: &'a Library,
     pub providers: &'a Providers,
+    /// The language the analyser describes what it finds in, and clips are captioned in.
+    pub language: Language,
     pub sink: &'a (dyn Fn(HighlightEvent) + Send + Sync),
 }
 

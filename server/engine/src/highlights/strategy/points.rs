@@ -14,8 +14,8 @@ use super::reading::{self, Material, SliceOutcome};
 use super::{of_video, one, Context, Defaults, Proposal, Shaping, Strategy};
 use crate::catalog::VideoMaterial;
 use crate::highlights::matching::{
-    clip_video_vectors, load_units, MatchDefaults, MatchOptions, CAPTION_THRESHOLD, COARSE_PAD_MS,
-    FRAME_THRESHOLD, VIDEO_THRESHOLD,
+    clip_video_vectors, load_units, MatchDefaults, MatchOptions, COARSE_PAD_MS, FRAME_THRESHOLD,
+    VIDEO_THRESHOLD,
 };
 use crate::highlights::points::{points_from, resolve, Scores};
 use crate::highlights::request::StrategyOptions;
@@ -29,7 +29,7 @@ fn threshold(unit: UnitKind, defaults: &Defaults) -> f32 {
     match unit {
         UnitKind::Frames => FRAME_THRESHOLD,
         UnitKind::Clips if defaults.video_embedder => VIDEO_THRESHOLD,
-        UnitKind::Clips => CAPTION_THRESHOLD,
+        UnitKind::Clips => defaults.caption_threshold,
     }
 }
 
@@ -85,8 +85,12 @@ async fn points_and_clips(
     };
     // The points: the analyser's whole-video reading, then the transcript.
     let on_slice = |s: &SliceOutcome| (cx.sink)(HighlightEvent::Slice(s.clone()));
-    let analysed =
-        reading::direct(providers.analyzer.as_ref(), &Material::of(v), &on_slice).await?;
+    let analysed = reading::direct(
+        providers.analyzer.as_ref(),
+        &Material::of(v, cx.language),
+        &on_slice,
+    )
+    .await?;
     let points = points_from(
         &analysed,
         &v.transcript,
@@ -94,7 +98,7 @@ async fn points_and_clips(
         o.transcript_points,
     );
     (cx.sink)(HighlightEvent::Points(points.clone()));
-    let units = load_units(cx.catalog, v, o.unit).await?;
+    let units = load_units(cx.catalog, v, o.unit, cx.language).await?;
     let regions: Vec<(i64, i64)> = analysed
         .iter()
         .map(|s| (s.start_ms - COARSE_PAD_MS, s.end_ms + COARSE_PAD_MS))

@@ -24,7 +24,7 @@ use futures_util::stream::{self, StreamExt};
 use reelforge_core::error::{Error, Result};
 use reelforge_core::segments::Segment;
 use reelforge_models::analysis::{
-    Baseline, ModelUsage, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
+    Baseline, Language, ModelUsage, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
 
 use crate::catalog::VideoMaterial;
@@ -38,11 +38,13 @@ pub struct Material<'a> {
     pub cut_points_ms: &'a [i64],
     /// Analyses stored at ingest, reused where one matches (empty: none to reuse).
     pub stored: &'a [SliceAnalysis],
+    /// The language the analyser describes it in.
+    pub language: Language,
 }
 
 impl<'a> Material<'a> {
-    /// What the analyser reads of a stored video.
-    pub fn of(v: &'a VideoMaterial) -> Material<'a> {
+    /// What the analyser reads of a stored video, to describe in `language`.
+    pub fn of(v: &'a VideoMaterial, language: Language) -> Material<'a> {
         Material {
             video_id: &v.video.video_id,
             source: Path::new(&v.video.source_path),
@@ -50,6 +52,7 @@ impl<'a> Material<'a> {
             windows: &v.windows,
             cut_points_ms: &v.cut_points_ms,
             stored: &v.analyses,
+            language,
         }
     }
 
@@ -64,12 +67,14 @@ impl<'a> Material<'a> {
         }
     }
 
-    /// A stored analysis `analyzer` made of exactly `span`, if there is one.
+    /// A stored analysis `analyzer` made of exactly `span` in this language, if there is
+    /// one.
     fn stored_for(&self, analyzer: &dyn VideoAnalyzer, span: (i64, i64)) -> Option<&SliceAnalysis> {
         self.stored.iter().find(|a| {
             (a.start_ms, a.end_ms) == span
                 && a.analyzer == analyzer.name()
                 && a.version == analyzer.version()
+                && a.language == self.language
         })
     }
 
@@ -164,6 +169,7 @@ fn input<'a>(
         windows,
         cut_points_ms: cuts,
         baseline,
+        language: m.language,
     }
 }
 
@@ -328,6 +334,7 @@ mod tests {
             windows,
             cut_points_ms: &[],
             stored,
+            language: Language::English,
         }
     }
 
@@ -393,6 +400,7 @@ mod tests {
                     description: String::new(),
                     analyzer: "probe".into(),
                     version: String::new(),
+                    language: input.language,
                     keyframe_aligned: false,
                     usage: None,
                     error: None,

@@ -66,7 +66,7 @@ impl Strategy for Sliced {
             let on_slice = |o: &reading::SliceOutcome| (cx.sink)(HighlightEvent::Slice(o.clone()));
             let segments = reading::sliced(
                 cx.providers.analyzer.as_ref(),
-                &Material::of(video).fresh(options.fresh == Some(true)),
+                &Material::of(video, cx.language).fresh(options.fresh == Some(true)),
                 slice_ms,
                 concurrency,
                 &on_slice,

@@ -114,12 +114,16 @@ async fn template(
         })
         .collect();
     (cx.sink)(HighlightEvent::Points(points.clone()));
-    let units = load_units(cx.catalog, v, UnitKind::Clips).await?;
+    let units = load_units(cx.catalog, v, UnitKind::Clips, cx.language).await?;
     // The coarse pass is the analyser's whole-video reading, only when asked.
     let regions = if o.coarse {
         let on_slice = |s: &SliceOutcome| (cx.sink)(HighlightEvent::Slice(s.clone()));
-        let analysed =
-            reading::direct(cx.providers.analyzer.as_ref(), &Material::of(v), &on_slice).await?;
+        let analysed = reading::direct(
+            cx.providers.analyzer.as_ref(),
+            &Material::of(v, cx.language),
+            &on_slice,
+        )
+        .await?;
         Some(
             analysed
                 .iter()
