@@ -369,6 +369,16 @@ async fn the_web_page_serves_media_and_works_in_a_real_browser() {
         "the reel plays: {reel}"
     );
     assert!(reel["duration"].as_f64().unwrap() > 2.0, "{reel}");
+    // Asked in Chinese on the page, every segment is described in Chinese.
+    let descriptions = reel["descriptions"].as_array().unwrap();
+    assert!(!descriptions.is_empty(), "{reel}");
+    for d in descriptions {
+        let d = d.as_str().unwrap();
+        assert!(
+            d.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "{d}"
+        );
+    }
     let downloads: Vec<&str> = reel["downloads"]
         .as_array()
         .unwrap()

@@ -417,6 +417,14 @@ async function highlightView(videoId: string) {
   const slice = h("input", { id: "slice", type: "number", min: 0, step: 1, placeholder: "30", "aria-label": "Slice seconds" });
   const crossfade = h("input", { id: "crossfade", type: "number", min: 0, step: 0.1, value: 0.4, "aria-label": "Crossfade seconds" });
   const script = h("input", { id: "script", placeholder: "script: a jump, then the crowd", "aria-label": "Script" });
+  // What the segments are described in ("" = the server's highlights.language).
+  const language = h(
+    "select",
+    { id: "language", "aria-label": "Description language" },
+    h("option", { value: "" }, "server default"),
+    h("option", { value: "en" }, "English"),
+    h("option", { value: "zh" }, "中文"),
+  );
   const events = h("ol", { class: "events", "aria-live": "polite" });
   const timeline = h("div", { class: "lane segments", role: "group", "aria-label": "Chosen segments" });
   const out = h("div", { class: "reel" });
@@ -445,6 +453,7 @@ async function highlightView(videoId: string) {
         sliceSeconds: Number(slice.value) || 0,
         crossfadeSeconds: Number(crossfade.value) || 0,
         script: script.value,
+        language: language.value,
         timelineFormats: [TimelineFormat.EDL, TimelineFormat.OTIO, TimelineFormat.FCPXML, TimelineFormat.XMEML],
       })) {
         const ev = e.event;
@@ -499,6 +508,7 @@ async function highlightView(videoId: string) {
       h("label", {}, "Slice s ", slice),
       h("label", {}, "Crossfade s ", crossfade),
       h("label", {}, "Script ", script),
+      h("label", {}, "Language ", language),
       h("button", { type: "submit", id: "make" }, "Make the highlight"),
     ),
     timeline,

@@ -73,10 +73,11 @@ try {
   });
   await page.screenshot({ path: `${out}/search.png`, fullPage: true });
 
-  // A highlight: the reel plays; its files are offered.
+  // A highlight, described in Chinese: the reel plays; its files are offered.
   await page.goto(`${base}#/highlight/new/${seen.cards[0].video}`, { waitUntil: "networkidle0" });
   await page.waitForSelector("#slice");
   await page.type("#slice", "10");
+  await page.select("#language", "zh");
   await page.click("#make");
   await page.waitForSelector("#reel", { timeout: 120_000 });
   await page.waitForFunction(() => document.querySelector("#reel").readyState >= 2);
@@ -88,6 +89,7 @@ try {
     segments: document.querySelectorAll(".lane.segments .mark").length,
     events: document.querySelectorAll(".events li").length,
     downloads: [...document.querySelectorAll(".downloads a")].map((a) => a.getAttribute("href")),
+    descriptions: [...document.querySelectorAll(".segments-list li")].map((li) => li.textContent),
   }));
   await page.screenshot({ path: `${out}/highlight.png`, fullPage: true });
 

@@ -247,6 +247,22 @@ impl InferencePools {
         }
     }
 
+    /// What every local text embedder's `embed` does: the texts checked, then `embed`
+    /// run on the pool for `purpose`, off the async runtime.
+    pub(crate) async fn embed(
+        &self,
+        texts: &[String],
+        purpose: EmbedPurpose,
+        embed: impl FnOnce(Vec<String>) -> Result<Vec<TextEmbedding>> + Send + 'static,
+    ) -> Result<Vec<TextEmbedding>> {
+        check_texts(texts)?;
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts = texts.to_vec();
+        self.run(purpose, move || embed(texts)).await
+    }
+
     /// Runs `work` on the pool for `purpose`, off the async runtime.
     pub(crate) async fn run<T: Send + 'static>(
         &self,

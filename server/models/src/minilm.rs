@@ -175,15 +175,12 @@ impl TextEmbedder for MiniLmEmbedder {
         texts: &'a [String],
         purpose: EmbedPurpose,
     ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>> {
+        let inner = self.inner.clone();
         Box::pin(async move {
-            check_texts(texts)?;
-            if texts.is_empty() {
-                return Ok(Vec::new());
-            }
-            let inner = self.inner.clone();
-            let texts = texts.to_vec();
             let pools = inner.pools.clone();
-            pools.run(purpose, move || inner.embed_all(&texts)).await
+            pools
+                .embed(texts, purpose, move |texts| inner.embed_all(&texts))
+                .await
         })
     }
 }

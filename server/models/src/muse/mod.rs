@@ -366,15 +366,12 @@ impl TextEmbedder for MuseEmbedder {
         texts: &'a [String],
         purpose: EmbedPurpose,
     ) -> BoxFuture<'a, Result<Vec<TextEmbedding>>> {
+        let this = self.clone();
         Box::pin(async move {
-            check_texts(texts)?;
-            if texts.is_empty() {
-                return Ok(Vec::new());
-            }
-            let this = self.clone();
-            let texts = texts.to_vec();
-            let pools = self.inner.pools.clone();
-            pools.run(purpose, move || this.embed_all(&texts)).await
+            let pools = this.inner.pools.clone();
+            pools
+                .embed(texts, purpose, move |texts| this.embed_all(&texts))
+                .await
         })
     }
 }

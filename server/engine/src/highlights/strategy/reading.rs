@@ -453,12 +453,19 @@ mod tests {
             });
             a
         };
+        let in_chinese = {
+            let mut a = stored_as(5, "probe", "");
+            a.language = Language::Chinese;
+            a
+        };
         let stored = [
             stored_as(0, "probe", ""),
             stored_as(2, "probe", ""),
-            // Another analyser, another version of the same one: not reusable.
+            // Another analyser, another version of the same one, the same one's reading
+            // in another language: not reusable.
             stored_as(3, "signal-analyzer-v1", ""),
             stored_as(4, "probe", "prompt-0"),
+            in_chinese,
         ];
         let m = material(&windows, &stored);
         let first = probe(None);
@@ -483,7 +490,7 @@ mod tests {
         );
         let mut seen = seen.into_inner().unwrap();
         seen.sort_by_key(|s| s.0);
-        assert!(seen[0].1 && seen[2].1 && !seen[1].1 && !seen[3].1 && !seen[4].1);
+        assert!(seen[0].1 && seen[2].1 && !seen[1].1 && !seen[3].1 && !seen[4].1 && !seen[5].1);
         assert_eq!(
             seen[0].2.unwrap().input_tokens,
             100,
