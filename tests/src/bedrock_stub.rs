@@ -586,7 +586,8 @@ fn converse(
             "end": round(end.min(seconds)),
             "score": round((0.5 + motion / 40.0).min(1.0)),
             "priority": if motion >= 12.0 { 1 } else if motion >= 6.0 { 2 } else { 3 },
-            // The words the stub's video embeddings use for what moves.
+            // In English, the words the stub's video embeddings use for what moves (they
+            // speak English only); in Chinese, the same words translated.
             "description": if chinese { MOVING_ZH } else { MOVING },
             "reason": match chinese {
                 false => format!("action (motion {motion:.1} from {start:.1} s to {end:.1} s)"),
