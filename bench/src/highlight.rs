@@ -58,6 +58,7 @@ pub async fn highlight(
         image_embedder: None,
         video_embedder: None,
         data_automation: None,
+        sound_tagger: reelforge_models::load_sound_tagger(&config.models)?,
     };
     let engine = Engine::open(run_config, providers)?;
     let started = Instant::now();

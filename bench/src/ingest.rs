@@ -234,6 +234,7 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
         config.models.threads,
     )?;
     let transcriber = reelforge_models::load_transcriber(&config.models)?;
+    let sound_tagger = reelforge_models::load_sound_tagger(&config.models)?;
     let pipeline = Pipeline {
         config: &run_config,
         analyzer: analyzer.as_ref(),
@@ -242,6 +243,7 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
             .as_ref()
             .map(|t| t as &dyn reelforge_models::Transcriber),
         image_embedder: None,
+        sound_tagger: sound_tagger.clone(),
         search: None,
     };
     let writer = store.begin_video(&prepared.video_id)?;

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use reelforge_core::eval::{character_error_rate, word_error_rate};
 use reelforge_engine::EngineConfig;
 use reelforge_media as media;
@@ -18,6 +20,7 @@ pub const CHINESE_SPEECH: &str = "assets/speech/mandarin";
 /// `bench models`: every offline model's load time, speed and memory. Text embedding:
 /// ms per text one by one and batched. Speech: real-time factor on read speech (and its
 /// word error rate when a reference transcript is known), and on silence (gated).
+/// Sound events: ms per second of audio and top-k hit rates on real recordings.
 /// Reranking: ms per query over 20 candidates. Peak RSS of the process at the end.
 pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow::Result<()> {
     use reelforge_models::{RerankCandidate, Reranker};
@@ -100,6 +103,9 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
         println!("  RSS after                  {:.0} MiB", rss());
     }
 
+    runtime.block_on(sound_rows(config))?;
+    println!("  RSS after                  {:.0} MiB", rss());
+
     let Some(model) = configured else {
         anyhow::bail!(
             "models.text_embedder {} is not an offline model: the local reranker needs one",
@@ -137,6 +143,87 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
     Ok(())
 }
 
+/// The sound tagger's rows: load time, ms per second of audio, and how often each real
+/// recording's own class is the window's first (top-1) or among its first three (top-3):
+/// the applause recording (any crowd class), the two music loops (Music), the LibriVox
+/// utterances (a voice class; and the voice score over the gate).
+async fn sound_rows(config: &EngineConfig) -> anyhow::Result<()> {
+    use reelforge_models::sound::{self, SoundWindow};
+    let started = Instant::now();
+    let Some(tagger) = reelforge_models::load_sound_tagger(&config.models)? else {
+        println!();
+        println!("sound tagger                 none (models.sound_tagger)");
+        return Ok(());
+    };
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    const VOICE: [&str; 4] = [
+        "Speech",
+        "Child speech, kid speaking",
+        "Conversation",
+        "Narration, monologue",
+    ];
+    let mut speech: Vec<PathBuf> = std::fs::read_dir("assets/speech/librivox")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .collect();
+    speech.sort();
+    let mut sets: Vec<(String, Vec<PathBuf>, &[&str])> = vec![
+        (
+            "applause (crowd classes)".into(),
+            vec!["assets/sounds/applause.wav".into()],
+            &sound::CROWD,
+        ),
+        (
+            "music loops (Music)".into(),
+            vec![
+                "assets/music/house_lo.ogg".into(),
+                "assets/music/secosmic_lo.wav".into(),
+            ],
+            &["Music"],
+        ),
+    ];
+    sets.push(("LibriVox (a voice class)".into(), speech, &VOICE));
+    println!();
+    println!("sound tagger                 {}", tagger.name());
+    println!("  load                       {load_ms:.0} ms");
+    let (mut audio_s, mut tag_s) = (0.0, 0.0);
+    for (name, files, wanted) in sets {
+        let (mut windows, mut top1, mut top3, mut voiced) = (0, 0, 0, 0);
+        for file in &files {
+            let samples = media::audio::read_pcm(&config.ffmpeg, file)
+                .await
+                .with_context(|| format!("{} (run scripts/setup.sh)", file.display()))?;
+            audio_s += samples.len() as f64 / 16_000.0;
+            let started = Instant::now();
+            let tagged: Vec<SoundWindow> = tagger.tag(0, samples).await?;
+            tag_s += started.elapsed().as_secs_f64();
+            for w in &tagged {
+                windows += 1;
+                let rank = w
+                    .labels
+                    .iter()
+                    .position(|l| wanted.contains(&l.label.as_str()));
+                top1 += usize::from(rank == Some(0));
+                top3 += usize::from(rank.is_some_and(|r| r < 3));
+                voiced += usize::from(w.voice >= sound::VOICE_SCORE);
+            }
+        }
+        let pct = |n: usize| 100.0 * n as f64 / windows.max(1) as f64;
+        println!(
+            "  {:<26} top-1 {:>5.1} %, top-3 {:>5.1} %, voice {:>5.1} % ({windows} windows)",
+            name,
+            pct(top1),
+            pct(top3),
+            pct(voiced)
+        );
+    }
+    println!(
+        "  per second of audio        {:.2} ms ({audio_s:.0} s tagged)",
+        tag_s * 1000.0 / audio_s.max(1e-9)
+    );
+    Ok(())
+}
+
 /// One speech model's rows: real-time factor, word error rate (with a reference), the
 /// language it heard, gated silence, and Chinese read speech's character error rate.
 fn speech_rows(
@@ -154,6 +241,7 @@ fn speech_rows(
             samples,
             is_final: true,
             language: language.map(String::from),
+            voiced: None,
         });
         out.map(|o| (o, started.elapsed().as_secs_f64()))
     };

@@ -233,6 +233,18 @@ fn print_video(video: &pb::Video) {
             println!("{}-{}  {}", clock(t.start_ms), clock(t.end_ms), t.text);
         }
     }
+    if !video.sounds.is_empty() {
+        println!();
+        for e in &video.sounds {
+            println!(
+                "{}-{}  heard {} ({:.2})",
+                clock(e.start_ms),
+                clock(e.end_ms),
+                e.label,
+                e.score
+            );
+        }
+    }
     if !video.signals.is_empty() {
         println!();
         println!("{:>8}  {:>8}  {:>7}  cut", "t", "dBFS", "motion");

@@ -504,8 +504,22 @@ pub fn mandarin_video() -> &'static (PathBuf, Vec<Utterance>) {
     })
 }
 
-/// `seconds` of test pattern with each 16 kHz mono WAV of `lines` spoken from its start
-/// in `starts_ms`.
+/// 24 s of test pattern, silent but for two real recordings: an audience applauding
+/// (assets/sounds/applause.wav, 3.5 s) from 8 s and a music loop (assets/music/house_lo.ogg)
+/// from 16 s to the end. Made once per test binary.
+pub fn sound_video() -> &'static (PathBuf, Vec<Utterance>) {
+    static VIDEO: OnceLock<(PathBuf, Vec<Utterance>)> = OnceLock::new();
+    VIDEO.get_or_init(|| {
+        let lines = vec![
+            (asset("sounds/applause.wav"), "applause".to_string()),
+            (asset("music/house_lo.ogg"), "music".to_string()),
+        ];
+        spoken_video("sounds", lines, &[8_000, 16_000], 24)
+    })
+}
+
+/// `seconds` of test pattern with each recording of `lines` (any format ffmpeg reads)
+/// heard from its start in `starts_ms`.
 fn spoken_video(
     name: &str,
     lines: Vec<(PathBuf, String)>,
@@ -516,10 +530,25 @@ fn spoken_video(
     let mut utterances = Vec::new();
     let mut filters = String::new();
     for (i, ((wav, text), &start_ms)) in lines.into_iter().zip(starts_ms).enumerate() {
-        let samples = (std::fs::metadata(&wav).unwrap().len() - 44) / 2;
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&wav)
+            .output()
+            .unwrap();
+        let seconds_long: f64 = String::from_utf8_lossy(&probe.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{} is missing: run scripts/setup.sh", wav.display()));
         utterances.push(Utterance {
             start_ms,
-            end_ms: start_ms + (samples * 1000 / 16_000) as i64,
+            end_ms: start_ms + (seconds_long * 1000.0) as i64,
             text,
         });
         args.extend(["-i".into(), wav.to_str().unwrap().to_string()]);

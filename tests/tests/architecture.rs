@@ -103,6 +103,8 @@ const MODULES: [(&str, &[&str]); 6] = [
     (
         "server/models",
         &[
+            "onnx",
+            "sound",
             "analysis",
             "minilm",
             "muse",

@@ -1105,6 +1105,7 @@ async fn staging_and_asynchronous_failures_are_clear() {
                 windows: 0,
             },
             language: Default::default(),
+            sounds: &[],
         },
     )
     .await

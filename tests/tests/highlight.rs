@@ -468,7 +468,9 @@ async fn strategies_find_the_known_moments_and_the_reel_renders_and_exports() {
     assert_eq!(scripted.strategy, "script");
     assert_eq!(
         spans(&scripted.segments),
-        vec![(46_000, 50_000), (20_000, 25_000)],
+        // Big Buck Bunny's soundtrack is heard starting at 45 s (a music cue), and the
+        // segment spans the cue.
+        vec![(45_000, 50_000), (20_000, 25_000)],
         "the script's order: Big Buck Bunny's loud burst, then the bikes"
     );
     let (_, twice) = run(&mut client, script("sudden loud audio. sudden loud audio"))

@@ -435,6 +435,26 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
         "uploads are kept under the data dir"
     );
 
+    let stored = client
+        .get_video(pb::GetVideoRequest {
+            video_id: ids[0].clone(),
+            include_signals: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The sound events of each slice where the tagger heard something are one record.
+    let slices_heard = stored
+        .slices
+        .iter()
+        .filter(|s| {
+            stored
+                .sounds
+                .iter()
+                .any(|e| e.start_ms >= s.start_ms && e.start_ms < s.end_ms)
+        })
+        .count() as u64;
+    assert!(slices_heard > 0, "the tone was heard: {:?}", stored.sounds);
     let reply = client
         .delete_video(pb::DeleteVideoRequest {
             video_id: ids[0].clone(),
@@ -442,9 +462,14 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
         .await
         .unwrap()
         .into_inner();
-    // 3 slices x (slice, signals, doc, frames, text embedding) + 6 clip embeddings + the
-    // summary embedding + the video + its hash (a tone has no transcript).
-    assert_eq!(reply.records_removed, 3 * 5 + 6 + 1 + 2, "{reply:?}");
+    // 3 slices x (slice, signals, doc, frames, text embedding) + the slices' sound events
+    // + 6 clip embeddings + the summary embedding + the video + its hash (a tone has no
+    // transcript).
+    assert_eq!(
+        reply.records_removed,
+        3 * 5 + slices_heard + 6 + 1 + 2,
+        "{reply:?}"
+    );
     assert_eq!(
         client
             .get_video(pb::GetVideoRequest {

@@ -64,8 +64,10 @@ pub fn priority_of_score(score: f32) -> u8 {
 }
 
 /// Merges candidates of one video that overlap or lie within `gap_ms` of each other
-/// (slicing proposes the same moment twice, or cuts one in two): the merged segment
-/// spans both and keeps the better one's description, score and priority.
+/// (slicing proposes the same moment twice, or cuts one in two; points claim pieces of one
+/// action): the merged segment spans both, keeps the better one's description, score and
+/// priority, and the higher similarity (it matches as well as its best piece, so a
+/// threshold keeps it exactly when it keeps one of its pieces).
 pub fn merge_close(mut segments: Vec<Segment>, gap_ms: i64) -> Vec<Segment> {
     segments.sort_by(|a, b| {
         (a.video_id.as_str(), a.start_ms, a.end_ms).cmp(&(
@@ -80,11 +82,16 @@ pub fn merge_close(mut segments: Vec<Segment>, gap_ms: i64) -> Vec<Segment> {
             if last.video_id == s.video_id && s.start_ms <= last.end_ms + gap_ms {
                 let end = last.end_ms.max(s.end_ms);
                 let start = last.start_ms;
+                let similarity = match (last.similarity, s.similarity) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
                 if s.outranks(last) {
                     *last = s;
                 }
                 last.start_ms = start;
                 last.end_ms = end;
+                last.similarity = similarity;
                 continue;
             }
         }

@@ -10,6 +10,7 @@ use reelforge_core::error::{Error, Result};
 use reelforge_core::ids::validate_video_id;
 use reelforge_core::page::{newest_first, Page, PageRequest};
 use reelforge_models::analysis::{SignalWindow, SliceAnalysis};
+use reelforge_models::sound::SoundEvent;
 use reelforge_models::{TextEmbedder, TranscriptSegment, VideoEmbedder};
 
 use crate::jobs::{JobEvents, Jobs};
@@ -29,6 +30,8 @@ pub struct VideoDetail {
     pub signals: Vec<SignalWindow>,
     pub frames: Vec<FrameRecord>,
     pub transcript: Vec<TranscriptSegment>,
+    /// What the sound tagger heard, in time order.
+    pub sounds: Vec<SoundEvent>,
     pub subtitles: Vec<SubtitleRecord>,
     pub embedding_counts: BTreeMap<String, u32>,
 }
@@ -114,6 +117,8 @@ pub struct VideoMaterial {
     /// The analyses ingest stored, slice by slice (a highlight reuses one made by the
     /// same analyser on the same slice instead of paying for it again).
     pub analyses: Vec<SliceAnalysis>,
+    /// What the sound tagger heard, in time order.
+    pub sounds: Vec<SoundEvent>,
 }
 
 pub struct Catalog {
@@ -218,6 +223,7 @@ impl Catalog {
                 },
                 frames: store.frames(&id)?,
                 transcript: store.transcript(&id)?,
+                sounds: store.sounds(&id)?,
                 subtitles: store.subtitles(&id)?,
                 embedding_counts: store.embedding_counts(&id)?,
                 video,
@@ -241,6 +247,7 @@ impl Catalog {
             Ok(Some(VideoMaterial {
                 windows: store.signals(&id)?,
                 transcript: store.transcript(&id)?,
+                sounds: store.sounds(&id)?,
                 cut_points_ms,
                 analyses,
                 video,

@@ -32,6 +32,9 @@ pub struct ModelsConfig {
     pub transcriber: String,
     /// Audio whose loudest half second is quieter than this (dBFS) is not transcribed.
     pub speech_gate_db: f32,
+    /// Sound tagger: `local:yamnet` (AudioSet's 521 classes: events in descriptions and
+    /// search, crowd and music cues, and the voice detector that gates speech) or "none".
+    pub sound_tagger: String,
     /// Image-text embedder for thumbnails: "" (none) or `clip:<model directory>` for
     /// CLIP weights you bring (Hugging Face layout). No registry package ships one.
     pub image_embedder: String,
@@ -50,6 +53,7 @@ impl Default for ModelsConfig {
             transcriber: crate::WhisperTranscriber::NAME.into(),
             speech_gate_db: crate::whisper::DEFAULT_GATE_DB,
             image_embedder: String::new(),
+            sound_tagger: crate::sound::YamnetTagger::NAME.into(),
         }
     }
 }
@@ -109,6 +113,7 @@ impl ModelsConfig {
             "TRANSCRIBER" => self.transcriber = value.into(),
             "SPEECH_GATE_DB" => self.speech_gate_db = parse_env(name, value)?,
             "IMAGE_EMBEDDER" => self.image_embedder = value.into(),
+            "SOUND_TAGGER" => self.sound_tagger = value.into(),
             _ => return Ok(false),
         }
         Ok(true)
@@ -197,6 +202,13 @@ impl ModelsConfig {
             return Err(Error::invalid(format!(
                 "models.image_embedder {image:?} is not available: use \"\" for none, or \
                  \"clip:<directory>\" for CLIP weights in Hugging Face layout"
+            )));
+        }
+        let tagger = self.sound_tagger.as_str();
+        if !(tagger == "none" || tagger == crate::sound::YamnetTagger::NAME) {
+            return Err(Error::invalid(format!(
+                "models.sound_tagger {tagger:?} is not available (available: {}, none)",
+                crate::sound::YamnetTagger::NAME
             )));
         }
         if !(-120.0..=0.0).contains(&self.speech_gate_db) {

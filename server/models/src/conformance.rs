@@ -10,7 +10,11 @@
 //! (wherever the slice starts), scores are in 0..1, reading the same slice twice gives the
 //! same segments, and asked for Chinese it describes the slice and its segments in Chinese. Video embedders: dimensions, normalisation, order kept,
 //! spans over the limit and empty queries refused, and moving footage closer to words
-//! about motion than a still picture is.
+//! about motion than a still picture is. Sound taggers: windows on the video's timeline,
+//! one after another and inside the audio, scores in 0..1 best first, deterministic;
+//! silence has no events and no voice; real recordings of music, read speech and an
+//! audience applauding are heard as music, as a voice (most of it, for the transcriber)
+//! and as a crowd cue.
 
 use std::path::Path;
 
@@ -18,6 +22,7 @@ use super::{
     EmbedPurpose, RerankCandidate, Reranker, SpeechAudio, TextEmbedder, Transcriber, VideoEmbedder,
 };
 use crate::analysis::{Baseline, Language, SignalWindow, SliceInput, VideoAnalyzer};
+use crate::sound::{self, SoundTagger};
 use reelforge_core::error::Error;
 use reelforge_core::eval::word_error_rate;
 use reelforge_core::vector::cosine;
@@ -69,6 +74,7 @@ pub async fn video_analyzer(
             cut_points_ms: &cuts,
             baseline,
             language,
+            sounds: &[],
         };
         let a = analyzer
             .analyze_slice(input(Language::English))
@@ -329,6 +335,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             samples: samples.clone(),
             is_final: true,
             language: None,
+            voiced: None,
         })
         .await
         .expect("transcribes");
@@ -353,6 +360,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             samples: vec![0f32; 20 * rate],
             is_final: true,
             language: None,
+            voiced: None,
         })
         .await
         .expect("silence transcribes");
@@ -365,6 +373,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             samples: Vec::new(),
             is_final: true,
             language: None,
+            voiced: None,
         })
         .await
         .expect("empty audio transcribes");
@@ -380,6 +389,7 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
             samples: samples[..cut].to_vec(),
             is_final: false,
             language: None,
+            voiced: None,
         })
         .await
         .expect("partial audio transcribes");
@@ -393,4 +403,75 @@ pub async fn transcriber(transcriber: &dyn Transcriber, speech: &[f32], referenc
         "{partial:?}"
     );
     wer
+}
+
+/// Real recordings (16 kHz mono) a sound tagger must recognise.
+pub struct SoundRecordings {
+    pub music: Vec<f32>,
+    pub speech: Vec<f32>,
+    pub applause: Vec<f32>,
+}
+
+/// The sound tagger conformance suite (see the module's summary).
+pub async fn sound_tagger(tagger: &dyn SoundTagger, recordings: &SoundRecordings) {
+    assert!(!tagger.name().is_empty());
+    assert!(tagger.classes().iter().any(|c| c == "Music"));
+    assert!(tagger.tag(0, Vec::new()).await.unwrap().is_empty());
+    // A short sound is one window; silence has neither events nor a voice.
+    let rate = 16_000;
+    let short = tagger.tag(2_000, vec![0.0; rate / 4]).await.unwrap();
+    assert_eq!(short.len(), 1);
+    assert_eq!((short[0].start_ms, short[0].end_ms), (2_000, 2_250));
+    let silence = tagger.tag(10_000, vec![0.0; 3 * rate]).await.unwrap();
+    assert!(silence.len() >= 4, "{} windows over 3 s", silence.len());
+    for pair in silence.windows(2) {
+        assert!(pair[0].start_ms < pair[1].start_ms && pair[1].start_ms <= pair[0].end_ms);
+    }
+    for w in &silence {
+        assert!(w.start_ms >= 10_000 && w.end_ms <= 13_000 && w.start_ms < w.end_ms);
+        assert!(w.voice < sound::VOICE_SCORE, "silence has a voice: {w:?}");
+        assert!(w.labels.windows(2).all(|p| p[0].score >= p[1].score));
+        assert!(w.labels.iter().all(|l| (0.0..=1.0).contains(&l.score)));
+    }
+    assert!(
+        sound::events(&silence).is_empty(),
+        "{:?}",
+        sound::events(&silence)
+    );
+    // Music is heard as music, over most of it.
+    let seconds = |s: &[f32]| s.len() as i64 * 1000 / rate as i64;
+    let music = tagger.tag(0, recordings.music.clone()).await.unwrap();
+    assert_eq!(
+        music,
+        tagger.tag(0, recordings.music.clone()).await.unwrap()
+    );
+    let heard: i64 = sound::events(&music)
+        .iter()
+        .filter(|e| e.label == "Music")
+        .map(|e| e.end_ms - e.start_ms)
+        .sum();
+    assert!(
+        heard * 2 >= seconds(&recordings.music),
+        "music heard for {heard} ms: {music:?}"
+    );
+    assert!(
+        sound::voiced(&music).is_empty(),
+        "music has a voice: {music:?}"
+    );
+    // Read speech is a voice over nearly all of it.
+    let speech = tagger.tag(5_000, recordings.speech.clone()).await.unwrap();
+    let voiced: i64 = sound::voiced(&speech).iter().map(|(a, b)| b - a).sum();
+    assert!(
+        voiced * 10 >= seconds(&recordings.speech) * 9,
+        "a voice over {voiced} ms of {} ms",
+        seconds(&recordings.speech)
+    );
+    assert!(sound::events(&speech).iter().any(|e| e.label == "Speech"));
+    // An audience applauding makes a crowd event.
+    let applause = tagger.tag(0, recordings.applause.clone()).await.unwrap();
+    let crowd = sound::events(&applause)
+        .into_iter()
+        .filter(|e| sound::CROWD.contains(&e.label.as_str()))
+        .max_by(|a, b| a.score.total_cmp(&b.score));
+    assert!(crowd.is_some_and(|e| e.score >= 0.5), "{applause:?}");
 }

@@ -12,8 +12,10 @@ pub mod config;
 pub mod conformance;
 mod minilm;
 mod muse;
+mod onnx;
 mod providers;
 mod rerank;
+pub mod sound;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod whisper;
@@ -28,8 +30,8 @@ pub use config::{ModelsConfig, LOCAL_TEXT_EMBEDDERS};
 pub use minilm::MiniLmEmbedder;
 pub use muse::MuseEmbedder;
 pub use providers::{
-    default_reranker, load_image_embedder, load_text_embedder, load_transcriber, load_whisper,
-    Providers,
+    default_reranker, load_image_embedder, load_sound_tagger, load_text_embedder, load_transcriber,
+    load_whisper, Providers,
 };
 pub use reelforge_media::images::RgbImage;
 pub use rerank::{lexical_overlap, EmbeddingReranker};
@@ -118,6 +120,9 @@ pub struct SpeechAudio {
     /// The language spoken (a code from `Transcriber::languages`), or `None` to let the
     /// model tell.
     pub language: Option<String>,
+    /// The stretches (on the video's timeline) where a voice detector heard a voice:
+    /// audio outside them is not read. `None`: no detector, every audible stretch is read.
+    pub voiced: Option<Vec<(i64, i64)>>,
 }
 
 /// Speech in a video: what was said and when, on the video's timeline.
@@ -142,7 +147,7 @@ pub struct Transcription {
     /// Audio before this time is fully transcribed; the caller passes the rest again,
     /// followed by the next audio. Equals the audio's end when `is_final`.
     pub settled_ms: i64,
-    /// Audio skipped by the loudness gate, and audio the model read.
+    /// Audio skipped as quiet or without a voice, and audio the model read.
     pub skipped_silent_ms: i64,
     pub decoded_ms: i64,
 }

@@ -10,6 +10,7 @@ use reelforge_core::error::{Error, Result};
 use crate::analysis::{SignalAnalyzer, VideoAnalyzer};
 use crate::bedrock::{self, Bedrock, DataAutomation};
 use crate::config::LOCAL_TEXT_EMBEDDERS;
+use crate::sound::{SoundTagger, YamnetTagger};
 use crate::{
     ClipEmbedder, EmbeddingReranker, ImageTextEmbedder, MiniLmEmbedder, ModelsConfig, MuseEmbedder,
     Reranker, TextEmbedder, Transcriber, VideoEmbedder, WhisperTranscriber,
@@ -29,6 +30,8 @@ pub struct Providers {
     pub video_embedder: Option<Arc<dyn VideoEmbedder>>,
     /// `None`: no Bedrock Data Automation project is configured.
     pub data_automation: Option<DataAutomation>,
+    /// `None`: sound is not tagged (`models.sound_tagger = "none"`).
+    pub sound_tagger: Option<Arc<dyn SoundTagger>>,
 }
 
 /// Wraps a load failure with what was being loaded and the setting that chose it.
@@ -48,6 +51,10 @@ impl Providers {
                 self.transcriber.as_ref().and_then(|t| name(t.name())),
             ),
             ("reranker", name(self.reranker.name())),
+            (
+                "sound_tagger",
+                self.sound_tagger.as_ref().and_then(|t| name(t.name())),
+            ),
             (
                 "image_embedder",
                 self.image_embedder.as_ref().and_then(|e| name(e.name())),
@@ -116,6 +123,18 @@ impl Providers {
             ),
             None => tracing::info!("speech is not transcribed (models.transcriber = \"none\")"),
         }
+        let started = std::time::Instant::now();
+        let sound_tagger = load_sound_tagger(config)
+            .map_err(loading("the sound event model (models.sound_tagger)"))?;
+        match &sound_tagger {
+            Some(t) => tracing::info!(
+                "loaded {} ({} classes) in {} ms",
+                t.name(),
+                t.classes().len(),
+                started.elapsed().as_millis()
+            ),
+            None => tracing::info!("sound is not tagged (models.sound_tagger = \"none\")"),
+        }
         let image_embedder = load_image_embedder(config)
             .map_err(loading("the image embedder (models.image_embedder)"))?
             .map(|e| Arc::new(e) as Arc<dyn ImageTextEmbedder>);
@@ -156,6 +175,7 @@ impl Providers {
             },
             text_embedder,
             transcriber,
+            sound_tagger,
         })
     }
 }
@@ -172,6 +192,22 @@ pub fn load_transcriber(models: &ModelsConfig) -> Result<Option<WhisperTranscrib
         models.speech_gate_db,
     )
     .map(Some)
+}
+
+/// The configured sound tagger, or `None` when `models.sound_tagger` is "none".
+pub fn load_sound_tagger(models: &ModelsConfig) -> Result<Option<Arc<dyn SoundTagger>>> {
+    match models.sound_tagger.as_str() {
+        "none" => Ok(None),
+        YamnetTagger::NAME => Ok(Some(Arc::new(YamnetTagger::load(
+            &models.dir,
+            &YamnetTagger::dir_in(&models.dir),
+            models.threads,
+        )?))),
+        other => Err(Error::invalid(format!(
+            "models.sound_tagger {other:?} is not available (available: {}, none)",
+            YamnetTagger::NAME
+        ))),
+    }
 }
 
 /// The configured image-text embedder, or `None` when `models.image_embedder` is empty.

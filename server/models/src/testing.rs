@@ -12,6 +12,7 @@ use reelforge_core::error::{Error, Result};
 use candle_transformers::models::clip::ClipModel;
 
 use crate::clip::{clip_config, HfClipConfig};
+use crate::sound::YamnetTagger;
 use crate::{MiniLmEmbedder, MuseEmbedder, WhisperTranscriber};
 
 /// The repository's `models/` directory.
@@ -33,6 +34,15 @@ pub fn multilingual_text_embedder() -> &'static MuseEmbedder {
     static MODEL: OnceLock<MuseEmbedder> = OnceLock::new();
     MODEL.get_or_init(|| {
         MuseEmbedder::load(&models_dir().join(MuseEmbedder::DIR_NAME), 1)
+            .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
+    })
+}
+
+/// The offline sound tagger (YAMNet), loaded once per process.
+pub fn sound_tagger() -> &'static YamnetTagger {
+    static MODEL: OnceLock<YamnetTagger> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        YamnetTagger::load(&models_dir(), &YamnetTagger::dir_in(&models_dir()), 1)
             .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
     })
 }

@@ -16,16 +16,19 @@ pub enum DocKind {
     Shot,
     /// A thumbnail, found by what it shows (visual space only).
     Frame,
+    /// A sound heard over a stretch (the sound tagger's class: applause, music, ...).
+    SoundEvent,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 6] = [
+    pub const ALL: [DocKind; 7] = [
         DocKind::VideoSummary,
         DocKind::SliceDescription,
         DocKind::ChapterSummary,
         DocKind::TranscriptChunk,
         DocKind::Shot,
         DocKind::Frame,
+        DocKind::SoundEvent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +39,7 @@ impl DocKind {
             DocKind::TranscriptChunk => "transcript_chunk",
             DocKind::Shot => "shot",
             DocKind::Frame => "frame",
+            DocKind::SoundEvent => "sound_event",
         }
     }
 

@@ -163,6 +163,16 @@ pub fn video(d: &VideoDetail) -> pb::Video {
                 ..Default::default()
             })
             .collect(),
+        sounds: d
+            .sounds
+            .iter()
+            .map(|e| pb::SoundEvent {
+                start_ms: e.start_ms,
+                end_ms: e.end_ms,
+                label: e.label.clone(),
+                score: e.score,
+            })
+            .collect(),
     }
 }
 

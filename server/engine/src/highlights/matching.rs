@@ -214,6 +214,7 @@ pub async fn load_units(
             windows: &v.windows,
             cut_points_ms: &v.cut_points_ms,
             transcript: &v.transcript,
+            sounds: &v.sounds,
             looks,
             language,
         },

@@ -7,6 +7,7 @@
 use crate::store::VideoRecord;
 use reelforge_core::vector::cosine;
 use reelforge_models::analysis::{caption_clip, Baseline, Language, SignalWindow};
+use reelforge_models::sound::SoundEvent;
 use reelforge_models::TranscriptSegment;
 
 /// A clip whose loudest window is no louder than the video's typical level plus this, and
@@ -112,6 +113,8 @@ pub struct UnitSource<'a> {
     pub windows: &'a [SignalWindow],
     pub cut_points_ms: &'a [i64],
     pub transcript: &'a [TranscriptSegment],
+    /// What the sound tagger heard, in time order.
+    pub sounds: &'a [SoundEvent],
     /// Clips: (clip index, visual descriptor). Frames: (thumbnail time, image embedding).
     pub looks: Vec<(i64, Option<Vec<f32>>)>,
     /// The language captions are written in.
@@ -173,11 +176,23 @@ pub fn build(kind: UnitKind, src: &UnitSource<'_>) -> Vec<Unit> {
                 .filter(|t| t.start_ms < end_ms && t.end_ms > start_ms)
                 .map(|t| t.text.trim())
                 .collect();
+            let heard: Vec<&SoundEvent> = src
+                .sounds
+                .iter()
+                .filter(|e| e.start_ms < end_ms && e.end_ms > start_ms)
+                .collect();
             Unit {
                 index: i as u32,
                 start_ms,
                 end_ms,
-                caption: caption_clip(windows, cuts, &level, &speech.join(" "), src.language),
+                caption: caption_clip(
+                    (start_ms, windows),
+                    cuts,
+                    &level,
+                    &heard,
+                    &speech.join(" "),
+                    src.language,
+                ),
                 look,
                 max_motion: windows.iter().map(|w| w.motion).fold(0.0, f32::max),
                 max_loudness_db: windows

@@ -567,6 +567,7 @@ impl Ingest {
             text_embedder: self.providers.text_embedder.as_ref(),
             transcriber: self.providers.transcriber.as_deref(),
             image_embedder: self.providers.image_embedder.as_deref(),
+            sound_tagger: self.providers.sound_tagger.clone(),
             search: Some(&self.search),
         };
         tokio::select! {

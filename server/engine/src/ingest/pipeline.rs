@@ -16,8 +16,10 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::future::{FutureExt, Shared};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
 
@@ -34,6 +36,7 @@ use reelforge_media::{self as media, DecodeSpec, Sample};
 use reelforge_models::analysis::{
     Baseline, SignalAnalyzer, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
+use reelforge_models::sound::{self, SoundEvent, SoundTagger, SoundWindow};
 use reelforge_models::{
     EmbedPurpose, ImageTextEmbedder, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment,
 };
@@ -48,6 +51,8 @@ pub struct Pipeline<'a> {
     pub transcriber: Option<&'a dyn Transcriber>,
     /// `None`: thumbnails are not embedded.
     pub image_embedder: Option<&'a dyn ImageTextEmbedder>,
+    /// `None`: sound is not tagged (and speech is gated by loudness alone).
+    pub sound_tagger: Option<Arc<dyn SoundTagger>>,
     /// Where the committed video is indexed for search before `Done` (`None`: not here).
     pub search: Option<&'a crate::search::Search>,
 }
@@ -61,7 +66,41 @@ struct Read {
     windows: Vec<SignalWindow>,
     cuts: Vec<i64>,
     baseline: Baseline,
+    sounds: Vec<SoundEvent>,
     result: Result<SliceAnalysis>,
+}
+
+/// A slice's audio being tagged on a task of its own (so neither the decoder nor the
+/// readings wait to start it); the slice's reading and the speech worker both await it.
+/// `None`: tagging failed (logged): the slice keeps no sound events and its speech is
+/// not gated by voice.
+type Heard = Shared<Hearing>;
+type Hearing = Pin<Box<dyn Future<Output = Option<Arc<Vec<SoundWindow>>>> + Send>>;
+
+/// Tags `samples` (starting at `from_ms`, in slice `index`) on a task of its own.
+fn tag(tagger: Arc<dyn SoundTagger>, from_ms: i64, samples: Vec<f32>, index: u32) -> Heard {
+    let task = tokio::spawn(async move {
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        tagger.tag(from_ms, samples).await
+    });
+    let heard: Hearing = Box::pin(async move {
+        let tagged = task
+            .await
+            .unwrap_or_else(|e| Err(Error::internal(format!("sound tagging: {e}"))));
+        match tagged {
+            Ok(windows) => Some(Arc::new(windows)),
+            Err(e) => {
+                tracing::warn!(
+                    slice = index,
+                    "sound tagging failed: {e}; the slice keeps no sound events"
+                );
+                None
+            }
+        }
+    });
+    heard.shared()
 }
 
 /// Slices being read, in slice order.
@@ -81,6 +120,11 @@ struct SpeechJob {
     start_ms: i64,
     samples: Vec<f32>,
     is_final: bool,
+    /// What the sound tagger hears in the slice (`None`: no tagger).
+    heard: Option<Heard>,
+    /// What it hears in the audio before the slice that the job also carries (a resumed
+    /// job's speech starts where its last run settled, inside an earlier slice).
+    heard_before: Option<Heard>,
 }
 
 /// What the speech worker did over the whole video.
@@ -203,6 +247,13 @@ struct Analysis<'p> {
     analysed: usize,
     /// The next slice whose audio goes to the speech worker.
     speech_next: u32,
+    /// `None`: sound is not tagged.
+    tagger: Option<Arc<dyn SoundTagger>>,
+    /// Audio not yet handed to the tagger, and where it starts (`None`: none yet).
+    sound_samples: Vec<f32>,
+    sound_start_ms: Option<i64>,
+    /// The voice in the audio before the speech worker's first slice, heard for it alone.
+    speech_lead: Option<Heard>,
     /// The clip the decode starts in when it resumes mid-video: it is stored already, and
     /// its first frame has no predecessor to measure motion against, so it is not
     /// written again.
@@ -289,12 +340,13 @@ impl<'a> Pipeline<'a> {
             thumbnail_fps: ingest.thumbnail_fps,
             thumbnail_height: ingest.thumbnail_height,
             with_audio: p.probe.has_audio(),
-            keep_samples: transcriber.is_some(),
+            keep_samples: transcriber.is_some() || self.sound_tagger.is_some(),
             start_ms: resume.as_ref().map_or(0, |r| r.decode_from_ms),
         };
         let (speech_tx, speech_rx) = mpsc::channel::<SpeechJob>(SPEECH_QUEUE);
         let (tx, rx) = mpsc::channel::<Sample>(256);
         let mut state = Analysis::new(p, ingest.analysis_fps);
+        state.tagger = self.sound_tagger.clone().filter(|_| p.probe.has_audio());
         let mut speech_before = SpeechStats::default();
         if let Some(resume) = resume {
             speech_before = state.resume(resume, transcriber.is_some());
@@ -480,10 +532,11 @@ impl<'a> Pipeline<'a> {
             if !state.passed(slice.end_ms) {
                 break;
             }
+            let heard = state.hear(&slice);
             if (slice.index as usize) < state.analysed {
                 // Stored by an earlier run of the job; only its speech is still to do.
                 if slice.index >= state.speech_next {
-                    state.send_speech(slice.index, slice.end_ms).await?;
+                    state.send_speech(slice.index, slice.end_ms, heard).await?;
                 }
                 state.next_to_read += 1;
                 state.next_to_finish += 1;
@@ -506,19 +559,25 @@ impl<'a> Pipeline<'a> {
             // The next slice's reference level has seen this one's signals.
             state.update_baseline(&windows);
             let analyzer = self.analyzer;
+            let heard_here = heard.clone();
             reading.push_back(Box::pin(async move {
-                let input = slice_input(p, &slice, &windows, &cuts, baseline);
+                let sounds = match heard_here {
+                    Some(heard) => heard.await.map_or(Vec::new(), |w| sound::events(&w)),
+                    None => Vec::new(),
+                };
+                let input = slice_input(p, &slice, &windows, &cuts, baseline, &sounds);
                 let result = analyzer.analyze_slice(input).await;
                 Read {
                     slice,
                     windows,
                     cuts,
                     baseline,
+                    sounds,
                     result,
                 }
             }));
             if slice.index >= state.speech_next {
-                state.send_speech(slice.index, slice.end_ms).await?;
+                state.send_speech(slice.index, slice.end_ms, heard).await?;
             }
             state.next_to_read += 1;
         }
@@ -541,6 +600,7 @@ impl<'a> Pipeline<'a> {
             windows,
             cuts,
             baseline,
+            sounds,
             result,
         } = read;
         failures.given += 1;
@@ -556,7 +616,7 @@ impl<'a> Pipeline<'a> {
                 );
                 failures.failed += 1;
                 failures.first.get_or_insert_with(|| e.to_string());
-                let input = slice_input(state.prepared, &slice, &windows, &cuts, baseline);
+                let input = slice_input(state.prepared, &slice, &windows, &cuts, baseline, &sounds);
                 SliceAnalysis {
                     error: Some(error),
                     ..SignalAnalyzer.analyze(&input)
@@ -569,6 +629,9 @@ impl<'a> Pipeline<'a> {
         let (w, record) = (writer.clone(), analysis.clone());
         blocking(move || {
             w.put_slice(&record, &windows, &doc)?;
+            if !sounds.is_empty() {
+                w.put_sounds(record.index, &sounds)?;
+            }
             w.put_embedding(EmbeddingKind::Text, record.index, &vector)?;
             w.flush()
         })
@@ -593,7 +656,26 @@ impl<'a> Pipeline<'a> {
     ) -> Result<SpeechStats> {
         let mut stats = before;
         let mut carry: Option<(i64, Vec<f32>)> = None;
+        // Where a voice was heard, from the carried audio on (`None`: no sound tagger,
+        // speech is gated by loudness alone).
+        let mut voiced: Option<Vec<(i64, i64)>> = None;
         while let Some(job) = jobs.recv().await {
+            if let Some(heard) = &job.heard {
+                let from = carry.as_ref().map_or(job.start_ms, |(start, _)| *start);
+                let mut heard_all = Vec::new();
+                for h in job.heard_before.iter().chain([heard]) {
+                    heard_all.push(h.clone().await);
+                }
+                if heard_all.iter().all(Option::is_some) {
+                    let spans = voiced.get_or_insert_with(Vec::new);
+                    spans.retain(|&(_, end)| end > from);
+                    for windows in heard_all.into_iter().flatten() {
+                        sound::add_voiced(spans, &windows);
+                    }
+                } else {
+                    voiced = None;
+                }
+            }
             let (start_ms, samples) = match carry.take() {
                 Some((start, mut earlier)) => {
                     earlier.extend_from_slice(&job.samples);
@@ -608,6 +690,7 @@ impl<'a> Pipeline<'a> {
                     samples: samples.clone(),
                     is_final: job.is_final,
                     language: language.clone(),
+                    voiced: voiced.clone(),
                 })
                 .await?;
             if !job.is_final && out.settled_ms < end_ms {
@@ -793,6 +876,7 @@ fn slice_input<'a>(
     windows: &'a [SignalWindow],
     cuts: &'a [i64],
     baseline: Baseline,
+    sounds: &'a [SoundEvent],
 ) -> SliceInput<'a> {
     SliceInput {
         source: &p.source,
@@ -804,6 +888,7 @@ fn slice_input<'a>(
         cut_points_ms: cuts,
         baseline,
         language: p.descriptions,
+        sounds,
     }
 }
 
@@ -849,6 +934,10 @@ impl<'p> Analysis<'p> {
             strongest: Vec::new(),
             analysed: 0,
             speech_next: 0,
+            tagger: None,
+            sound_samples: Vec::new(),
+            sound_start_ms: None,
+            speech_lead: None,
             kept_clip: None,
         }
     }
@@ -892,7 +981,7 @@ impl<'p> Analysis<'p> {
     }
 
     /// Hands the audio up to `end_ms` to the speech worker (waiting while it is behind).
-    async fn send_speech(&mut self, index: u32, end_ms: i64) -> Result<()> {
+    async fn send_speech(&mut self, index: u32, end_ms: i64, heard: Option<Heard>) -> Result<()> {
         let Some(tx) = &self.speech_tx else {
             return Ok(());
         };
@@ -910,11 +999,46 @@ impl<'p> Analysis<'p> {
             start_ms: self.speech_start_ms,
             samples,
             is_final,
+            heard,
+            heard_before: self.speech_lead.take(),
         };
         self.speech_start_ms += take as i64 / SAMPLES_PER_MS;
         tx.send(job)
             .await
             .map_err(|_| Error::Cancelled("the speech worker stopped".into()))
+    }
+
+    /// Starts tagging `slice`'s audio (all that is left when it is the last) on a task of
+    /// its own; `None` without a tagger.
+    fn hear(&mut self, slice: &store::PlannedSlice) -> Option<Heard> {
+        let tagger = self.tagger.clone()?;
+        let start = self.sound_start_ms.unwrap_or(slice.start_ms);
+        let is_final = slice.index as usize + 1 == self.prepared.slices.len();
+        // Audio before the slice (a resumed decode starts a clip early) is not its own;
+        // where the speech worker starts in it, its voice is heard for the worker alone.
+        let skip = (((slice.start_ms - start).max(0) * SAMPLES_PER_MS) as usize)
+            .min(self.sound_samples.len());
+        let before: Vec<f32> = self.sound_samples.drain(..skip).collect();
+        let lead_from = self.speech_start_ms.max(start);
+        if self.speech_tx.is_some() && slice.index == self.speech_next && lead_from < slice.start_ms
+        {
+            let offset = (((lead_from - start) * SAMPLES_PER_MS) as usize).min(before.len());
+            self.speech_lead = Some(tag(
+                tagger.clone(),
+                lead_from,
+                before[offset..].to_vec(),
+                slice.index,
+            ));
+        }
+        let from = start + skip as i64 / SAMPLES_PER_MS;
+        let take = match is_final {
+            true => self.sound_samples.len(),
+            false => (((slice.end_ms - from) * SAMPLES_PER_MS).max(0) as usize)
+                .min(self.sound_samples.len()),
+        };
+        let samples: Vec<f32> = self.sound_samples.drain(..take).collect();
+        self.sound_start_ms = Some(from + take as i64 / SAMPLES_PER_MS);
+        Some(tag(tagger, from, samples, slice.index))
     }
 
     /// Keeps the three highest-scoring slices' descriptions for the summary.
@@ -966,6 +1090,10 @@ impl<'p> Analysis<'p> {
             Sample::Audio(a) => {
                 self.window_mut(a.start_ms).loudness_db = Some(a.rms_db);
                 self.audio_pos_ms = a.start_ms + AUDIO_WINDOW_MS;
+                if self.tagger.is_some() {
+                    self.sound_start_ms.get_or_insert(a.start_ms);
+                    self.sound_samples.extend_from_slice(&a.samples);
+                }
                 if self.speech_tx.is_some() {
                     // Audio before the speech worker's resume point was transcribed.
                     let skip =
@@ -1233,6 +1361,7 @@ mod tests {
             text_embedder: reelforge_models::testing::text_embedder(),
             transcriber: None,
             image_embedder: None,
+            sound_tagger: None,
             search: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
@@ -1297,6 +1426,7 @@ mod tests {
             text_embedder: reelforge_models::testing::text_embedder(),
             transcriber: None,
             image_embedder: None,
+            sound_tagger: None,
             search: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());

@@ -43,13 +43,18 @@ impl Ingest {
             )));
         }
         let (store, id, tenant) = (self.store.clone(), video_id.to_string(), tenant.to_string());
-        let (video, slices, windows) = blocking(move || {
+        let (video, slices, windows, sounds) = blocking(move || {
             let video = store.video_of(&tenant, &id)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "no video with id {id} (see `reelforge videos list`)"
                 ))
             })?;
-            Ok((video, store.slices(&id)?, store.signals(&id)?))
+            Ok((
+                video,
+                store.slices(&id)?,
+                store.signals(&id)?,
+                store.sounds(&id)?,
+            ))
         })
         .await?;
         let source = std::path::PathBuf::from(&video.source_path);
@@ -84,7 +89,7 @@ impl Ingest {
         let duration_ms = video.probe.duration_ms;
         let readings: Vec<(SliceAnalysis, Result<SliceAnalysis>)> = stream::iter(work)
             .map(|(old, own, baseline)| {
-                let source = &source;
+                let (source, sounds) = (&source, &sounds);
                 async move {
                     let input = SliceInput {
                         source,
@@ -97,6 +102,7 @@ impl Ingest {
                         baseline,
                         // Read again in the words it was read in.
                         language: old.language,
+                        sounds,
                     };
                     let result = analyzer.analyze_slice(input).await;
                     (old, result)

@@ -1,5 +1,6 @@
-//! Turning a stored video into search documents: its summary, slice descriptions and
-//! transcript chunks, each with a text vector (stored ones reused, chunks embedded here).
+//! Turning a stored video into search documents: its summary, slice descriptions,
+//! transcript chunks and sound events, each with a text vector (stored ones reused,
+//! chunks and events embedded here).
 
 use reelforge_core::error::Result;
 use reelforge_models::{EmbedPurpose, TextEmbedder};
@@ -27,6 +28,7 @@ pub async fn index_video(
             s.embeddings(&id, EmbeddingKind::Text)?,
             s.embeddings(&id, EmbeddingKind::Summary)?,
             s.transcript(&id)?,
+            s.sounds(&id)?,
             s.subtitles(&id)?,
             s.imported(&id)?,
             s.frames(&id)?,
@@ -40,6 +42,7 @@ pub async fn index_video(
         description_vectors,
         summary_vectors,
         transcript,
+        sounds,
         subtitles,
         imported,
         frames,
@@ -103,6 +106,15 @@ pub async fn index_video(
         .chain(chunk_transcript(&cues))
         .map(|c| doc(DocKind::TranscriptChunk, &c.text, c.start_ms, c.end_ms))
         .collect();
+    // Each sound heard over a stretch, in words.
+    pending.extend(sounds.iter().map(|e| {
+        doc(
+            DocKind::SoundEvent,
+            &reelforge_models::sound::search_text(e),
+            e.start_ms,
+            e.end_ms,
+        )
+    }));
     // Imported documents (BDA) are kept as written and embedded here.
     pending.extend(
         imported

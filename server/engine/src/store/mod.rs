@@ -27,6 +27,7 @@ pub use records::{
 use reelforge_core::error::{Error, Result};
 use reelforge_core::vector;
 use reelforge_models::analysis::{SignalWindow, SliceAnalysis};
+use reelforge_models::sound::SoundEvent;
 use reelforge_models::TranscriptSegment;
 use reelforge_search::bda::ImportedDoc;
 
@@ -41,6 +42,8 @@ pub struct Store {
     docs: Tree,
     embeddings: Tree,
     transcripts: Tree,
+    /// What the sound tagger heard, per slice (`SoundEvent`s).
+    sounds: Tree,
     subtitles: Tree,
     /// Documents imported from outside (BDA results), by video id; they outlive
     /// re-ingests and go with the video.
@@ -95,6 +98,7 @@ impl Store {
             docs: db.open_tree("docs")?,
             embeddings: db.open_tree("embeddings")?,
             transcripts: db.open_tree("transcripts")?,
+            sounds: db.open_tree("sounds")?,
             subtitles: db.open_tree("subtitles")?,
             imported: db.open_tree("imported_docs")?,
             jobs: db.open_tree("jobs")?,
@@ -104,7 +108,7 @@ impl Store {
     }
 
     /// Trees whose keys start with a video id and generation.
-    fn video_owned(&self) -> [&Tree; 8] {
+    fn video_owned(&self) -> [&Tree; 9] {
         [
             &self.marks,
             &self.subtitles,
@@ -113,6 +117,7 @@ impl Store {
             &self.signals,
             &self.docs,
             &self.transcripts,
+            &self.sounds,
             &self.embeddings,
         ]
     }
@@ -221,6 +226,15 @@ impl Store {
     pub fn transcript(&self, video_id: &str) -> Result<Vec<TranscriptSegment>> {
         Ok(self
             .scan_live::<Vec<TranscriptSegment>>(&self.transcripts, video_id)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// What the sound tagger heard in the video, in time order.
+    pub fn sounds(&self, video_id: &str) -> Result<Vec<SoundEvent>> {
+        Ok(self
+            .scan_live::<Vec<SoundEvent>>(&self.sounds, video_id)?
             .into_iter()
             .flatten()
             .collect())
@@ -452,6 +466,12 @@ impl VideoWriter {
         self.put(&self.store.slices, keys::video_item(id, g, i), slice)?;
         self.put(&self.store.signals, keys::video_item(id, g, i), &windows)?;
         self.put(&self.store.docs, keys::video_item(id, g, i), doc)
+    }
+
+    /// What the sound tagger heard in one slice.
+    pub fn put_sounds(&self, slice_index: u32, events: &[SoundEvent]) -> Result<()> {
+        let key = keys::video_item(&self.video_id, self.generation, slice_index);
+        self.put(&self.store.sounds, key, &events)
     }
 
     /// Speech transcribed with one slice (it may start a little before the slice when

@@ -116,6 +116,8 @@ pub struct SliceInput<'a> {
     pub baseline: Baseline,
     /// The language to describe it in.
     pub language: Language,
+    /// What the sound tagger heard in the slice (empty without one, or without sound).
+    pub sounds: &'a [crate::sound::SoundEvent],
 }
 
 /// A highlight candidate inside a slice, on the video's absolute timeline.

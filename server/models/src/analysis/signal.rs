@@ -6,6 +6,7 @@
 use super::{
     BoxFuture, Language, SegmentCandidate, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
+use crate::sound::SoundEvent;
 use reelforge_core::error::Result;
 use reelforge_media::signals::SILENCE_DB;
 
@@ -29,6 +30,14 @@ const W_LOUDNESS: f32 = 0.20;
 const W_MOTION: f32 = 0.25;
 const W_CUTS: f32 = 0.15;
 const W_RISE: f32 = 0.40;
+/// A sound cue (a crowd cheering, music starting, a whistle, a bang) adds this much at
+/// full strength; a cue is at full strength where the tagger scores it `CUE_FULL_SCORE`.
+const W_SOUND: f32 = 0.35;
+const CUE_FULL_SCORE: f32 = 0.6;
+/// Music counts as starting (a cue) when it begins at least this far into the slice.
+const MUSIC_START_MS: i64 = 1_000;
+/// Sound labels named in a slice's description, at most.
+const HEARD_LABELS: usize = 5;
 
 /// Window scores are averaged over this many windows either side before thresholding, so
 /// speech-like loudness that flickers between windows still forms one run.
@@ -51,7 +60,43 @@ struct WindowScore {
     rise: f32,
     loud_rise_db: f32,
     motion_rise: f32,
+    /// The strongest sound cue heard over the window, with its strength (0..1).
+    cue: Option<(Cue, f32)>,
     total: f32,
+}
+
+/// Sounds that mark a moment, and the tagger's classes (AudioSet's names) that make each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cue {
+    Crowd,
+    MusicStarts,
+    Whistle,
+    Bang,
+}
+
+impl Cue {
+    /// The cue an event of `label` makes (music only where it starts in the slice).
+    fn of(event: &SoundEvent, slice_start_ms: i64) -> Option<Cue> {
+        const BANG: [&str; 5] = [
+            "Explosion",
+            "Gunshot, gunfire",
+            "Fireworks",
+            "Boom",
+            "Eruption",
+        ];
+        let label = event.label.as_str();
+        if crate::sound::CROWD.contains(&label) {
+            Some(Cue::Crowd)
+        } else if label == "Music" && event.start_ms >= slice_start_ms + MUSIC_START_MS {
+            Some(Cue::MusicStarts)
+        } else if label == "Whistle" || label == "Whistling" {
+            Some(Cue::Whistle)
+        } else if BANG.contains(&label) {
+            Some(Cue::Bang)
+        } else {
+            None
+        }
+    }
 }
 
 fn unit(v: f32) -> f32 {
@@ -66,6 +111,7 @@ impl SignalAnalyzer {
         cut_points_ms: &[i64],
         baseline: &super::Baseline,
         window_ms: i64,
+        cues: &[(Cue, &SoundEvent)],
     ) -> WindowScore {
         let loudness = unit((w.loudness_db - QUIET_DB) / (LOUD_DB - QUIET_DB));
         let motion = unit(w.motion / FAST_MOTION);
@@ -84,7 +130,18 @@ impl SignalAnalyzer {
             )
         };
         let rise = unit(loud_rise_db / LOUDNESS_RISE_DB).max(unit(motion_rise / MOTION_RISE));
-        let total = W_LOUDNESS * loudness + W_MOTION * motion + W_CUTS * cuts + W_RISE * rise;
+        let cue = cues
+            .iter()
+            .filter(|(_, e)| e.start_ms < w.start_ms + window_ms && e.end_ms > w.start_ms)
+            .map(|(cue, e)| (*cue, unit(e.score / CUE_FULL_SCORE)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let sound = cue.map_or(0.0, |(_, strength)| strength);
+        let total = (W_LOUDNESS * loudness
+            + W_MOTION * motion
+            + W_CUTS * cuts
+            + W_RISE * rise
+            + W_SOUND * sound)
+            .min(1.0);
         WindowScore {
             loudness,
             motion,
@@ -92,6 +149,7 @@ impl SignalAnalyzer {
             rise,
             loud_rise_db,
             motion_rise,
+            cue,
             total,
         }
     }
@@ -100,10 +158,19 @@ impl SignalAnalyzer {
     pub fn analyze(&self, input: &SliceInput<'_>) -> SliceAnalysis {
         let window_ms = reelforge_media::decode::AUDIO_WINDOW_MS;
         let background = background_level(input);
+        let heard: Vec<&SoundEvent> = input
+            .sounds
+            .iter()
+            .filter(|e| e.start_ms < input.end_ms && e.end_ms > input.start_ms)
+            .collect();
+        let cues: Vec<(Cue, &SoundEvent)> = heard
+            .iter()
+            .filter_map(|e| Cue::of(e, input.start_ms).map(|c| (c, *e)))
+            .collect();
         let mut scores: Vec<WindowScore> = input
             .windows
             .iter()
-            .map(|w| Self::score_window(w, input.cut_points_ms, &background, window_ms))
+            .map(|w| Self::score_window(w, input.cut_points_ms, &background, window_ms, &cues))
             .collect();
 
         let smoothed = smooth(&scores);
@@ -128,7 +195,7 @@ impl SignalAnalyzer {
             (10.0 * mean_power.log10()).max(SILENCE_DB)
         };
         let highlight_score = slice_score(&scores);
-        let description = describe_slice(input, motion_mean, loudness_mean_db, &segments);
+        let description = describe_slice(input, motion_mean, loudness_mean_db, &segments, &heard);
         SliceAnalysis {
             index: input.index,
             start_ms: input.start_ms,
@@ -231,8 +298,20 @@ fn find_segments(
     }
     runs.into_iter()
         .filter_map(|(first, last)| {
-            let start_ms = input.windows[first].start_ms.max(input.start_ms);
-            let end_ms = (input.windows[last].start_ms + window_ms).min(input.end_ms);
+            let run_start = input.windows[first].start_ms.max(input.start_ms);
+            let run_end = (input.windows[last].start_ms + window_ms).min(input.end_ms);
+            // A cue heard in the run spans it: the segment covers the whole sound.
+            let (start_ms, end_ms) = input
+                .sounds
+                .iter()
+                .filter(|e| e.start_ms < run_end && e.end_ms > run_start)
+                .filter(|e| Cue::of(e, input.start_ms).is_some())
+                .fold((run_start, run_end), |(a, b), e| {
+                    (
+                        a.min(e.start_ms.max(input.start_ms)),
+                        b.max(e.end_ms.min(input.end_ms)),
+                    )
+                });
             if end_ms - start_ms < MIN_SEGMENT_MS {
                 return None;
             }
@@ -244,15 +323,29 @@ fn find_segments(
                 .filter(|&&c| c >= start_ms && c < end_ms)
                 .count();
             let description = describe_segment(run, cuts, input.language);
+            let mut reason = match input.language {
+                Language::English => format!("signals: {description}"),
+                Language::Chinese => format!("信号：{description}"),
+            };
+            let heard: Vec<String> = input
+                .sounds
+                .iter()
+                .filter(|e| e.start_ms < end_ms && e.end_ms > start_ms)
+                .filter(|e| Cue::of(e, input.start_ms).is_some())
+                .map(|e| format!("{} {:.2}", e.label, e.score))
+                .collect();
+            if !heard.is_empty() {
+                reason.push_str(&match input.language {
+                    Language::English => format!("; sounds: {}", heard.join(", ")),
+                    Language::Chinese => format!("；声音：{}", heard.join("，")),
+                });
+            }
             Some(SegmentCandidate {
                 start_ms,
                 end_ms,
                 score: peak,
                 priority: reelforge_core::segments::priority_of_score(peak),
-                reason: match input.language {
-                    Language::English => format!("signals: {description}"),
-                    Language::Chinese => format!("信号：{description}"),
-                },
+                reason,
                 description,
             })
         })
@@ -260,7 +353,7 @@ fn find_segments(
 }
 
 /// What the offline analyser says it saw, one phrase each, in either language.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Phrase {
     /// Loudness rose this many dB over the running level (`typical`: over the video's
     /// typical level, for clip captions).
@@ -280,6 +373,7 @@ enum Phrase {
     SceneCut,
     RapidEditing(usize),
     RiseInActivity,
+    Heard(Cue),
 }
 
 impl Phrase {
@@ -294,6 +388,20 @@ impl Phrase {
                 "声音突然变响（比{}高 {rise_db:+.0} dB）",
                 if typical { "平常" } else { "此前" }
             ),
+            (Language::English, Heard(cue)) => match cue {
+                Cue::Crowd => "a crowd cheering",
+                Cue::MusicStarts => "music starting",
+                Cue::Whistle => "a whistle",
+                Cue::Bang => "a bang",
+            }
+            .to_string(),
+            (Language::Chinese, Heard(cue)) => match cue {
+                Cue::Crowd => "人群欢呼",
+                Cue::MusicStarts => "音乐响起",
+                Cue::Whistle => "哨声",
+                Cue::Bang => "爆炸声",
+            }
+            .to_string(),
             (Language::English, RapidEditing(n)) => format!("rapid editing ({n} cuts)"),
             (Language::Chinese, RapidEditing(n)) => format!("快速剪辑（{n} 次镜头切换）"),
             (Language::English, p) => match p {
@@ -349,6 +457,16 @@ fn join(phrases: &[Phrase], language: Language) -> String {
 fn describe_segment(run: &[WindowScore], cuts: usize, language: Language) -> String {
     let max = |f: fn(&WindowScore) -> f32| run.iter().map(f).fold(f32::MIN, f32::max);
     let mut parts = Vec::new();
+    // What was heard first: it says what happened, the signals say how strongly.
+    let mut cues: Vec<(Cue, f32)> = Vec::new();
+    for (cue, strength) in run.iter().filter_map(|s| s.cue) {
+        match cues.iter_mut().find(|(c, _)| *c == cue) {
+            Some(seen) => seen.1 = seen.1.max(strength),
+            None => cues.push((cue, strength)),
+        }
+    }
+    cues.sort_by(|a, b| b.1.total_cmp(&a.1));
+    parts.extend(cues.into_iter().map(|(cue, _)| Phrase::Heard(cue)));
     let loud_rise = max(|s| s.loud_rise_db);
     if max(|s| s.rise) >= 0.6 && loud_rise >= LOUDNESS_RISE_DB * 0.6 {
         parts.push(Phrase::SuddenLoud {
@@ -382,6 +500,7 @@ fn describe_slice(
     motion_mean: f32,
     loudness_mean_db: f32,
     segments: &[SegmentCandidate],
+    heard: &[&SoundEvent],
 ) -> String {
     let zh = input.language == Language::Chinese;
     let motion = match (motion_mean, zh) {
@@ -413,6 +532,9 @@ fn describe_slice(
         (true, 0) => format!("{span}：{motion}，{sound}，没有镜头切换。"),
         (true, n) => format!("{span}：{motion}，{sound}，{n} 次镜头切换。"),
     };
+    if !heard.is_empty() {
+        text.push_str(&describe_heard(heard, input.language));
+    }
     for s in segments {
         let (from, to) = (clock(s.start_ms), clock(s.end_ms));
         text.push_str(&match zh {
@@ -430,20 +552,65 @@ fn describe_slice(
     text
 }
 
+/// The sounds heard in a slice, its strongest classes with when: " Heard: music
+/// (00:45.0-00:50.3), cheering (00:47.1-00:49.0)." (" 听到：音乐（…）。"; classes without a
+/// Chinese name keep the tagger's).
+fn describe_heard(heard: &[&SoundEvent], language: Language) -> String {
+    let mut best: Vec<&SoundEvent> = Vec::new();
+    for e in heard {
+        match best.iter_mut().find(|b| b.label == e.label) {
+            Some(b) if b.score < e.score => *b = e,
+            Some(_) => {}
+            None => best.push(e),
+        }
+    }
+    best.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.start_ms.cmp(&b.start_ms))
+    });
+    best.truncate(HEARD_LABELS);
+    best.sort_by_key(|e| e.start_ms);
+    let said: Vec<String> = best
+        .iter()
+        .map(|e| {
+            let (from, to) = (clock(e.start_ms), clock(e.end_ms));
+            match language {
+                Language::English => format!("{} ({from}-{to})", e.label.to_lowercase()),
+                Language::Chinese => format!(
+                    "{}（{from}-{to}）",
+                    crate::sound::chinese_name(&e.label).unwrap_or(&e.label)
+                ),
+            }
+        })
+        .collect();
+    match language {
+        Language::English => format!(" Heard: {}.", said.join(", ")),
+        Language::Chinese => format!("听到：{}。", said.join("，")),
+    }
+}
+
 /// A caption for one short clip (2-3 s) in the analyser's vocabulary and `language`, so a
 /// highlight point the analyser wrote ("Sudden loud audio with a burst of fast motion")
 /// and the clips that show it are close in a text embedding space: the offline stand-in
-/// for embedding the clip's pixels and sound. `level` is the video's typical (median)
-/// level; `speech` is what is said during the clip.
+/// for embedding the clip's pixels and sound. `clip` is where it starts and its windows;
+/// `level` is the video's typical (median) level; `heard` the sound events overlapping it
+/// (its cues come first); `speech` is what is said during the clip.
 pub fn caption_clip(
-    windows: &[SignalWindow],
+    (start_ms, windows): (i64, &[SignalWindow]),
     cuts: usize,
     level: &super::Baseline,
+    heard: &[&SoundEvent],
     speech: &str,
     language: Language,
 ) -> String {
     let max = |f: fn(&SignalWindow) -> f32| windows.iter().map(f).fold(f32::MIN, f32::max);
     let mut parts = Vec::new();
+    for cue in heard.iter().filter_map(|e| Cue::of(e, start_ms)) {
+        if !parts.contains(&Phrase::Heard(cue)) {
+            parts.push(Phrase::Heard(cue));
+        }
+    }
     if windows.is_empty() {
         parts.push(Phrase::NoPictureOrSound);
     } else {
@@ -538,6 +705,7 @@ mod tests {
             cut_points_ms: cuts,
             baseline,
             language: Language::English,
+            sounds: &[],
         }
     }
 
@@ -583,6 +751,89 @@ mod tests {
             "{}",
             a.description
         );
+    }
+
+    #[test]
+    fn a_crowd_heard_is_a_highlight_cue_and_sounds_are_named_in_the_description() {
+        use crate::sound::SoundEvent;
+        let event = |label: &str, start_ms, end_ms, score| SoundEvent {
+            start_ms,
+            end_ms,
+            label: label.into(),
+            score,
+        };
+        // Quiet and still throughout: the signals alone find nothing.
+        let w = windows(&vec![(-45.0, 0.002); 40]);
+        let plain = SignalAnalyzer.analyze(&input(&w, &[], QUIET_STILL));
+        assert!(plain.segments.is_empty(), "{:?}", plain.segments);
+        // Music from the start is heard but is no cue; applause is.
+        let sounds = [
+            event("Music", 0, 20_000, 0.9),
+            event("Applause", 8_000, 12_000, 0.95),
+        ];
+        let heard = SignalAnalyzer.analyze(&SliceInput {
+            sounds: &sounds,
+            ..input(&w, &[], QUIET_STILL)
+        });
+        assert_eq!(heard.segments.len(), 1, "{:?}", heard.segments);
+        let s = &heard.segments[0];
+        assert!(s.start_ms <= 8_000 && s.end_ms >= 12_000, "{s:?}");
+        assert!(s.description.starts_with("A crowd cheering"), "{s:?}");
+        assert!(s.reason.ends_with("; sounds: Applause 0.95"), "{s:?}");
+        assert!(
+            heard
+                .description
+                .contains("Heard: music (00:00.0-00:20.0), applause (00:08.0-00:12.0)."),
+            "{}",
+            heard.description
+        );
+        let music_only = SignalAnalyzer.analyze(&SliceInput {
+            sounds: &sounds[..1],
+            ..input(&w, &[], QUIET_STILL)
+        });
+        assert!(music_only.segments.is_empty(), "{:?}", music_only.segments);
+        // Music that starts inside the slice is a cue.
+        let starts = [event("Music", 6_000, 20_000, 0.9)];
+        let music_starts = SignalAnalyzer.analyze(&SliceInput {
+            sounds: &starts,
+            ..input(&w, &[], QUIET_STILL)
+        });
+        assert!(
+            music_starts.segments[0]
+                .description
+                .starts_with("Music starting"),
+            "{:?}",
+            music_starts.segments
+        );
+        let zh = SignalAnalyzer.analyze(&SliceInput {
+            sounds: &sounds,
+            language: Language::Chinese,
+            ..input(&w, &[], QUIET_STILL)
+        });
+        assert!(
+            zh.segments[0].description.starts_with("人群欢呼"),
+            "{:?}",
+            zh.segments
+        );
+        assert!(zh
+            .description
+            .contains("听到：音乐（00:00.0-00:20.0），掌声（00:08.0-00:12.0）。"));
+        // A clip's caption names the cue first.
+        let level = Baseline {
+            loudness_db: -45.0,
+            motion: 0.002,
+            windows: 40,
+        };
+        let applause = [&sounds[1]];
+        let caption = caption_clip(
+            (8_000, &w[16..22]),
+            0,
+            &level,
+            &applause,
+            "",
+            Language::English,
+        );
+        assert!(caption.starts_with("A crowd cheering with"), "{caption}");
     }
 
     #[test]
@@ -634,11 +885,18 @@ mod tests {
             windows: 20,
         };
         assert_eq!(
-            caption_clip(&w[8..12], 0, &level, "比赛最后一分钟", Language::Chinese),
+            caption_clip(
+                (4_000, &w[8..12]),
+                0,
+                &level,
+                &[],
+                "比赛最后一分钟",
+                Language::Chinese
+            ),
             "声音突然变响（比平常高 +42 dB），突然出现快速运动，有人说：“比赛最后一分钟”"
         );
         assert_eq!(
-            caption_clip(&w[8..12], 2, &level, "", Language::English),
+            caption_clip((4_000, &w[8..12]), 2, &level, &[], "", Language::English),
             "Sudden loud audio (+42 dB over the typical level) with a burst of fast motion with rapid editing (2 cuts)"
         );
     }

@@ -30,7 +30,7 @@ use reelforge_media::proxy::{self, ProxySpec};
 pub const TOOL_NAME: &str = "report_highlights";
 /// The prompt and tool schema's version: a stored analysis made with another is not
 /// reused. Bump it with any change to `prompt`, `sound_cues` or `tool_schema`.
-pub const PROMPT_VERSION: &str = "prompt-2";
+pub const PROMPT_VERSION: &str = "prompt-3";
 
 /// Nova understanding models that take video (Nova Micro reads text only; Sonic, Canvas
 /// and Reel are speech and generation models): Nova Lite, Pro and Premier, Nova 2 Lite
@@ -142,7 +142,7 @@ pub fn prompt(duration_ms: i64, sound: &str, language: Language) -> String {
              2. Judge each moment on these dimensions: action and motion, emotional peaks \
              (cheering, laughter, surprise, as the pictures show them), key events (goals, \
              reveals, arrivals), visual spectacle, and sound (only from the measurements \
-             above: sudden loud audio, a rise in level).\n\
+             above: sudden loud audio, a rise in level, the sounds our tagger heard).\n\
              3. Choose the moments that score high on at least one dimension; each is 1 to 20 \
              seconds long and they do not overlap.\n\
              4. Give each a score from 0 to 1, a priority (1 must have, 2 good, 3 nice to have), \
@@ -161,7 +161,8 @@ pub fn prompt(duration_ms: i64, sound: &str, language: Language) -> String {
              请按步骤进行：\n\
              1. 看完整段视频，按顺序记下发生了什么。\n\
              2. 从这些维度评判每个时刻：动作与运动、情绪高点（画面中表现出的欢呼、大笑、惊讶）、\
-             关键事件（进球、揭晓、到达）、视觉奇观，以及声音（只根据上面的测量：突然的响声、音量上升）。\n\
+             关键事件（进球、揭晓、到达）、视觉奇观，以及声音（只根据上面的测量：突然的响声、音量上升、\
+             我们的声音识别听到的声音）。\n\
              3. 选出至少在一个维度上得分高的时刻；每个时刻 1 到 20 秒，互不重叠。\n\
              4. 给每个时刻打 0 到 1 的分数、优先级（1 必须有，2 好，3 可有可无）、一句话的描述，\
              以及它满足的维度。\n\
@@ -263,6 +264,47 @@ pub fn sound_cues(
     lines.join("\n")
 }
 
+/// What our sound tagger heard in the clip `[start_ms, end_ms)` as prompt lines, one per
+/// sound (its strongest stretch; the six best, in time order; times in seconds from the
+/// clip's start), in `language`. Empty when nothing was heard.
+pub fn heard_cues(
+    sounds: &[crate::sound::SoundEvent],
+    start_ms: i64,
+    end_ms: i64,
+    language: Language,
+) -> String {
+    let mut best: Vec<&crate::sound::SoundEvent> = Vec::new();
+    for e in sounds
+        .iter()
+        .filter(|e| e.start_ms < end_ms && e.end_ms > start_ms)
+    {
+        match best.iter_mut().find(|b| b.label == e.label) {
+            Some(b) if b.score < e.score => *b = e,
+            Some(_) => {}
+            None => best.push(e),
+        }
+    }
+    best.sort_by(|a, b| b.score.total_cmp(&a.score));
+    best.truncate(MAX_SOUND_CUES);
+    best.sort_by_key(|e| e.start_ms);
+    let at = |ms: i64| (ms.clamp(start_ms, end_ms) - start_ms) as f64 / 1000.0;
+    best.iter()
+        .map(|e| {
+            let (from, to, score) = (at(e.start_ms), at(e.end_ms), e.score);
+            match language {
+                Language::English => format!(
+                    "\n- heard by our sound tagger: {} from {from:.1} to {to:.1} s (score {score:.2})",
+                    e.label.to_lowercase()
+                ),
+                Language::Chinese => format!(
+                    "\n- 我们的声音识别听到：{}，{from:.1} 到 {to:.1} 秒（得分 {score:.2}）",
+                    crate::sound::chinese_name(&e.label).unwrap_or(&e.label)
+                ),
+            }
+        })
+        .collect()
+}
+
 pub fn json_to_document(v: &Value) -> Document {
     match v {
         Value::Null => Document::Null,
@@ -360,12 +402,12 @@ impl NovaAnalyzer {
                 .content(ContentBlock::Video(video))
                 .content(ContentBlock::Text(prompt(
                     duration_ms,
-                    &sound_cues(
+                    &(sound_cues(
                         input.windows,
                         input.baseline,
                         input.start_ms,
                         input.language,
-                    ),
+                    ) + &heard_cues(input.sounds, input.start_ms, input.end_ms, input.language)),
                     input.language,
                 )))
                 .build(),
@@ -582,6 +624,21 @@ mod tests {
             "{p}"
         );
         // In Chinese: the same measurements, the same bounds, the answer asked in Chinese.
+        let heard = [crate::sound::SoundEvent {
+            start_ms: 43_000,
+            end_ms: 46_500,
+            label: "Applause".into(),
+            score: 0.95,
+        }];
+        assert_eq!(
+            heard_cues(&heard, 40_000, 50_000, Language::English),
+            "\n- heard by our sound tagger: applause from 3.0 to 6.5 s (score 0.95)"
+        );
+        assert_eq!(
+            heard_cues(&heard, 40_000, 50_000, Language::Chinese),
+            "\n- 我们的声音识别听到：掌声，3.0 到 6.5 秒（得分 0.95）"
+        );
+        assert_eq!(heard_cues(&heard, 0, 40_000, Language::English), "");
         let cues = sound_cues(&windows, baseline, 40_000, Language::Chinese);
         assert!(cues.contains("最响处在 6.0 秒（-12 dBFS）"), "{cues}");
         assert!(cues.contains("6.0 秒处突然出现响声（+32 dB）"), "{cues}");

@@ -298,14 +298,27 @@ impl Inner {
         while seek < total_frames {
             // Quiet stretches are skipped half a second at a time before the model sees
             // them; a window starts where sound does, so timestamps start there too.
-            let quiet = self.leading_quiet_frames(samples, seek, total_frames);
+            let quiet = self.leading_quiet_frames(audio, seek, total_frames);
             if quiet > 0 {
                 out.skipped_silent_ms += (quiet * 1000 / FRAMES_PER_SECOND) as i64;
                 seek += quiet;
                 out.settled_ms = to_ms(seek);
                 continue;
             }
-            let window_frames = (total_frames - seek).min(w::N_FRAMES);
+            let mut window_frames = (total_frames - seek).min(w::N_FRAMES);
+            // Gated by voice, a window ends where the voice does (to the half second):
+            // what follows is skipped like quiet, and this window is read whole.
+            let voice_end = audio.voiced.as_ref().and_then(|spans| {
+                let at = to_ms(seek);
+                let end = spans.iter().map(|&(_, b)| b).filter(|&b| b > at).min()?;
+                let step = GATE_WINDOW_SAMPLES / w::HOP_LENGTH;
+                let frames = ((end - audio.start_ms) as usize * FRAMES_PER_SECOND).div_ceil(1000);
+                Some(frames.div_ceil(step) * step)
+            });
+            let voice_bounded = voice_end.is_some_and(|end| end < seek + window_frames);
+            if let Some(end) = voice_end.filter(|_| voice_bounded) {
+                window_frames = end.saturating_sub(seek).max(1);
+            }
             let is_last = seek + window_frames >= total_frames;
             let pcm = &samples[seek * w::HOP_LENGTH..(seek + window_frames) * w::HOP_LENGTH];
             out.decoded_ms += (window_frames * 1000 / FRAMES_PER_SECOND) as i64;
@@ -409,6 +422,11 @@ impl Inner {
                 out.settled_ms = to_ms(seek);
                 break;
             }
+            if voice_bounded {
+                seek += window_frames;
+                out.settled_ms = to_ms(seek);
+                continue;
+            }
             // Always move forward, even when the model put its only timestamp at 0.
             seek += advance.max(FRAMES_PER_TIMESTAMP).min(window_frames);
             out.settled_ms = to_ms(seek);
@@ -493,14 +511,20 @@ impl Inner {
         (first, last)
     }
 
-    /// Mel frames of quiet audio from `seek` on, in steps of 0.5 s.
-    fn leading_quiet_frames(&self, samples: &[f32], seek: usize, total_frames: usize) -> usize {
+    /// Mel frames from `seek` on, in steps of 0.5 s, that are quiet or (with a voice
+    /// detector's stretches) hold no voice.
+    fn leading_quiet_frames(&self, audio: &SpeechAudio, seek: usize, total_frames: usize) -> usize {
         let step = GATE_WINDOW_SAMPLES / w::HOP_LENGTH;
+        let to_ms = |frames: usize| audio.start_ms + (frames * 1000 / FRAMES_PER_SECOND) as i64;
         let mut end = seek;
         while end < total_frames {
             let next = (end + step).min(total_frames);
-            let chunk = &samples[end * w::HOP_LENGTH..next * w::HOP_LENGTH];
-            if rms_db(chunk) >= self.gate_db {
+            let chunk = &audio.samples[end * w::HOP_LENGTH..next * w::HOP_LENGTH];
+            let voice = audio.voiced.as_ref().is_none_or(|spans| {
+                let (from, to) = (to_ms(end), to_ms(next));
+                spans.iter().any(|&(a, b)| a < to && b > from)
+            });
+            if voice && rms_db(chunk) >= self.gate_db {
                 break;
             }
             end = next;
@@ -838,6 +862,70 @@ mod tests {
     }
 
     #[test]
+    fn gated_by_a_voice_detector_it_reads_the_voice_and_not_the_music_or_noise() {
+        use crate::sound::{self, SoundTagger};
+        let model = crate::testing::transcriber();
+        let tagger = crate::testing::sound_tagger();
+        let (speech, text) = librivox().swap_remove(0);
+        // 3 s of loud noise (no voice), the utterance, then the same noise again.
+        let noise: Vec<f32> = (0..48_000u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65_536.0 - 0.5) * 0.3)
+            .collect();
+        let mut audio = noise.clone();
+        audio.extend_from_slice(&speech);
+        audio.extend_from_slice(&noise);
+        let windows = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(tagger.tag(10_000, audio.clone()))
+            .unwrap();
+        let voiced = sound::voiced(&windows);
+        let speech_ms = speech.len() as i64 / 16;
+        let hear = |voiced: Option<Vec<(i64, i64)>>| {
+            model
+                .transcribe_blocking(&SpeechAudio {
+                    start_ms: 10_000,
+                    samples: audio.clone(),
+                    is_final: true,
+                    language: None,
+                    voiced,
+                })
+                .unwrap()
+        };
+        let ungated = hear(None);
+        let gated = hear(Some(voiced.clone()));
+        // Loudness alone reads the noise; the voice gate skips it and keeps the words.
+        assert!(ungated.decoded_ms >= speech_ms + 5_000, "{ungated:?}");
+        assert!(
+            gated.decoded_ms <= speech_ms + 2_500,
+            "{voiced:?} {gated:?}"
+        );
+        assert!(gated.skipped_silent_ms >= 4_000, "{gated:?}");
+        let words: String = gated.segments.iter().map(|s| s.text.as_str()).collect();
+        let wer = reelforge_core::eval::word_error_rate(&text, &words);
+        assert!(wer <= 0.25, "{text} -> {words}");
+        assert!(
+            gated.segments.iter().all(|s| s.start_ms >= 12_000),
+            "{gated:?}"
+        );
+        // No voice at all: nothing is read.
+        let none = hear(Some(Vec::new()));
+        assert_eq!((none.decoded_ms, none.segments.len()), (0, 0), "{none:?}");
+        // The Mandarin test voice (espeak-ng) is a voice too.
+        for (samples, reference) in mandarin().iter().take(3) {
+            let windows = tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(tagger.tag(0, samples.clone()))
+                .unwrap();
+            let voiced: i64 = sound::voiced(&windows).iter().map(|(a, b)| b - a).sum();
+            let ms = samples.len() as i64 / 16;
+            assert!(
+                voiced * 10 >= ms * 8,
+                "{reference}: a voice over {voiced} of {ms} ms"
+            );
+        }
+    }
+
+    #[test]
     fn multilingual_whisper_tells_mandarin_from_english_and_transcribes_both() {
         let model = crate::testing::multilingual_transcriber();
         let languages = model.languages();
@@ -849,6 +937,7 @@ mod tests {
                 samples: samples.to_vec(),
                 is_final: true,
                 language: language.map(String::from),
+                voiced: None,
             })
         };
         // Mandarin: the language told per window; the text, with the language named,

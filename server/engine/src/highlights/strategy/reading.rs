@@ -26,6 +26,7 @@ use reelforge_core::segments::Segment;
 use reelforge_models::analysis::{
     Baseline, Language, ModelUsage, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
+use reelforge_models::sound::SoundEvent;
 
 use crate::catalog::VideoMaterial;
 
@@ -38,6 +39,8 @@ pub struct Material<'a> {
     pub cut_points_ms: &'a [i64],
     /// Analyses stored at ingest, reused where one matches (empty: none to reuse).
     pub stored: &'a [SliceAnalysis],
+    /// What the sound tagger heard over the whole video.
+    pub sounds: &'a [SoundEvent],
     /// The language the analyser describes it in.
     pub language: Language,
 }
@@ -52,6 +55,7 @@ impl<'a> Material<'a> {
             windows: &v.windows,
             cut_points_ms: &v.cut_points_ms,
             stored: &v.analyses,
+            sounds: &v.sounds,
             language,
         }
     }
@@ -170,6 +174,7 @@ fn input<'a>(
         cut_points_ms: cuts,
         baseline,
         language: m.language,
+        sounds: m.sounds,
     }
 }
 
@@ -334,6 +339,7 @@ mod tests {
             windows,
             cut_points_ms: &[],
             stored,
+            sounds: &[],
             language: Language::English,
         }
     }
