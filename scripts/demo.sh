@@ -51,6 +51,18 @@ echo "demo: the reel against demo.mp4's known highlights (bikes 20-30 s, Big Buc
 ./target/debug/reelforge eval --truth "$data/truth.json" --pred "$data/timeline/timeline.json"
 
 echo
+echo "demo: direct on demo.mp4 (the analyser reads the whole video; no render), same truth"
+./target/debug/reelforge highlight "$demo_id" --strategy direct \
+  --no-render --timeline-out "$data/timeline-direct"
+./target/debug/reelforge eval --truth "$data/truth.json" --pred "$data/timeline-direct/timeline.json"
+echo
+echo "demo: a script on demo.mp4 (its events found by scene search, in the script's order)"
+./target/debug/reelforge highlight "$demo_id" --strategy script \
+  --script "a burst of fast motion with a scene cut, then music starting with sudden loud audio" \
+  --no-render --timeline-out "$data/timeline-script"
+./target/debug/reelforge eval --truth "$data/truth.json" --pred "$data/timeline-script/timeline.json"
+
+echo
 echo "demo: points + clips on demo.mp4 (the analyser's points matched against its 2 s clips),"
 echo "      with background music chosen from assets/music and ducked under the original sound"
 ./target/debug/reelforge highlight "$demo_id" --strategy points --music-dir "$PWD/assets/music" \

@@ -68,7 +68,12 @@ pub fn priority_of_score(score: f32) -> u8 {
 /// action): the merged segment spans both, keeps the better one's description, score and
 /// priority, and the higher similarity (it matches as well as its best piece, so a
 /// threshold keeps it exactly when it keeps one of its pieces).
-pub fn merge_close(mut segments: Vec<Segment>, gap_ms: i64) -> Vec<Segment> {
+pub fn merge_close(segments: Vec<Segment>, gap_ms: i64) -> Vec<Segment> {
+    merge_within(segments, gap_ms, i64::MAX)
+}
+
+/// [`merge_close`], joining two only while the joined segment is at most `max_ms` long.
+fn merge_within(mut segments: Vec<Segment>, gap_ms: i64, max_ms: i64) -> Vec<Segment> {
     segments.sort_by(|a, b| {
         (a.video_id.as_str(), a.start_ms, a.end_ms).cmp(&(
             b.video_id.as_str(),
@@ -79,7 +84,10 @@ pub fn merge_close(mut segments: Vec<Segment>, gap_ms: i64) -> Vec<Segment> {
     let mut out: Vec<Segment> = Vec::with_capacity(segments.len());
     for s in segments {
         if let Some(last) = out.last_mut() {
-            if last.video_id == s.video_id && s.start_ms <= last.end_ms + gap_ms {
+            if last.video_id == s.video_id
+                && s.start_ms <= last.end_ms + gap_ms
+                && s.end_ms.max(last.end_ms) - last.start_ms <= max_ms
+            {
                 let end = last.end_ms.max(s.end_ms);
                 let start = last.start_ms;
                 let similarity = match (last.similarity, s.similarity) {
@@ -166,8 +174,9 @@ impl Default for Fit {
 }
 
 /// Pads, trims to the length limits (keeping the middle of a long segment), drops the
-/// too short, then takes the best segments until the target length is filled, and puts
-/// them in the order asked. `duration_ms(video)` bounds padding.
+/// too short, joins touching pieces of one action, then takes the best segments until the
+/// target length is filled, and puts them in the order asked. `duration_ms(video)` bounds
+/// padding.
 pub fn fit(segments: Vec<Segment>, fit: &Fit, duration_ms: &dyn Fn(&str) -> i64) -> Vec<Segment> {
     let mut shaped: Vec<Segment> = segments
         .into_iter()
@@ -178,6 +187,10 @@ pub fn fit(segments: Vec<Segment>, fit: &Fit, duration_ms: &dyn Fn(&str) -> i64)
         .collect();
     // Padding can make neighbours overlap again.
     shaped = resolve_by_priority(shaped, fit.min_segment_ms);
+    // Segments that touch (or overlap) are one stretch of the video, whichever candidate
+    // (point, slice) claimed each piece: the reel plays it once, as one segment, while it
+    // stays within the maximum length.
+    shaped = merge_within(shaped, 0, fit.max_segment_ms);
     shaped.sort_by(best_first);
     if let Some(target) = fit.target_ms {
         let mut total = 0;
@@ -296,5 +309,32 @@ mod tests {
             vec![(500, 3_100), (27_000, 33_000), (49_500, 50_900)]
         );
         assert_eq!(out.iter().map(Segment::duration_ms).sum::<i64>(), 10_000);
+    }
+
+    #[test]
+    fn touching_pieces_claimed_by_different_candidates_join_within_the_maximum() {
+        let f = Fit {
+            max_segment_ms: 8_000,
+            ..Fit::default()
+        };
+        let mut a = seg(20_000, 24_000, 0.6, 2);
+        a.description = "riders on a trail".into();
+        let mut b = seg(24_000, 26_000, 0.8, 2);
+        b.description = "a rider jumps".into();
+        // Joining the next 6 s would make 12 s: over the maximum, so it stays apart.
+        let c = seg(26_000, 32_000, 0.5, 2);
+        let out = fit(vec![a, b, c, seg(40_000, 42_000, 0.5, 2)], &f, &|_| 60_000);
+        let spans: Vec<(i64, i64, &str)> = out
+            .iter()
+            .map(|s| (s.start_ms, s.end_ms, s.description.as_str()))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (20_000, 26_000, "a rider jumps"),
+                (26_000, 32_000, "26000"),
+                (40_000, 42_000, "40000")
+            ]
+        );
     }
 }

@@ -48,6 +48,12 @@ const SEGMENT_THRESHOLD: f32 = 0.45;
 const MERGE_GAP_MS: i64 = 1_000;
 /// Shorter candidates are dropped.
 const MIN_SEGMENT_MS: i64 = 1_000;
+/// A candidate spans the whole active stretch around its burst: windows whose loudness or
+/// motion stays this far above the background (or where a cue is heard) are active...
+const ACTIVE_LOUDNESS_RISE_DB: f32 = 6.0;
+const ACTIVE_MOTION_RISE: f32 = 0.005;
+/// ...and the stretch ends after this many inactive windows in a row (1 s).
+const ACTIVE_GAP_WINDOWS: usize = 2;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SignalAnalyzer;
@@ -280,26 +286,91 @@ fn slice_score(scores: &[WindowScore]) -> f32 {
     totals[..top].iter().sum::<f32>() / top as f32
 }
 
+/// Whether a window is part of an active stretch: above the background, or a cue heard.
+fn active(s: &WindowScore) -> bool {
+    s.loud_rise_db >= ACTIVE_LOUDNESS_RISE_DB
+        || s.motion_rise >= ACTIVE_MOTION_RISE
+        || s.cue.is_some()
+}
+
+/// The active stretch around the burst `first..=last`: outwards while windows stay
+/// active, ending after `ACTIVE_GAP_WINDOWS` inactive ones.
+fn stretch(scores: &[WindowScore], (first, last): (usize, usize)) -> (usize, usize) {
+    let reach = |range: &mut dyn Iterator<Item = usize>, from: usize| {
+        let (mut edge, mut idle) = (from, 0);
+        for i in range {
+            if active(&scores[i]) {
+                (edge, idle) = (i, 0);
+            } else {
+                idle += 1;
+                if idle >= ACTIVE_GAP_WINDOWS {
+                    break;
+                }
+            }
+        }
+        edge
+    };
+    (
+        reach(&mut (0..first).rev(), first),
+        reach(&mut (last + 1..scores.len()), last),
+    )
+}
+
+/// `t_ms` moved onto a scene cut within a window of it, if there is one: a stretch that
+/// starts or ends at a cut starts or ends there.
+fn snap_to_cut(t_ms: i64, cuts: &[i64], window_ms: i64) -> i64 {
+    cuts.iter()
+        .copied()
+        .filter(|c| (c - t_ms).abs() <= window_ms)
+        .min_by_key(|c| (c - t_ms).abs())
+        .unwrap_or(t_ms)
+}
+
 fn find_segments(
     input: &SliceInput<'_>,
     scores: &[WindowScore],
     window_ms: i64,
 ) -> Vec<SegmentCandidate> {
-    // Runs of windows at or above the threshold, merged across short gaps.
-    let mut runs: Vec<(usize, usize)> = Vec::new();
+    // Bursts: runs of windows at or above the threshold, merged across short gaps.
+    let mut bursts: Vec<(usize, usize)> = Vec::new();
     for (i, s) in scores.iter().enumerate() {
         if s.total < SEGMENT_THRESHOLD {
             continue;
         }
-        match runs.last_mut() {
+        match bursts.last_mut() {
             Some((_, end)) if (i - *end) as i64 * window_ms <= MERGE_GAP_MS + window_ms => *end = i,
-            _ => runs.push((i, i)),
+            _ => bursts.push((i, i)),
+        }
+    }
+    // Each burst spans its active stretch; bursts inside one stretch are one candidate
+    // (described by its strongest burst).
+    let mut runs: Vec<((usize, usize), (usize, usize))> = Vec::new();
+    for burst in bursts {
+        let span = stretch(scores, burst);
+        match runs.last_mut() {
+            Some((last_span, last_burst)) if span.0 <= last_span.1 + 1 => {
+                last_span.1 = last_span.1.max(span.1);
+                let peak = |(a, b): (usize, usize)| {
+                    scores[a..=b].iter().map(|s| s.total).fold(0.0, f32::max)
+                };
+                if peak(burst) > peak(*last_burst) {
+                    *last_burst = burst;
+                }
+            }
+            _ => runs.push((span, burst)),
         }
     }
     runs.into_iter()
-        .filter_map(|(first, last)| {
-            let run_start = input.windows[first].start_ms.max(input.start_ms);
-            let run_end = (input.windows[last].start_ms + window_ms).min(input.end_ms);
+        .filter_map(|((from, to), (first, last))| {
+            let run_start =
+                snap_to_cut(input.windows[from].start_ms, input.cut_points_ms, window_ms)
+                    .max(input.start_ms);
+            let run_end = snap_to_cut(
+                input.windows[to].start_ms + window_ms,
+                input.cut_points_ms,
+                window_ms,
+            )
+            .min(input.end_ms);
             // A cue heard in the run spans it: the segment covers the whole sound.
             let (start_ms, end_ms) = input
                 .sounds
@@ -750,6 +821,42 @@ mod tests {
                 .contains("Highlight candidate 00:04.0-00:07.0"),
             "{}",
             a.description
+        );
+    }
+
+    #[test]
+    fn a_candidate_spans_the_active_stretch_around_its_bursts_from_its_cut() {
+        // Still and quiet, then from a cut at 3.1 s moderate motion (above the background,
+        // under the burst threshold) with two fast bursts inside, then still again.
+        let mut spec = vec![(-50.0, 0.001); 40];
+        for w in &mut spec[6..30] {
+            *w = (-50.0, 0.012);
+        }
+        for i in [10, 11, 12, 13, 22, 23, 24, 25] {
+            spec[i] = (-50.0, 0.09);
+        }
+        // One quieter window inside the stretch does not end it.
+        spec[17] = (-50.0, 0.002);
+        let w = windows(&spec);
+        let a = SignalAnalyzer.analyze(&input(&w, &[3_100], QUIET_STILL));
+        let spans: Vec<(i64, i64)> = a.segments.iter().map(|s| (s.start_ms, s.end_ms)).collect();
+        assert_eq!(spans, vec![(3_100, 15_000)], "{:?}", a.segments);
+        assert!(
+            a.segments[0].description.contains("burst of fast motion"),
+            "{}",
+            a.segments[0].description
+        );
+        // Two inactive windows in a row end a stretch: the bursts are two candidates.
+        spec[17] = (-50.0, 0.001);
+        spec[18] = (-50.0, 0.001);
+        let w = windows(&spec);
+        let a = SignalAnalyzer.analyze(&input(&w, &[3_100], QUIET_STILL));
+        let spans: Vec<(i64, i64)> = a.segments.iter().map(|s| (s.start_ms, s.end_ms)).collect();
+        assert_eq!(
+            spans,
+            vec![(3_100, 8_500), (9_500, 15_000)],
+            "{:?}",
+            a.segments
         );
     }
 
