@@ -651,22 +651,7 @@ fn video_seconds(bytes: &[u8]) -> Result<f64, Failure> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clip.mp4");
     std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| invalid("the video could not be read"))
+    crate::media_seconds(&path).ok_or_else(|| invalid("the video could not be read"))
 }
 
 /// The bytes a `source` names: inline base64 (under 25 MB) or an object in the stub's S3.

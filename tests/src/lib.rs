@@ -429,6 +429,34 @@ pub fn upload_chunks(path: &Path, slice_seconds: f64, force: bool) -> Vec<pb::Up
 
 /// Ingests a server-side file, waits for the job to end, and returns its events and the
 /// video id (panicking on failure).
+/// A media file's duration in seconds, as ffprobe reads it (`None`: it cannot).
+pub fn media_seconds(path: &Path) -> Option<f64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The per-slice transcript events of an ingest, in order.
+pub fn slice_transcripts(events: &[pb::ingest_event::Event]) -> Vec<&pb::SliceTranscript> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            pb::ingest_event::Event::SliceTranscript(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
 pub async fn ingest_path_done(
     client: &mut IngestClient<Channel>,
     path: &Path,
@@ -530,22 +558,8 @@ fn spoken_video(
     let mut utterances = Vec::new();
     let mut filters = String::new();
     for (i, ((wav, text), &start_ms)) in lines.into_iter().zip(starts_ms).enumerate() {
-        let probe = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(&wav)
-            .output()
-            .unwrap();
-        let seconds_long: f64 = String::from_utf8_lossy(&probe.stdout)
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{} is missing: run scripts/setup.sh", wav.display()));
+        let seconds_long = media_seconds(&wav)
+            .unwrap_or_else(|| panic!("{} is missing: run scripts/setup.sh", wav.display()));
         utterances.push(Utterance {
             start_ms,
             end_ms: start_ms + (seconds_long * 1000.0) as i64,

@@ -7,7 +7,8 @@
 use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
 use reelforge_tests::{
-    demo_video, ingest_path_done, search_results, sound_video, stored_video, Server,
+    demo_video, ingest_path_done, search_results, slice_transcripts, sound_video, stored_video,
+    Server,
 };
 
 #[tokio::test]
@@ -146,13 +147,7 @@ async fn the_voice_gate_keeps_whisper_off_the_demos_soundtrack() {
             let mut client = server.client().await;
             let (events, _) = ingest_path_done(&mut client, &demo, 30.0).await;
             server.stop().await;
-            let transcripts: Vec<&pb::SliceTranscript> = events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::SliceTranscript(t) => Some(t),
-                    _ => None,
-                })
-                .collect();
+            let transcripts = slice_transcripts(&events);
             let read: i64 = transcripts.iter().map(|t| t.decoded_ms).sum();
             let words: usize = transcripts.iter().map(|t| t.segments.len()).sum();
             (read, words)

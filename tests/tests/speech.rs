@@ -5,7 +5,7 @@ use pb::ingest_event::Event;
 use reelforge_proto::v1 as pb;
 use reelforge_tests::{
     done_video_id, drain, ingest_path_done, mandarin_video, path_request, search_results,
-    speech_video, stored_video, word_error_rate, Server,
+    slice_transcripts, speech_video, stored_video, word_error_rate, Server,
 };
 
 #[tokio::test]
@@ -17,13 +17,7 @@ async fn speech_is_transcribed_at_the_right_times_streamed_per_slice_and_stored(
     let (events, video_id) = ingest_path_done(&mut client, video, 30.0).await;
 
     // One transcript event per slice, after that slice's analysis has started.
-    let transcripts: Vec<&pb::SliceTranscript> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SliceTranscript(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let transcripts = slice_transcripts(&events);
     assert_eq!(
         transcripts.iter().map(|t| t.index).collect::<Vec<_>>(),
         vec![0, 1],
