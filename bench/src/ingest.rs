@@ -146,7 +146,7 @@ fn run_pass_in_child(file: &Path, pass: Pass) -> anyhow::Result<PassResult> {
     let exe = std::env::current_exe()?;
     let pass_name = clap::ValueEnum::to_possible_value(&pass).expect("every pass has a name");
     let out = std::process::Command::new(exe)
-        .args(["bench", "ingest-pass", "--pass"])
+        .args(["ingest-pass", "--pass"])
         .arg(pass_name.get_name())
         .arg(file)
         .stdin(Stdio::null())
