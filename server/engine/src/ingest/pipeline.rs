@@ -254,6 +254,8 @@ struct Analysis<'p> {
     sound_start_ms: Option<i64>,
     /// The voice in the audio before the speech worker's first slice, heard for it alone.
     speech_lead: Option<Heard>,
+    /// What was heard in the slice before the one being heard.
+    last_heard: Option<Heard>,
     /// The clip the decode starts in when it resumes mid-video: it is stored already, and
     /// its first frame has no predecessor to measure motion against, so it is not
     /// written again.
@@ -938,6 +940,7 @@ impl<'p> Analysis<'p> {
             sound_samples: Vec::new(),
             sound_start_ms: None,
             speech_lead: None,
+            last_heard: None,
             kept_clip: None,
         }
     }
@@ -1015,20 +1018,25 @@ impl<'p> Analysis<'p> {
         let start = self.sound_start_ms.unwrap_or(slice.start_ms);
         let is_final = slice.index as usize + 1 == self.prepared.slices.len();
         // Audio before the slice (a resumed decode starts a clip early) is not its own;
-        // where the speech worker starts in it, its voice is heard for the worker alone.
+        // where the speech worker starts in it, its voice is heard for the worker alone
+        // (or, when this run heard the slice before, the worker gets what was heard there).
         let skip = (((slice.start_ms - start).max(0) * SAMPLES_PER_MS) as usize)
             .min(self.sound_samples.len());
         let before: Vec<f32> = self.sound_samples.drain(..skip).collect();
         let lead_from = self.speech_start_ms.max(start);
         if self.speech_tx.is_some() && slice.index == self.speech_next && lead_from < slice.start_ms
         {
-            let offset = (((lead_from - start) * SAMPLES_PER_MS) as usize).min(before.len());
-            self.speech_lead = Some(tag(
-                tagger.clone(),
-                lead_from,
-                before[offset..].to_vec(),
-                slice.index,
-            ));
+            self.speech_lead = if before.is_empty() {
+                self.last_heard.clone()
+            } else {
+                let offset = (((lead_from - start) * SAMPLES_PER_MS) as usize).min(before.len());
+                Some(tag(
+                    tagger.clone(),
+                    lead_from,
+                    before[offset..].to_vec(),
+                    slice.index,
+                ))
+            };
         }
         let from = start + skip as i64 / SAMPLES_PER_MS;
         let take = match is_final {
@@ -1038,7 +1046,9 @@ impl<'p> Analysis<'p> {
         };
         let samples: Vec<f32> = self.sound_samples.drain(..take).collect();
         self.sound_start_ms = Some(from + take as i64 / SAMPLES_PER_MS);
-        Some(tag(tagger, from, samples, slice.index))
+        let heard = tag(tagger, from, samples, slice.index);
+        self.last_heard = Some(heard.clone());
+        Some(heard)
     }
 
     /// Keeps the three highest-scoring slices' descriptions for the summary.
