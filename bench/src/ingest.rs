@@ -235,6 +235,8 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
     )?;
     let transcriber = reelforge_models::load_transcriber(&config.models)?;
     let sound_tagger = reelforge_models::load_sound_tagger(&config.models)?;
+    let scene_tagger = reelforge_models::load_scene_tagger(&config.models)?;
+    let text_reader = reelforge_models::load_text_reader(&config.models)?;
     let pipeline = Pipeline {
         config: &run_config,
         analyzer: analyzer.as_ref(),
@@ -244,6 +246,8 @@ async fn analysis_pass(config: &EngineConfig, file: &Path) -> anyhow::Result<Pas
             .map(|t| t as &dyn reelforge_models::Transcriber),
         image_embedder: None,
         sound_tagger: sound_tagger.clone(),
+        scene_tagger: scene_tagger.clone(),
+        text_reader: text_reader.clone(),
         search: None,
     };
     let writer = store.begin_video(&prepared.video_id)?;

@@ -105,6 +105,8 @@ pub fn models(config: &EngineConfig, count: usize, speech: &[PathBuf]) -> anyhow
 
     runtime.block_on(sound_rows(config))?;
     println!("  RSS after                  {:.0} MiB", rss());
+    runtime.block_on(picture_rows(config))?;
+    println!("  RSS after                  {:.0} MiB", rss());
 
     let Some(model) = configured else {
         anyhow::bail!(
@@ -221,6 +223,123 @@ async fn sound_rows(config: &EngineConfig) -> anyhow::Result<()> {
         "  per second of audio        {:.2} ms ({audio_s:.0} s tagged)",
         tag_s * 1000.0 / audio_s.max(1e-9)
     );
+    Ok(())
+}
+
+/// The picture at `seconds` into `video` as a 180p thumbnail (the decode pass's size),
+/// with `caption` drawn on it (font size 20, at row 60) when given.
+async fn thumbnail(
+    ffmpeg: &str,
+    video: &str,
+    seconds: f64,
+    caption: Option<&str>,
+) -> anyhow::Result<media::images::RgbImage> {
+    let mut filter = "scale=-2:180".to_string();
+    if let Some(text) = caption {
+        filter.push_str(&format!(
+            ",drawtext=fontfile=assets/fonts/wqy-microhei.ttc:text='{text}':fontsize=20:\
+             fontcolor=white:borderw=1:bordercolor=black:x=16:y=60"
+        ));
+    }
+    let out = tokio::process::Command::new(ffmpeg)
+        .args(["-v", "error", "-ss", &seconds.to_string(), "-i", video])
+        .args(["-frames:v", "1", "-vf", &filter])
+        .args(["-f", "image2pipe", "-c:v", "mjpeg", "pipe:1"])
+        .output()
+        .await?;
+    media::images::RgbImage::from_jpeg(&out.stdout)
+        .with_context(|| format!("{video} at {seconds} s (run scripts/setup.sh)"))
+}
+
+/// The picture models' rows: the scene tagger's load time, ms per picture and what it
+/// sees in bikes.mp4 second by second; the text reader's ms per picture (with and without
+/// text) and its character error rate over captions drawn on real footage (English and
+/// Chinese, 14-22 px on a 180p thumbnail).
+async fn picture_rows(config: &EngineConfig) -> anyhow::Result<()> {
+    use reelforge_models::vision;
+    let is_cycle = |label: &str| vision::kind_of(label).is_some_and(|(kind, _)| kind == "bicycle");
+    let ffmpeg = &config.ffmpeg;
+    let started = Instant::now();
+    match reelforge_models::load_scene_tagger(&config.models)? {
+        None => println!("\nscene tagger                 none (models.scene_tagger)"),
+        Some(tagger) => {
+            let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+            println!();
+            println!("scene tagger                 {}", tagger.name());
+            println!("  load                       {load_ms:.0} ms");
+            let mut pictures = Vec::new();
+            for s in 0..10 {
+                pictures.push(thumbnail(ffmpeg, "assets/samples/bikes.mp4", s as f64, None).await?);
+            }
+            tagger.tag(pictures[..1].to_vec()).await?;
+            let started = Instant::now();
+            let tagged = tagger.tag(pictures.clone()).await?;
+            let per = started.elapsed().as_secs_f64() * 1000.0 / pictures.len() as f64;
+            println!("  per picture (320x180)      {per:.1} ms");
+            let cycles = tagged
+                .iter()
+                .filter(|l| l.iter().take(3).any(|l| is_cycle(&l.label)))
+                .count();
+            println!("  bikes.mp4, a cycle class in the top 3: {cycles} of 10 pictures");
+            for (s, labels) in tagged.iter().enumerate() {
+                let said: Vec<String> = labels
+                    .iter()
+                    .take(2)
+                    .map(|l| format!("{} {:.2}", vision::short_name(&l.label), l.score))
+                    .collect();
+                println!("    {s:>2} s  {}", said.join(", "));
+            }
+        }
+    }
+    let started = Instant::now();
+    match reelforge_models::load_text_reader(&config.models)? {
+        None => println!("\ntext reader                  none (models.text_reader)"),
+        Some(reader) => {
+            let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+            println!();
+            println!("text reader                  {}", reader.name());
+            println!("  load                       {load_ms:.0} ms");
+            let plain = thumbnail(ffmpeg, "assets/samples/bikes.mp4", 3.0, None).await?;
+            reader.read(plain.clone()).await?;
+            let started = Instant::now();
+            for _ in 0..5 {
+                reader.read(plain.clone()).await?;
+            }
+            println!(
+                "  per picture, no text       {:.1} ms",
+                started.elapsed().as_secs_f64() * 1000.0 / 5.0
+            );
+            let captions = [
+                "STAGE 3 FINISH",
+                "LIVE FROM BRUSSELS",
+                "KM 42 TO GO",
+                "Final score 3-1",
+                "冠军 李明",
+                "比赛结束",
+                "第三赛段 终点",
+                "现场直播 布鲁塞尔",
+            ];
+            let (mut read_s, mut errors) = (0.0, Vec::new());
+            for (i, text) in captions.iter().enumerate() {
+                let picture =
+                    thumbnail(ffmpeg, "assets/samples/bikes.mp4", i as f64, Some(text)).await?;
+                let started = Instant::now();
+                let lines = reader.read(picture).await?;
+                read_s += started.elapsed().as_secs_f64();
+                let read: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+                errors.push(character_error_rate(text, &read.join(" ")));
+            }
+            println!(
+                "  per picture, one caption   {:.1} ms",
+                read_s * 1000.0 / captions.len() as f64
+            );
+            println!(
+                "  character error rate       {:.3} mean over {} captions (English and Chinese)",
+                errors.iter().sum::<f64>() / errors.len() as f64,
+                captions.len()
+            );
+        }
+    }
     Ok(())
 }
 

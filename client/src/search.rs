@@ -35,7 +35,7 @@ pub struct SearchArgs {
     #[arg(long = "video")]
     pub videos: Vec<String>,
     /// Only documents of this kind (repeatable): video_summary, slice_description,
-    /// chapter_summary, transcript_chunk, shot, frame, sound_event.
+    /// chapter_summary, transcript_chunk, shot, frame, sound_event, ocr_text.
     #[arg(long = "kind")]
     pub kinds: Vec<String>,
     /// Only moments overlapping this range, in seconds: START-END.

@@ -245,6 +245,29 @@ fn print_video(video: &pb::Video) {
             );
         }
     }
+    if !video.scenes.is_empty() {
+        println!();
+        for s in &video.scenes {
+            println!(
+                "{}-{}  seen {} ({:.2})",
+                clock(s.start_ms),
+                clock(s.end_ms),
+                s.label,
+                s.score
+            );
+        }
+    }
+    if !video.texts.is_empty() {
+        println!();
+        for t in &video.texts {
+            println!(
+                "{}-{}  on screen \"{}\"",
+                clock(t.start_ms),
+                clock(t.end_ms),
+                t.text
+            );
+        }
+    }
     if !video.signals.is_empty() {
         println!();
         println!("{:>8}  {:>8}  {:>7}  cut", "t", "dBFS", "motion");

@@ -118,6 +118,16 @@ enum ModelsCommand {
         #[arg(long)]
         to: Option<PathBuf>,
     },
+    /// Converts the legacy torch pickle of EfficientNet-Lite0's weights
+    /// (efficientnet-lite0-57934424.pth) into the safetensors the scene tagger loads.
+    ConvertEfficientnet {
+        /// The .pth file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Output file (default: <models dir>/efficientnet-lite0/model.safetensors).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -151,6 +161,24 @@ fn main() -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     match args.command {
+        Some(Command::Models {
+            which: ModelsCommand::ConvertEfficientnet { from, to },
+        }) => {
+            let to = to.unwrap_or_else(|| {
+                models::vision::EfficientNetTagger::dir_in(&config.engine.models.dir)
+                    .join("model.safetensors")
+            });
+            let started = std::time::Instant::now();
+            models::vision::convert_pth(&from, &to)
+                .with_context(|| format!("cannot convert {}", from.display()))?;
+            eprintln!(
+                "converted {} -> {} in {} ms",
+                from.display(),
+                to.display(),
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
         Some(Command::Models {
             which: ModelsCommand::ConvertWhisper { from, to },
         }) => {

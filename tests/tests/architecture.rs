@@ -105,6 +105,7 @@ const MODULES: [(&str, &[&str]); 6] = [
         &[
             "onnx",
             "sound",
+            "vision",
             "analysis",
             "minilm",
             "muse",

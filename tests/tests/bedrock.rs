@@ -1106,6 +1106,7 @@ async fn staging_and_asynchronous_failures_are_clear() {
             },
             language: Default::default(),
             sounds: &[],
+            sights: &[],
         },
     )
     .await

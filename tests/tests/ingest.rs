@@ -462,12 +462,12 @@ async fn delete_removes_everything_and_restart_keeps_the_rest() {
         .await
         .unwrap()
         .into_inner();
-    // 3 slices x (slice, signals, doc, frames, text embedding) + the slices' sound events
-    // + 6 clip embeddings + the summary embedding + the video + its hash (a tone has no
-    // transcript).
+    // 3 slices x (slice, signals, doc, frames, text embedding, what its pictures showed)
+    // + the slices' sound events + 6 clip embeddings + the summary embedding + the video +
+    // its hash (a tone has no transcript).
     assert_eq!(
         reply.records_removed,
-        3 * 5 + slices_heard + 6 + 1 + 2,
+        3 * 6 + slices_heard + 6 + 1 + 2,
         "{reply:?}"
     );
     assert_eq!(

@@ -323,7 +323,7 @@ function searchView(initial = "") {
     "select",
     { id: "kind", "aria-label": "Kind" },
     h("option", { value: "" }, "any kind"),
-    ...["slice_description", "video_summary", "transcript_chunk", "sound_event", "chapter_summary", "shot", "frame"].map((k) =>
+    ...["slice_description", "video_summary", "transcript_chunk", "sound_event", "ocr_text", "chapter_summary", "shot", "frame"].map((k) =>
       h("option", { value: k }, k.split("_").join(" ")),
     ),
   );

@@ -11,6 +11,7 @@ use reelforge_core::ids::validate_video_id;
 use reelforge_core::page::{newest_first, Page, PageRequest};
 use reelforge_models::analysis::{SignalWindow, SliceAnalysis};
 use reelforge_models::sound::SoundEvent;
+use reelforge_models::vision::Sight;
 use reelforge_models::{TextEmbedder, TranscriptSegment, VideoEmbedder};
 
 use crate::jobs::{JobEvents, Jobs};
@@ -32,6 +33,8 @@ pub struct VideoDetail {
     pub transcript: Vec<TranscriptSegment>,
     /// What the sound tagger heard, in time order.
     pub sounds: Vec<SoundEvent>,
+    /// What the picture models saw, picture by picture in time order.
+    pub sights: Vec<Sight>,
     pub subtitles: Vec<SubtitleRecord>,
     pub embedding_counts: BTreeMap<String, u32>,
 }
@@ -119,6 +122,8 @@ pub struct VideoMaterial {
     pub analyses: Vec<SliceAnalysis>,
     /// What the sound tagger heard, in time order.
     pub sounds: Vec<SoundEvent>,
+    /// What the picture models saw, picture by picture in time order.
+    pub sights: Vec<Sight>,
 }
 
 pub struct Catalog {
@@ -224,6 +229,7 @@ impl Catalog {
                 frames: store.frames(&id)?,
                 transcript: store.transcript(&id)?,
                 sounds: store.sounds(&id)?,
+                sights: store.sights(&id)?,
                 subtitles: store.subtitles(&id)?,
                 embedding_counts: store.embedding_counts(&id)?,
                 video,
@@ -248,6 +254,7 @@ impl Catalog {
                 windows: store.signals(&id)?,
                 transcript: store.transcript(&id)?,
                 sounds: store.sounds(&id)?,
+                sights: store.sights(&id)?,
                 cut_points_ms,
                 analyses,
                 video,

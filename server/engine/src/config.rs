@@ -139,6 +139,11 @@ pub struct IngestConfig {
     pub thumbnail_fps: f64,
     /// Thumbnail height in pixels.
     pub thumbnail_height: u32,
+    /// Every this many thumbnails, one goes to the scene tagger (1: each).
+    pub picture_every: u32,
+    /// Every this many thumbnails, one goes to the text reader: 2 at 1 fps reads a
+    /// picture every 2 seconds (on-screen text stays up for seconds).
+    pub text_every: u32,
     /// Colour-histogram distance between consecutive analysis frames that counts as a cut.
     pub scene_cut_threshold: f32,
     /// Ingest jobs that may run at once; more wait in a queue.
@@ -182,6 +187,8 @@ impl Default for IngestConfig {
             analysis_fps: 10.0,
             thumbnail_fps: 1.0,
             thumbnail_height: 180,
+            picture_every: 1,
+            text_every: 2,
             scene_cut_threshold: 0.35,
             max_concurrent_jobs: 2,
             analysis_concurrency: 4,
@@ -212,6 +219,8 @@ impl EngineConfig {
             "CLIP_SECONDS" => self.ingest.clip_seconds = parse_env(name, value)?,
             "ANALYSIS_FPS" => self.ingest.analysis_fps = parse_env(name, value)?,
             "THUMBNAIL_FPS" => self.ingest.thumbnail_fps = parse_env(name, value)?,
+            "PICTURE_EVERY" => self.ingest.picture_every = parse_env(name, value)?,
+            "TEXT_EVERY" => self.ingest.text_every = parse_env(name, value)?,
             "MAX_CONCURRENT_JOBS" => self.ingest.max_concurrent_jobs = parse_env(name, value)?,
             "ANALYSIS_CONCURRENCY" => self.ingest.analysis_concurrency = parse_env(name, value)?,
             "MAX_UPLOAD_BYTES" => self.ingest.max_upload_bytes = parse_env(name, value)?,
@@ -301,6 +310,12 @@ impl EngineConfig {
         if !(16..=2160).contains(&i.thumbnail_height) {
             return Err(Error::invalid(
                 "ingest.thumbnail_height must be in 16..=2160",
+            ));
+        }
+        if !(1..=600).contains(&i.picture_every) || !(1..=600).contains(&i.text_every) {
+            return Err(Error::invalid(
+                "ingest.picture_every and ingest.text_every must be in 1..=600 (thumbnails \
+                 per picture the scene tagger and the text reader look at)",
             ));
         }
         let w = &self.watch;

@@ -35,6 +35,12 @@ pub struct ModelsConfig {
     /// Sound tagger: `local:yamnet` (AudioSet's 521 classes: events in descriptions and
     /// search, crowd and music cues, and the voice detector that gates speech) or "none".
     pub sound_tagger: String,
+    /// Scene tagger: `local:efficientnet-lite0` (ImageNet's 1000 classes: "what" words in
+    /// descriptions and search) or "none".
+    pub scene_tagger: String,
+    /// On-screen text reader: `local:pp-ocrv6` (Chinese and English: `ocr_text` search
+    /// documents, lines in descriptions and in Nova's prompt) or "none".
+    pub text_reader: String,
     /// Image-text embedder for thumbnails: "" (none) or `clip:<model directory>` for
     /// CLIP weights you bring (Hugging Face layout). No registry package ships one.
     pub image_embedder: String,
@@ -54,6 +60,8 @@ impl Default for ModelsConfig {
             speech_gate_db: crate::whisper::DEFAULT_GATE_DB,
             image_embedder: String::new(),
             sound_tagger: crate::sound::YamnetTagger::NAME.into(),
+            scene_tagger: crate::vision::EfficientNetTagger::NAME.into(),
+            text_reader: crate::vision::PpOcrReader::NAME.into(),
         }
     }
 }
@@ -114,6 +122,8 @@ impl ModelsConfig {
             "SPEECH_GATE_DB" => self.speech_gate_db = parse_env(name, value)?,
             "IMAGE_EMBEDDER" => self.image_embedder = value.into(),
             "SOUND_TAGGER" => self.sound_tagger = value.into(),
+            "SCENE_TAGGER" => self.scene_tagger = value.into(),
+            "TEXT_READER" => self.text_reader = value.into(),
             _ => return Ok(false),
         }
         Ok(true)
@@ -204,12 +214,28 @@ impl ModelsConfig {
                  \"clip:<directory>\" for CLIP weights in Hugging Face layout"
             )));
         }
-        let tagger = self.sound_tagger.as_str();
-        if !(tagger == "none" || tagger == crate::sound::YamnetTagger::NAME) {
-            return Err(Error::invalid(format!(
-                "models.sound_tagger {tagger:?} is not available (available: {}, none)",
-                crate::sound::YamnetTagger::NAME
-            )));
+        for (key, value, available) in [
+            (
+                "models.sound_tagger",
+                &self.sound_tagger,
+                crate::sound::YamnetTagger::NAME,
+            ),
+            (
+                "models.scene_tagger",
+                &self.scene_tagger,
+                crate::vision::EfficientNetTagger::NAME,
+            ),
+            (
+                "models.text_reader",
+                &self.text_reader,
+                crate::vision::PpOcrReader::NAME,
+            ),
+        ] {
+            if !(value == "none" || value == available) {
+                return Err(Error::invalid(format!(
+                    "{key} {value:?} is not available (available: {available}, none)"
+                )));
+            }
         }
         if !(-120.0..=0.0).contains(&self.speech_gate_db) {
             return Err(Error::invalid(

@@ -23,9 +23,11 @@ use super::{
 };
 use crate::analysis::{Baseline, Language, SignalWindow, SliceInput, VideoAnalyzer};
 use crate::sound::{self, SoundTagger};
+use crate::vision::{self, SceneTagger, TextReader};
 use reelforge_core::error::Error;
 use reelforge_core::eval::word_error_rate;
 use reelforge_core::vector::cosine;
+use reelforge_media::images::RgbImage;
 
 /// Signal windows (500 ms) over `[start_ms, end_ms)`: still and quiet, with a loud,
 /// moving burst over the middle fifth.
@@ -75,6 +77,7 @@ pub async fn video_analyzer(
             baseline,
             language,
             sounds: &[],
+            sights: &[],
         };
         let a = analyzer
             .analyze_slice(input(Language::English))
@@ -474,4 +477,79 @@ pub async fn sound_tagger(tagger: &dyn SoundTagger, recordings: &SoundRecordings
         .filter(|e| sound::CROWD.contains(&e.label.as_str()))
         .max_by(|a, b| a.score.total_cmp(&b.score));
     assert!(crowd.is_some_and(|e| e.score >= 0.5), "{applause:?}");
+}
+
+/// Every `SceneTagger` must pass this. `cyclist` is a real picture of someone riding a
+/// bicycle.
+pub async fn scene_tagger(tagger: &dyn SceneTagger, cyclist: &RgbImage) {
+    assert!(!tagger.name().is_empty());
+    let is_cycle = |label: &str| vision::kind_of(label).is_some_and(|(kind, _)| kind == "bicycle");
+    assert!(tagger.classes().iter().any(|c| is_cycle(c)));
+    assert!(tagger.tag(Vec::new()).await.unwrap().is_empty());
+    let flat = RgbImage {
+        width: 64,
+        height: 48,
+        pixels: vec![128; 64 * 48 * 3],
+    };
+    let tagged = tagger
+        .tag(vec![cyclist.clone(), flat.clone(), cyclist.clone()])
+        .await
+        .unwrap();
+    assert_eq!(tagged.len(), 3, "one list of labels per picture");
+    assert_eq!(tagged[0], tagged[2], "the same picture, the same labels");
+    for labels in &tagged {
+        assert!(labels.windows(2).all(|p| p[0].score >= p[1].score));
+        assert!(labels
+            .iter()
+            .all(|l| (vision::LABEL_FLOOR..=1.0).contains(&l.score)));
+    }
+    assert!(
+        tagged[0].iter().take(3).any(|l| is_cycle(&l.label)),
+        "no cycle class in the cyclist's top three: {:?}",
+        tagged[0]
+    );
+    assert!(
+        tagged[1].iter().all(|l| !is_cycle(&l.label)),
+        "a flat grey picture is not a cycle: {:?}",
+        tagged[1]
+    );
+}
+
+/// Every `TextReader` must pass this. `captioned` is real footage with `caption` written
+/// on it in the band `band` (top and bottom rows); `plain` the same footage without.
+pub async fn text_reader(
+    reader: &dyn TextReader,
+    captioned: &RgbImage,
+    caption: &str,
+    band: (u32, u32),
+    plain: &RgbImage,
+) {
+    assert!(!reader.name().is_empty());
+    let empty = RgbImage {
+        width: 0,
+        height: 0,
+        pixels: Vec::new(),
+    };
+    assert!(reader.read(empty).await.unwrap().is_empty());
+    let lines = reader.read(captioned.clone()).await.unwrap();
+    assert_eq!(lines, reader.read(captioned.clone()).await.unwrap());
+    let key = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let line = lines
+        .iter()
+        .find(|l| key(&l.text) == key(caption))
+        .unwrap_or_else(|| panic!("{caption:?} not read: {lines:?}"));
+    assert!((vision::TEXT_SCORE..=1.0).contains(&line.score));
+    let [x, y, w, h] = line.bbox;
+    assert!(w > 0 && h > 0 && x + w <= captioned.width && y + h <= captioned.height);
+    let middle = y + h / 2;
+    assert!(
+        (band.0..=band.1).contains(&middle),
+        "{caption:?} read at rows {y}..{} (written in {band:?})",
+        y + h
+    );
+    let plain_lines = reader.read(plain.clone()).await.unwrap();
+    assert!(
+        plain_lines.iter().all(|l| key(&l.text) != key(caption)),
+        "{caption:?} read off footage that does not show it"
+    );
 }

@@ -18,6 +18,7 @@ mod rerank;
 pub mod sound;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod vision;
 pub mod whisper;
 
 use std::path::Path;
@@ -30,8 +31,8 @@ pub use config::{ModelsConfig, LOCAL_TEXT_EMBEDDERS};
 pub use minilm::MiniLmEmbedder;
 pub use muse::MuseEmbedder;
 pub use providers::{
-    default_reranker, load_image_embedder, load_sound_tagger, load_text_embedder, load_transcriber,
-    load_whisper, Providers,
+    default_reranker, load_image_embedder, load_scene_tagger, load_sound_tagger,
+    load_text_embedder, load_text_reader, load_transcriber, load_whisper, Providers,
 };
 pub use reelforge_media::images::RgbImage;
 pub use rerank::{lexical_overlap, EmbeddingReranker};

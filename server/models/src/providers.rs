@@ -11,6 +11,7 @@ use crate::analysis::{SignalAnalyzer, VideoAnalyzer};
 use crate::bedrock::{self, Bedrock, DataAutomation};
 use crate::config::LOCAL_TEXT_EMBEDDERS;
 use crate::sound::{SoundTagger, YamnetTagger};
+use crate::vision::{EfficientNetTagger, PpOcrReader, SceneTagger, TextReader};
 use crate::{
     ClipEmbedder, EmbeddingReranker, ImageTextEmbedder, MiniLmEmbedder, ModelsConfig, MuseEmbedder,
     Reranker, TextEmbedder, Transcriber, VideoEmbedder, WhisperTranscriber,
@@ -32,6 +33,10 @@ pub struct Providers {
     pub data_automation: Option<DataAutomation>,
     /// `None`: sound is not tagged (`models.sound_tagger = "none"`).
     pub sound_tagger: Option<Arc<dyn SoundTagger>>,
+    /// `None`: pictures are not tagged (`models.scene_tagger = "none"`).
+    pub scene_tagger: Option<Arc<dyn SceneTagger>>,
+    /// `None`: on-screen text is not read (`models.text_reader = "none"`).
+    pub text_reader: Option<Arc<dyn TextReader>>,
 }
 
 /// Wraps a load failure with what was being loaded and the setting that chose it.
@@ -54,6 +59,14 @@ impl Providers {
             (
                 "sound_tagger",
                 self.sound_tagger.as_ref().and_then(|t| name(t.name())),
+            ),
+            (
+                "scene_tagger",
+                self.scene_tagger.as_ref().and_then(|t| name(t.name())),
+            ),
+            (
+                "text_reader",
+                self.text_reader.as_ref().and_then(|t| name(t.name())),
             ),
             (
                 "image_embedder",
@@ -135,6 +148,17 @@ impl Providers {
             ),
             None => tracing::info!("sound is not tagged (models.sound_tagger = \"none\")"),
         }
+        let started = std::time::Instant::now();
+        let scene_tagger =
+            load_scene_tagger(config).map_err(loading("the scene tagger (models.scene_tagger)"))?;
+        let text_reader =
+            load_text_reader(config).map_err(loading("the text reader (models.text_reader)"))?;
+        tracing::info!(
+            scene_tagger = scene_tagger.as_ref().map_or("none", |t| t.name()),
+            text_reader = text_reader.as_ref().map_or("none", |t| t.name()),
+            "loaded the picture models in {} ms",
+            started.elapsed().as_millis()
+        );
         let image_embedder = load_image_embedder(config)
             .map_err(loading("the image embedder (models.image_embedder)"))?
             .map(|e| Arc::new(e) as Arc<dyn ImageTextEmbedder>);
@@ -176,6 +200,8 @@ impl Providers {
             text_embedder,
             transcriber,
             sound_tagger,
+            scene_tagger,
+            text_reader,
         })
     }
 }
@@ -206,6 +232,37 @@ pub fn load_sound_tagger(models: &ModelsConfig) -> Result<Option<Arc<dyn SoundTa
         other => Err(Error::invalid(format!(
             "models.sound_tagger {other:?} is not available (available: {}, none)",
             YamnetTagger::NAME
+        ))),
+    }
+}
+
+/// The configured scene tagger, or `None` when `models.scene_tagger` is "none".
+pub fn load_scene_tagger(models: &ModelsConfig) -> Result<Option<Arc<dyn SceneTagger>>> {
+    match models.scene_tagger.as_str() {
+        "none" => Ok(None),
+        EfficientNetTagger::NAME => Ok(Some(Arc::new(EfficientNetTagger::load(
+            &EfficientNetTagger::dir_in(&models.dir),
+            models.threads,
+        )?))),
+        other => Err(Error::invalid(format!(
+            "models.scene_tagger {other:?} is not available (available: {}, none)",
+            EfficientNetTagger::NAME
+        ))),
+    }
+}
+
+/// The configured text reader, or `None` when `models.text_reader` is "none".
+pub fn load_text_reader(models: &ModelsConfig) -> Result<Option<Arc<dyn TextReader>>> {
+    match models.text_reader.as_str() {
+        "none" => Ok(None),
+        PpOcrReader::NAME => Ok(Some(Arc::new(PpOcrReader::load(
+            &models.dir,
+            &PpOcrReader::dir_in(&models.dir),
+            models.threads,
+        )?))),
+        other => Err(Error::invalid(format!(
+            "models.text_reader {other:?} is not available (available: {}, none)",
+            PpOcrReader::NAME
         ))),
     }
 }

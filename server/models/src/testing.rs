@@ -13,6 +13,7 @@ use candle_transformers::models::clip::ClipModel;
 
 use crate::clip::{clip_config, HfClipConfig};
 use crate::sound::YamnetTagger;
+use crate::vision::{EfficientNetTagger, PpOcrReader};
 use crate::{MiniLmEmbedder, MuseEmbedder, WhisperTranscriber};
 
 /// The repository's `models/` directory.
@@ -43,6 +44,24 @@ pub fn sound_tagger() -> &'static YamnetTagger {
     static MODEL: OnceLock<YamnetTagger> = OnceLock::new();
     MODEL.get_or_init(|| {
         YamnetTagger::load(&models_dir(), &YamnetTagger::dir_in(&models_dir()), 1)
+            .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
+    })
+}
+
+/// The offline scene tagger (EfficientNet-Lite0), loaded once per process.
+pub fn scene_tagger() -> &'static EfficientNetTagger {
+    static MODEL: OnceLock<EfficientNetTagger> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        EfficientNetTagger::load(&EfficientNetTagger::dir_in(&models_dir()), 1)
+            .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
+    })
+}
+
+/// The offline text reader (PP-OCRv6), loaded once per process.
+pub fn text_reader() -> &'static PpOcrReader {
+    static MODEL: OnceLock<PpOcrReader> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        PpOcrReader::load(&models_dir(), &PpOcrReader::dir_in(&models_dir()), 1)
             .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
     })
 }

@@ -18,10 +18,12 @@ pub enum DocKind {
     Frame,
     /// A sound heard over a stretch (the sound tagger's class: applause, music, ...).
     SoundEvent,
+    /// A line of text written on the pictures (the text reader's).
+    OcrText,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 7] = [
+    pub const ALL: [DocKind; 8] = [
         DocKind::VideoSummary,
         DocKind::SliceDescription,
         DocKind::ChapterSummary,
@@ -29,6 +31,7 @@ impl DocKind {
         DocKind::Shot,
         DocKind::Frame,
         DocKind::SoundEvent,
+        DocKind::OcrText,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl DocKind {
             DocKind::Shot => "shot",
             DocKind::Frame => "frame",
             DocKind::SoundEvent => "sound_event",
+            DocKind::OcrText => "ocr_text",
         }
     }
 

@@ -7,6 +7,7 @@ use reelforge_engine::ingest::IngestOptions;
 use reelforge_engine::store::{FrameRecord, IngestEvent, JobRecord, JobState, VideoRecord};
 use reelforge_media::{ProbeRecord, StreamRecord};
 use reelforge_models::analysis::{ModelUsage, SegmentCandidate, SignalWindow, SliceAnalysis};
+use reelforge_models::vision;
 use reelforge_models::TranscriptSegment;
 
 use reelforge_core::Error;
@@ -171,6 +172,23 @@ pub fn video(d: &VideoDetail) -> pb::Video {
                 end_ms: e.end_ms,
                 label: e.label.clone(),
                 score: e.score,
+            })
+            .collect(),
+        texts: vision::text_spans(&d.sights)
+            .into_iter()
+            .map(|(text, start_ms, end_ms)| pb::SeenText {
+                start_ms,
+                end_ms,
+                text,
+            })
+            .collect(),
+        scenes: vision::scene_spans(&d.sights)
+            .into_iter()
+            .map(|s| pb::SceneTag {
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                label: s.label,
+                score: s.score,
             })
             .collect(),
     }

@@ -12,6 +12,7 @@ mod pipeline;
 pub mod plan;
 mod reanalyse;
 mod request;
+mod seeing;
 mod upload;
 
 use std::io::Read;
@@ -568,6 +569,8 @@ impl Ingest {
             transcriber: self.providers.transcriber.as_deref(),
             image_embedder: self.providers.image_embedder.as_deref(),
             sound_tagger: self.providers.sound_tagger.clone(),
+            scene_tagger: self.providers.scene_tagger.clone(),
+            text_reader: self.providers.text_reader.clone(),
             search: Some(&self.search),
         };
         tokio::select! {

@@ -37,6 +37,9 @@ use reelforge_models::analysis::{
     Baseline, SignalAnalyzer, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
 use reelforge_models::sound::{self, SoundEvent, SoundTagger, SoundWindow};
+use reelforge_models::vision::{SceneTagger, Sight, TextReader};
+
+use super::seeing::Seers;
 use reelforge_models::{
     EmbedPurpose, ImageTextEmbedder, SpeechAudio, TextEmbedder, Transcriber, TranscriptSegment,
 };
@@ -53,6 +56,10 @@ pub struct Pipeline<'a> {
     pub image_embedder: Option<&'a dyn ImageTextEmbedder>,
     /// `None`: sound is not tagged (and speech is gated by loudness alone).
     pub sound_tagger: Option<Arc<dyn SoundTagger>>,
+    /// `None`: pictures are not tagged.
+    pub scene_tagger: Option<Arc<dyn SceneTagger>>,
+    /// `None`: on-screen text is not read.
+    pub text_reader: Option<Arc<dyn TextReader>>,
     /// Where the committed video is indexed for search before `Done` (`None`: not here).
     pub search: Option<&'a crate::search::Search>,
 }
@@ -67,6 +74,7 @@ struct Read {
     cuts: Vec<i64>,
     baseline: Baseline,
     sounds: Vec<SoundEvent>,
+    sights: Vec<Sight>,
     result: Result<SliceAnalysis>,
 }
 
@@ -256,6 +264,8 @@ struct Analysis<'p> {
     speech_lead: Option<Heard>,
     /// What was heard in the slice before the one being heard.
     last_heard: Option<Heard>,
+    /// `None`: no picture model looks at the thumbnails.
+    seers: Option<Seers>,
     /// The clip the decode starts in when it resumes mid-video: it is stored already, and
     /// its first frame has no predecessor to measure motion against, so it is not
     /// written again.
@@ -349,6 +359,21 @@ impl<'a> Pipeline<'a> {
         let (tx, rx) = mpsc::channel::<Sample>(256);
         let mut state = Analysis::new(p, ingest.analysis_fps);
         state.tagger = self.sound_tagger.clone().filter(|_| p.probe.has_audio());
+        state.seers = Seers::new(
+            self.scene_tagger.clone(),
+            self.text_reader.clone(),
+            &thumbs_staging,
+            ingest.thumbnail_fps,
+            (ingest.picture_every, ingest.text_every),
+            p.probe.duration_ms,
+        );
+        // Set when the decode ends, fails or is dropped (a cancelled job): the picture
+        // tasks stop waiting for thumbnails then.
+        let decode_ended = state.seers.as_ref().map(|s| s.decode_ended());
+        let decode = async move {
+            let _ended = decode_ended;
+            media::decode(spec, tx).await
+        };
         let mut speech_before = SpeechStats::default();
         if let Some(resume) = resume {
             speech_before = state.resume(resume, transcriber.is_some());
@@ -388,7 +413,7 @@ impl<'a> Pipeline<'a> {
                 }
                 Ok::<_, Error>(())
             };
-            let (decoded, consumed) = tokio::join!(media::decode(spec, tx), consume);
+            let (decoded, consumed) = tokio::join!(decode, consume);
             // A consumer failure makes the decoder fail too (broken pipe): report the
             // cause.
             consumed?;
@@ -562,12 +587,20 @@ impl<'a> Pipeline<'a> {
             state.update_baseline(&windows);
             let analyzer = self.analyzer;
             let heard_here = heard.clone();
+            let seen = state
+                .seers
+                .as_ref()
+                .map(|s| s.see(slice.start_ms, slice.end_ms, slice.index));
             reading.push_back(Box::pin(async move {
                 let sounds = match heard_here {
                     Some(heard) => heard.await.map_or(Vec::new(), |w| sound::events(&w)),
                     None => Vec::new(),
                 };
-                let input = slice_input(p, &slice, &windows, &cuts, baseline, &sounds);
+                let sights = match seen {
+                    Some(seen) => seen.await.as_ref().clone(),
+                    None => Vec::new(),
+                };
+                let input = slice_input(p, &slice, &windows, &cuts, baseline, &sounds, &sights);
                 let result = analyzer.analyze_slice(input).await;
                 Read {
                     slice,
@@ -575,6 +608,7 @@ impl<'a> Pipeline<'a> {
                     cuts,
                     baseline,
                     sounds,
+                    sights,
                     result,
                 }
             }));
@@ -603,6 +637,7 @@ impl<'a> Pipeline<'a> {
             cuts,
             baseline,
             sounds,
+            sights,
             result,
         } = read;
         failures.given += 1;
@@ -618,7 +653,15 @@ impl<'a> Pipeline<'a> {
                 );
                 failures.failed += 1;
                 failures.first.get_or_insert_with(|| e.to_string());
-                let input = slice_input(state.prepared, &slice, &windows, &cuts, baseline, &sounds);
+                let input = slice_input(
+                    state.prepared,
+                    &slice,
+                    &windows,
+                    &cuts,
+                    baseline,
+                    &sounds,
+                    &sights,
+                );
                 SliceAnalysis {
                     error: Some(error),
                     ..SignalAnalyzer.analyze(&input)
@@ -633,6 +676,9 @@ impl<'a> Pipeline<'a> {
             w.put_slice(&record, &windows, &doc)?;
             if !sounds.is_empty() {
                 w.put_sounds(record.index, &sounds)?;
+            }
+            if !sights.is_empty() {
+                w.put_sights(record.index, &sights)?;
             }
             w.put_embedding(EmbeddingKind::Text, record.index, &vector)?;
             w.flush()
@@ -879,6 +925,7 @@ fn slice_input<'a>(
     cuts: &'a [i64],
     baseline: Baseline,
     sounds: &'a [SoundEvent],
+    sights: &'a [Sight],
 ) -> SliceInput<'a> {
     SliceInput {
         source: &p.source,
@@ -891,6 +938,7 @@ fn slice_input<'a>(
         baseline,
         language: p.descriptions,
         sounds,
+        sights,
     }
 }
 
@@ -941,6 +989,7 @@ impl<'p> Analysis<'p> {
             sound_start_ms: None,
             speech_lead: None,
             last_heard: None,
+            seers: None,
             kept_clip: None,
         }
     }
@@ -1372,6 +1421,8 @@ mod tests {
             transcriber: None,
             image_embedder: None,
             sound_tagger: None,
+            scene_tagger: None,
+            text_reader: None,
             search: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());
@@ -1437,6 +1488,8 @@ mod tests {
             transcriber: None,
             image_embedder: None,
             sound_tagger: None,
+            scene_tagger: None,
+            text_reader: None,
             search: None,
         };
         let (staging, sink) = (dir.path().join("staging"), CollectSink::default());

@@ -43,7 +43,7 @@ impl Ingest {
             )));
         }
         let (store, id, tenant) = (self.store.clone(), video_id.to_string(), tenant.to_string());
-        let (video, slices, windows, sounds) = blocking(move || {
+        let (video, slices, windows, sounds, sights) = blocking(move || {
             let video = store.video_of(&tenant, &id)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "no video with id {id} (see `reelforge videos list`)"
@@ -54,6 +54,7 @@ impl Ingest {
                 store.slices(&id)?,
                 store.signals(&id)?,
                 store.sounds(&id)?,
+                store.sights(&id)?,
             ))
         })
         .await?;
@@ -89,7 +90,7 @@ impl Ingest {
         let duration_ms = video.probe.duration_ms;
         let readings: Vec<(SliceAnalysis, Result<SliceAnalysis>)> = stream::iter(work)
             .map(|(old, own, baseline)| {
-                let (source, sounds) = (&source, &sounds);
+                let (source, sounds, sights) = (&source, &sounds, &sights);
                 async move {
                     let input = SliceInput {
                         source,
@@ -103,6 +104,7 @@ impl Ingest {
                         // Read again in the words it was read in.
                         language: old.language,
                         sounds,
+                        sights,
                     };
                     let result = analyzer.analyze_slice(input).await;
                     (old, result)

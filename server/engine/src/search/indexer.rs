@@ -29,6 +29,7 @@ pub async fn index_video(
             s.embeddings(&id, EmbeddingKind::Summary)?,
             s.transcript(&id)?,
             s.sounds(&id)?,
+            s.sights(&id)?,
             s.subtitles(&id)?,
             s.imported(&id)?,
             s.frames(&id)?,
@@ -43,6 +44,7 @@ pub async fn index_video(
         summary_vectors,
         transcript,
         sounds,
+        sights,
         subtitles,
         imported,
         frames,
@@ -115,6 +117,12 @@ pub async fn index_video(
             e.end_ms,
         )
     }));
+    // Each line of on-screen text, over the pictures that show it.
+    pending.extend(
+        reelforge_models::vision::text_spans(&sights)
+            .into_iter()
+            .map(|(text, start_ms, end_ms)| doc(DocKind::OcrText, &text, start_ms, end_ms)),
+    );
     // Imported documents (BDA) are kept as written and embedded here.
     pending.extend(
         imported

@@ -34,6 +34,7 @@ impl Mode {
                 DocKind::TranscriptChunk,
                 DocKind::Shot,
                 DocKind::SoundEvent,
+                DocKind::OcrText,
             ],
             Mode::Scene => &[
                 DocKind::VideoSummary,
@@ -41,6 +42,7 @@ impl Mode {
                 DocKind::ChapterSummary,
                 DocKind::Shot,
                 DocKind::SoundEvent,
+                DocKind::OcrText,
             ],
             Mode::Transcript => &[DocKind::TranscriptChunk],
             Mode::Visual => &[DocKind::Frame],

@@ -28,6 +28,7 @@ use reelforge_core::error::{Error, Result};
 use reelforge_core::vector;
 use reelforge_models::analysis::{SignalWindow, SliceAnalysis};
 use reelforge_models::sound::SoundEvent;
+use reelforge_models::vision::Sight;
 use reelforge_models::TranscriptSegment;
 use reelforge_search::bda::ImportedDoc;
 
@@ -44,6 +45,8 @@ pub struct Store {
     transcripts: Tree,
     /// What the sound tagger heard, per slice (`SoundEvent`s).
     sounds: Tree,
+    /// What the scene tagger and text reader saw, per slice (`Sight`s).
+    sights: Tree,
     subtitles: Tree,
     /// Documents imported from outside (BDA results), by video id; they outlive
     /// re-ingests and go with the video.
@@ -99,6 +102,7 @@ impl Store {
             embeddings: db.open_tree("embeddings")?,
             transcripts: db.open_tree("transcripts")?,
             sounds: db.open_tree("sounds")?,
+            sights: db.open_tree("sights")?,
             subtitles: db.open_tree("subtitles")?,
             imported: db.open_tree("imported_docs")?,
             jobs: db.open_tree("jobs")?,
@@ -108,7 +112,7 @@ impl Store {
     }
 
     /// Trees whose keys start with a video id and generation.
-    fn video_owned(&self) -> [&Tree; 9] {
+    fn video_owned(&self) -> [&Tree; 10] {
         [
             &self.marks,
             &self.subtitles,
@@ -118,6 +122,7 @@ impl Store {
             &self.docs,
             &self.transcripts,
             &self.sounds,
+            &self.sights,
             &self.embeddings,
         ]
     }
@@ -235,6 +240,15 @@ impl Store {
     pub fn sounds(&self, video_id: &str) -> Result<Vec<SoundEvent>> {
         Ok(self
             .scan_live::<Vec<SoundEvent>>(&self.sounds, video_id)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// What the picture models saw in the video, picture by picture in time order.
+    pub fn sights(&self, video_id: &str) -> Result<Vec<Sight>> {
+        Ok(self
+            .scan_live::<Vec<Sight>>(&self.sights, video_id)?
             .into_iter()
             .flatten()
             .collect())
@@ -472,6 +486,12 @@ impl VideoWriter {
     pub fn put_sounds(&self, slice_index: u32, events: &[SoundEvent]) -> Result<()> {
         let key = keys::video_item(&self.video_id, self.generation, slice_index);
         self.put(&self.store.sounds, key, &events)
+    }
+
+    /// What the picture models saw in one slice's pictures.
+    pub fn put_sights(&self, slice_index: u32, sights: &[Sight]) -> Result<()> {
+        let key = keys::video_item(&self.video_id, self.generation, slice_index);
+        self.put(&self.store.sights, key, &sights)
     }
 
     /// Speech transcribed with one slice (it may start a little before the slice when

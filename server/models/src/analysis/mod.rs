@@ -118,6 +118,10 @@ pub struct SliceInput<'a> {
     pub language: Language,
     /// What the sound tagger heard in the slice (empty without one, or without sound).
     pub sounds: &'a [crate::sound::SoundEvent],
+    /// What the scene tagger and the text reader saw in the video's pictures (the
+    /// slice's, or the whole video's: readers keep those in the slice; empty without
+    /// them).
+    pub sights: &'a [crate::vision::Sight],
 }
 
 /// A highlight candidate inside a slice, on the video's absolute timeline.

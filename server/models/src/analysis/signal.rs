@@ -7,6 +7,7 @@ use super::{
     BoxFuture, Language, SegmentCandidate, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
 use crate::sound::SoundEvent;
+use crate::vision::{self, Sight};
 use reelforge_core::error::Result;
 use reelforge_media::signals::SILENCE_DB;
 
@@ -596,16 +597,29 @@ fn describe_slice(
         (true, _) => format!("声音很响（{db:.0} dBFS）"),
     };
     let span = format!("{}-{}", clock(input.start_ms), clock(input.end_ms));
+    let what = seen_words(
+        input.sights,
+        input.start_ms,
+        input.end_ms,
+        SLICE_CLASSES,
+        input.language,
+    );
+    let what = match (what.is_empty(), zh) {
+        (true, _) => what,
+        (false, false) => format!("{what}; "),
+        (false, true) => format!("{what}；"),
+    };
     let mut text = match (zh, input.cut_points_ms.len()) {
-        (false, 0) => format!("{span}: {motion}, {sound}, no scene cuts."),
-        (false, 1) => format!("{span}: {motion}, {sound}, 1 scene cut."),
-        (false, n) => format!("{span}: {motion}, {sound}, {n} scene cuts."),
-        (true, 0) => format!("{span}：{motion}，{sound}，没有镜头切换。"),
-        (true, n) => format!("{span}：{motion}，{sound}，{n} 次镜头切换。"),
+        (false, 0) => format!("{span}: {what}{motion}, {sound}, no scene cuts."),
+        (false, 1) => format!("{span}: {what}{motion}, {sound}, 1 scene cut."),
+        (false, n) => format!("{span}: {what}{motion}, {sound}, {n} scene cuts."),
+        (true, 0) => format!("{span}：{what}{motion}，{sound}，没有镜头切换。"),
+        (true, n) => format!("{span}：{what}{motion}，{sound}，{n} 次镜头切换。"),
     };
     if !heard.is_empty() {
         text.push_str(&describe_heard(heard, input.language));
     }
+    text.push_str(&describe_text_seen(input));
     for s in segments {
         let (from, to) = (clock(s.start_ms), clock(s.end_ms));
         text.push_str(&match zh {
@@ -621,6 +635,72 @@ fn describe_slice(
         });
     }
     text
+}
+
+/// Classes named in a slice's description. (A highlight candidate's description stays in
+/// the analyser's vocabulary of signals: Points + clips matches it against clip captions
+/// written in that vocabulary.)
+const SLICE_CLASSES: usize = 3;
+/// Lines of on-screen text named in a slice's description.
+const TEXT_LINES: usize = 4;
+
+/// What the pictures in `[start_ms, end_ms)` show, as everyday class names with their
+/// kind where they have one ("unicycle (bicycle), steel arch bridge"; in Chinese the kind
+/// is in Chinese); empty when nothing scored `vision::SCENE_SCORE`.
+fn seen_words(
+    sights: &[Sight],
+    start_ms: i64,
+    end_ms: i64,
+    max: usize,
+    language: Language,
+) -> String {
+    let inside: Vec<Sight> = sights
+        .iter()
+        .filter(|s| s.t_ms >= start_ms && s.t_ms < end_ms)
+        .cloned()
+        .collect();
+    let words: Vec<String> = vision::scene_classes(&inside, max)
+        .iter()
+        .map(|c| {
+            let name = vision::short_name(&c.label);
+            match (vision::kind_of(&c.label), language) {
+                (Some((kind, _)), Language::English) => format!("{name} ({kind})"),
+                (Some((_, zh)), Language::Chinese) => format!("{zh}（{name}）"),
+                (None, _) => name.to_string(),
+            }
+        })
+        .collect();
+    match language {
+        Language::English => words.join(", "),
+        Language::Chinese => words.join("，"),
+    }
+}
+
+/// The on-screen text read in the slice, with when it was first seen: ` On-screen text:
+/// "STAGE 3" (00:21.0).` (`屏幕文字：「第三赛段」（00:21.0）。`); empty when none was read.
+fn describe_text_seen(input: &SliceInput<'_>) -> String {
+    let inside: Vec<Sight> = input
+        .sights
+        .iter()
+        .filter(|s| s.t_ms >= input.start_ms && s.t_ms < input.end_ms)
+        .cloned()
+        .collect();
+    let spans = vision::text_spans(&inside);
+    if spans.is_empty() {
+        return String::new();
+    }
+    let said: Vec<String> = spans
+        .iter()
+        .take(TEXT_LINES)
+        .map(|(text, from, _)| match input.language {
+            Language::English => format!("\"{text}\" ({})", clock(*from)),
+            Language::Chinese => format!("「{text}」（{}）", clock(*from)),
+        })
+        .collect();
+    match input.language {
+        Language::English => format!(" On-screen text: {}.", said.join(", ")),
+        Language::Chinese => format!("屏幕文字：{}。", said.join("，")),
+    }
 }
 
 /// The sounds heard in a slice, its strongest classes with when: " Heard: music
@@ -777,6 +857,7 @@ mod tests {
             baseline,
             language: Language::English,
             sounds: &[],
+            sights: &[],
         }
     }
 
@@ -880,6 +961,7 @@ mod tests {
         ];
         let heard = SignalAnalyzer.analyze(&SliceInput {
             sounds: &sounds,
+            sights: &[],
             ..input(&w, &[], QUIET_STILL)
         });
         assert_eq!(heard.segments.len(), 1, "{:?}", heard.segments);
@@ -896,6 +978,7 @@ mod tests {
         );
         let music_only = SignalAnalyzer.analyze(&SliceInput {
             sounds: &sounds[..1],
+            sights: &[],
             ..input(&w, &[], QUIET_STILL)
         });
         assert!(music_only.segments.is_empty(), "{:?}", music_only.segments);
@@ -903,6 +986,7 @@ mod tests {
         let starts = [event("Music", 6_000, 20_000, 0.9)];
         let music_starts = SignalAnalyzer.analyze(&SliceInput {
             sounds: &starts,
+            sights: &[],
             ..input(&w, &[], QUIET_STILL)
         });
         assert!(
@@ -914,6 +998,7 @@ mod tests {
         );
         let zh = SignalAnalyzer.analyze(&SliceInput {
             sounds: &sounds,
+            sights: &[],
             language: Language::Chinese,
             ..input(&w, &[], QUIET_STILL)
         });

@@ -30,7 +30,9 @@ use reelforge_media::proxy::{self, ProxySpec};
 pub const TOOL_NAME: &str = "report_highlights";
 /// The prompt and tool schema's version: a stored analysis made with another is not
 /// reused. Bump it with any change to `prompt`, `sound_cues` or `tool_schema`.
-pub const PROMPT_VERSION: &str = "prompt-3";
+pub const PROMPT_VERSION: &str = "prompt-4";
+/// Lines of on-screen text a prompt names at most.
+const MAX_TEXT_CUES: usize = 8;
 
 /// Nova understanding models that take video (Nova Micro reads text only; Sonic, Canvas
 /// and Reel are speech and generation models): Nova Lite, Pro and Premier, Nova 2 Lite
@@ -129,14 +131,29 @@ pub fn tool_schema() -> Value {
 /// documentation says the audio track is used; the analysis proxy carries no audio, and
 /// the prompt says so and asks the model to judge sound from our measurements only.
 pub fn prompt(duration_ms: i64, sound: &str, language: Language) -> String {
+    prompt_with_text(duration_ms, sound, "", language)
+}
+
+/// `prompt`, with the lines of text our OCR read on the clip's pictures (`text_cues`:
+/// empty when none were read) given as a section of their own.
+pub fn prompt_with_text(duration_ms: i64, sound: &str, text: &str, language: Language) -> String {
     let d = duration_ms as f64 / 1000.0;
+    let text = match (text.is_empty(), language) {
+        (true, _) => String::new(),
+        (false, Language::English) => format!(
+            "Text our OCR read on its pictures (times in seconds from the clip's start):{text}\n"
+        ),
+        (false, Language::Chinese) => {
+            format!("我们的文字识别在画面上读到的文字（时间为从视频开头算起的秒数）：{text}\n")
+        }
+    };
     match language {
         Language::English => format!(
             "You are a video editor choosing highlights.\n\
              The clip is {d:.1} seconds long; every time you give is in seconds from its start, \
              between 0 and {d:.1}.\n\
              You see its pictures only: its sound is not sent. What we measured of its sound \
-             (times in seconds from the clip's start):\n{sound}\n\
+             (times in seconds from the clip's start):\n{sound}\n{text}\
              Work step by step:\n\
              1. Watch the whole clip and note what happens, in order.\n\
              2. Judge each moment on these dimensions: action and motion, emotional peaks \
@@ -157,7 +174,7 @@ pub fn prompt(duration_ms: i64, sound: &str, language: Language) -> String {
             "你是一名挑选高光片段的视频剪辑师。\n\
              这段视频长 {d:.1} 秒；你给出的每个时间都是从视频开头算起的秒数，在 0 到 {d:.1} 之间。\n\
              你只能看到画面：声音没有发送给你。我们测得的声音情况（时间为从视频开头算起的秒数）：\n\
-             {sound}\n\
+             {sound}\n{text}\
              请按步骤进行：\n\
              1. 看完整段视频，按顺序记下发生了什么。\n\
              2. 从这些维度评判每个时刻：动作与运动、情绪高点（画面中表现出的欢呼、大笑、惊讶）、\
@@ -305,6 +322,33 @@ pub fn heard_cues(
         .collect()
 }
 
+/// The lines of text our OCR read on the pictures of the clip `[start_ms, end_ms)`, as
+/// prompt lines (each with when it was first seen, in seconds from the clip's start; at
+/// most `MAX_TEXT_CUES`). Empty when none was read.
+pub fn text_cues(
+    sights: &[crate::vision::Sight],
+    start_ms: i64,
+    end_ms: i64,
+    language: Language,
+) -> String {
+    let inside: Vec<crate::vision::Sight> = sights
+        .iter()
+        .filter(|s| s.t_ms >= start_ms && s.t_ms < end_ms)
+        .cloned()
+        .collect();
+    crate::vision::text_spans(&inside)
+        .into_iter()
+        .take(MAX_TEXT_CUES)
+        .map(|(text, from, _)| {
+            let at = (from - start_ms) as f64 / 1000.0;
+            match language {
+                Language::English => format!("\n- at {at:.1} s: \"{text}\""),
+                Language::Chinese => format!("\n- {at:.1} 秒：「{text}」"),
+            }
+        })
+        .collect()
+}
+
 pub fn json_to_document(v: &Value) -> Document {
     match v {
         Value::Null => Document::Null,
@@ -400,7 +444,7 @@ impl NovaAnalyzer {
             Message::builder()
                 .role(ConversationRole::User)
                 .content(ContentBlock::Video(video))
-                .content(ContentBlock::Text(prompt(
+                .content(ContentBlock::Text(prompt_with_text(
                     duration_ms,
                     &(sound_cues(
                         input.windows,
@@ -408,6 +452,7 @@ impl NovaAnalyzer {
                         input.start_ms,
                         input.language,
                     ) + &heard_cues(input.sounds, input.start_ms, input.end_ms, input.language)),
+                    &text_cues(input.sights, input.start_ms, input.end_ms, input.language),
                     input.language,
                 )))
                 .build(),

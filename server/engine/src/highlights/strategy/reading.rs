@@ -27,6 +27,7 @@ use reelforge_models::analysis::{
     Baseline, Language, ModelUsage, SignalWindow, SliceAnalysis, SliceInput, VideoAnalyzer,
 };
 use reelforge_models::sound::SoundEvent;
+use reelforge_models::vision::Sight;
 
 use crate::catalog::VideoMaterial;
 
@@ -41,6 +42,8 @@ pub struct Material<'a> {
     pub stored: &'a [SliceAnalysis],
     /// What the sound tagger heard over the whole video.
     pub sounds: &'a [SoundEvent],
+    /// What the picture models saw over the whole video.
+    pub sights: &'a [Sight],
     /// The language the analyser describes it in.
     pub language: Language,
 }
@@ -56,6 +59,7 @@ impl<'a> Material<'a> {
             cut_points_ms: &v.cut_points_ms,
             stored: &v.analyses,
             sounds: &v.sounds,
+            sights: &v.sights,
             language,
         }
     }
@@ -175,6 +179,7 @@ fn input<'a>(
         baseline,
         language: m.language,
         sounds: m.sounds,
+        sights: m.sights,
     }
 }
 
@@ -340,6 +345,7 @@ mod tests {
             cut_points_ms: &[],
             stored,
             sounds: &[],
+            sights: &[],
             language: Language::English,
         }
     }
