@@ -21,6 +21,13 @@ pub fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
+/// A file under the repository's `assets/` (what `scripts/setup.sh` fetches).
+pub fn asset(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets")
+        .join(path)
+}
+
 /// The English offline text embedder (MiniLM), loaded once per process.
 pub fn text_embedder() -> &'static MiniLmEmbedder {
     static MODEL: OnceLock<MiniLmEmbedder> = OnceLock::new();

@@ -374,14 +374,8 @@ mod tests {
     use crate::conformance::{self, SoundRecordings};
     use crate::testing;
 
-    fn asset(path: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../assets")
-            .join(path)
-    }
-
     async fn pcm(path: &str) -> Vec<f32> {
-        reelforge_media::audio::read_pcm("ffmpeg", &asset(path))
+        reelforge_media::audio::read_pcm("ffmpeg", &testing::asset(path))
             .await
             .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"))
     }

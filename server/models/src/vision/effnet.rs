@@ -535,9 +535,7 @@ mod tests {
 
     /// The picture at `seconds` into the sample video `name`, as a 180p thumbnail.
     async fn frame(name: &str, seconds: f64) -> RgbImage {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../assets/samples")
-            .join(name);
+        let path = testing::asset(&format!("samples/{name}"));
         let out = tokio::process::Command::new("ffmpeg")
             .args(["-v", "error", "-ss", &seconds.to_string(), "-i"])
             .arg(&path)

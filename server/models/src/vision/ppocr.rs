@@ -334,23 +334,15 @@ fn rotate_left(picture: &RgbImage) -> RgbImage {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-
     use super::*;
     use crate::conformance;
     use crate::testing;
     use reelforge_core::eval::character_error_rate;
 
-    fn asset(path: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../assets")
-            .join(path)
-    }
-
     /// The bikes clip's picture at 3 s as a 180p thumbnail, with `captions` (text, font
     /// size, top row) drawn by ffmpeg's drawtext in the CJK font setup installs.
     pub(crate) async fn captioned(captions: &[(&str, u32, u32)]) -> RgbImage {
-        let font = asset("fonts/wqy-microhei.ttc");
+        let font = testing::asset("fonts/wqy-microhei.ttc");
         let mut filter = String::from("scale=-2:180");
         for (text, size, y) in captions {
             filter.push_str(&format!(
@@ -361,7 +353,7 @@ mod tests {
         }
         let out = tokio::process::Command::new("ffmpeg")
             .args(["-v", "error", "-ss", "3", "-i"])
-            .arg(asset("samples/bikes.mp4"))
+            .arg(testing::asset("samples/bikes.mp4"))
             .args(["-frames:v", "1", "-vf", &filter])
             .args(["-f", "image2pipe", "-c:v", "mjpeg", "pipe:1"])
             .output()
