@@ -209,6 +209,43 @@ pub trait Reranker: Send + Sync {
     }
 }
 
+/// A class over a stretch of a video: (start_ms, end_ms, label, best score).
+pub(crate) type Stretch = (i64, i64, String, f32);
+
+/// The stretches a tagger's `spans` make (each a time span, in order, with the classes it
+/// scored that count): per class, consecutive spans that touch or overlap joined into one
+/// stretch with the class's best score. Ordered by start, then score, then class. What
+/// the sound tagger's windows (`sound::events`) and the scene tagger's pictures
+/// (`vision::scene_spans`) both make.
+pub(crate) fn stretches<'a, L>(spans: impl IntoIterator<Item = (i64, i64, L)>) -> Vec<Stretch>
+where
+    L: IntoIterator<Item = (&'a str, f32)>,
+{
+    let mut open: Vec<Stretch> = Vec::new();
+    let mut done: Vec<Stretch> = Vec::new();
+    for (start, end, classes) in spans {
+        let classes: Vec<(&str, f32)> = classes.into_iter().collect();
+        // Stretches of classes this span does not continue are finished.
+        let (continued, ended): (Vec<Stretch>, Vec<Stretch>) = open
+            .into_iter()
+            .partition(|s| s.1 >= start && classes.iter().any(|(c, _)| *c == s.2));
+        done.extend(ended);
+        open = continued;
+        for (class, score) in classes {
+            match open.iter_mut().find(|s| s.2 == class) {
+                Some(s) => {
+                    s.1 = s.1.max(end);
+                    s.3 = s.3.max(score);
+                }
+                None => open.push((start, end, class.to_string(), score)),
+            }
+        }
+    }
+    done.extend(open);
+    done.sort_by(|a, b| a.0.cmp(&b.0).then(b.3.total_cmp(&a.3)).then(a.2.cmp(&b.2)));
+    done
+}
+
 /// Rejects empty texts with the index of the first one.
 /// The two rayon pools a local model infers on (one thread each was fastest on 2 cores):
 /// one for documents (ingest's batches, at the background priority) and one for queries,

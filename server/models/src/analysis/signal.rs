@@ -654,12 +654,8 @@ fn seen_words(
     max: usize,
     language: Language,
 ) -> String {
-    let inside: Vec<Sight> = sights
-        .iter()
-        .filter(|s| s.t_ms >= start_ms && s.t_ms < end_ms)
-        .cloned()
-        .collect();
-    let words: Vec<String> = vision::scene_classes(&inside, max)
+    let inside = vision::within(sights, start_ms, end_ms);
+    let words: Vec<String> = vision::scene_classes(inside, max)
         .iter()
         .map(|c| {
             let name = vision::short_name(&c.label);
@@ -679,13 +675,7 @@ fn seen_words(
 /// The on-screen text read in the slice, with when it was first seen: ` On-screen text:
 /// "STAGE 3" (00:21.0).` (`屏幕文字：「第三赛段」（00:21.0）。`); empty when none was read.
 fn describe_text_seen(input: &SliceInput<'_>) -> String {
-    let inside: Vec<Sight> = input
-        .sights
-        .iter()
-        .filter(|s| s.t_ms >= input.start_ms && s.t_ms < input.end_ms)
-        .cloned()
-        .collect();
-    let spans = vision::text_spans(&inside);
+    let spans = vision::text_spans(vision::within(input.sights, input.start_ms, input.end_ms));
     if spans.is_empty() {
         return String::new();
     }

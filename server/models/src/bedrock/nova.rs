@@ -123,20 +123,15 @@ pub fn tool_schema() -> Value {
 }
 
 /// The prompt for one clip of `duration_ms`, with `sound`: what we measured of the
-/// clip's audio (`sound_cues`), since Nova is sent the pictures only; written in
-/// `language`, and asking for the answer's words in it.
+/// clip's audio (`sound_cues`), since Nova is sent the pictures only, and `text`: the
+/// lines our OCR read on its pictures (`text_cues`; empty: none), in a section of their
+/// own; written in `language`, and asking for the answer's words in it.
 ///
 /// Nova's video understanding samples frames (1 a second up to 16 minutes, resized to
 /// 672×672: "Video understanding", Amazon Nova User Guide) and nothing in its
 /// documentation says the audio track is used; the analysis proxy carries no audio, and
 /// the prompt says so and asks the model to judge sound from our measurements only.
-pub fn prompt(duration_ms: i64, sound: &str, language: Language) -> String {
-    prompt_with_text(duration_ms, sound, "", language)
-}
-
-/// `prompt`, with the lines of text our OCR read on the clip's pictures (`text_cues`:
-/// empty when none were read) given as a section of their own.
-pub fn prompt_with_text(duration_ms: i64, sound: &str, text: &str, language: Language) -> String {
+pub fn prompt(duration_ms: i64, sound: &str, text: &str, language: Language) -> String {
     let d = duration_ms as f64 / 1000.0;
     let text = match (text.is_empty(), language) {
         (true, _) => String::new(),
@@ -331,12 +326,7 @@ pub fn text_cues(
     end_ms: i64,
     language: Language,
 ) -> String {
-    let inside: Vec<crate::vision::Sight> = sights
-        .iter()
-        .filter(|s| s.t_ms >= start_ms && s.t_ms < end_ms)
-        .cloned()
-        .collect();
-    crate::vision::text_spans(&inside)
+    crate::vision::text_spans(crate::vision::within(sights, start_ms, end_ms))
         .into_iter()
         .take(MAX_TEXT_CUES)
         .map(|(text, from, _)| {
@@ -444,7 +434,7 @@ impl NovaAnalyzer {
             Message::builder()
                 .role(ConversationRole::User)
                 .content(ContentBlock::Video(video))
-                .content(ContentBlock::Text(prompt_with_text(
+                .content(ContentBlock::Text(prompt(
                     duration_ms,
                     &(sound_cues(
                         input.windows,
@@ -663,7 +653,7 @@ mod tests {
             sound_cues(&silent, baseline, 0, Language::English),
             "- no audible sound"
         );
-        let p = prompt(10_000, &cues, Language::English);
+        let p = prompt(10_000, &cues, "", Language::English);
         assert!(
             p.contains("its sound is not sent") && p.contains(&cues),
             "{p}"
@@ -687,7 +677,7 @@ mod tests {
         let cues = sound_cues(&windows, baseline, 40_000, Language::Chinese);
         assert!(cues.contains("最响处在 6.0 秒（-12 dBFS）"), "{cues}");
         assert!(cues.contains("6.0 秒处突然出现响声（+32 dB）"), "{cues}");
-        let p = prompt(10_000, &cues, Language::Chinese);
+        let p = prompt(10_000, &cues, "", Language::Chinese);
         for said in [
             "声音没有发送给你",
             "在 0 到 10.0 之间",

@@ -139,45 +139,23 @@ pub trait SoundTagger: Send + Sync {
 /// The events `windows` make: per class, consecutive (touching or overlapping) windows
 /// scoring at least `EVENT_SCORE` joined into one stretch. Ordered by start, then score.
 pub fn events(windows: &[SoundWindow]) -> Vec<SoundEvent> {
-    let mut open: Vec<SoundEvent> = Vec::new();
-    let mut done: Vec<SoundEvent> = Vec::new();
-    for w in windows {
-        // Events of classes this window does not continue are finished.
-        let (continued, ended): (Vec<SoundEvent>, Vec<SoundEvent>) =
-            open.into_iter().partition(|e| {
-                e.end_ms >= w.start_ms
-                    && w.labels
-                        .iter()
-                        .any(|l| l.label == e.label && l.score >= EVENT_SCORE)
-            });
-        done.extend(ended);
-        open = continued;
-        for l in w.labels.iter().filter(|l| l.score >= EVENT_SCORE) {
-            if NOT_EVENTS.contains(&l.label.as_str()) {
-                continue;
-            }
-            match open.iter_mut().find(|e| e.label == l.label) {
-                Some(e) => {
-                    e.end_ms = e.end_ms.max(w.end_ms);
-                    e.score = e.score.max(l.score);
-                }
-                None => open.push(SoundEvent {
-                    start_ms: w.start_ms,
-                    end_ms: w.end_ms,
-                    label: l.label.clone(),
-                    score: l.score,
-                }),
-            }
-        }
-    }
-    done.extend(open);
-    done.sort_by(|a, b| {
-        a.start_ms
-            .cmp(&b.start_ms)
-            .then(b.score.total_cmp(&a.score))
-            .then(a.label.cmp(&b.label))
+    let spans = windows.iter().map(|w| {
+        let classes = w
+            .labels
+            .iter()
+            .filter(|l| l.score >= EVENT_SCORE && !NOT_EVENTS.contains(&l.label.as_str()))
+            .map(|l| (l.label.as_str(), l.score));
+        (w.start_ms, w.end_ms, classes)
     });
-    done
+    crate::stretches(spans)
+        .into_iter()
+        .map(|(start_ms, end_ms, label, score)| SoundEvent {
+            start_ms,
+            end_ms,
+            label,
+            score,
+        })
+        .collect()
 }
 
 /// The stretches of `windows` that hold a voice, widened by half a second each side and

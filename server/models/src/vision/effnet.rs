@@ -125,11 +125,6 @@ impl EfficientNetTagger {
             pools: InferencePools::new("effnet", threads)?,
         })
     }
-
-    /// The class probabilities of `picture`, blocking.
-    pub fn probabilities_blocking(&self, picture: &RgbImage) -> Result<Vec<f32>> {
-        self.inner.probabilities(picture).map_err(internal)
-    }
 }
 
 fn internal(e: candle_core::Error) -> Error {

@@ -168,6 +168,13 @@ pub fn kind_of(label: &str) -> Option<(&'static str, &'static str)> {
         .map(|(kind, zh, _)| (*kind, *zh))
 }
 
+/// The sights of `sights` (in time order) taken in `[start_ms, end_ms)`.
+pub fn within(sights: &[Sight], start_ms: i64, end_ms: i64) -> &[Sight] {
+    let from = sights.partition_point(|s| s.t_ms < start_ms);
+    let to = sights.partition_point(|s| s.t_ms < end_ms).max(from);
+    &sights[from..to]
+}
+
 /// What a slice's pictures show: each class that scored at least `SCENE_SCORE` in one
 /// of them, with its best score, best first (at most `max`).
 pub fn scene_classes(sights: &[Sight], max: usize) -> Vec<SceneLabel> {
@@ -202,7 +209,7 @@ pub fn text_spans(sights: &[Sight]) -> Vec<(String, i64, i64)> {
 }
 
 /// A class seen over a stretch: consecutive pictures scoring it at least `SCENE_SCORE`,
-/// joined, with its best score. Ordered by start.
+/// joined, with its best score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SceneSpan {
     pub start_ms: i64,
@@ -211,44 +218,26 @@ pub struct SceneSpan {
     pub score: f32,
 }
 
-/// The stretches over which each class was seen in `sights` (in time order).
+/// The stretches over which each class was seen in `sights` (in time order), ordered by
+/// start, then score.
 pub fn scene_spans(sights: &[Sight]) -> Vec<SceneSpan> {
-    let mut open: Vec<SceneSpan> = Vec::new();
-    let mut done: Vec<SceneSpan> = Vec::new();
-    for sight in sights.iter().filter(|s| s.until_ms > 0) {
-        let seen: Vec<&SceneLabel> = sight
+    let spans = sights.iter().filter(|s| s.until_ms > 0).map(|s| {
+        let classes = s
             .labels
             .iter()
             .filter(|l| l.score >= SCENE_SCORE)
-            .collect();
-        // Stretches not continued by this picture are finished.
-        let (keep, ended): (Vec<SceneSpan>, Vec<SceneSpan>) = open
-            .into_iter()
-            .partition(|s| s.end_ms >= sight.t_ms && seen.iter().any(|l| l.label == s.label));
-        done.extend(ended);
-        open = keep;
-        for label in seen {
-            match open.iter_mut().find(|s| s.label == label.label) {
-                Some(s) => {
-                    s.end_ms = sight.until_ms;
-                    s.score = s.score.max(label.score);
-                }
-                None => open.push(SceneSpan {
-                    start_ms: sight.t_ms,
-                    end_ms: sight.until_ms,
-                    label: label.label.clone(),
-                    score: label.score,
-                }),
-            }
-        }
-    }
-    done.extend(open);
-    done.sort_by(|a, b| {
-        a.start_ms
-            .cmp(&b.start_ms)
-            .then(b.score.total_cmp(&a.score))
+            .map(|l| (l.label.as_str(), l.score));
+        (s.t_ms, s.until_ms, classes)
     });
-    done
+    crate::stretches(spans)
+        .into_iter()
+        .map(|(start_ms, end_ms, label, score)| SceneSpan {
+            start_ms,
+            end_ms,
+            label,
+            score,
+        })
+        .collect()
 }
 
 /// Whether two reads are the same words (spaces and case aside).

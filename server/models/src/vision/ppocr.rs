@@ -84,11 +84,6 @@ impl PpOcrReader {
             pools: InferencePools::new("ppocr", threads)?,
         })
     }
-
-    /// The lines on `picture`, blocking.
-    pub fn read_blocking(&self, picture: &RgbImage) -> Result<Vec<TextLine>> {
-        self.inner.read(picture)
-    }
 }
 
 impl TextReader for PpOcrReader {
