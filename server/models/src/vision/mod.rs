@@ -193,19 +193,35 @@ pub fn scene_classes(sights: &[Sight], max: usize) -> Vec<SceneLabel> {
     best
 }
 
-/// The distinct lines of text `sights` show, in the order first seen, each with the
-/// time it was first seen and the end of the last picture holding it.
+/// The lines of text `sights` show, each over the consecutive pictures read that hold it
+/// (a line shown again later is a stretch of its own): its words as first read, when it
+/// was first seen and the end of the last picture holding it. Ordered by start.
 pub fn text_spans(sights: &[Sight]) -> Vec<(String, i64, i64)> {
-    let mut spans: Vec<(String, i64, i64)> = Vec::new();
-    for sight in sights.iter().filter(|s| s.read_until_ms > 0) {
-        for line in &sight.lines {
-            match spans.iter_mut().find(|(t, _, _)| same_text(t, &line.text)) {
-                Some(span) => span.2 = sight.read_until_ms,
-                None => spans.push((line.text.clone(), sight.t_ms, sight.read_until_ms)),
-            }
-        }
-    }
-    spans
+    let read = || sights.iter().filter(|s| s.read_until_ms > 0);
+    let keys: Vec<Vec<(String, f32)>> = read()
+        .map(|s| {
+            s.lines
+                .iter()
+                .map(|l| (text_key(&l.text), l.score))
+                .collect()
+        })
+        .collect();
+    let spans = read().zip(&keys).map(|(s, lines)| {
+        let classes = lines.iter().map(|(k, score)| (k.as_str(), *score));
+        (s.t_ms, s.read_until_ms, classes)
+    });
+    crate::stretches(spans)
+        .into_iter()
+        .map(|(start, end, key, _)| {
+            // The words as the first picture of the stretch read them.
+            let text = read()
+                .filter(|s| s.t_ms == start)
+                .flat_map(|s| &s.lines)
+                .find(|l| text_key(&l.text) == key)
+                .map_or(key.clone(), |l| l.text.clone());
+            (text, start, end)
+        })
+        .collect()
 }
 
 /// A class seen over a stretch: consecutive pictures scoring it at least `SCENE_SCORE`,
@@ -240,13 +256,52 @@ pub fn scene_spans(sights: &[Sight]) -> Vec<SceneSpan> {
         .collect()
 }
 
-/// Whether two reads are the same words (spaces and case aside).
-fn same_text(a: &str, b: &str) -> bool {
-    let key = |s: &str| -> String {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    key(a) == key(b)
+/// What two reads of the same words share (spaces and case aside).
+fn text_key(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(t_ms: i64, lines: &[&str]) -> Sight {
+        Sight {
+            t_ms,
+            read_until_ms: t_ms + 2_000,
+            lines: lines
+                .iter()
+                .map(|text| TextLine {
+                    text: text.to_string(),
+                    score: 0.9,
+                    bbox: [0, 0, 10, 10],
+                })
+                .collect(),
+            ..Sight::default()
+        }
+    }
+
+    #[test]
+    fn a_line_is_one_span_while_it_stays_up_and_another_when_it_comes_back() {
+        let sights = [
+            read(0, &["GOAL 1-0"]),
+            read(2_000, &["goal 1-0", "KM 42"]),
+            read(4_000, &[]),
+            read(6_000, &["GOAL 1-0"]),
+        ];
+        assert_eq!(
+            text_spans(&sights),
+            [
+                ("GOAL 1-0".to_string(), 0, 4_000),
+                ("KM 42".to_string(), 2_000, 4_000),
+                ("GOAL 1-0".to_string(), 6_000, 8_000),
+            ]
+        );
+        // A slice's share: the pictures taken in it.
+        assert_eq!(within(&sights, 2_000, 6_000).len(), 2);
+        assert!(within(&sights, 9_000, 10_000).is_empty());
+    }
 }
