@@ -795,6 +795,13 @@ impl<'a> Pipeline<'a> {
         let media_dir = self.config.data_dir.join("media").join(&p.video_id);
         tokio::fs::create_dir_all(&media_dir).await?;
         let thumbs_dir = media_dir.join(format!("thumbs-{}", p.job_id));
+        // An earlier run of this job killed between this move and its commit left its
+        // thumbnails here; this run decoded them again into staging, so they give way
+        // (a directory is not renamed onto a non-empty one).
+        match tokio::fs::remove_dir_all(&thumbs_dir).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         tokio::fs::rename(thumbs_staging, &thumbs_dir).await?;
         let frames = list_thumbnails(&thumbs_dir, self.config.ingest.thumbnail_fps).await?;
         let frame_images = match self.image_embedder {
