@@ -27,18 +27,7 @@ pub fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Resident memory now, from /proc (MiB).
-pub fn current_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+pub use reelforge_bench::current_rss_mib;
 
 pub fn sample_texts(count: usize) -> Vec<String> {
     let subjects = [

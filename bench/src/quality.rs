@@ -33,7 +33,7 @@ impl Library {
     async fn build(embedder: &Arc<dyn TextEmbedder>, texts: &[String]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let store = Store::open(&dir.path().join("db"), 256 << 20)?;
-        let index = SearchIndex::open(store.db())?;
+        let index = SearchIndex::open(store.db(), None)?;
         let mut position = HashMap::new();
         for (b, chunk) in texts.chunks(256).enumerate() {
             let vectors = embedder.embed(chunk, EmbedPurpose::Index).await?;

@@ -6,6 +6,8 @@ use reelforge_search::fusion::{fuse, Fusion};
 use reelforge_search::vectors::AnnConfig;
 use reelforge_search::{DocKind, DocMeta, SearchDoc, SearchIndex, Space};
 
+use reelforge_bench::lowrank::LowRank;
+
 use crate::measure::current_rss_mib;
 
 /// `bench search`: builds a search index of `docs` synthetic documents in a temporary
@@ -14,10 +16,9 @@ use crate::measure::current_rss_mib;
 /// queries, printing build times, p50/p99 latencies and memory.
 ///
 /// Words are drawn Zipf-like (rank r with probability ∝ 1/r over 20,000 words, so the
-/// commonest word is ~7 % of all words, as in English text); vectors are unit vectors
-/// scattered around 512 centres, since real embeddings cluster by topic (uniform random
-/// vectors in 384 dimensions have no meaningful neighbours). Synthetic: this measures
-/// speed and scaling, not relevance (the `search-compare` bench judges relevance).
+/// commonest word is ~7 % of all words, as in English text); vectors are `LowRank`'s.
+/// Synthetic: this measures speed and scaling, not relevance (the `search-compare` bench
+/// judges relevance, and measures the persistent path at scale beside tantivy).
 pub fn search_scale(
     docs: usize,
     dims: usize,
@@ -38,40 +39,8 @@ pub fn search_scale(
         let rank = (VOCABULARY + 1.0).powf(uniform(next)) as usize;
         format!("w{}x", rank.max(1))
     };
-    // Text embeddings have a low intrinsic dimension: a point is a topic centre in a
-    // 24-d latent space plus spread, mapped to `dims` by a fixed random matrix, plus a
-    // little noise in every dimension.
-    const LATENT: usize = 24;
-    let centres: Vec<Vec<f32>> = (0..512)
-        .map(|_| {
-            (0..LATENT)
-                .map(|_| uniform(&mut next) as f32 - 0.5)
-                .collect()
-        })
-        .collect();
-    let basis: Vec<Vec<f32>> = (0..dims)
-        .map(|_| {
-            (0..LATENT)
-                .map(|_| uniform(&mut next) as f32 - 0.5)
-                .collect()
-        })
-        .collect();
-    let vector = |next: &mut dyn FnMut() -> u64| {
-        let c = &centres[(next() % centres.len() as u64) as usize];
-        let z: Vec<f32> = c
-            .iter()
-            .map(|x| x + 0.6 * (uniform(next) as f32 - 0.5))
-            .collect();
-        let v: Vec<f32> = basis
-            .iter()
-            .map(|row| {
-                row.iter().zip(&z).map(|(a, b)| a * b).sum::<f32>()
-                    + 0.02 * (uniform(next) as f32 - 0.5)
-            })
-            .collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
-    };
+    let mut vectors = LowRank::new(dims, 0x9E37_79B9_7F4A_7C15);
+    let mut vector = |_: &mut dyn FnMut() -> u64| vectors.vector();
     let dir = tempfile::tempdir()?;
     let db = sled::Config::new()
         .path(dir.path())
@@ -82,7 +51,7 @@ pub fn search_scale(
         threshold: 0,
         ..AnnConfig::default()
     };
-    let index = SearchIndex::open_with(&db, ann)?;
+    let index = SearchIndex::open_with(&db, None, ann)?;
     let started = Instant::now();
     // 100 documents per video, one transaction per video (as indexing a video does).
     let mut batch = Vec::with_capacity(100);
@@ -112,7 +81,7 @@ pub fn search_scale(
     } else {
         db.flush()?;
         drop(index);
-        SearchIndex::open_with(&db, ann)?
+        SearchIndex::open_with(&db, None, ann)?
     };
     let reopen_s = started.elapsed().as_secs_f64();
     let started = Instant::now();

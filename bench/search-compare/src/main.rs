@@ -8,14 +8,17 @@
 //! Run: `cargo run --release -- [--docs N] [--queries N]` (from this directory).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use reelforge_bench::judged::{corpus, Corpus};
+use reelforge_bench::lowrank::LowRank;
 use reelforge_search::bm25::{B, K1};
+use reelforge_search::fusion::{fuse, Fusion};
 use reelforge_search::text::STOP_WORDS;
 use reelforge_search::vectors::AnnConfig;
-use reelforge_search::{DocKind, SearchDoc, SearchIndex};
+use reelforge_search::{DocKind, DocMeta, SearchDoc, SearchIndex, Space};
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED};
@@ -36,24 +39,64 @@ struct Measured {
     ranked: Vec<Vec<usize>>,
     /// Top-10 scores per query.
     scores: Vec<Vec<f32>>,
+    /// Bytes on disk after the build.
+    disk: u64,
 }
 
-fn run_reelforge(c: &Corpus) -> Result<Measured> {
-    let dir = tempfile::tempdir()?;
-    let db = sled::Config::new()
-        .path(dir.path())
+/// What only reelforge's run measures: the graph, the reopen, the hybrid path.
+#[derive(Default)]
+struct Extra {
+    graph_s: f64,
+    open_s: f64,
+    rss_mib: f64,
+    raw_bytes: u64,
+    hybrid: Vec<f64>,
+    recall10: f64,
+    graph_used: bool,
+    /// Loading the saved text graph alone.
+    graph_load_s: f64,
+    /// Bytes of the saved graphs (in `disk`).
+    graph_disk: u64,
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn open_db(dir: &Path) -> Result<sled::Db> {
+    Ok(sled::Config::new()
+        .path(dir.join("db"))
         .cache_capacity(256 << 20)
-        .open()?;
-    // BM25 alone is compared: no vector graph building in the background.
-    let no_graph = AnnConfig {
+        .open()?)
+}
+
+/// Builds reelforge's index through its persistent path (sled records, then the HNSW
+/// graph built and saved when `dims` > 0), reopens it from disk, and queries it.
+fn run_reelforge(c: &Corpus, dims: usize) -> Result<(Measured, Extra)> {
+    let dir = tempfile::tempdir_in(std::env::var("COMPARE_DIR").unwrap_or_else(|_| ".".into()))?;
+    let graphs = dir.path().join("search");
+    // The graph is built once, after loading, so its build time is measured apart.
+    let ann = AnnConfig {
         threshold: 0,
         ..AnnConfig::default()
     };
-    let index = SearchIndex::open_with(&db, no_graph)?;
+    let db = open_db(dir.path())?;
+    let index = SearchIndex::open_with(&db, Some(&graphs), ann)?;
     let mut doc_of: HashMap<u64, usize> = HashMap::new();
+    let mut vectors = LowRank::new(dims.max(1), 7);
+    let mut extra = Extra::default();
     let started = Instant::now();
-    // BM25 alone is compared: every document gets the same one-dimensional vector.
-    // A video's worth of documents per transaction, as ingest indexes them.
+    // A video's worth of documents per write, as ingest indexes them.
     for (b, batch) in c.texts.chunks(100).enumerate() {
         let docs: Vec<(SearchDoc, Vec<f32>)> = batch
             .iter()
@@ -65,7 +108,14 @@ fn run_reelforge(c: &Corpus) -> Result<Measured> {
                     start_ms: 0,
                     end_ms: 1,
                 };
-                (doc, vec![1.0])
+                extra.raw_bytes += (text.len() + 4 * dims) as u64;
+                // BM25 alone (dims 0): every document gets the same one-dimensional vector.
+                let v = if dims == 0 {
+                    vec![1.0]
+                } else {
+                    vectors.vector()
+                };
+                (doc, v)
             })
             .collect();
         for (k, id) in index.add_batch(&docs)?.into_iter().enumerate() {
@@ -74,6 +124,33 @@ fn run_reelforge(c: &Corpus) -> Result<Measured> {
     }
     db.flush()?;
     let build_s = started.elapsed().as_secs_f64();
+    if dims > 0 {
+        let started = Instant::now();
+        index.build_graphs_now();
+        index.wait_for_graphs();
+        extra.graph_s = started.elapsed().as_secs_f64();
+    }
+    let disk = dir_bytes(dir.path());
+    extra.graph_disk = dir_bytes(&graphs);
+    drop(index);
+    drop(db);
+    if dims > 0 {
+        let started = Instant::now();
+        std::hint::black_box(reelforge_search::vectors::load(&graphs, "hnsw-text"));
+        extra.graph_load_s = started.elapsed().as_secs_f64();
+    }
+    let started = Instant::now();
+    let db = open_db(dir.path())?;
+    let index = SearchIndex::open_with(&db, Some(&graphs), ann)?;
+    extra.open_s = started.elapsed().as_secs_f64();
+    // Hand the first build's freed memory back before reading RSS, so it is the open
+    // index's (with the corpus's texts, held for the tantivy run).
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    extra.rss_mib = reelforge_bench::current_rss_mib();
+    extra.graph_used = index.has_graph(Space::Text);
     let (mut top10, mut top50, mut ranked, mut scores) = (vec![], vec![], vec![], vec![]);
     for _round in 0..rounds() {
         top10.clear();
@@ -93,17 +170,48 @@ fn run_reelforge(c: &Corpus) -> Result<Measured> {
             top50.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
-    Ok(Measured {
-        build_s,
-        top10,
-        top50,
-        ranked,
-        scores,
-    })
+    if dims > 0 {
+        // Query vectors from the documents' generator (relevance of the vectors is not
+        // judged: this measures the hybrid path's speed and the graph's recall).
+        let queries = &mut vectors;
+        let all = |_: &DocMeta| true;
+        let mut found = 0usize;
+        for _round in 0..rounds() {
+            extra.hybrid.clear();
+            found = 0;
+            for (q, _) in &c.queries {
+                let v = queries.vector();
+                let t = Instant::now();
+                let lexical = index.bm25(q, &all, 50)?;
+                let nearest = index.nearest(&v, &all, 50);
+                let list: Vec<(u64, f32)> = lexical.iter().map(|h| (h.doc_id, h.score)).collect();
+                let fused = fuse(Fusion::default(), &[&list, &nearest]);
+                extra.hybrid.push(t.elapsed().as_secs_f64() * 1000.0);
+                std::hint::black_box(fused);
+                let exact = index.nearest_exact(Space::Text, &v, &all, 10);
+                found += exact
+                    .iter()
+                    .filter(|e| nearest.iter().take(10).any(|n| n.0 == e.0))
+                    .count();
+            }
+        }
+        extra.recall10 = found as f64 / (c.queries.len() * 10) as f64;
+    }
+    Ok((
+        Measured {
+            build_s,
+            top10,
+            top50,
+            ranked,
+            scores,
+            disk,
+        },
+        extra,
+    ))
 }
 
 fn run_tantivy(c: &Corpus) -> Result<Measured> {
-    let dir = tempfile::tempdir()?;
+    let dir = tempfile::tempdir_in(std::env::var("COMPARE_DIR").unwrap_or_else(|_| ".".into()))?;
     let mut schema = Schema::builder();
     let options = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -131,6 +239,7 @@ fn run_tantivy(c: &Corpus) -> Result<Measured> {
     writer.commit()?;
     writer.wait_merging_threads()?;
     let build_s = started.elapsed().as_secs_f64();
+    let disk = dir_bytes(dir.path());
     let reader = index.reader()?;
     let searcher = reader.searcher();
     let parser = QueryParser::for_index(&index, vec![body]);
@@ -177,6 +286,7 @@ fn run_tantivy(c: &Corpus) -> Result<Measured> {
         top50,
         ranked,
         scores,
+        disk,
     })
 }
 
@@ -191,12 +301,14 @@ fn rounds() -> usize {
 fn main() -> Result<()> {
     let mut docs = 100_000;
     let mut queries = 144;
+    let mut dims = 0;
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         match (pair[0].as_str(), pair.get(1)) {
             ("--docs", Some(v)) => docs = v.parse()?,
             ("--queries", Some(v)) => queries = v.parse()?,
-            _ => anyhow::bail!("usage: search-compare [--docs N] [--queries N]"),
+            ("--dims", Some(v)) => dims = v.parse()?,
+            _ => anyhow::bail!("usage: search-compare [--docs N] [--queries N] [--dims D]"),
         }
     }
     let c = corpus(docs, queries);
@@ -204,14 +316,15 @@ fn main() -> Result<()> {
         "corpus: {docs} documents, {} judged queries, BM25 k1 {K1} b {B} in both",
         c.queries.len()
     );
-    let ours = run_reelforge(&c)?;
+    let (ours, extra) = run_reelforge(&c, dims)?;
     let theirs = run_tantivy(&c)?;
     let mut agree = 0usize;
     let report = |name: &str, m: &mut Measured| {
         let ndcg = c.mean_ndcg10(&m.ranked);
         println!(
-            "{name:<10} build {:>6.2} s   top-10 p50 {:>6.3} ms p99 {:>6.3} ms   top-50 p50 {:>6.3} ms p99 {:>6.3} ms   nDCG@10 {ndcg:.4}",
+            "{name:<10} build {:>6.2} s   disk {:>7.1} MiB   top-10 p50 {:>6.3} ms p99 {:>6.3} ms   top-50 p50 {:>6.3} ms p99 {:>6.3} ms   nDCG@10 {ndcg:.4}",
             m.build_s,
+            m.disk as f64 / (1 << 20) as f64,
             pct(&mut m.top10, 0.5),
             pct(&mut m.top10, 0.99),
             pct(&mut m.top50, 0.5),
@@ -221,6 +334,39 @@ fn main() -> Result<()> {
     let (mut ours, mut theirs) = (ours, theirs);
     report("reelforge", &mut ours);
     report("tantivy", &mut theirs);
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "reelforge  {} texts{}: raw {:.1} MiB, on disk {:.1} MiB (sled {:.1}, saved graph {:.1}; {:.2}x raw)",
+        docs,
+        if dims > 0 { format!(" + {dims}-d vectors") } else { String::new() },
+        mib(extra.raw_bytes),
+        mib(ours.disk),
+        mib(ours.disk - extra.graph_disk),
+        mib(extra.graph_disk),
+        ours.disk as f64 / extra.raw_bytes.max(1) as f64
+    );
+    if dims > 0 {
+        let mut hybrid = extra.hybrid.clone();
+        println!(
+            "reelforge  HNSW build + save {:.1} s; reopen (records, then the saved graph) {:.1} s (the graph alone loads in {:.1} s), graph search {}; RSS after reopen {:.0} MiB",
+            extra.graph_s,
+            extra.open_s,
+            extra.graph_load_s,
+            if extra.graph_used { "ready" } else { "NOT ready" },
+            extra.rss_mib
+        );
+        println!(
+            "reelforge  hybrid (BM25 top-50 + HNSW top-50 + RRF) p50 {:.3} ms p99 {:.3} ms; HNSW recall@10 {:.3} vs the exact scan",
+            pct(&mut hybrid, 0.5),
+            pct(&mut hybrid, 0.99),
+            extra.recall10
+        );
+    } else {
+        println!(
+            "reelforge  reopen {:.1} s; RSS after reopen {:.0} MiB",
+            extra.open_s, extra.rss_mib
+        );
+    }
     for (a, b) in ours.ranked.iter().zip(&theirs.ranked) {
         agree += a.iter().filter(|d| b.contains(d)).count();
     }

@@ -190,10 +190,13 @@ impl Engine {
         if collected > 0 {
             tracing::info!("removed {collected} records that interrupted ingests left behind");
         }
+        // The search index's graphs are saved beside the store.
+        let graphs = config.data_dir.join("search");
         if reset_search {
-            SearchIndex::drop_all(store.db())?;
+            SearchIndex::drop_all(store.db(), Some(&graphs))?;
         }
-        let backend: Arc<dyn SearchBackend> = Arc::new(SearchIndex::open(store.db())?);
+        let backend: Arc<dyn SearchBackend> =
+            Arc::new(SearchIndex::open(store.db(), Some(&graphs))?);
         let search = Arc::new(Search::new(
             backend,
             store.clone(),
@@ -303,6 +306,9 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.watch.stop();
         self.ingest.shutdown().await;
+        if let Err(e) = self.search.backend().close().await {
+            tracing::warn!("cannot save the search index's graphs: {e}");
+        }
         if let Err(e) = self.limits.save_spend() {
             tracing::warn!("cannot record Bedrock spending: {e}");
         }

@@ -58,6 +58,11 @@ pub trait SearchBackend: Send + Sync {
         filter: &'a DocFilter,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<(u64, f32)>>>;
+    /// Called once at shutdown, after the last write: persists what it keeps in memory
+    /// only (the embedded index saves its graphs).
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// How many documents (and vectors) it holds.
     fn stats(&self) -> BoxFuture<'_, Result<BackendStats>>;
     /// Documents by id, in order (`None` for one that is gone).

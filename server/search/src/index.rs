@@ -3,7 +3,8 @@
 //! from memory (`slots`): filters and BM25 read no disk, BM25 adds scores into a flat
 //! array (`bm25::top_k`), and vector search scans one contiguous matrix per embedding
 //! space or walks its HNSW graph once the space is large (see `vectors`). Memory is
-//! rebuilt from storage at open.
+//! rebuilt from storage at open; the graphs are saved beside the store when the index
+//! has a directory for them, and loaded from there at the next open.
 //!
 //! Two embedding spaces: `text` (every document with text, the text embedder's vectors)
 //! and `visual` (`frame` documents: thumbnails embedded by the image-text model, searched
@@ -11,6 +12,7 @@
 //! statistics.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -20,10 +22,10 @@ use reelforge_core::BoxFuture;
 use crate::backend::{BackendStats, Fetched, SearchBackend};
 use crate::bm25::{self, Bm25, QueryTerm, Scorer};
 use crate::doc::{Bm25Hit, DocFilter, DocMeta, SearchDoc, Space};
-use crate::slots::{meta, Slots};
-use crate::storage::{IndexStorage, LoadSink, SledStorage, StoredDoc};
+use crate::slots::Slots;
+use crate::storage::{Change, IndexStorage, LoadSink, SledStorage, StoredDoc};
 use crate::text::Analyzer;
-use crate::vectors::{AnnConfig, Snapshot, VectorSpace};
+use crate::vectors::{self, AnnConfig, Snapshot, VectorSpace};
 
 /// The embedded index; clones share it.
 #[derive(Clone)]
@@ -35,54 +37,78 @@ pub struct SearchIndex {
     ann: AnnConfig,
     /// Candidates a graph search explores, at least (starts at `ann.ef_search`).
     ef_search: Arc<AtomicUsize>,
+    /// Where graphs are saved (`None`: they are built at every open).
+    graph_dir: Option<Arc<PathBuf>>,
 }
 
 /// Rebuilds the slots from what storage replays.
 struct Loader<'a>(&'a mut Slots);
 
 impl LoadSink for Loader<'_> {
-    fn doc(&mut self, id: u64, stored: StoredDoc) -> Result<()> {
-        self.0.new_slot(id, meta(&stored));
-        Ok(())
-    }
-
-    fn posting(&mut self, term: String, id: u64, tf: u32) -> Result<()> {
-        let slot = self.0.slot_of(id).ok_or_else(orphan)?;
-        self.0.postings.entry(term).or_default().push((slot, tf));
-        Ok(())
-    }
-
-    fn vector(&mut self, id: u64, vector: Vec<f32>) -> Result<()> {
-        let slot = self.0.slot_of(id).ok_or_else(orphan)?;
-        let space = self.0.slot_space(slot);
+    fn doc(&mut self, id: u64, stored: StoredDoc, vector: Vec<f32>) -> Result<()> {
         self.0
-            .space_mut(space)
-            .push(slot, &vector)
-            .map_err(|_| Error::internal("stored search vectors differ in size"))
+            .insert(id, &stored, &vector)
+            .map_err(|e| Error::internal(format!("stored search document {id} does not fit: {e}")))
     }
 }
 
-fn orphan() -> Error {
-    Error::internal("a stored posting or vector belongs to no stored search document")
+/// The name a space's graph is saved under.
+fn graph_name(space: Space) -> &'static str {
+    match space {
+        Space::Text => "hnsw-text",
+        Space::Visual => "hnsw-visual",
+    }
 }
 
 impl SearchIndex {
-    /// Opens the index in `db`'s trees and loads it into memory.
-    pub fn open(db: &sled::Db) -> Result<SearchIndex> {
-        Self::open_with(db, AnnConfig::default())
+    /// Opens the index in `db`'s trees and loads it into memory; graphs are saved in
+    /// and loaded from `graph_dir` when given.
+    pub fn open(db: &sled::Db, graph_dir: Option<&Path>) -> Result<SearchIndex> {
+        Self::open_with(db, graph_dir, AnnConfig::default())
     }
 
     /// As `open`, with HNSW settings of its own (tests and benchmarks).
-    pub fn open_with(db: &sled::Db, ann: AnnConfig) -> Result<SearchIndex> {
-        Self::open_storage(Arc::new(SledStorage::open(db)?), ann)
+    pub fn open_with(
+        db: &sled::Db,
+        graph_dir: Option<&Path>,
+        ann: AnnConfig,
+    ) -> Result<SearchIndex> {
+        Self::open_storage(Arc::new(SledStorage::open(db)?), graph_dir, ann)
     }
 
     /// Loads the index from any storage.
-    pub fn open_storage(storage: Arc<dyn IndexStorage>, ann: AnnConfig) -> Result<SearchIndex> {
+    pub fn open_storage(
+        storage: Arc<dyn IndexStorage>,
+        graph_dir: Option<&Path>,
+        ann: AnnConfig,
+    ) -> Result<SearchIndex> {
         let mut slots = Slots::default();
-        let (documents, total_length) = storage.load(&mut Loader(&mut slots))?;
-        slots.documents = documents;
-        slots.total_length = total_length;
+        storage.load(&mut Loader(&mut slots))?;
+        // Saved graphs load after the records, on this thread. (Loading them on threads of
+        // their own beside the records saved ~4 s of ~36 s at 1M documents, but hybrid
+        // searches through the graph then ran 4x slower in the same benchmark.)
+        if let Some(dir) = graph_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+            for space in [Space::Text, Space::Visual] {
+                let vectors = slots.space_mut(space);
+                if vectors.is_empty() {
+                    continue;
+                }
+                let Some(graph) = vectors::load(dir, graph_name(space)) else {
+                    continue;
+                };
+                match vectors.adopt(graph) {
+                    Ok(inserted) => tracing::info!(
+                        ?space,
+                        vectors = vectors.len(),
+                        inserted,
+                        "saved HNSW graph loaded"
+                    ),
+                    Err(e) => tracing::warn!(?space, "saved HNSW graph not used: {e}"),
+                }
+            }
+        }
         let index = SearchIndex {
             storage,
             analyzer: Arc::new(Analyzer::new(true)),
@@ -90,14 +116,27 @@ impl SearchIndex {
             scorer: Bm25::default(),
             ann,
             ef_search: Arc::new(ann.ef_search.into()),
+            graph_dir: graph_dir.map(|d| Arc::new(d.to_path_buf())),
         };
         index.build_graphs_if_due();
         Ok(index)
     }
 
-    /// Drops the whole index from `db` (before it is opened): for re-embedding every
-    /// video with another text embedder, whose vectors cannot join the old ones.
-    pub fn drop_all(db: &sled::Db) -> Result<()> {
+    /// Drops the whole index from `db` and its saved graphs from `graph_dir` (before it
+    /// is opened): for re-embedding every video with another text embedder, whose
+    /// vectors cannot join the old ones.
+    pub fn drop_all(db: &sled::Db, graph_dir: Option<&Path>) -> Result<()> {
+        if let Some(dir) = graph_dir {
+            match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::internal(format!(
+                        "cannot remove {}: {e}",
+                        dir.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
         SledStorage::drop_all(db)
     }
 
@@ -130,12 +169,36 @@ impl SearchIndex {
                 .wants_build(ann);
             if let Some(snapshot) = snapshot {
                 let memory = self.memory.clone();
+                let dir = self.graph_dir.clone();
                 std::thread::Builder::new()
                     .name("hnsw-build".into())
-                    .spawn(move || build_graph(memory, space, snapshot))
+                    .spawn(move || {
+                        build_graph(
+                            memory,
+                            space,
+                            snapshot,
+                            dir.as_deref().map(PathBuf::as_path),
+                        )
+                    })
                     .expect("spawn the HNSW build thread");
             }
         }
+    }
+
+    /// Saves each graph that has points inserted since it was saved (at shutdown, so the
+    /// next start inserts nothing).
+    pub fn save_graphs(&self) -> Result<()> {
+        let Some(dir) = &self.graph_dir else {
+            return Ok(());
+        };
+        let mut memory = self.memory.write().expect("search memory poisoned");
+        for space in [Space::Text, Space::Visual] {
+            if let Some(graph) = memory.space_mut(space).unsaved_graph() {
+                vectors::save(graph, dir, graph_name(space))?;
+                graph.saved();
+            }
+        }
+        Ok(())
     }
 
     /// Sets how many candidates a graph search explores at least (recall against speed).
@@ -177,8 +240,10 @@ impl SearchIndex {
     }
 
     /// Replaces `video_id`'s documents with `docs` (each with its vector) and records
-    /// `generation` as indexed. Each batch of documents goes in with one transaction; the
-    /// generation mark goes last, so an interrupted replace is redone at the next start.
+    /// `generation` as indexed. The old documents go and the new ones come in one atomic
+    /// write, and searches see the video before or after, never half of it; the
+    /// generation mark goes last, so a replace interrupted before it is redone at the
+    /// next start.
     pub fn replace_video(
         &self,
         video_id: &str,
@@ -186,26 +251,14 @@ impl SearchIndex {
         docs: &[(SearchDoc, Vec<f32>)],
     ) -> Result<()> {
         self.storage.set_generation(video_id, None)?;
-        self.remove_docs_of(video_id)?;
-        // A batch at a time: one transaction each, bounded in size.
-        for batch in docs.chunks(256) {
-            self.add_batch(batch)?;
-        }
+        self.change(video_id, docs, true)?;
         self.storage.set_generation(video_id, Some(generation))
     }
 
     /// Removes every document of `video_id`; returns how many.
     pub fn remove_video(&self, video_id: &str) -> Result<u64> {
         self.storage.set_generation(video_id, None)?;
-        self.remove_docs_of(video_id)
-    }
-
-    fn remove_docs_of(&self, video_id: &str) -> Result<u64> {
-        let ids = self.storage.docs_of_video(video_id)?;
-        for &id in &ids {
-            self.remove(id)?;
-        }
-        Ok(ids.len() as u64)
+        Ok(self.change(video_id, &[], true)?.0 as u64)
     }
 
     /// Adds one document with its vector (in the space its kind belongs to); returns its
@@ -214,21 +267,79 @@ impl SearchIndex {
         Ok(self.add_batch(&[(doc.clone(), vector.to_vec())])?[0])
     }
 
-    /// Adds documents, each with its vector, in one storage transaction (all or none);
-    /// returns their ids in order.
+    /// Adds documents, each with its vector, in one storage write (all or none); returns
+    /// their ids in order.
     pub fn add_batch(&self, batch: &[(SearchDoc, Vec<f32>)]) -> Result<Vec<u64>> {
-        self.add_batch_inner(batch, true)
+        Ok(self.change("", batch, false)?.1)
     }
 
     /// As `add_batch`, into memory only: nothing reaches storage, and the documents are
-    /// gone at the next open. For the scale benchmark at sizes where building through
-    /// sled takes too long; queries read memory only, so they measure the same.
+    /// gone at the next open (the benchmark's memory-only comparison).
     #[doc(hidden)]
     pub fn add_batch_unpersisted(&self, batch: &[(SearchDoc, Vec<f32>)]) -> Result<Vec<u64>> {
-        self.add_batch_inner(batch, false)
+        let prepared = self.prepare(batch)?;
+        self.apply(&[], &prepared, batch)?;
+        Ok(prepared.iter().map(|p| p.0).collect())
     }
 
-    fn add_batch_inner(&self, batch: &[(SearchDoc, Vec<f32>)], persist: bool) -> Result<Vec<u64>> {
+    /// Adds `batch` and, when `replace`, removes `video_id`'s documents, in one storage
+    /// write and one memory update; returns (documents removed, ids added).
+    fn change(
+        &self,
+        video_id: &str,
+        batch: &[(SearchDoc, Vec<f32>)],
+        replace: bool,
+    ) -> Result<(usize, Vec<u64>)> {
+        let prepared = self.prepare(batch)?;
+        let gone: Vec<u64> = if replace {
+            self.memory().docs_of_video(video_id).to_vec()
+        } else {
+            Vec::new()
+        };
+        // The removed documents' terms, to take them out of the posting lists.
+        let mut removed = Vec::with_capacity(gone.len());
+        for &id in &gone {
+            if let Some(stored) = self.storage.doc(id)? {
+                removed.push((id, stored.terms));
+            }
+        }
+        let mut changes: Vec<Change<'_>> = gone.iter().map(|&id| Change::Delete(id)).collect();
+        changes.extend(
+            prepared
+                .iter()
+                .zip(batch)
+                .map(|((id, stored), (_, vector))| Change::Put(*id, stored, vector.as_slice())),
+        );
+        if !changes.is_empty() {
+            self.storage.write(&changes)?;
+        }
+        self.apply(&removed, &prepared, batch)?;
+        Ok((removed.len(), prepared.iter().map(|p| p.0).collect()))
+    }
+
+    /// Updates memory (under one lock, so searches see all of it or none), then starts
+    /// any graph build now due.
+    fn apply(
+        &self,
+        removed: &[(u64, Vec<(String, u32)>)],
+        prepared: &[(u64, StoredDoc)],
+        batch: &[(SearchDoc, Vec<f32>)],
+    ) -> Result<()> {
+        {
+            let mut memory = self.memory.write().expect("search memory poisoned");
+            for (id, terms) in removed {
+                memory.remove(*id, terms);
+            }
+            for ((id, stored), (_, vector)) in prepared.iter().zip(batch) {
+                memory.insert(*id, stored, vector).map_err(Error::invalid)?;
+            }
+        }
+        self.build_graphs_if_due();
+        Ok(())
+    }
+
+    /// Checks the vectors' sizes, analyses the texts and hands out ids.
+    fn prepare(&self, batch: &[(SearchDoc, Vec<f32>)]) -> Result<Vec<(u64, StoredDoc)>> {
         // Every vector must fit its space: the space's size, or the batch's first.
         {
             let memory = self.memory();
@@ -270,39 +381,23 @@ impl SearchIndex {
             };
             prepared.push((self.storage.next_id()?, stored));
         }
-        if persist {
-            let rows: Vec<(u64, &StoredDoc, &[f32])> = prepared
-                .iter()
-                .zip(batch)
-                .map(|((id, stored), (_, vector))| (*id, stored, vector.as_slice()))
-                .collect();
-            self.storage.write(&rows)?;
-        }
-        {
-            let mut memory = self.memory.write().expect("search memory poisoned");
-            for ((id, stored), (_, vector)) in prepared.iter().zip(batch) {
-                memory.insert(*id, stored, vector).map_err(Error::invalid)?;
-            }
-        }
-        self.build_graphs_if_due();
-        Ok(prepared.iter().map(|p| p.0).collect())
+        Ok(prepared)
     }
 
-    fn remove(&self, id: u64) -> Result<()> {
-        let Some(stored) = self.storage.remove(id)? else {
-            return Ok(());
-        };
-        self.memory
-            .write()
-            .expect("search memory poisoned")
-            .remove(id, &stored);
-        self.build_graphs_if_due();
-        Ok(())
-    }
-
-    /// (document count, total length in terms) as stored.
+    /// (documents with text, their total length in terms): the BM25 statistics.
     pub fn stats(&self) -> Result<(u64, u64)> {
-        self.storage.stats()
+        let memory = self.memory();
+        Ok((memory.documents, memory.total_length))
+    }
+
+    /// Distinct terms in the inverted index.
+    pub fn term_count(&self) -> usize {
+        self.memory().postings.len()
+    }
+
+    /// Bytes of documents and vectors as stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.storage.stored_bytes()
     }
 
     pub fn doc(&self, id: u64) -> Result<Option<SearchDoc>> {
@@ -312,14 +407,12 @@ impl SearchIndex {
     /// A document's vector, from memory.
     pub fn vector(&self, id: u64) -> Option<Vec<f32>> {
         let memory = self.memory();
-        let slot = memory.slot_of(id)?;
-        let space = memory.slot_space(slot);
-        memory.space(space).vector(slot).map(<[f32]>::to_vec)
+        let space = memory.meta_of(id)?.kind.space();
+        memory.space(space).vector(id).map(<[f32]>::to_vec)
     }
 
     pub fn meta(&self, id: u64) -> Option<DocMeta> {
-        let memory = self.memory();
-        memory.doc(memory.slot_of(id)?).map(|s| s.1.clone())
+        self.memory().meta_of(id).cloned()
     }
 
     /// BM25 over the documents `keep` accepts: the best `limit`, each with the query
@@ -343,8 +436,8 @@ impl SearchIndex {
                 let postings = memory.postings.get(term)?;
                 Some(QueryTerm {
                     term,
-                    scorer: self.scorer.term(&*memory, postings.len() as u64),
-                    postings,
+                    scorer: self.scorer.term(&*memory, postings.doc_freq()),
+                    postings: &postings.list,
                 })
             })
             .collect();
@@ -397,20 +490,16 @@ impl SearchIndex {
         })
     }
 
-    /// Runs a slot-level search of `space` with `keep` turned into a slot filter, and
-    /// maps the slots found back to document ids.
+    /// Runs a search of `space` with `keep` turned into a filter on document ids.
     fn in_space(
         &self,
         space: Space,
         keep: &dyn Fn(&DocMeta) -> bool,
-        search: impl FnOnce(&VectorSpace, &dyn Fn(u32) -> bool) -> Vec<(u32, f32)>,
+        search: impl FnOnce(&VectorSpace, &dyn Fn(u64) -> bool) -> Vec<(u64, f32)>,
     ) -> Vec<(u64, f32)> {
         let memory = self.memory();
-        let keep_slot = |slot: u32| memory.doc(slot).is_some_and(|s| keep(&s.1));
-        search(memory.space(space), &keep_slot)
-            .into_iter()
-            .filter_map(|(slot, score)| Some((memory.doc(slot)?.0, score)))
-            .collect()
+        let keep_id = |id: u64| memory.meta_of(id).is_some_and(keep);
+        search(memory.space(space), &keep_id)
     }
 
     /// Runs `f` on a clone of the index off the async runtime.
@@ -428,6 +517,10 @@ impl SearchIndex {
 impl SearchBackend for SearchIndex {
     fn name(&self) -> &'static str {
         "embedded"
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.blocking(|ix| ix.save_graphs()))
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<BackendStats>> {
@@ -509,10 +602,18 @@ impl SearchBackend for SearchIndex {
     }
 }
 
-/// Builds a graph from `snapshot` and installs it into `memory`'s `space`.
-fn build_graph(memory: Arc<RwLock<Slots>>, space: Space, snapshot: Snapshot) {
+/// Builds a graph from `snapshot`, saves it in `dir` when given, and installs it into
+/// `memory`'s `space` (a failed save is logged; the graph serves anyway and is built
+/// again at the next open).
+fn build_graph(memory: Arc<RwLock<Slots>>, space: Space, snapshot: Snapshot, dir: Option<&Path>) {
     let started = std::time::Instant::now();
-    let graph = snapshot.build();
+    let mut graph = snapshot.build();
+    if let Some(dir) = dir {
+        match vectors::save(&graph, dir, graph_name(space)) {
+            Ok(()) => graph.saved(),
+            Err(e) => tracing::warn!(?space, "the HNSW graph was not saved: {e}"),
+        }
+    }
     let mut m = memory.write().expect("search memory poisoned");
     m.space_mut(space).install(graph, snapshot.newest());
     tracing::info!(
@@ -530,7 +631,7 @@ mod tests {
 
     fn index() -> SearchIndex {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        SearchIndex::open(&db).unwrap()
+        SearchIndex::open(&db, None).unwrap()
     }
 
     fn doc(video: &str, text: &str) -> SearchDoc {
@@ -593,7 +694,7 @@ mod tests {
     #[test]
     fn statistics_stay_exact_under_insert_and_delete_and_survive_reopen() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let ix = SearchIndex::open(&db).unwrap();
+        let ix = SearchIndex::open(&db, None).unwrap();
         let v = unit(&[1.0, 2.0, 3.0]);
         ix.replace_video(
             "a",
@@ -617,8 +718,8 @@ mod tests {
         assert_eq!(ix.stats().unwrap(), (1, 1));
         assert!(ix.bm25("five", &|_| true, 10).unwrap().is_empty());
         assert_eq!(ix.nearest(&v, &|_| true, 10).len(), 1);
-        assert_eq!(ix.storage.posting_count(), 1);
-        let reopened = SearchIndex::open(&db).unwrap();
+        assert_eq!(ix.term_count(), 1);
+        let reopened = SearchIndex::open(&db, None).unwrap();
         assert_eq!(reopened.stats().unwrap(), (1, 1));
         assert_eq!(reopened.nearest(&v, &|_| true, 10).len(), 1);
         assert_eq!(reopened.bm25("seven", &|_| true, 10).unwrap().len(), 1);
@@ -668,7 +769,7 @@ mod tests {
             threshold: 400,
             ..AnnConfig::default()
         };
-        let ix = SearchIndex::open_with(&db, ann).unwrap();
+        let ix = SearchIndex::open_with(&db, None, ann).unwrap();
         let vectors = clustered(1_200, 32, 7);
         for (i, v) in vectors.iter().enumerate() {
             ix.add(&doc(&format!("v{}", i % 12), "words"), v).unwrap();
@@ -706,6 +807,98 @@ mod tests {
         // Documents added after the graph are found through it.
         let id = ix.add(&doc("late", "words"), &queries[0]).unwrap();
         assert_eq!(ix.nearest(&queries[0], &|_| true, 1)[0].0, id);
+    }
+
+    #[test]
+    fn a_saved_graph_serves_at_reopen_and_agrees_with_the_stored_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let graphs = dir.path().join("search");
+        let ann = AnnConfig {
+            threshold: 400,
+            ..AnnConfig::default()
+        };
+        let vectors = clustered(1_000, 16, 3);
+        let queries = clustered(20, 16, 5);
+        let answers = {
+            let db = sled::Config::new()
+                .path(dir.path().join("db"))
+                .open()
+                .unwrap();
+            let ix = SearchIndex::open_with(&db, Some(&graphs), ann).unwrap();
+            for (i, v) in vectors.iter().enumerate() {
+                ix.add(&doc(&format!("v{}", i % 10), "words"), v).unwrap();
+            }
+            ix.wait_for_graphs();
+            assert!(graphs.join("hnsw-text/graph.hnsw.graph").exists());
+            // After the save: one video goes, one document comes.
+            ix.remove_video("v0").unwrap();
+            ix.wait_for_graphs();
+            ix.add(&doc("late", "words"), &queries[0]).unwrap();
+            let answers: Vec<_> = queries
+                .iter()
+                .map(|q| ix.nearest(q, &|_| true, 10))
+                .collect();
+            // The graph was saved at 400 points; shutdown saves what came after.
+            ix.save_graphs().unwrap();
+            db.flush().unwrap();
+            answers
+        };
+        // A save torn by a crash (never renamed into place) is ignored.
+        std::fs::create_dir_all(graphs.join("hnsw-text.new")).unwrap();
+        std::fs::write(graphs.join("hnsw-text.new/graph.hnsw.graph"), b"torn").unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        let no_builds = AnnConfig {
+            threshold: 0,
+            ..ann
+        };
+        let ix = SearchIndex::open_with(&db, Some(&graphs), no_builds).unwrap();
+        assert!(ix.has_graph(Space::Text), "the saved graph serves at once");
+        for (q, before) in queries.iter().zip(&answers) {
+            let now = ix.nearest(q, &|_| true, 10);
+            for (id, _) in &now {
+                assert_ne!(
+                    ix.meta(*id).unwrap().video_id,
+                    "v0",
+                    "a removed video came back"
+                );
+            }
+            let same = now.iter().filter(|h| before.contains(h)).count();
+            assert!(
+                same >= 9,
+                "reopened graph answers differ: {now:?} vs {before:?}"
+            );
+        }
+        assert!((ix.nearest(&queries[0], &|_| true, 1)[0].1 - 1.0).abs() < 1e-5);
+        drop(ix);
+        // A save that cannot be read is built again, not fatal.
+        std::fs::write(graphs.join("hnsw-text/graph.hnsw.graph"), b"garbage").unwrap();
+        let ix = SearchIndex::open_with(&db, Some(&graphs), ann).unwrap();
+        ix.wait_for_graphs();
+        assert!(ix.has_graph(Space::Text));
+        assert_eq!(ix.stats().unwrap().0, 901);
+    }
+
+    #[test]
+    fn replacing_a_video_keeps_document_frequencies_exact() {
+        let ix = index();
+        let v = unit(&[1.0, 0.0]);
+        for i in 0..40 {
+            let id = format!("v{i}");
+            ix.replace_video(&id, 1, &[(doc(&id, "common rare"), v.clone())])
+                .unwrap();
+        }
+        for i in 0..30 {
+            ix.remove_video(&format!("v{i}")).unwrap();
+        }
+        ix.replace_video("v35", 2, &[(doc("v35", "common"), v.clone())])
+            .unwrap();
+        let memory = ix.memory();
+        assert_eq!(memory.postings["common"].doc_freq(), 10);
+        assert_eq!(memory.postings["rare"].doc_freq(), 9);
+        assert_eq!(memory.docs_of_video("v35").len(), 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The embedded index in memory, by dense slot: each document's metadata and length, the
-//! posting lists, and one vector space per embedding space, so filters, BM25 and vector
-//! search read no disk. Slots are handed out in id order and not reused until the next
-//! open, so posting lists sorted by id are sorted by slot too.
+//! posting lists, each video's documents, the BM25 statistics, and one vector space per
+//! embedding space (keyed by document id), so filters, BM25 and vector search read no
+//! disk. Slots are handed out in id order and not reused until the next open, so posting
+//! lists sorted by id are sorted by slot too.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,23 @@ use crate::doc::{DocMeta, Space};
 use crate::storage::StoredDoc;
 use crate::vectors::VectorSpace;
 
+/// A term's postings, sorted by slot. Removing a document leaves its postings in place
+/// (its slot reads as removed) and counts them here, so a removal costs no shifting of a
+/// long list; the list is compacted once a quarter of it is dead. The document frequency
+/// stays exact: `len - dead`.
+#[derive(Default)]
+pub struct PostingList {
+    pub list: Vec<Posting>,
+    pub dead: u32,
+}
+
+impl PostingList {
+    /// Documents that hold the term.
+    pub fn doc_freq(&self) -> u64 {
+        (self.list.len() - self.dead as usize) as u64
+    }
+}
+
 #[derive(Default)]
 pub struct Slots {
     /// Slot → document id and metadata; `None` once removed.
@@ -17,9 +35,11 @@ pub struct Slots {
     /// Slot → document length in terms, dense (the BM25 loop reads it per posting).
     pub lengths: Vec<u32>,
     slot_of: HashMap<u64, u32>,
-    /// Term → (slot, term frequency), sorted by slot: a copy of the stored postings, so
-    /// a query reads no disk and decodes no keys.
-    pub postings: HashMap<String, Vec<Posting>>,
+    /// Term → postings: the stored documents' terms inverted at open, so a query reads
+    /// no disk and decodes no keys.
+    pub postings: HashMap<String, PostingList>,
+    /// Video → its documents' ids.
+    by_video: HashMap<String, Vec<u64>>,
     text: VectorSpace,
     visual: VectorSpace,
     /// BM25 statistics: documents with text, and their total length.
@@ -48,7 +68,7 @@ pub fn meta(stored: &StoredDoc) -> DocMeta {
 }
 
 impl Slots {
-    pub fn new_slot(&mut self, id: u64, meta: DocMeta) -> u32 {
+    fn new_slot(&mut self, id: u64, meta: DocMeta) -> u32 {
         let slot = self.docs.len() as u32;
         self.lengths.push(meta.length);
         self.docs.push(Some((id, meta)));
@@ -65,8 +85,14 @@ impl Slots {
         self.docs.get(slot as usize).and_then(Option::as_ref)
     }
 
-    pub fn slot_space(&self, slot: u32) -> Space {
-        self.doc(slot).map_or(Space::Text, |s| s.1.kind.space())
+    /// The live document `id`'s metadata.
+    pub fn meta_of(&self, id: u64) -> Option<&DocMeta> {
+        self.doc(self.slot_of(id)?).map(|d| &d.1)
+    }
+
+    /// Ids of a video's documents.
+    pub fn docs_of_video(&self, video_id: &str) -> &[u64] {
+        self.by_video.get(video_id).map_or(&[], Vec::as_slice)
     }
 
     pub fn space(&self, space: Space) -> &VectorSpace {
@@ -83,16 +109,32 @@ impl Slots {
         }
     }
 
-    /// Adds a stored document (its postings, its vector, its statistics) under `id`.
+    /// Adds a stored document (its postings, its vector, its statistics) under `id`;
+    /// ids must increase (posting lists stay sorted by slot).
     pub fn insert(&mut self, id: u64, stored: &StoredDoc, vector: &[f32]) -> Result<(), String> {
+        self.space_mut(stored.doc.kind.space()).check(vector)?;
         let slot = self.new_slot(id, meta(stored));
         for (term, tf) in &stored.terms {
-            self.postings
-                .entry(term.clone())
-                .or_default()
-                .push((slot, *tf));
+            match self.postings.get_mut(term.as_str()) {
+                Some(p) => p.list.push((slot, *tf, stored.length)),
+                None => {
+                    self.postings.insert(
+                        term.clone(),
+                        PostingList {
+                            list: vec![(slot, *tf, stored.length)],
+                            dead: 0,
+                        },
+                    );
+                }
+            }
         }
-        self.space_mut(stored.doc.kind.space()).push(slot, vector)?;
+        self.space_mut(stored.doc.kind.space()).push(id, vector)?;
+        match self.by_video.get_mut(stored.doc.video_id.as_str()) {
+            Some(ids) => ids.push(id),
+            None => {
+                self.by_video.insert(stored.doc.video_id.clone(), vec![id]);
+            }
+        }
         if stored.lexical() {
             self.documents += 1;
             self.total_length += stored.length as u64;
@@ -100,26 +142,38 @@ impl Slots {
         Ok(())
     }
 
-    /// Removes the document `id` (stored as `stored`).
-    pub fn remove(&mut self, id: u64, stored: &StoredDoc) {
+    /// Removes the document `id`; returns whether it was there.
+    pub fn remove(&mut self, id: u64, terms: &[(String, u32)]) -> bool {
         let Some(slot) = self.slot_of.remove(&id) else {
-            return;
+            return false;
         };
-        self.docs[slot as usize] = None;
-        for (term, _) in &stored.terms {
-            if let Some(list) = self.postings.get_mut(term) {
-                if let Ok(at) = list.binary_search_by_key(&slot, |p| p.0) {
-                    list.remove(at);
-                }
-                if list.is_empty() {
-                    self.postings.remove(term);
-                }
+        let Some((_, meta)) = self.docs[slot as usize].take() else {
+            return false;
+        };
+        for (term, _) in terms {
+            let Some(p) = self.postings.get_mut(term.as_str()) else {
+                continue;
+            };
+            p.dead += 1;
+            if p.doc_freq() == 0 {
+                self.postings.remove(term.as_str());
+            } else if p.dead as usize * 4 > p.list.len() {
+                let docs = &self.docs;
+                p.list.retain(|&(s, _, _)| docs[s as usize].is_some());
+                p.dead = 0;
             }
         }
-        self.space_mut(stored.doc.kind.space()).remove(slot);
-        if stored.lexical() {
-            self.documents = self.documents.saturating_sub(1);
-            self.total_length = self.total_length.saturating_sub(stored.length as u64);
+        if let Some(ids) = self.by_video.get_mut(meta.video_id.as_str()) {
+            ids.retain(|&d| d != id);
+            if ids.is_empty() {
+                self.by_video.remove(meta.video_id.as_str());
+            }
         }
+        self.space_mut(meta.kind.space()).remove(id);
+        if meta.kind.space() == Space::Text {
+            self.documents = self.documents.saturating_sub(1);
+            self.total_length = self.total_length.saturating_sub(meta.length as u64);
+        }
+        true
     }
 }
