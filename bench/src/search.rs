@@ -40,7 +40,6 @@ pub fn search_scale(
         format!("w{}x", rank.max(1))
     };
     let mut vectors = LowRank::new(dims, 0x9E37_79B9_7F4A_7C15);
-    let mut vector = |_: &mut dyn FnMut() -> u64| vectors.vector();
     let dir = tempfile::tempdir()?;
     let db = sled::Config::new()
         .path(dir.path())
@@ -64,7 +63,7 @@ pub fn search_scale(
             start_ms: (i % 100) as i64 * 30_000,
             end_ms: (i % 100) as i64 * 30_000 + 30_000,
         };
-        batch.push((doc, vector(&mut next)));
+        batch.push((doc, vectors.vector()));
         if batch.len() == 100 || i + 1 == docs {
             if unpersisted {
                 index.add_batch_unpersisted(&batch)?;
@@ -91,7 +90,7 @@ pub fn search_scale(
     let qs: Vec<(String, Vec<f32>)> = (0..queries)
         .map(|_| {
             let words: Vec<String> = (0..3).map(|_| word(&mut next)).collect();
-            (words.join(" "), vector(&mut next))
+            (words.join(" "), vectors.vector())
         })
         .collect();
     let all = |_: &DocMeta| true;

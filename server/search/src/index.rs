@@ -12,7 +12,7 @@
 //! statistics.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -38,7 +38,7 @@ pub struct SearchIndex {
     /// Candidates a graph search explores, at least (starts at `ann.ef_search`).
     ef_search: Arc<AtomicUsize>,
     /// Where graphs are saved (`None`: they are built at every open).
-    graph_dir: Option<Arc<PathBuf>>,
+    graph_dir: Option<Arc<Path>>,
 }
 
 /// Rebuilds the slots from what storage replays.
@@ -116,7 +116,7 @@ impl SearchIndex {
             scorer: Bm25::default(),
             ann,
             ef_search: Arc::new(ann.ef_search.into()),
-            graph_dir: graph_dir.map(|d| Arc::new(d.to_path_buf())),
+            graph_dir: graph_dir.map(Arc::from),
         };
         index.build_graphs_if_due();
         Ok(index)
@@ -172,14 +172,7 @@ impl SearchIndex {
                 let dir = self.graph_dir.clone();
                 std::thread::Builder::new()
                     .name("hnsw-build".into())
-                    .spawn(move || {
-                        build_graph(
-                            memory,
-                            space,
-                            snapshot,
-                            dir.as_deref().map(PathBuf::as_path),
-                        )
-                    })
+                    .spawn(move || build_graph(memory, space, snapshot, dir.as_deref()))
                     .expect("spawn the HNSW build thread");
             }
         }
@@ -393,11 +386,6 @@ impl SearchIndex {
     /// Distinct terms in the inverted index.
     pub fn term_count(&self) -> usize {
         self.memory().postings.len()
-    }
-
-    /// Bytes of documents and vectors as stored.
-    pub fn stored_bytes(&self) -> u64 {
-        self.storage.stored_bytes()
     }
 
     pub fn doc(&self, id: u64) -> Result<Option<SearchDoc>> {

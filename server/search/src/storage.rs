@@ -63,8 +63,6 @@ pub trait IndexStorage: Send + Sync {
     fn generation(&self, video_id: &str) -> Result<Option<u32>>;
     fn set_generation(&self, video_id: &str, generation: Option<u32>) -> Result<()>;
     fn indexed_videos(&self) -> Result<Vec<String>>;
-    /// Bytes of documents and vectors as stored (for the benchmark's size check).
-    fn stored_bytes(&self) -> u64;
 }
 
 /// The index in sled trees (see the module comment).
@@ -210,14 +208,6 @@ impl IndexStorage for SledStorage {
             .keys()
             .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
             .collect()
-    }
-
-    fn stored_bytes(&self) -> u64 {
-        self.docs
-            .iter()
-            .filter_map(|kv| kv.ok())
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum()
     }
 }
 
