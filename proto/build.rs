@@ -25,5 +25,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute(".reelforge.v1", "#[derive(serde::Serialize)]")
         .type_attribute(".reelforge.v1", "#[serde(rename_all = \"snake_case\")]")
         .compile_protos(&protos, &["."])?;
+    if std::env::var_os("CARGO_FEATURE_MILVUS").is_some() {
+        // Milvus's API (vendor/milvus, Apache-2.0, from milvus-io/milvus-proto as the
+        // milvus-sdk-rust crate ships it): the client only, for the Milvus search backend.
+        let milvus = [
+            "vendor/milvus/common.proto",
+            "vendor/milvus/schema.proto",
+            "vendor/milvus/milvus.proto",
+        ];
+        println!("cargo:rerun-if-changed=vendor/milvus");
+        tonic_prost_build::configure()
+            .build_server(false)
+            .build_transport(false)
+            .compile_protos(&milvus, &["vendor/milvus"])?;
+    }
     Ok(())
 }

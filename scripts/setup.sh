@@ -26,6 +26,8 @@
 #     FCPXML and FCP 7 XML adapters (PyPI), with which the tests read back the timelines a highlight writes, and
 #     grpcio 1.85.1 + grpcio-tools (PyPI): a gRPC client no one here wrote, for the TLS and
 #     API key tests
+#   - .venv-milvus: milvus-lite 3.2.2 and pymilvus 3.0.2 (PyPI): a local Milvus server for
+#     the Milvus search backend's tests
 #   - .venv-clients: grpcio 1.85.1 and grpcio-tools (PyPI), where the tests generate and
 #     install the Python client (clients/python) and run its example
 #   - clients/typescript/node_modules: the Node.js client's npm packages (package-lock.json)
@@ -137,6 +139,12 @@ venv .venv-tools \
 venv .venv-clients "grpc, grpc_tools, google.protobuf" \
   "grpcio and grpcio-tools (the Python client's tests)" \
   grpcio==1.85.1 grpcio-tools==1.85.1 setuptools
+
+# Milvus Lite: Milvus's gRPC API as a local server (`milvus-lite server`), with pymilvus,
+# which it needs beside it. The Milvus search backend's tests start and stop it.
+venv .venv-milvus "milvus_lite, pymilvus" \
+  "milvus-lite and pymilvus (the Milvus search backend's tests)" \
+  milvus-lite==3.2.2 pymilvus==3.0.2
 
 # npm packages, exactly as each package-lock.json pins them: the Node.js client's
 # (@grpc/grpc-js, @grpc/proto-loader, typescript), buf for the API's lint and

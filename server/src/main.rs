@@ -303,6 +303,11 @@ async fn reindex(config: Config) -> anyhow::Result<()> {
     let providers = load_providers(&config).await?;
     let engine = Engine::open_to_reindex(config.engine, providers)
         .context("cannot open the data directory")?;
+    engine
+        .search
+        .connect()
+        .await
+        .context("cannot open the search backend")?;
     let videos = engine.catalog.videos().await?;
     let mut failed = Vec::new();
     for (i, video) in videos.iter().enumerate() {
@@ -391,6 +396,11 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     let engine =
         Engine::open(config.engine, providers).context("cannot open the data directory")?;
     engine.catalog.check_text_embedder().await?;
+    engine
+        .search
+        .connect()
+        .await
+        .context("cannot open the search backend")?;
     let (indexed, dropped) = engine
         .catalog
         .reconcile_search()
@@ -399,6 +409,8 @@ async fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     if indexed + dropped > 0 {
         tracing::info!("search index: indexed {indexed} videos, dropped {dropped}");
     }
+    // A write the backend missed while serving is caught up when it answers again.
+    engine.search.keep_in_step();
     // Ingests a previous process left unfinished continue where they stopped.
     engine.resume_jobs().await;
     // New videos in the watched folders and S3 prefixes become ingest jobs.

@@ -225,6 +225,80 @@ pub fn with_token(
     )
 }
 
+/// A running Milvus Lite server (PyPI `milvus-lite`, installed by scripts/setup.sh into
+/// `.venv-milvus`): Milvus's gRPC API on a local port, its data under `data_dir`. Killed
+/// when dropped.
+pub struct MilvusLite {
+    child: Option<std::process::Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+}
+
+impl MilvusLite {
+    /// Starts one on a free port and waits until it answers.
+    pub async fn start(data_dir: &Path) -> MilvusLite {
+        Self::start_on(data_dir, free_port()).await
+    }
+
+    /// Starts one on `port` (a restart on the same address).
+    pub async fn start_on(data_dir: &Path, port: u16) -> MilvusLite {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-milvus/bin/milvus-lite");
+        assert!(
+            bin.exists(),
+            "{} is missing: run ./scripts/setup.sh",
+            bin.display()
+        );
+        let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
+        let child = std::process::Command::new(bin)
+            .args(["server", "--data-dir"])
+            .arg(data_dir)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start milvus-lite");
+        let milvus = MilvusLite {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "milvus-lite did not listen on port {port} within 60 s (see {})",
+                data_dir.with_extension("log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        milvus
+    }
+
+    pub fn uri(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs it (a crash, a lost server) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for MilvusLite {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A running `reelforge-server` process; killed when dropped.
 pub struct Server {
     child: Option<tokio::process::Child>,

@@ -11,7 +11,7 @@ fn root() -> PathBuf {
 }
 
 /// Workspace crates, bottom layer first, with the workspace crates each may depend on.
-const CRATES: [(&str, &str, &[&str]); 10] = [
+const CRATES: [(&str, &str, &[&str]); 11] = [
     ("reelforge-core", "server/core", &[]),
     ("reelforge-proto", "proto", &[]),
     ("reelforge-media", "server/media", &["reelforge-core"]),
@@ -21,6 +21,13 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
         &["reelforge-core", "reelforge-media"],
     ),
     ("reelforge-search", "server/search", &["reelforge-core"]),
+    // A search backend beside the embedded one: Milvus's gRPC client (Milvus's protos,
+    // generated in reelforge-proto behind its `milvus` feature).
+    (
+        "reelforge-milvus",
+        "server/milvus",
+        &["reelforge-core", "reelforge-proto", "reelforge-search"],
+    ),
     (
         "reelforge-engine",
         "server/engine",
@@ -29,6 +36,7 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
             "reelforge-media",
             "reelforge-models",
             "reelforge-search",
+            "reelforge-milvus",
         ],
     ),
     (
@@ -40,6 +48,7 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
             "reelforge-media",
             "reelforge-models",
             "reelforge-search",
+            "reelforge-milvus",
             "reelforge-engine",
         ],
     ),
@@ -57,6 +66,7 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
             "reelforge-media",
             "reelforge-models",
             "reelforge-search",
+            "reelforge-milvus",
             "reelforge-engine",
             "reelforge-server",
         ],
@@ -70,6 +80,7 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
             "reelforge-media",
             "reelforge-models",
             "reelforge-search",
+            "reelforge-milvus",
             "reelforge-engine",
             "reelforge-server",
         ],
@@ -78,7 +89,7 @@ const CRATES: [(&str, &str, &[&str]); 10] = [
 
 /// Modules of each library crate in layer order: a module may import from itself and
 /// the ones before it (and the crate root's own items), never from one after it.
-const MODULES: [(&str, &[&str]); 6] = [
+const MODULES: [(&str, &[&str]); 7] = [
     (
         "server/core",
         &[
@@ -122,10 +133,21 @@ const MODULES: [(&str, &[&str]); 6] = [
     (
         "server/search",
         &[
-            "text", "doc", "fusion", "chunk", "bda", "bm25", "vectors", "storage", "slots",
-            "backend", "index",
+            "text",
+            "doc",
+            "fusion",
+            "chunk",
+            "bda",
+            "bm25",
+            "vectors",
+            "storage",
+            "slots",
+            "backend",
+            "index",
+            "conformance",
         ],
     ),
+    ("server/milvus", &["config", "client", "backend"]),
     (
         "server/engine",
         &[

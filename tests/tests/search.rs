@@ -37,11 +37,29 @@ async fn search(
 
 #[tokio::test]
 async fn spoken_phrases_and_scenes_are_found_filtered_explained_and_deleted() {
+    found_filtered_explained_and_deleted(&[]).await;
+}
+
+/// The same, with the index in Milvus (milvus-lite, started here) instead of sled.
+#[tokio::test]
+async fn the_same_searches_run_on_the_milvus_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let milvus = reelforge_tests::MilvusLite::start(&dir.path().join("milvus")).await;
+    let uri = milvus.uri();
+    found_filtered_explained_and_deleted(&[
+        ("REELFORGE_SEARCH_BACKEND", "milvus"),
+        ("REELFORGE_SEARCH_MILVUS_URI", &uri),
+        ("REELFORGE_SEARCH_MILVUS_COLLECTION", "e2e"),
+    ])
+    .await;
+}
+
+async fn found_filtered_explained_and_deleted(env: &[(&str, &str)]) {
     let data = tempfile::tempdir().unwrap();
     let (speech, utterances) = speech_video();
     let demo = demo_video();
     let roots = [speech.parent().unwrap(), demo.parent().unwrap()];
-    let server = Server::start(data.path(), &roots).await;
+    let server = Server::start_with(data.path(), &roots, env).await;
     let mut ingest = server.client().await;
     let mut ids = Vec::new();
     for (video, slice) in [(speech.as_path(), 30.0), (demo.as_path(), 10.0)] {
@@ -194,7 +212,7 @@ async fn spoken_phrases_and_scenes_are_found_filtered_explained_and_deleted() {
         "{results:?}"
     );
     server.stop().await;
-    let server = Server::start(data.path(), &roots).await;
+    let server = Server::start_with(data.path(), &roots, env).await;
     let mut client = SearchClient::new(server.channel().await);
     let (results, _) = search(&mut client, request(line, pb::SearchMode::All, 20))
         .await

@@ -28,8 +28,41 @@ pub struct EngineConfig {
     pub highlights: HighlightsConfig,
     pub watch: WatchConfig,
     pub models: ModelsConfig,
+    /// `[search]`: which backend holds the search index.
+    pub search: SearchConfig,
     /// Per-tenant settings (`[tenants.acme]`); the default tenant uses the top level's.
     pub tenants: std::collections::BTreeMap<String, TenantConfig>,
+}
+
+/// `[search]`: the search index's backend. `embedded` keeps it in the store (sled on
+/// disk, served from memory); `milvus` keeps it in a Milvus server (`[search.milvus]`),
+/// which several reelforge servers may share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    pub backend: String,
+    pub milvus: reelforge_milvus::MilvusConfig,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            backend: "embedded".into(),
+            milvus: Default::default(),
+        }
+    }
+}
+
+impl SearchConfig {
+    pub fn validate(&self) -> Result<()> {
+        match self.backend.as_str() {
+            "embedded" => Ok(()),
+            "milvus" => self.milvus.validate(),
+            other => Err(Error::invalid(format!(
+                "search.backend must be \"embedded\" or \"milvus\", got {other:?}"
+            ))),
+        }
+    }
 }
 
 /// `[tenants.NAME]`: what one tenant's keys may do beyond its own videos, and its limits
@@ -174,6 +207,7 @@ impl Default for EngineConfig {
             highlights: HighlightsConfig::default(),
             watch: WatchConfig::default(),
             models: ModelsConfig::default(),
+            search: SearchConfig::default(),
             tenants: Default::default(),
         }
     }
@@ -214,6 +248,13 @@ impl EngineConfig {
             "FFMPEG" => self.ffmpeg = value.into(),
             "FFPROBE" => self.ffprobe = value.into(),
             "STORE_CACHE_MB" => self.store_cache_mb = parse_env(name, value)?,
+            "SEARCH_BACKEND" => self.search.backend = value.into(),
+            name if name.starts_with("SEARCH_MILVUS_") => {
+                return self
+                    .search
+                    .milvus
+                    .apply_env(&name["SEARCH_MILVUS_".len()..], value)
+            }
             "BACKGROUND_NICE" => self.background_nice = parse_env(name, value)?,
             "SLICE_SECONDS" => self.ingest.slice_seconds = parse_env(name, value)?,
             "CLIP_SECONDS" => self.ingest.clip_seconds = parse_env(name, value)?,
@@ -270,6 +311,7 @@ impl EngineConfig {
             }
         }
         self.models.validate()?;
+        self.search.validate()?;
         let h = &self.highlights;
         if !(h.max_age_days.is_finite() && h.max_age_days >= 0.0) {
             return Err(Error::invalid(format!(

@@ -192,11 +192,20 @@ impl Engine {
         }
         // The search index's graphs are saved beside the store.
         let graphs = config.data_dir.join("search");
-        if reset_search {
+        if reset_search && config.search.backend == "embedded" {
             SearchIndex::drop_all(store.db(), Some(&graphs))?;
         }
-        let backend: Arc<dyn SearchBackend> =
-            Arc::new(SearchIndex::open(store.db(), Some(&graphs))?);
+        let backend: Arc<dyn SearchBackend> = match config.search.backend.as_str() {
+            "milvus" => Arc::new(reelforge_milvus::MilvusBackend::new(
+                &config.search.milvus,
+                store.db(),
+                providers.text_embedder.dimensions(),
+                providers.image_embedder.as_ref().map(|e| e.dimensions()),
+                reset_search,
+            )?),
+            _ => Arc::new(SearchIndex::open(store.db(), Some(&graphs))?),
+        };
+        let backend_name = backend.name();
         let search = Arc::new(Search::new(
             backend,
             store.clone(),
@@ -241,7 +250,7 @@ impl Engine {
             models: providers.roles(),
             ffmpeg: config.ffmpeg.clone(),
             ffprobe: config.ffprobe.clone(),
-            search_backend: "embedded",
+            search_backend: backend_name,
             speech_languages: providers
                 .transcriber
                 .as_ref()

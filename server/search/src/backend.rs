@@ -9,11 +9,22 @@ use reelforge_core::BoxFuture;
 use crate::doc::{Bm25Hit, DocFilter, SearchDoc, Space};
 use crate::text::Analyzer;
 
+/// Whose a video is and what its file is called: kept with its documents by a backend
+/// several servers share (`SearchBackend::keeps_owners`), so a hit from another server's
+/// video can be filtered by tenant and shown without that server's catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VideoOwner {
+    pub tenant: String,
+    pub filename: String,
+}
+
 /// A stored document fetched by id, with its vector when asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fetched {
     pub doc: SearchDoc,
     pub vector: Option<Vec<f32>>,
+    /// Its video's owner, from backends that keep owners (`None` from the others).
+    pub owner: Option<VideoOwner>,
 }
 
 /// What an index holds, for metrics.
@@ -29,6 +40,18 @@ pub trait SearchBackend: Send + Sync {
     fn name(&self) -> &'static str;
     /// The text analysis its lexical path uses (snippets mark the same terms).
     fn analyzer(&self) -> &Analyzer;
+    /// Called once before the server serves: checks what the backend needs (a server it
+    /// reaches, collections of the right shape) and creates what is missing. An error
+    /// names the setting to fix.
+    fn connect(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Whether it keeps each video's owner with its documents and honours
+    /// `DocFilter::tenant` (a store several servers share); when not, the caller
+    /// restricts `DocFilter::video_ids` to the tenant's videos itself.
+    fn keeps_owners(&self) -> bool {
+        false
+    }
     /// Replaces a video's documents (each with its vector) and records the store
     /// generation they came from; an interrupted replace leaves the video unmarked, so
     /// it is redone.
@@ -36,6 +59,7 @@ pub trait SearchBackend: Send + Sync {
         &'a self,
         video_id: &'a str,
         generation: u32,
+        owner: &'a VideoOwner,
         docs: Vec<(SearchDoc, Vec<f32>)>,
     ) -> BoxFuture<'a, Result<()>>;
     /// Removes a video's documents; returns how many.

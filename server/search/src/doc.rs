@@ -97,6 +97,9 @@ pub struct DocFilter {
     pub video_ids: HashSet<String>,
     /// Only documents overlapping `[start, end)` ms.
     pub time_range: Option<(i64, i64)>,
+    /// Only this tenant's videos: honoured by backends that keep owners
+    /// (`SearchBackend::keeps_owners`); for the others the caller narrows `video_ids`.
+    pub tenant: Option<String>,
 }
 
 impl DocFilter {

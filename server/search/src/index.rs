@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use reelforge_core::error::{Error, Result};
 use reelforge_core::BoxFuture;
 
-use crate::backend::{BackendStats, Fetched, SearchBackend};
+use crate::backend::{BackendStats, Fetched, SearchBackend, VideoOwner};
 use crate::bm25::{self, Bm25, QueryTerm, Scorer};
 use crate::doc::{Bm25Hit, DocFilter, DocMeta, SearchDoc, Space};
 use crate::slots::Slots;
@@ -513,13 +513,13 @@ impl SearchBackend for SearchIndex {
 
     fn stats(&self) -> BoxFuture<'_, Result<BackendStats>> {
         Box::pin(self.blocking(|ix| {
-            let (documents, _) = ix.stats()?;
+            let (with_text, _) = ix.stats()?;
+            let memory = ix.memory();
+            // Frames (the visual space) have no text.
+            let frames = memory.space(Space::Visual).len() as u64;
             Ok(BackendStats {
-                documents,
-                vectors: {
-                    let memory = ix.memory();
-                    (memory.space(Space::Text).len() + memory.space(Space::Visual).len()) as u64
-                },
+                documents: with_text + frames,
+                vectors: (memory.space(Space::Text).len() as u64) + frames,
             })
         }))
     }
@@ -532,6 +532,7 @@ impl SearchBackend for SearchIndex {
         &'a self,
         video_id: &'a str,
         generation: u32,
+        _owner: &'a VideoOwner,
         docs: Vec<(SearchDoc, Vec<f32>)>,
     ) -> BoxFuture<'a, Result<()>> {
         let id = video_id.to_string();
@@ -583,6 +584,7 @@ impl SearchBackend for SearchIndex {
                     Ok(ix.doc(id)?.map(|doc| Fetched {
                         vector: with_vectors.then(|| ix.vector(id)).flatten(),
                         doc,
+                        owner: None,
                     }))
                 })
                 .collect()
@@ -635,6 +637,15 @@ mod tests {
     fn unit(v: &[f32]) -> Vec<f32> {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter().map(|x| x / n).collect()
+    }
+
+    #[tokio::test]
+    async fn passes_the_backend_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let ix = SearchIndex::open(&db, Some(&dir.path().join("graphs"))).unwrap();
+        // The same maths as the suite's formula: only float rounding differs.
+        crate::conformance::backend(&ix, 32, 1e-4, crate::conformance::Statistics::Exact).await;
     }
 
     #[test]

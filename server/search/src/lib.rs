@@ -9,6 +9,8 @@ pub mod backend;
 pub mod bda;
 pub mod bm25;
 pub mod chunk;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod doc;
 pub mod fusion;
 pub mod index;
@@ -17,6 +19,6 @@ pub mod storage;
 pub mod text;
 pub mod vectors;
 
-pub use backend::{Fetched, SearchBackend};
+pub use backend::{Fetched, SearchBackend, VideoOwner};
 pub use doc::{Bm25Hit, DocFilter, DocKind, DocMeta, SearchDoc, Space};
 pub use index::SearchIndex;

@@ -492,7 +492,7 @@ impl<'a> Pipeline<'a> {
             match indexed {
                 Ok(n) => tracing::debug!("{}: {n} search documents", p.filename),
                 Err(e) => tracing::warn!(
-                    "{}: stored but not yet searchable ({e}); indexed at the next start",
+                    "{}: stored but not yet searchable ({e}); indexed when the search backend answers again, or at the next start",
                     p.filename
                 ),
             }

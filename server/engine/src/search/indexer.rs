@@ -5,7 +5,7 @@
 use reelforge_core::error::Result;
 use reelforge_models::{EmbedPurpose, TextEmbedder};
 use reelforge_search::chunk::{chunk_transcript, Timed};
-use reelforge_search::{DocKind, SearchBackend, SearchDoc};
+use reelforge_search::{DocKind, SearchBackend, SearchDoc, VideoOwner};
 
 use crate::store::{EmbeddingKind, Store};
 use crate::util::blocking;
@@ -156,8 +156,12 @@ pub async fn index_video(
         docs.push((doc(DocKind::Frame, &context, frame.t_ms, end_ms), vector));
     }
     let count = docs.len();
+    let owner = VideoOwner {
+        tenant: video.tenant.clone(),
+        filename: video.filename.clone(),
+    };
     index
-        .replace_video(&video.video_id, video.generation, docs)
+        .replace_video(&video.video_id, video.generation, &owner, docs)
         .await?;
     Ok(count)
 }

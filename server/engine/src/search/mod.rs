@@ -8,7 +8,9 @@ pub mod query;
 pub mod request;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use reelforge_core::error::{Error, Result};
 use reelforge_models::{ImageTextEmbedder, Reranker, TextEmbedder};
@@ -34,7 +36,13 @@ pub struct Search {
     /// Each tenant's video ids, read from the store when first needed after a change of
     /// the index (with a version, so a map read before a change is never kept after it).
     owners: Mutex<(u64, Option<Arc<Owners>>)>,
+    /// A write to the backend failed (a remote backend lost): the index lags the store
+    /// until a reconcile succeeds (`keep_in_step`).
+    behind: AtomicBool,
 }
+
+/// How often `keep_in_step` retries a reconcile after a failed write.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
 
 /// Tenant → its video ids.
 type Owners = HashMap<String, HashSet<String>>;
@@ -55,6 +63,7 @@ impl Search {
             reranker,
             image_embedder,
             owners: Mutex::new((0, None)),
+            behind: AtomicBool::new(false),
         }
     }
 
@@ -86,9 +95,13 @@ impl Search {
             Ok(())
         })
         .await?;
-        // Only the tenant's documents compete for the top k: when other tenants have
-        // videos, the filter names the tenant's own.
-        if req.video_ids.is_empty() {
+        // Only the tenant's documents compete for the top k: a backend that keeps owners
+        // filters by tenant itself (it holds other servers' videos too); otherwise, when
+        // other tenants have videos, the filter names the tenant's own.
+        let shared = self.backend.keeps_owners();
+        if shared {
+            query.filter.tenant = Some(tenant.to_string());
+        } else if req.video_ids.is_empty() {
             let owners = self.owners().await?;
             if owners.keys().any(|t| t != tenant) {
                 let own = owners.get(tenant).cloned().unwrap_or_default();
@@ -111,11 +124,18 @@ impl Search {
         let records = self
             .records(hits.iter().map(|h| h.video_id.clone()))
             .await?;
-        // The store has the last word: a hit of another tenant's video (indexed while
-        // the filter above was read) is never returned.
-        hits.retain(|h| records.get(&h.video_id).is_some_and(|(t, _)| t == tenant));
+        // The store has the last word on its own videos: a hit of another tenant's video
+        // (indexed while the filter above was read) is never returned. A video this
+        // server does not hold is kept only from a shared backend, which filtered it by
+        // tenant and named its file.
+        hits.retain(|h| match records.get(&h.video_id) {
+            Some((owner, _)) => owner == tenant,
+            None => shared && !h.filename.is_empty(),
+        });
         for hit in &mut hits {
-            hit.filename = records[&hit.video_id].1.clone();
+            if let Some((_, filename)) = records.get(&hit.video_id) {
+                hit.filename = filename.clone();
+            }
         }
         Ok((hits, timings))
     }
@@ -176,20 +196,63 @@ impl Search {
     pub async fn index_video(&self, video_id: &str) -> Result<usize> {
         // Before its documents are visible: a search reads the owners again.
         self.owners_changed();
-        indexer::index_video(
+        let indexed = indexer::index_video(
             &self.store,
             self.backend.as_ref(),
             self.text_embedder.as_ref(),
             video_id,
         )
-        .await
+        .await;
+        self.note(&indexed);
+        indexed
     }
 
     /// Removes a video's documents.
     pub async fn remove_video(&self, video_id: &str) -> Result<u64> {
         let removed = self.backend.remove_video(video_id).await;
         self.owners_changed();
+        self.note(&removed);
         removed
+    }
+
+    /// A failed write leaves the index behind the store (the video stays stored).
+    fn note<T>(&self, outcome: &Result<T>) {
+        if outcome.is_err() {
+            self.behind.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Checks the backend before serving (a remote one reachable, its collections of the
+    /// right shape) and creates what it lacks.
+    pub async fn connect(&self) -> Result<()> {
+        self.backend.connect().await
+    }
+
+    /// Runs in the background from now on: after a write to the backend failed (Milvus
+    /// lost while serving), reconciles every few seconds until one succeeds, so videos
+    /// stored meanwhile become searchable when the backend is back.
+    pub fn keep_in_step(self: &Arc<Self>) {
+        let search = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CATCH_UP_EVERY).await;
+                let Some(search) = search.upgrade() else {
+                    return;
+                };
+                if !search.behind.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
+                match search.reconcile().await {
+                    Ok((indexed, dropped)) => tracing::info!(
+                        "search index caught up with the store: indexed {indexed} videos, dropped {dropped}"
+                    ),
+                    Err(e) => {
+                        search.behind.store(true, Ordering::SeqCst);
+                        tracing::warn!("search index still behind the store: {e}");
+                    }
+                }
+            }
+        });
     }
 
     fn owners_changed(&self) {

@@ -153,10 +153,10 @@ pub async fn run(
         vectors.push(fetched.vector);
         hits.push(SearchHit {
             doc_id: id,
+            filename: fetched.owner.map(|o| o.filename).unwrap_or_default(),
             snippet: snippet(analyzer, &doc.text, &query_terms),
             matched_terms: lexical.map(|(_, h)| h.terms.clone()).unwrap_or_default(),
             video_id: doc.video_id,
-            filename: String::new(),
             kind: doc.kind,
             text: doc.text,
             start_ms: doc.start_ms,
@@ -241,7 +241,7 @@ async fn visual(
         hits.push(SearchHit {
             doc_id: id,
             video_id: doc.video_id,
-            filename: String::new(),
+            filename: fetched.owner.map(|o| o.filename).unwrap_or_default(),
             kind: doc.kind,
             snippet: doc.text.clone(),
             text: doc.text,

@@ -174,6 +174,8 @@ impl SearchRequest {
                 kinds,
                 video_ids: self.video_ids.iter().cloned().collect(),
                 time_range: self.time_range,
+                // Set by the service, which knows the caller.
+                tenant: None,
             },
             fusion,
             rerank: self.rerank.unwrap_or(rerank_by_default),
