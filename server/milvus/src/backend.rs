@@ -173,6 +173,11 @@ impl MilvusBackend {
             self.marks.clear()?;
             self.meta.insert(key, epoch.as_bytes())?;
         }
+        self.load(c).await
+    }
+
+    /// Loads `c` into the server's memory (searches and queries need it loaded).
+    async fn load(&self, c: &Collection) -> Result<()> {
         let loaded = self
             .client
             .call(
@@ -186,6 +191,36 @@ impl MilvusBackend {
             )
             .await?;
         self.client.check("loading the collection", Some(&loaded))
+    }
+
+    /// A search or query of `c`: refused by Milvus (a restarted server has released the
+    /// collection), it is loaded again and the call repeated once.
+    async fn read<Req, Resp, F, Fut>(
+        &self,
+        c: &Collection,
+        what: &str,
+        request: Req,
+        call: F,
+        status: fn(&Resp) -> Option<&reelforge_proto::milvus::common::Status>,
+    ) -> Result<Resp>
+    where
+        Req: Clone,
+        F: Fn(crate::client::Service, tonic::Request<Req>) -> Fut,
+        Fut:
+            std::future::Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let first = self.client.call(what, request.clone(), &call).await?;
+        match self.client.check(what, status(&first)) {
+            Ok(()) => Ok(first),
+            Err(Error::Internal(reason)) => {
+                tracing::info!("{reason}: loading {} and trying again", c.name);
+                self.load(c).await?;
+                let again = self.client.call(what, request, &call).await?;
+                self.client.check(what, status(&again))?;
+                Ok(again)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn unreachable_at_start(&self, e: Error) -> Error {
@@ -558,8 +593,8 @@ impl MilvusBackend {
             placeholders: vec![probe.placeholder],
         };
         let answer = self
-            .client
-            .call(
+            .read(
+                c,
                 "searching",
                 rpc::SearchRequest {
                     db_name: self.config.db.clone(),
@@ -582,9 +617,9 @@ impl MilvusBackend {
                     ..Default::default()
                 },
                 |mut s, r| async move { s.search(r).await },
+                |a| a.status.as_ref(),
             )
             .await?;
-        self.client.check("searching", answer.status.as_ref())?;
         let Some(results) = answer.results else {
             return Ok(Vec::new());
         };
@@ -603,8 +638,8 @@ impl MilvusBackend {
 
     async fn query(&self, c: &Collection, expr: String, output: &[&str]) -> Result<Columns> {
         let answer = self
-            .client
-            .call(
+            .read(
+                c,
                 "reading documents",
                 rpc::QueryRequest {
                     db_name: self.config.db.clone(),
@@ -615,10 +650,9 @@ impl MilvusBackend {
                     ..Default::default()
                 },
                 |mut s, r| async move { s.query(r).await },
+                |a| a.status.as_ref(),
             )
             .await?;
-        self.client
-            .check("reading documents", answer.status.as_ref())?;
         Ok(Columns::new(answer.fields_data))
     }
 
