@@ -62,6 +62,19 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "96")]
         ef_search: Vec<usize>,
     },
+    /// The same synthetic corpus through the search seam into the embedded index and a
+    /// Milvus server, side by side: build, BM25, vector and hybrid latency, recall. Start
+    /// one first, e.g. `.venv-milvus/bin/milvus-lite server --data-dir /tmp/m --port 19531`.
+    SearchBackends {
+        #[arg(long, default_value_t = 100_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 384)]
+        dims: usize,
+        #[arg(long, default_value_t = 100)]
+        queries: usize,
+        #[arg(long, default_value = "http://127.0.0.1:19530")]
+        milvus_uri: String,
+    },
     /// Highlights of a long video (a file looped): wall time and CPU per strategy,
     /// sliced concurrency 1 vs N, render time vs reel length.
     Highlight {
@@ -148,6 +161,12 @@ fn main() -> anyhow::Result<()> {
             unpersisted,
             ef_search,
         } => search::search_scale(docs, dims, queries, unpersisted, &ef_search),
+        BenchCommand::SearchBackends {
+            docs,
+            dims,
+            queries,
+            milvus_uri,
+        } => runtime.block_on(search::backends(docs, dims, queries, &milvus_uri)),
         BenchCommand::Highlight {
             file,
             minutes,
