@@ -37,6 +37,17 @@ impl Words {
     fn text(&mut self, n: usize) -> String {
         (0..n).map(|_| self.word()).collect::<Vec<_>>().join(" ")
     }
+
+    /// Document `i`: 40 words, the `i % 100`-th 30 s chunk of video `i / 100`.
+    fn document(&mut self, i: usize) -> SearchDoc {
+        SearchDoc {
+            video_id: format!("{:016x}", i / 100),
+            kind: DocKind::TranscriptChunk,
+            text: self.text(40),
+            start_ms: (i % 100) as i64 * 30_000,
+            end_ms: (i % 100) as i64 * 30_000 + 30_000,
+        }
+    }
 }
 
 /// The value at quantile `p` of `v` (sorted here).
@@ -86,14 +97,7 @@ pub fn search_scale(
     // 100 documents per video, one transaction per video (as indexing a video does).
     let mut batch = Vec::with_capacity(100);
     for i in 0..docs {
-        let doc = SearchDoc {
-            video_id: format!("{:016x}", i / 100),
-            kind: DocKind::TranscriptChunk,
-            text: words.text(40),
-            start_ms: (i % 100) as i64 * 30_000,
-            end_ms: (i % 100) as i64 * 30_000 + 30_000,
-        };
-        batch.push((doc, vectors.vector()));
+        batch.push((words.document(i), vectors.vector()));
         if batch.len() == 100 || i + 1 == docs {
             if unpersisted {
                 index.add_batch_unpersisted(&batch)?;
@@ -227,16 +231,7 @@ pub async fn backends(
     let mut words = Words::new();
     let mut vectors = LowRank::new(dims, 0x9E37_79B9_7F4A_7C15);
     let corpus: Vec<(SearchDoc, Vec<f32>)> = (0..docs)
-        .map(|i| {
-            let doc = SearchDoc {
-                video_id: format!("{:016x}", i / 100),
-                kind: DocKind::TranscriptChunk,
-                text: words.text(40),
-                start_ms: (i % 100) as i64 * 30_000,
-                end_ms: (i % 100) as i64 * 30_000 + 30_000,
-            };
-            (doc, vectors.vector())
-        })
+        .map(|i| (words.document(i), vectors.vector()))
         .collect();
     let qs: Vec<(String, Vec<f32>)> = (0..queries)
         .map(|_| (words.text(3), vectors.vector()))

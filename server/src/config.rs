@@ -187,6 +187,44 @@ mod tests {
     }
 
     #[test]
+    fn the_search_backend_is_chosen_in_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("milvus.toml");
+        std::fs::write(
+            &file,
+            "[search]\nbackend = \"milvus\"\n[search.milvus]\nuri = \"https://milvus.example:19530\"\ncollection = \"videos\"\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "REELFORGE_SEARCH_MILVUS_TOKEN".to_string(),
+            "root:Milvus".to_string(),
+        )];
+        let config = Config::load(Some(&file), env).unwrap();
+        let search = &config.engine.search;
+        assert_eq!(search.backend, "milvus");
+        assert_eq!(search.milvus.uri, "https://milvus.example:19530");
+        assert_eq!(search.milvus.collection, "videos");
+        assert_eq!(search.milvus.token, "root:Milvus");
+        for (name, value, field) in [
+            ("REELFORGE_SEARCH_BACKEND", "opensearch", "search.backend"),
+            (
+                "REELFORGE_SEARCH_MILVUS_URI",
+                "milvus:19530",
+                "search.milvus.uri",
+            ),
+            (
+                "REELFORGE_SEARCH_MILVUS_TIMEOUT_SECONDS",
+                "soon",
+                "TIMEOUT_SECONDS",
+            ),
+        ] {
+            let env = vec![(name.to_string(), value.to_string())];
+            let err = Config::load(Some(&file), env).unwrap_err().to_string();
+            assert!(err.contains(field), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_values() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
