@@ -584,7 +584,7 @@ impl MilvusBackend {
         filter: &DocFilter,
         limit: usize,
         output: &[&str],
-    ) -> Result<Vec<(u64, f32, Columns)>> {
+    ) -> Result<(Vec<(u64, f32)>, Columns)> {
         let kv = |k: &str, v: String| KeyValuePair {
             key: k.into(),
             value: v,
@@ -621,19 +621,19 @@ impl MilvusBackend {
             )
             .await?;
         let Some(results) = answer.results else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Columns::default()));
         };
         let ids = match results.ids.and_then(|i| i.id_field) {
             Some(schema::i_ds::IdField::IntId(ids)) => ids.data,
             _ => Vec::new(),
         };
-        let columns = Columns::new(results.fields_data);
-        Ok(ids
+        let hits = ids
             .iter()
             .zip(&results.scores)
-            .enumerate()
-            .map(|(i, (&id, &score))| (id as u64, score, columns.row(i)))
-            .collect())
+            .map(|(&id, &score)| (id as u64, score))
+            .collect();
+        // Output fields come column-wise, hit i at row i.
+        Ok((hits, Columns::new(results.fields_data)))
     }
 
     async fn query(&self, c: &Collection, expr: String, output: &[&str]) -> Result<Columns> {
@@ -759,29 +759,6 @@ impl Columns {
             }
         }
         c
-    }
-
-    /// Row `i` alone.
-    fn row(&self, i: usize) -> Columns {
-        Columns {
-            longs: self
-                .longs
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), vec![*v.get(i)?])))
-                .collect(),
-            strings: self
-                .strings
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), vec![v.get(i)?.clone()])))
-                .collect(),
-            vectors: self
-                .vectors
-                .iter()
-                .filter_map(|(k, (d, v))| {
-                    Some((k.clone(), (*d, v.get(i * d..(i + 1) * d)?.to_vec())))
-                })
-                .collect(),
-        }
     }
 
     fn len(&self) -> usize {
@@ -973,14 +950,15 @@ impl SearchBackend for MilvusBackend {
                 params: r#"{"drop_ratio_search":0.0}"#.into(),
                 placeholder,
             };
-            let found = self.search(c, probe, filter, limit, &["terms"]).await?;
+            let (found, columns) = self.search(c, probe, filter, limit, &["terms"]).await?;
             Ok(found
                 .into_iter()
-                .map(|(doc_id, score, row)| {
+                .enumerate()
+                .map(|(i, (doc_id, score))| {
                     // Milvus gives the score only: each matched term is named, with no
                     // share of it (0).
-                    let doc_terms: std::collections::HashSet<&str> = row
-                        .string("terms", 0)
+                    let doc_terms: std::collections::HashSet<&str> = columns
+                        .string("terms", i)
                         .unwrap_or_default()
                         .split(' ')
                         .collect();
@@ -1036,8 +1014,7 @@ impl SearchBackend for MilvusBackend {
                 params: format!(r#"{{"ef":{ef}}}"#),
                 placeholder,
             };
-            let found = self.search(c, probe, filter, limit, &[]).await?;
-            Ok(found.into_iter().map(|(id, s, _)| (id, s)).collect())
+            Ok(self.search(c, probe, filter, limit, &[]).await?.0)
         })
     }
 
