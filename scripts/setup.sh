@@ -28,6 +28,8 @@
 #     API key tests
 #   - .venv-milvus: milvus-lite 3.2.2 and pymilvus 3.0.2 (PyPI): a local Milvus server for
 #     the Milvus search backend's tests
+#   - .venv-reference: numpy 2.3.5, onnx 1.19.1 and onnxruntime 1.31.1 (PyPI): the
+#     reference pipeline YAMNet's scores are checked against (tests/python/yamnet_reference.py)
 #   - .venv-clients: grpcio 1.85.1 and grpcio-tools (PyPI), where the tests generate and
 #     install the Python client (clients/python) and run its example
 #   - clients/typescript/node_modules: the Node.js client's npm packages (package-lock.json)
@@ -145,6 +147,12 @@ venv .venv-clients "grpc, grpc_tools, google.protobuf" \
 venv .venv-milvus "milvus_lite, pymilvus" \
   "milvus-lite and pymilvus (the Milvus search backend's tests)" \
   milvus-lite==3.2.2 pymilvus==3.0.2
+
+# YAMNet's reference pipeline (numpy front end, onnxruntime's Python API on the same
+# ONNX Runtime release the server loads): the sound tagger's test compares every score.
+venv .venv-reference "numpy, onnx, onnxruntime" \
+  "numpy, onnx and onnxruntime (YAMNet's reference pipeline)" \
+  numpy==2.3.5 onnx==1.19.1 onnxruntime==1.31.1
 
 # npm packages, exactly as each package-lock.json pins them: the Node.js client's
 # (@grpc/grpc-js, @grpc/proto-loader, typescript), buf for the API's lint and

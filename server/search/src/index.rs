@@ -426,6 +426,7 @@ impl SearchIndex {
                     term,
                     scorer: self.scorer.term(&*memory, postings.doc_freq()),
                     postings: &postings.list,
+                    corners: &postings.corners,
                 })
             })
             .collect();

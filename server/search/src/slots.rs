@@ -14,18 +14,53 @@ use crate::vectors::VectorSpace;
 /// A term's postings, sorted by slot. Removing a document leaves its postings in place
 /// (its slot reads as removed) and counts them here, so a removal costs no shifting of a
 /// long list; the list is compacted once a quarter of it is dead. The document frequency
-/// stays exact: `len - dead`.
-#[derive(Default)]
+/// stays exact: `len - dead`. `corners` bound the list's BM25 scores: the postings no
+/// other posting beats on both term frequency and length (a handful: one per frequency at
+/// most). A removal leaves them (still bounds), a compaction makes them exact again.
 pub struct PostingList {
     pub list: Vec<Posting>,
     pub dead: u32,
+    pub corners: Vec<(u32, u32)>,
 }
 
 impl PostingList {
+    fn new() -> PostingList {
+        PostingList {
+            list: Vec::new(),
+            dead: 0,
+            corners: Vec::new(),
+        }
+    }
+
     /// Documents that hold the term.
     pub fn doc_freq(&self) -> u64 {
         (self.list.len() - self.dead as usize) as u64
     }
+
+    fn push(&mut self, posting: Posting) {
+        add_corner(&mut self.corners, posting.1, posting.2);
+        self.list.push(posting);
+    }
+
+    /// Drops the postings of removed documents.
+    fn compact(&mut self, alive: impl Fn(u32) -> bool) {
+        self.list.retain(|&(s, _, _)| alive(s));
+        self.dead = 0;
+        self.corners.clear();
+        for &(_, tf, length) in &self.list {
+            add_corner(&mut self.corners, tf, length);
+        }
+    }
+}
+
+/// Adds (tf, length) to `corners` unless one there has as high a frequency and as short a
+/// length; drops those it beats so.
+fn add_corner(corners: &mut Vec<(u32, u32)>, tf: u32, length: u32) {
+    if corners.iter().any(|&(t, l)| t >= tf && l <= length) {
+        return;
+    }
+    corners.retain(|&(t, l)| !(tf >= t && length <= l));
+    corners.push((tf, length));
 }
 
 #[derive(Default)]
@@ -115,16 +150,13 @@ impl Slots {
         self.space_mut(stored.doc.kind.space()).check(vector)?;
         let slot = self.new_slot(id, meta(stored));
         for (term, tf) in &stored.terms {
+            let posting = (slot, *tf, stored.length);
             match self.postings.get_mut(term.as_str()) {
-                Some(p) => p.list.push((slot, *tf, stored.length)),
+                Some(p) => p.push(posting),
                 None => {
-                    self.postings.insert(
-                        term.clone(),
-                        PostingList {
-                            list: vec![(slot, *tf, stored.length)],
-                            dead: 0,
-                        },
-                    );
+                    let mut p = PostingList::new();
+                    p.push(posting);
+                    self.postings.insert(term.clone(), p);
                 }
             }
         }
@@ -159,8 +191,7 @@ impl Slots {
                 self.postings.remove(term.as_str());
             } else if p.dead as usize * 4 > p.list.len() {
                 let docs = &self.docs;
-                p.list.retain(|&(s, _, _)| docs[s as usize].is_some());
-                p.dead = 0;
+                p.compact(|s| docs[s as usize].is_some());
             }
         }
         if let Some(ids) = self.by_video.get_mut(meta.video_id.as_str()) {
@@ -175,5 +206,46 @@ impl Slots {
             self.total_length = self.total_length.saturating_sub(meta.length as u64);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bm25::testing::{below, Stats};
+    use crate::bm25::{Bm25, Scorer, TermScorer};
+
+    #[test]
+    fn corners_are_the_postings_none_beats_and_bound_the_best_score_exactly() {
+        let mut next = below(0x9E37_79B9);
+        let term = Bm25::default().term(&Stats(1000, 30_000), 40);
+        for _ in 0..50 {
+            let mut list = PostingList::new();
+            let postings: Vec<Posting> = (0..1 + next(200) as u32)
+                .map(|slot| (slot, 1 + next(6) as u32, 1 + next(90) as u32))
+                .collect();
+            for &p in &postings {
+                list.push(p);
+            }
+            for &(t, l) in &list.corners {
+                assert!(postings.iter().any(|p| (p.1, p.2) == (t, l)));
+                assert!(!postings
+                    .iter()
+                    .any(|p| p.1 >= t && p.2 <= l && (p.1, p.2) != (t, l)));
+            }
+            let best = postings
+                .iter()
+                .map(|p| term.score(p.1, p.2))
+                .fold(0.0, f32::max);
+            assert_eq!(term.bound(&list.corners), best);
+            // A compaction keeps the survivors' corners only.
+            list.compact(|slot| slot % 2 == 0);
+            let best = postings
+                .iter()
+                .filter(|p| p.0 % 2 == 0)
+                .map(|p| term.score(p.1, p.2))
+                .fold(0.0, f32::max);
+            assert_eq!(term.bound(&list.corners), best);
+        }
     }
 }
