@@ -951,6 +951,11 @@ impl SearchBackend for MilvusBackend {
                 placeholder,
             };
             let (found, columns) = self.search(c, probe, filter, limit, &["terms"]).await?;
+            // The query's terms as the `terms` field holds them, encoded once.
+            let encoded: Vec<(&String, String)> = terms
+                .iter()
+                .map(|t| (t, hex::encode(t.as_bytes())))
+                .collect();
             Ok(found
                 .into_iter()
                 .enumerate()
@@ -962,10 +967,10 @@ impl SearchBackend for MilvusBackend {
                         .unwrap_or_default()
                         .split(' ')
                         .collect();
-                    let matched = terms
+                    let matched = encoded
                         .iter()
-                        .filter(|t| doc_terms.contains(hex::encode(t.as_bytes()).as_str()))
-                        .map(|t| (t.clone(), 0.0))
+                        .filter(|(_, hex)| doc_terms.contains(hex.as_str()))
+                        .map(|(t, _)| ((*t).clone(), 0.0))
                         .collect();
                     Bm25Hit {
                         doc_id,

@@ -155,6 +155,7 @@ pub fn top_k<T: TermScorer>(
     // document scores the same to the last bit in every query it is found by.
     let mut parts = vec![0f32; n];
     let mut top = TopK::new(limit);
+    // The worst score of the full list (until it is full, anything goes in).
     let mut worst = f32::NEG_INFINITY;
     // terms[essential..] are essential.
     let mut essential = 0;
@@ -194,7 +195,7 @@ pub fn top_k<T: TermScorer>(
             continue;
         }
         let score: f32 = parts.iter().sum();
-        if top.below_worst(score) {
+        if score < worst {
             continue;
         }
         let Some(id) = (docs.id_of)(slot) else {
@@ -278,11 +279,6 @@ impl TopK {
             k,
             heap: BinaryHeap::with_capacity(k + 1),
         }
-    }
-
-    /// Strictly worse than the worst of a full list (whatever the id).
-    fn below_worst(&self, score: f32) -> bool {
-        self.heap.len() == self.k && self.heap.peek().is_some_and(|worst| score < worst.0)
     }
 
     fn would_take(&self, score: f32, id: u64) -> bool {
@@ -383,7 +379,8 @@ mod tests {
             accepts: &accepts,
         };
         let scorer = Bm25::default();
-        // Each list's corners, as the index keeps them: every posting, pruned or not.
+        // Each list's corners: here every posting's (tf, length), a superset of the ones
+        // the index keeps, bounding the list exactly as they do.
         let corners: Vec<Vec<(u32, u32)>> = postings
             .iter()
             .map(|list| list.iter().map(|p| (p.1, p.2)).collect())
